@@ -1,0 +1,189 @@
+"""The one source of configuration: a dataclass with the defaults; the CLI is derived from it.
+
+Precedence: dataclass defaults < a JSON config file (``--config FILE``) < command-line
+flags. Every value is checked before anything is loaded or trained, and a bad one
+raises ``ConfigError`` naming the option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+
+LOSSES = ("listmle", "pairwise_pl", "hybrid")
+
+
+class ConfigError(ValueError):
+    """An option with an impossible value."""
+
+
+def _field(default, help: str, **kwargs):
+    return dataclasses.field(default=default, metadata={"help": help, **kwargs})
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on."""
+
+    loss: str = _field("listmle", "training loss", choices=LOSSES)
+    hybrid_alpha: float = _field(0.7, "weight of ListMLE in the hybrid loss, in [0, 1]")
+    embedding_dim: int = _field(64, "user and item embedding size")
+    mlp_hidden: int = _field(128, "hidden units of the scoring MLP")
+    dropout: float = _field(0.1, "dropout rate in the MLP, in [0, 1)")
+    epochs: int = _field(10, "training epochs")
+    batch_size: int = _field(512, "lists per batch")
+    learning_rate: float = _field(3e-4, "Adam learning rate")
+    weight_decay: float = _field(0.0, "decoupled weight decay (AdamW when > 0)")
+    grad_clip_norm: float = _field(5.0, "clip gradients to this global norm")
+    seed: int = _field(42, "seed for initialisation, shuffling and pair sampling")
+    max_list_size: int = _field(200, "keep at most this many newest ratings per training list")
+    test_size: int = _field(10, "newest ratings per user held out for testing")
+    validation_size: int = _field(10, "ratings per user before the test ones, for validation")
+    pairs_per_list: int = _field(32, "sampled pairs per list for the pairwise loss; 0 = all pairs")
+    length_bucketing: bool = _field(True, "group lists of similar length into batches")
+    eval_every: int = _field(400, "evaluate every this many steps (and at each epoch end)")
+    early_stop_patience: int = _field(8, "stop after this many evaluations without improvement")
+    top_k: tuple[int, ...] = _field((5, 10, 20), "NDCG/recall cut-offs")
+    data_dir: str | None = _field(None, "folder with a GroupLens u.data (else cache/fetch)")
+    cache_dir: str | None = _field(None, "data cache folder (default $XDG_CACHE_HOME/jax-ltr)")
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        def need(name: str, ok: bool, what: str) -> None:
+            if not ok:
+                raise ConfigError(f"--{name}: expected {what}, got {getattr(self, name)!r}")
+
+        need("loss", self.loss in LOSSES, f"one of {', '.join(LOSSES)}")
+        need("hybrid_alpha", 0.0 <= self.hybrid_alpha <= 1.0, "a number in [0, 1]")
+        for name in (
+            "embedding_dim",
+            "mlp_hidden",
+            "epochs",
+            "batch_size",
+            "max_list_size",
+            "test_size",
+            "validation_size",
+            "eval_every",
+            "early_stop_patience",
+        ):
+            value = getattr(self, name)
+            need(
+                name, isinstance(value, int) and not isinstance(value, bool) and value >= 1, "an integer >= 1"
+            )
+        need(
+            "pairs_per_list",
+            isinstance(self.pairs_per_list, int) and self.pairs_per_list >= 0,
+            "an integer >= 0",
+        )
+        need("dropout", 0.0 <= self.dropout < 1.0, "a number in [0, 1)")
+        need("learning_rate", self.learning_rate > 0, "a number > 0")
+        need("weight_decay", self.weight_decay >= 0, "a number >= 0")
+        need("grad_clip_norm", self.grad_clip_norm > 0, "a number > 0")
+        need(
+            "top_k",
+            len(self.top_k) > 0 and all(isinstance(k, int) and k >= 1 for k in self.top_k),
+            "one or more integers >= 1",
+        )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _base_type(annotation) -> type:
+    hint = annotation
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig) -> None:
+    """One flag per field of ``cls``; defaults are left to the dataclass (``None`` = not given)."""
+    hints = typing.get_type_hints(cls)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="JSON file whose keys override the defaults (flags override it)",
+    )
+    for field in dataclasses.fields(cls):
+        hint = _base_type(hints[field.name])
+        kwargs = {"default": None, "help": f"{field.metadata['help']} (default: {field.default})"}
+        if typing.get_origin(hint) is tuple:
+            kwargs.update(type=int, nargs="+")
+        elif hint is bool:
+            kwargs.update(type=_parse_bool, metavar="{true,false}")
+        else:
+            kwargs["type"] = hint
+        if "choices" in field.metadata:
+            kwargs["choices"] = field.metadata["choices"]
+        parser.add_argument(f"--{field.name}", **kwargs)
+
+
+def config_from_args(args: argparse.Namespace, cls=TrainConfig):
+    """Defaults, then the ``--config`` file, then the flags that were given."""
+    values: dict = {}
+    if args.config is not None:
+        values.update(load_config_file(args.config, cls))
+    for field in dataclasses.fields(cls):
+        given = getattr(args, field.name)
+        if given is not None:
+            values[field.name] = given
+    return _build(cls, values, origin="command line")
+
+
+def load_config_file(path: Path, cls=TrainConfig) -> dict:
+    """Read a JSON object of overrides, rejecting unknown keys."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"--config: no such file {path}") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"--config: {path} is not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config: {path} must hold a JSON object, found {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"--config: {path} has unknown option(s) {', '.join(unknown)}")
+    if isinstance(data.get("top_k"), list):
+        data["top_k"] = tuple(data["top_k"])
+    return data
+
+
+def _build(cls, values: dict, *, origin: str):
+    if "top_k" in values:
+        values["top_k"] = tuple(values["top_k"])
+    try:
+        return cls(**values)
+    except TypeError as err:
+        raise ConfigError(f"{origin}: {err}") from None
+
+
+def parse_config(
+    argv: Sequence[str] | None = None,
+    *,
+    description: str = "",
+    cls=TrainConfig,
+    parser: argparse.ArgumentParser | None = None,
+):
+    """Build the parser from ``cls``, parse ``argv`` and return ``(config, args)``."""
+    parser = parser or argparse.ArgumentParser(description=description)
+    add_config_arguments(parser, cls)
+    args = parser.parse_args(argv)
+    return config_from_args(args, cls), args

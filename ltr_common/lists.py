@@ -1,0 +1,135 @@
+"""Per-user ranking lists and the temporal train/validation/test split.
+
+Per user, ratings are ordered by timestamp, ties by the file's row order. The last
+``test_size`` ratings form the test list, the ``validation_size`` before them the
+validation list, and the rest the training list, truncated to the most recent
+``max_list_size``. A user with fewer ratings than that fills test first, then
+validation, and has no training list; none is dropped silently: the counts are logged
+and returned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from loguru import logger
+
+from ltr_common.movielens import Ratings
+
+
+@dataclasses.dataclass(frozen=True)
+class Lists:
+    """Variable-length lists in compressed form: list ``k`` is ``items[offsets[k]:offsets[k+1]]``.
+
+    Within a list, items stand in time order (oldest first).
+    """
+
+    users: np.ndarray  # [K] int32
+    offsets: np.ndarray  # [K + 1] int64
+    items: np.ndarray  # [total] int32
+    labels: np.ndarray  # [total] float32
+    timestamps: np.ndarray  # [total] int64
+    rows: np.ndarray  # [total] int64, the row of each rating in the source file
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def list_at(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(items, labels) of list ``k``."""
+        lo, hi = self.offsets[k], self.offsets[k + 1]
+        return self.items[lo:hi], self.labels[lo:hi]
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    train: Lists
+    validation: Lists
+    test: Lists
+    counts: dict[str, int]  # how many users each rule touched
+
+    def summary(self) -> str:
+        """A small table of list counts and lengths, for the console."""
+        lines = [f"{'split':<11}{'lists':>7}{'ratings':>9}{'min len':>9}{'mean len':>10}{'max len':>9}"]
+        for name in ("train", "validation", "test"):
+            part = getattr(self, name)
+            n = part.lengths
+            lines.append(f"{name:<11}{len(part):>7}{n.sum():>9}{n.min():>9}{n.mean():>10.1f}{n.max():>9}")
+        lines += [f"{rule}: {count}" for rule, count in self.counts.items()]
+        return "\n".join(lines)
+
+
+def _make_lists(ratings: Ratings, order: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> Lists:
+    keep = stops > starts
+    starts, stops = starts[keep], stops[keep]
+    lengths = stops - starts
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    # Gather positions: for each list, order[start:stop], without a Python loop.
+    within = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths)
+    rows = order[np.repeat(starts, lengths) + within]
+    return Lists(
+        users=ratings.users[rows[offsets[:-1]]] if len(rows) else np.zeros(0, np.int32),
+        offsets=offsets,
+        items=ratings.items[rows],
+        labels=ratings.ratings[rows].astype(np.float32),
+        timestamps=ratings.timestamps[rows],
+        rows=rows,
+    )
+
+
+def temporal_split(
+    ratings: Ratings,
+    *,
+    test_size: int = 10,
+    validation_size: int = 10,
+    max_list_size: int = 200,
+) -> Split:
+    """Split every user's ratings in time: oldest to train, then validation, newest to test.
+
+    Args:
+      ratings: validated ratings.
+      test_size: ratings per user in the test list (the newest).
+      validation_size: ratings per user in the validation list (just before the test ones).
+      max_list_size: a training list keeps at most this many of its newest ratings.
+
+    Returns:
+      A ``Split``; ``counts`` says how many users each rule touched.
+    """
+    for name, value, low in (
+        ("test_size", test_size, 1),
+        ("validation_size", validation_size, 1),
+        ("max_list_size", max_list_size, 1),
+    ):
+        if int(value) != value or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    row = np.arange(len(ratings))
+    order = np.lexsort((row, ratings.timestamps, ratings.users))  # by user, time, row
+    counts = np.bincount(ratings.users, minlength=ratings.num_users)
+    stop = np.cumsum(counts)
+    start = stop - counts
+    test_start = np.maximum(stop - test_size, start)
+    validation_start = np.maximum(test_start - validation_size, start)
+    train_start = np.maximum(validation_start - max_list_size, start)
+    train_len = validation_start - train_start
+    rule_counts = {
+        "users": int(ratings.num_users),
+        "users with fewer than test_size ratings (short test list)": int((counts < test_size).sum()),
+        "users with a short or empty validation list": int((counts < test_size + validation_size).sum()),
+        "users with no training list (cold: validation/test only)": int((train_len == 0).sum()),
+        "users with a 1-rating training list (no order to learn)": int((train_len == 1).sum()),
+        "users whose training list was truncated to max_list_size": int(
+            (validation_start - start > max_list_size).sum()
+        ),
+    }
+    for rule, count in rule_counts.items():
+        logger.info("split: {}: {}", rule, count)
+    return Split(
+        train=_make_lists(ratings, order, train_start, validation_start),
+        validation=_make_lists(ratings, order, validation_start, test_start),
+        test=_make_lists(ratings, order, test_start, stop),
+        counts=rule_counts,
+    )

@@ -1,0 +1,73 @@
+"""One configuration source: the dataclass; the CLI and config files derive from it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from ltr_common import ConfigError, TrainConfig, parse_config
+
+
+def test_cli_defaults_are_the_dataclass_defaults():
+    config, _ = parse_config([])
+    assert config == TrainConfig()
+
+
+def test_every_field_is_a_flag():
+    config, _ = parse_config(
+        [
+            "--loss",
+            "hybrid",
+            "--hybrid_alpha",
+            "0.5",
+            "--top_k",
+            "1",
+            "3",
+            "--length_bucketing",
+            "false",
+            "--data_dir",
+            "/x",
+            "--epochs",
+            "2",
+        ]
+    )
+    assert (config.loss, config.hybrid_alpha, config.top_k) == ("hybrid", 0.5, (1, 3))
+    assert (config.length_bucketing, config.data_dir, config.epochs) == (False, "/x", 2)
+
+
+def test_config_file_then_flags(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"epochs": 3, "learning_rate": 0.01, "top_k": [10]}))
+    config, _ = parse_config(["--config", str(path), "--epochs", "4"])
+    assert (config.epochs, config.learning_rate, config.top_k) == (4, 0.01, (10,))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"learning_rate": -1.0}, "--learning_rate: expected a number > 0, got -1.0"),
+        ({"batch_size": 0}, "--batch_size: expected an integer >= 1, got 0"),
+        ({"hybrid_alpha": 1.5}, "--hybrid_alpha: expected a number in [0, 1], got 1.5"),
+        ({"top_k": (0, 5)}, "--top_k: expected one or more integers >= 1"),
+        ({"loss": "softmax"}, "--loss: expected one of listmle, pairwise_pl, hybrid, got 'softmax'"),
+        ({"dropout": 1.0}, "--dropout: expected a number in [0, 1)"),
+        ({"pairs_per_list": -2}, "--pairs_per_list: expected an integer >= 0"),
+    ],
+)
+def test_impossible_values_name_the_option(override, message):
+    with pytest.raises(ConfigError) as err:
+        dataclasses.replace(TrainConfig(), **override)
+    assert message in str(err.value)
+
+
+def test_bad_config_files(tmp_path):
+    with pytest.raises(ConfigError, match="--config: no such file"):
+        parse_config(["--config", str(tmp_path / "missing.json")])
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="is not valid JSON"):
+        parse_config(["--config", str(tmp_path / "bad.json")])
+    (tmp_path / "unknown.json").write_text('{"epochz": 3}')
+    with pytest.raises(ConfigError, match=r"unknown option.*epochz"):
+        parse_config(["--config", str(tmp_path / "unknown.json")])
