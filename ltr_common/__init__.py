@@ -18,6 +18,7 @@ from ltr_common.movielens import (
     load_movielens,
     read_udata,
 )
+from ltr_common.pairs import sample_pairs
 
 __all__ = [
     "LOSSES",
@@ -39,5 +40,6 @@ __all__ = [
     "make_batch",
     "parse_config",
     "read_udata",
+    "sample_pairs",
     "temporal_split",
 ]

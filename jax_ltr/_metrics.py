@@ -1,0 +1,132 @@
+"""Ranking metrics in JAX: NDCG@k, MRR, average precision, recall@k.
+
+Same contract as the losses (``[..., L]`` scores and labels, ``where`` mask, ``reduction``);
+"mean" averages over lists with at least one valid item. Items are ranked by descending
+score, ties by position; invalid items are never ranked.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from jax_ltr._utils import check_inputs, check_k, check_reduction, descending_order, safe_reduce, take
+
+
+def _ranked(scores, labels, where):
+    """Labels and validity in descending-score order."""
+    order = descending_order(scores, where)
+    return take(labels, order), take(where, order)
+
+
+def _top_k(length: int, k: int | None, dtype):
+    return (jnp.arange(length) < (length if k is None else k)).astype(dtype)
+
+
+def _prepare(scores, labels, where, reduction, k=None):
+    check_reduction(reduction)
+    check_k(k)
+    return check_inputs(scores, labels, where)[:3]
+
+
+def _finish(per_list, where, reduction):
+    return safe_reduce(per_list, jnp.any(where, axis=-1), reduction)
+
+
+def ndcg_at_k(scores, labels, *, where=None, k: int | None = None, reduction: str = "mean"):
+    """Normalised discounted cumulative gain at cut-off ``k``.
+
+    ``DCG@k = sum_{rank r <= k} (2^{y_r} - 1) / log2(r + 1)``, divided by the DCG@k of the
+    label-sorted list; 0 where that ideal DCG is 0.
+
+    Args:
+      scores: [..., L] float array.
+      labels: [..., L] graded relevance.
+      where: [..., L] bool array, True = valid item.
+      k: cut-off (None = whole list).
+      reduction: "none" → [...]; "sum"; "mean" over lists with a valid item.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> float(ndcg_at_k(jnp.array([2.0, 1.0]), jnp.array([1.0, 0.0])))
+      1.0
+    """
+    scores, labels, where = _prepare(scores, labels, where, reduction, k)
+    length = scores.shape[-1]
+    discount = _top_k(length, k, scores.dtype) / jnp.log2(jnp.arange(length, dtype=scores.dtype) + 2.0)
+
+    def dcg(ranked_labels, ranked_valid):
+        gains = jnp.where(ranked_valid, jnp.exp2(ranked_labels) - 1.0, 0.0)
+        return jnp.sum(gains * discount, axis=-1)
+
+    actual = dcg(*_ranked(scores, labels, where))
+    ideal = dcg(*_ranked(labels, labels, where))
+    per_list = jnp.where(ideal > 0, actual / jnp.where(ideal > 0, ideal, 1.0), 0.0)
+    return _finish(per_list, where, reduction)
+
+
+def _relevant_ranked(scores, labels, where, relevance_threshold):
+    ranked_labels, ranked_valid = _ranked(scores, labels, where)
+    return ranked_valid & (ranked_labels >= relevance_threshold)
+
+
+def mrr(scores, labels, *, where=None, relevance_threshold: float = 4.0, reduction: str = "mean"):
+    """Mean reciprocal rank of the first relevant item (label >= ``relevance_threshold``).
+
+    A list with no relevant item scores 0.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> float(mrr(jnp.array([3.0, 2.0, 1.0]), jnp.array([1.0, 5.0, 4.0])))
+      0.5
+    """
+    scores, labels, where = _prepare(scores, labels, where, reduction)
+    relevant = _relevant_ranked(scores, labels, where, relevance_threshold)
+    first = jnp.argmax(relevant, axis=-1)
+    per_list = jnp.where(jnp.any(relevant, axis=-1), 1.0 / (first.astype(scores.dtype) + 1.0), 0.0)
+    return _finish(per_list, where, reduction)
+
+
+def average_precision(
+    scores, labels, *, where=None, relevance_threshold: float = 4.0, reduction: str = "mean"
+):
+    """Average precision: the mean of precision@rank over the ranks of the relevant items.
+
+    ``AP = (1 / R) sum_{relevant r} (#relevant at rank <= r) / r``; 0 with no relevant item.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> round(float(average_precision(jnp.array([3.0, 2.0, 1.0]), jnp.array([1.0, 5.0, 4.0]))), 4)
+      0.5833
+    """
+    scores, labels, where = _prepare(scores, labels, where, reduction)
+    relevant = _relevant_ranked(scores, labels, where, relevance_threshold).astype(scores.dtype)
+    ranks = jnp.arange(1, scores.shape[-1] + 1, dtype=scores.dtype)
+    precision = jnp.cumsum(relevant, axis=-1) / ranks
+    total = jnp.sum(relevant, axis=-1)
+    per_list = jnp.sum(precision * relevant, axis=-1) / jnp.maximum(total, 1.0)
+    return _finish(per_list, where, reduction)
+
+
+def recall_at_k(
+    scores,
+    labels,
+    *,
+    where=None,
+    k: int | None = None,
+    relevance_threshold: float = 4.0,
+    reduction: str = "mean",
+):
+    """Share of the relevant items (label >= ``relevance_threshold``) ranked in the top ``k``.
+
+    0 for a list with no relevant item.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> float(recall_at_k(jnp.array([3.0, 2.0, 1.0]), jnp.array([1.0, 5.0, 4.0]), k=2))
+      0.5
+    """
+    scores, labels, where = _prepare(scores, labels, where, reduction, k)
+    relevant = _relevant_ranked(scores, labels, where, relevance_threshold).astype(scores.dtype)
+    hits = jnp.sum(relevant * _top_k(scores.shape[-1], k, scores.dtype), axis=-1)
+    per_list = hits / jnp.maximum(jnp.sum(relevant, axis=-1), 1.0)
+    return _finish(per_list, where, reduction)

@@ -1,0 +1,107 @@
+"""Argument checks, orderings and the one safe reduction shared by the JAX losses and metrics."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+REDUCTIONS = ("none", "sum", "mean")
+
+
+def _describe(x) -> str:
+    return f"shape {tuple(x.shape)} and dtype {x.dtype}"
+
+
+def _is_concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def check_reduction(reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+
+
+def check_inputs(scores, labels, where, tie_break=None):
+    """Validate and normalise ``(scores, labels, where, tie_break)``.
+
+    Returns arrays in the compute dtype (the scores' float type, at least float32 for
+    half-precision inputs) with a full boolean ``where`` when none was given. Raises
+    ``ValueError`` naming the argument; non-finite labels at valid positions are caught
+    outside ``jit`` (inside, they are the caller's or the trainer guard's business).
+    """
+    scores, labels = jnp.asarray(scores), jnp.asarray(labels)
+    if not jnp.issubdtype(scores.dtype, jnp.floating):
+        raise ValueError(f"scores must be a floating-point array, got {_describe(scores)}")
+    if scores.ndim < 1:
+        raise ValueError(f"scores must have a list axis (at least 1-D), got {_describe(scores)}")
+    if labels.shape != scores.shape:
+        raise ValueError(f"labels {_describe(labels)} does not match scores {_describe(scores)}")
+    if not (jnp.issubdtype(labels.dtype, jnp.floating) or jnp.issubdtype(labels.dtype, jnp.integer)):
+        raise ValueError(f"labels must be a numeric array, got {_describe(labels)}")
+    if where is None:
+        where = jnp.ones(scores.shape, bool)
+    else:
+        where = jnp.asarray(where)
+        if where.dtype != jnp.bool_:
+            raise ValueError(f"where must be a boolean mask, got {_describe(where)}")
+        if where.shape != scores.shape:
+            raise ValueError(f"where {_describe(where)} does not match scores {_describe(scores)}")
+    dtype = jnp.promote_types(scores.dtype, jnp.float32)
+    labels = labels.astype(dtype)
+    if _is_concrete(labels) and _is_concrete(where):
+        bad = np.asarray(where & ~jnp.isfinite(labels))
+        if bad.any():
+            raise ValueError(
+                f"labels must be finite where valid; found {labels[bad][0]} at index "
+                f"{tuple(int(i) for i in np.argwhere(bad)[0])}"
+            )
+    if tie_break is not None:
+        tie_break = jnp.asarray(tie_break)
+        if not jnp.issubdtype(tie_break.dtype, jnp.floating) or tie_break.shape != scores.shape:
+            raise ValueError(
+                f"tie_break must be a floating array shaped like scores {tuple(scores.shape)}, "
+                f"got {_describe(tie_break)}"
+            )
+        tie_break = tie_break.astype(dtype)
+    return scores.astype(dtype), labels, where, tie_break
+
+
+def check_k(k: int | None, name: str = "k") -> None:
+    if k is not None and (not isinstance(k, int | np.integer) or isinstance(k, bool) or k < 1):
+        raise ValueError(f"{name} must be an integer >= 1 or None, got {k!r}")
+
+
+def safe_reduce(per_list, counted, reduction: str):
+    """Reduce per-list values: "none" keeps them, "sum" adds them, "mean" divides the sum by
+    the number of counted items (lists or pairs), taking an empty count to 0 with finite
+    gradients. ``sum(safe_reduce(v, c, "none")) == safe_reduce(v, c, "sum")`` by construction.
+    """
+    check_reduction(reduction)
+    if reduction == "none":
+        return per_list
+    total = jnp.sum(per_list)
+    if reduction == "sum":
+        return total
+    return total / jnp.maximum(jnp.sum(counted), 1).astype(total.dtype)
+
+
+def descending_order(keys, where, tie_break=None):
+    """The permutation that sorts ``keys`` descending along the last axis, valid items first.
+
+    Ties are broken by ascending ``tie_break`` (when given), then by position: a stable
+    lexicographic sort. ``+ 0.0`` folds -0.0 into +0.0 so signed zeros tie, as in PyTorch.
+    """
+    axis = keys.ndim - 1
+    primary = jnp.where(where, -keys, jnp.inf) + 0.0
+    position = lax.broadcasted_iota(jnp.int32, keys.shape, axis)
+    if tie_break is None:
+        operands, num_keys = (primary, position), 1
+    else:
+        operands, num_keys = (primary, jnp.where(where, tie_break, 0.0) + 0.0, position), 2
+    return lax.sort(operands, dimension=axis, is_stable=True, num_keys=num_keys)[-1]
+
+
+def take(x, order):
+    return jnp.take_along_axis(x, order, axis=-1)

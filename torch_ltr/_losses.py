@@ -1,0 +1,131 @@
+"""Ranking losses in PyTorch, the reference for ``jax_ltr``'s: ListMLE, pairwise PL, hybrid.
+
+Same contract as ``jax_ltr``: ``[..., L]`` scores and labels (last axis = list), ``where``
+bool mask (True = valid; invalid items are ignored entirely, NaN included), ``reduction``
+"none" | "sum" | "mean".
+"""
+
+from __future__ import annotations
+
+import torch
+
+from torch_ltr._utils import check_inputs, check_reduction, descending_order, safe_reduce, take
+
+
+def suffix_logsumexp(x: torch.Tensor, *, where: torch.Tensor | None = None) -> torch.Tensor:
+    """``out[..., i] = log sum_{j >= i, where[..., j]} exp(x[..., j])``; -inf for an empty set.
+
+    Args:
+      x: [..., L] float tensor.
+      where: [..., L] bool tensor or None (all valid).
+
+    Example:
+      >>> import torch
+      >>> [round(v, 4) for v in suffix_logsumexp(torch.log(torch.tensor([1.0, 2.0, 3.0]))).tolist()]
+      [1.7918, 1.6094, 1.0986]
+    """
+    if where is not None:
+        x = torch.where(where, x, -torch.inf)
+    return torch.logcumsumexp(x.flip(-1), dim=-1).flip(-1)
+
+
+def listmle_loss(scores, labels, *, where=None, tie_break=None, reduction: str = "mean") -> torch.Tensor:
+    """ListMLE: the Plackett–Luce negative log-likelihood of the label-sorted permutation.
+
+    Per list: ``sum_{valid i} [ log sum_{valid j ranked at or after i} exp(s_j) - s_i ]``, the
+    ranking sorting labels descending, ties by ascending ``tie_break``, then position.
+    "mean" averages over lists with at least two valid items.
+
+    Example:
+      >>> import torch
+      >>> round(listmle_loss(torch.zeros(2), torch.tensor([1.0, 0.0])).item(), 6)  # log 2
+      0.693147
+    """
+    check_reduction(reduction)
+    out_dtype = torch.as_tensor(scores).dtype
+    scores, labels, where, tie_break = check_inputs(scores, labels, where, tie_break)
+    order = descending_order(labels, where, tie_break)
+    valid = take(where, order)
+    ranked = take(torch.where(where, scores, 0.0), order)
+    suffix = suffix_logsumexp(ranked, where=valid)
+    per_list = torch.where(valid, suffix - ranked, 0.0).sum(-1)
+    counted = valid.sum(-1) >= 2
+    return safe_reduce(per_list, counted, reduction).to(out_dtype)
+
+
+def _pair_terms(margin: torch.Tensor, counted: torch.Tensor) -> torch.Tensor:
+    """-log sigma(margin) = softplus(-margin) as logaddexp (no threshold), where counted."""
+    return torch.where(counted, torch.logaddexp(-margin, torch.zeros_like(margin)), 0.0)
+
+
+def pairwise_pl_loss(scores, labels, *, where=None, pairs=None, reduction: str = "mean") -> torch.Tensor:
+    """Pairwise Plackett–Luce: ``-log sigma(s_i - s_j)`` for valid pairs with ``y_i > y_j``.
+
+    ``pairs=None`` takes every such pair; ``pairs=(list_index, i_index, j_index)`` takes
+    exactly those (either orientation; invalid or equal-label pairs count as nothing).
+    "none" gives per-list sums, "mean" averages over counted pairs.
+
+    Example:
+      >>> import torch
+      >>> round(pairwise_pl_loss(torch.tensor([0.0, 0.0]), torch.tensor([2.0, 1.0])).item(), 6)
+      0.693147
+    """
+    check_reduction(reduction)
+    out_dtype = torch.as_tensor(scores).dtype
+    scores, labels, where, _ = check_inputs(scores, labels, where)
+    scores = torch.where(where, scores, 0.0)
+    labels = torch.where(where, labels, 0.0)
+    batch_shape = scores.shape[:-1]
+    if pairs is None:
+        counted = where[..., :, None] & where[..., None, :] & (labels[..., :, None] > labels[..., None, :])
+        terms = _pair_terms(scores[..., :, None] - scores[..., None, :], counted)
+        per_list, count = terms.sum((-2, -1)), counted.sum()
+    else:
+        list_index, i_index, j_index = _check_pairs(pairs, scores.shape, scores.device)
+        length = scores.shape[-1]
+        flat_s, flat_y, flat_w = (t.reshape(-1, length) for t in (scores, labels, where))
+        y_i, y_j = flat_y[list_index, i_index], flat_y[list_index, j_index]
+        counted = flat_w[list_index, i_index] & flat_w[list_index, j_index] & (y_i != y_j)
+        margin = flat_s[list_index, i_index] - flat_s[list_index, j_index]
+        terms = _pair_terms(torch.where(y_i > y_j, margin, -margin), counted)
+        per_list = torch.zeros(flat_s.shape[0], dtype=terms.dtype, device=terms.device)
+        per_list = per_list.index_add(0, list_index, terms).reshape(batch_shape)
+        count = counted.sum()
+    return safe_reduce(per_list, count, reduction).to(out_dtype)
+
+
+def _check_pairs(pairs, shape, device):
+    if not isinstance(pairs, tuple | list) or len(pairs) != 3:
+        raise ValueError("pairs must be a tuple (list_index, i_index, j_index) of integer arrays")
+    arrays = tuple(torch.as_tensor(p, device=device) for p in pairs)
+    names = ("list_index", "i_index", "j_index")
+    for name, p in zip(names, arrays, strict=True):
+        if p.is_floating_point() or p.dtype == torch.bool or p.ndim != 1 or p.shape != arrays[0].shape:
+            raise ValueError(
+                f"pairs: {name} must be a 1-D integer array shaped like list_index "
+                f"{tuple(arrays[0].shape)}, got shape {tuple(p.shape)} and dtype {p.dtype}"
+            )
+    num_lists = 1
+    for n in shape[:-1]:
+        num_lists *= n
+    for name, p, bound in zip(names, arrays, (num_lists, shape[-1], shape[-1]), strict=True):
+        if p.numel() and (p.min() < 0 or p.max() >= bound):
+            raise ValueError(f"pairs: {name} must lie in [0, {bound}), found [{p.min()}, {p.max()}]")
+    return tuple(p.long() for p in arrays)
+
+
+def hybrid_loss(
+    scores, labels, *, alpha: float = 0.7, where=None, tie_break=None, pairs=None, reduction: str = "mean"
+) -> torch.Tensor:
+    """``alpha * listmle_loss + (1 - alpha) * pairwise_pl_loss``, each reduced by ``reduction``.
+
+    Example:
+      >>> import torch
+      >>> round(hybrid_loss(torch.zeros(2), torch.tensor([1.0, 0.0]), alpha=0.5).item(), 6)
+      0.693147
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+    listwise = listmle_loss(scores, labels, where=where, tie_break=tie_break, reduction=reduction)
+    pairwise = pairwise_pl_loss(scores, labels, where=where, pairs=pairs, reduction=reduction)
+    return alpha * listwise + (1.0 - alpha) * pairwise

@@ -1,0 +1,110 @@
+"""Ranking metrics in PyTorch: NDCG@k, MRR, average precision, recall@k (see ``jax_ltr``)."""
+
+from __future__ import annotations
+
+import torch
+
+from torch_ltr._utils import check_inputs, check_k, check_reduction, descending_order, safe_reduce, take
+
+
+def _ranked(scores, labels, where):
+    order = descending_order(scores, where)
+    return take(labels, order), take(where, order)
+
+
+def _top_k(length: int, k: int | None, dtype, device):
+    return (torch.arange(length, device=device) < (length if k is None else k)).to(dtype)
+
+
+def _prepare(scores, labels, where, reduction, k=None):
+    check_reduction(reduction)
+    check_k(k)
+    return check_inputs(scores, labels, where)[:3]
+
+
+def _finish(per_list, where, reduction):
+    return safe_reduce(per_list, where.any(-1), reduction)
+
+
+def ndcg_at_k(scores, labels, *, where=None, k: int | None = None, reduction: str = "mean"):
+    """NDCG@k: gain ``2^y - 1``, discount ``1 / log2(rank + 1)``, ideal from the labels; 0 if ideal 0.
+
+    Example:
+      >>> import torch
+      >>> ndcg_at_k(torch.tensor([2.0, 1.0]), torch.tensor([1.0, 0.0])).item()
+      1.0
+    """
+    scores, labels, where = _prepare(scores, labels, where, reduction, k)
+    length = scores.shape[-1]
+    positions = torch.arange(length, dtype=scores.dtype, device=scores.device)
+    discount = _top_k(length, k, scores.dtype, scores.device) / torch.log2(positions + 2.0)
+
+    def dcg(ranked_labels, ranked_valid):
+        gains = torch.where(ranked_valid, torch.exp2(ranked_labels) - 1.0, 0.0)
+        return (gains * discount).sum(-1)
+
+    actual = dcg(*_ranked(scores, labels, where))
+    ideal = dcg(*_ranked(labels, labels, where))
+    per_list = torch.where(ideal > 0, actual / torch.where(ideal > 0, ideal, 1.0), 0.0)
+    return _finish(per_list, where, reduction)
+
+
+def _relevant_ranked(scores, labels, where, relevance_threshold):
+    ranked_labels, ranked_valid = _ranked(scores, labels, where)
+    return ranked_valid & (ranked_labels >= relevance_threshold)
+
+
+def mrr(scores, labels, *, where=None, relevance_threshold: float = 4.0, reduction: str = "mean"):
+    """Mean reciprocal rank of the first item with label >= ``relevance_threshold`` (0 if none).
+
+    Example:
+      >>> import torch
+      >>> mrr(torch.tensor([3.0, 2.0, 1.0]), torch.tensor([1.0, 5.0, 4.0])).item()
+      0.5
+    """
+    scores, labels, where = _prepare(scores, labels, where, reduction)
+    relevant = _relevant_ranked(scores, labels, where, relevance_threshold)
+    first = torch.argmax(relevant.to(torch.int8), dim=-1)
+    per_list = torch.where(relevant.any(-1), 1.0 / (first.to(scores.dtype) + 1.0), 0.0)
+    return _finish(per_list, where, reduction)
+
+
+def average_precision(
+    scores, labels, *, where=None, relevance_threshold: float = 4.0, reduction: str = "mean"
+):
+    """Average precision over the relevant items' ranks; 0 with no relevant item.
+
+    Example:
+      >>> import torch
+      >>> round(average_precision(torch.tensor([3.0, 2.0, 1.0]), torch.tensor([1.0, 5.0, 4.0])).item(), 4)
+      0.5833
+    """
+    scores, labels, where = _prepare(scores, labels, where, reduction)
+    relevant = _relevant_ranked(scores, labels, where, relevance_threshold).to(scores.dtype)
+    ranks = torch.arange(1, scores.shape[-1] + 1, dtype=scores.dtype, device=scores.device)
+    precision = relevant.cumsum(-1) / ranks
+    per_list = (precision * relevant).sum(-1) / relevant.sum(-1).clamp(min=1.0)
+    return _finish(per_list, where, reduction)
+
+
+def recall_at_k(
+    scores,
+    labels,
+    *,
+    where=None,
+    k: int | None = None,
+    relevance_threshold: float = 4.0,
+    reduction: str = "mean",
+):
+    """Share of the relevant items ranked in the top ``k``; 0 with no relevant item.
+
+    Example:
+      >>> import torch
+      >>> recall_at_k(torch.tensor([3.0, 2.0, 1.0]), torch.tensor([1.0, 5.0, 4.0]), k=2).item()
+      0.5
+    """
+    scores, labels, where = _prepare(scores, labels, where, reduction, k)
+    relevant = _relevant_ranked(scores, labels, where, relevance_threshold).to(scores.dtype)
+    hits = (relevant * _top_k(scores.shape[-1], k, scores.dtype, scores.device)).sum(-1)
+    per_list = hits / relevant.sum(-1).clamp(min=1.0)
+    return _finish(per_list, where, reduction)
