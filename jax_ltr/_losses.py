@@ -17,32 +17,60 @@ from jax import lax
 
 from jax_ltr._utils import check_inputs, check_reduction, descending_order, safe_reduce, take
 
-LISTMLE_METHODS = ("scan", "cumlogsumexp")
+LISTMLE_METHODS = ("scan", "associative")
 
 
-def _running_logsumexp(x, where, *, method: str, reverse: bool):
-    """Cumulative log-sum-exp over valid items along the last axis (suffix if ``reverse``)."""
+def _running_max_sum(x, where, *, method: str, reverse: bool):
+    """Cumulative log-sum-exp over valid items along the last axis, kept as two arrays.
+
+    Returns ``(high, total)``: the running max of the valid ``x`` (``-inf`` before any) and
+    ``sum exp(x - high)`` (0 before any), so the log-sum-exp is ``high + log(total)``.
+    Keeping the pair, not the sum, costs rounding relative to ``total`` (at most L) instead
+    of relative to the log-sum-exp's magnitude, and differences of log-sum-exps can be
+    taken term by term.
+    """
     axis = x.ndim - 1
-    if method == "cumlogsumexp":
-        return lax.cumlogsumexp(jnp.where(where, x, -jnp.inf), axis=axis, reverse=reverse)
+    high = jnp.where(where, x, -jnp.inf)
+    total = where.astype(x.dtype)
+    if method == "associative":
 
-    # The carry is (running max m, sum of exp(x - m)): rounding then costs a relative eps per
-    # step in the sum, where chaining logaddexp would cost eps * |running value| per step.
+        def combine(first, second):
+            (high_a, total_a), (high_b, total_b) = first, second
+            top = jnp.maximum(high_a, high_b)
+            finite_top = jnp.where(jnp.isfinite(top), top, 0.0)
+            return top, total_a * jnp.exp(high_a - finite_top) + total_b * jnp.exp(high_b - finite_top)
+
+        return lax.associative_scan(combine, (high, total), reverse=reverse, axis=axis)
+
+    # Sequential sums lose a relative eps per step; a Kahan compensation term keeps the
+    # scan as accurate as the log-depth tree.
     def step(carry, column):
-        high, total = carry
+        run_high, run_total, run_error = carry
         value, valid = column
-        new_high = jnp.where(valid, jnp.maximum(high, value), high)
-        rescaled = total * jnp.exp(high - new_high)
-        new_total = jnp.where(valid, rescaled + jnp.exp(value - new_high), total)
-        return (new_high, new_total), (new_high, new_total)
+        top = jnp.where(valid, jnp.maximum(run_high, value), run_high)
+        finite_top = jnp.where(jnp.isfinite(top), top, 0.0)
+        rescale = jnp.exp(run_high - finite_top)
+        run_total, run_error = _kahan_add(
+            run_total * rescale, run_error * rescale, jnp.where(valid, jnp.exp(value - finite_top), 0.0)
+        )
+        return (top, run_total, run_error), (top, run_total)
 
     batch_shape = x.shape[:-1]
-    init = (jnp.full(batch_shape, -jnp.inf, x.dtype), jnp.zeros(batch_shape, x.dtype))
+    init = (
+        jnp.full(batch_shape, -jnp.inf, x.dtype),
+        jnp.zeros(batch_shape, x.dtype),
+        jnp.zeros(batch_shape, x.dtype),
+    )
     columns = (jnp.moveaxis(jnp.where(where, x, 0.0), axis, 0), jnp.moveaxis(where, axis, 0))
     _, (high, total) = lax.scan(step, init, columns, reverse=reverse)
-    seen = total > 0
-    out = jnp.where(seen, high + jnp.log(jnp.where(seen, total, 1.0)), -jnp.inf)
-    return jnp.moveaxis(out, 0, axis)
+    return jnp.moveaxis(high, 0, axis), jnp.moveaxis(total, 0, axis)
+
+
+def _kahan_add(total, error, value):
+    """``total + value`` with the running compensation ``error`` (Kahan summation)."""
+    corrected = value - error
+    new_total = total + corrected
+    return new_total, (new_total - total) - corrected
 
 
 def _check_method(method: str) -> None:
@@ -50,18 +78,18 @@ def _check_method(method: str) -> None:
         raise ValueError(f"method must be one of {', '.join(LISTMLE_METHODS)}, got {method!r}")
 
 
-def suffix_logsumexp(x, *, where=None, method: str = "cumlogsumexp"):
+def suffix_logsumexp(x, *, where=None, method: str = "associative"):
     """Reverse running log-sum-exp along the last axis, over valid items only.
 
     ``out[..., i] = log sum_{j >= i, where[..., j]} exp(x[..., j])``; ``-inf`` where that set is
-    empty. Computed in log space throughout (no single max shift), so spreads of 1e3 in
-    float32 stay finite.
+    empty. Computed in log space throughout (a running max and a rescaled sum, no single
+    max shift), so spreads of 1e3 in float32 stay finite.
 
     Args:
       x: [..., L] float array.
       where: [..., L] bool array or None (all valid).
-      method: "scan" (``lax.scan`` of ``logaddexp``, L sequential steps) or "cumlogsumexp"
-        (``lax.cumlogsumexp``, a parallel associative scan).
+      method: "scan" (``lax.scan``, L sequential steps) or "associative"
+        (``lax.associative_scan``, log-depth).
 
     Returns:
       [..., L] array like ``x``.
@@ -73,30 +101,61 @@ def suffix_logsumexp(x, *, where=None, method: str = "cumlogsumexp"):
     """
     _check_method(method)
     x = jnp.asarray(x)
-    where = jnp.ones(x.shape, bool) if where is None else where
-    return _running_logsumexp(x, where, method=method, reverse=True)
+    where = jnp.ones(x.shape, bool) if where is None else jnp.asarray(where)
+    high, total = _running_max_sum(x, where, method=method, reverse=True)
+    seen = total > 0
+    return jnp.where(seen, high + jnp.log(jnp.where(seen, total, 1.0)), -jnp.inf)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _ranked_listmle(ranked, valid, method):
-    """Per-list ListMLE of scores already in label order: sum_valid [suffix_lse - s]."""
+    """Per-list ListMLE of scores already in label order: sum over valid i of c_i - s_i."""
     return _ranked_listmle_fwd(ranked, valid, method)[0]
 
 
 def _ranked_listmle_fwd(ranked, valid, method):
-    suffix = _running_logsumexp(ranked, valid, method=method, reverse=True)
-    per_list = jnp.sum(jnp.where(valid, suffix - ranked, 0.0), axis=-1)
-    return per_list, (ranked, valid, suffix)
+    high, total = _running_max_sum(ranked, valid, method=method, reverse=True)
+    high = jnp.where(valid, high, 0.0)
+    log_total = jnp.log(jnp.where(valid, total, 1.0))
+    # c_i - s_i = (high_i - s_i) + log(total_i): both parts small, no cancellation at |c|.
+    per_list = jnp.sum(jnp.where(valid, (high - ranked) + log_total, 0.0), axis=-1)
+    return per_list, (ranked, valid, high, log_total)
 
 
 def _ranked_listmle_bwd(method, residuals, cotangent):
-    # d/ds_k = sum_{valid i <= k} exp(s_k - c_i) - 1 = exp(s_k + log sum_{i <= k} exp(-c_i)) - 1,
-    # with c the suffix log-sum-exp: every exponent is <= log k, so nothing overflows, and
-    # the closed form is as accurate as PyTorch's logcumsumexp backward, where
-    # differentiating through L chained logaddexp steps is not.
-    ranked, valid, suffix = residuals
-    prefix = _running_logsumexp(-suffix, valid, method=method, reverse=False)
-    grad = jnp.where(valid, jnp.exp(ranked + prefix) - 1.0, 0.0)
+    # d/ds_k = sum_{valid i <= k} exp(s_k - c_i) - 1 = p_k * T_k - 1, with c the suffix
+    # log-sum-exp, p_k = exp(s_k - c_k) <= 1 and T_k = sum_{i <= k} exp(c_k - c_i), which obeys
+    # T_k = 1 + exp(c_k - c_{k-1}) * T_{k-1} (c never increases along the ranking, so every
+    # factor is <= 1). Differences of c are taken on (high, log total) separately, so no
+    # rounding at the magnitude of c enters; no overflow for any finite input.
+    ranked, valid, high, log_total = residuals
+    axis = ranked.ndim - 1
+
+    def shifted(x):  # x_{k-1}, with x_0 for k = 0
+        return jnp.concatenate([x[..., :1], x[..., :-1]], axis=axis)
+
+    decay = jnp.where(valid, jnp.exp((high - shifted(high)) + (log_total - shifted(log_total))), 0.0)
+    ones = valid.astype(ranked.dtype)
+    if method == "scan":
+
+        def step(carry, column):
+            total, error = carry
+            factor, one = column
+            total, error = _kahan_add(factor * total, factor * error, one)
+            return (total, error), total
+
+        init = (jnp.zeros(ranked.shape[:-1], ranked.dtype),) * 2
+        _, totals = lax.scan(step, init, (jnp.moveaxis(decay, axis, 0), jnp.moveaxis(ones, axis, 0)))
+        totals = jnp.moveaxis(totals, 0, axis)
+    else:
+
+        def compose(first, second):  # affine maps T -> a * T + b: first, then second
+            (a1, b1), (a2, b2) = first, second
+            return a1 * a2, a2 * b1 + b2
+
+        _, totals = lax.associative_scan(compose, (decay, ones), axis=axis)
+    own = jnp.exp(jnp.where(valid, (ranked - high) - log_total, 0.0))
+    grad = jnp.where(valid, own * totals - 1.0, 0.0)
     return cotangent[..., None] * grad, None
 
 
@@ -110,7 +169,7 @@ def listmle_loss(
     where=None,
     tie_break=None,
     key: jax.Array | None = None,
-    method: str = "cumlogsumexp",
+    method: str = "associative",
     reduction: str = "mean",
 ):
     """ListMLE: the Plackett–Luce negative log-likelihood of the label-sorted permutation.
@@ -238,7 +297,7 @@ def hybrid_loss(
     tie_break=None,
     key: jax.Array | None = None,
     pairs=None,
-    method: str = "cumlogsumexp",
+    method: str = "associative",
     reduction: str = "mean",
 ):
     """``alpha * listmle_loss + (1 - alpha) * pairwise_pl_loss``, each reduced by ``reduction``.

@@ -20,7 +20,7 @@ import torch
 
 import jax_ltr
 import torch_ltr
-from ltr_common import Batch, sample_pairs
+from ltr_common import Batch, Split, bucket_length, make_batch, sample_pairs
 
 # (rtol, atol) per dtype and per compared leaf; rows override where the numerics demand it.
 TOLERANCES = {
@@ -44,7 +44,20 @@ class Inputs:
     where: np.ndarray
     tie_break: np.ndarray
     pairs: tuple[np.ndarray, np.ndarray, np.ndarray]
-    cotangent: np.ndarray  # [B] weights for per-list outputs
+    cotangent: np.ndarray  # [B] weights for per-list outputs, |w| in [0.5, 1]
+
+
+def real_batches(split: Split, *, count: int, lists_per_batch: int, padding_rows: int, seed: int):
+    """``count`` batches of randomly chosen training lists, each with fully masked padding rows."""
+    lists = split.train
+    rng = np.random.default_rng(seed)
+    max_length = int(lists.lengths.max())
+    batches = []
+    for _ in range(count):
+        ids = rng.choice(len(lists), size=lists_per_batch, replace=False)
+        width = bucket_length(int(lists.lengths[ids].max()), max_length=max_length)
+        batches.append(make_batch(lists, ids, batch_size=lists_per_batch + padding_rows, width=width))
+    return batches
 
 
 def make_inputs(batch: Batch, rng: np.random.Generator, dtype: str) -> Inputs:
@@ -55,11 +68,14 @@ def make_inputs(batch: Batch, rng: np.random.Generator, dtype: str) -> Inputs:
     labels = np.where(where, batch.labels, np.nan).astype(dtype)
     tie_break = rng.random(where.shape).astype(dtype)
     pairs = sample_pairs(batch.labels, where, pairs_per_list=PAIRS_PER_LIST, rng=rng)
-    cotangent = rng.normal(size=where.shape[:-1]).astype(dtype)
+    # Distinct per-list weights of unit scale, so a gradient row landing on the wrong list
+    # shows, and the tolerances keep their per-unit-cotangent meaning.
+    shape = where.shape[:-1]
+    cotangent = (rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.5, 1.0, size=shape)).astype(dtype)
     return Inputs(scores, labels, where, tie_break, pairs, cotangent)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity: cached jitted runners
 class Case:
     function: str
     variant: str
@@ -160,9 +176,8 @@ def build_cases() -> tuple[Case, ...]:
     return tuple(_loss_cases() + _metric_cases())
 
 
-def run_jax(case: Case, inputs: Inputs) -> tuple[np.ndarray, np.ndarray | None]:
-    """Value and (for losses) the vector-Jacobian product with the cotangent, as NumPy."""
-
+@functools.cache
+def _jax_runner(case: Case) -> Callable:
     def value_and_grad(s, y, w, tb, p, ct):
         if not case.differentiable:
             return case.jax_fn(s, y, w, tb, p), None
@@ -170,7 +185,12 @@ def run_jax(case: Case, inputs: Inputs) -> tuple[np.ndarray, np.ndarray | None]:
         cotangent = ct if case.reduction == "none" else jnp.ones((), value.dtype)
         return value, vjp(cotangent)[0]
 
-    fn = jax.jit(value_and_grad) if case.jit else value_and_grad
+    return jax.jit(value_and_grad) if case.jit else value_and_grad
+
+
+def run_jax(case: Case, inputs: Inputs) -> tuple[np.ndarray, np.ndarray | None]:
+    """Value and (for losses) the vector-Jacobian product with the cotangent, as NumPy."""
+    fn = _jax_runner(case)
     args = (inputs.scores, inputs.labels, inputs.where, inputs.tie_break, inputs.pairs, inputs.cotangent)
     value, grad = fn(*jax.tree.map(jnp.asarray, args))
     return np.asarray(value), None if grad is None else np.asarray(grad)

@@ -29,7 +29,7 @@ def test_table_covers_the_api():
         "recall_at_k",
     }
     variants = {case.variant for case in build_cases() if case.function == "listmle_loss"}
-    for method in ("scan", "cumlogsumexp"):
+    for method in ("scan", "associative"):
         for reduction in ("none", "sum", "mean"):
             for mode in ("jit", "eager"):
                 for tie in ("random", "position"):

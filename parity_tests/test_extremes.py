@@ -1,0 +1,90 @@
+"""Extreme inputs: finite, documented results in both frameworks, equal to each other.
+
+float32 comparisons use rtol 1e-6 and an absolute tolerance of 4 float32 ulps of the
+largest |score| in the case (times the list length for gradients): a log-sum-exp near
+|s| = 1e4 is itself only resolved to ulp(1e4), about 1e-3, and a ListMLE gradient is a sum
+of up to L probabilities exp(s_k - c_i) that inherit that resolution. Both frameworks are
+also held to the same tolerance against the float64 PyTorch result for the same inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from parity_tests._frameworks import FRAMEWORKS, LOSSES, evaluate
+
+ALL = (*LOSSES, "ndcg_at_k", "mrr", "average_precision", "recall_at_k")
+
+
+def extreme_batch():
+    length = 8
+    scores = np.zeros((6, length))
+    labels = np.tile(np.arange(length, 0, -1, dtype=np.float64) % 5 + 1, (6, 1))
+    where = np.ones((6, length), bool)
+    scores[0] = [1e4, -1e4, 0.0, 5e3, -5e3, 1e4, 9999.0, -1e4]  # +-1e4
+    scores[1] = np.linspace(-500, 500, length)  # a spread of 1e3
+    where[2] = False  # all masked
+    where[3, 1:] = False  # one item
+    labels[4] = 3.0  # all labels equal
+    scores[5] = np.linspace(500, -500, length)
+    scores[~where] = np.nan  # NaN and inf at masked positions must not matter
+    labels[~where] = np.inf
+    return scores, labels, where
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+def test_extremes_finite_and_equal(name, dtype, reduction):
+    scores, labels, where = extreme_batch()
+    scores, labels = scores.astype(dtype), labels.astype(dtype)
+    grad = name in LOSSES
+    results = {
+        fw: evaluate(fw, name, scores, labels, where=where, reduction=reduction, grad=grad)
+        for fw in FRAMEWORKS
+    }
+    scale = np.nanmax(np.abs(scores))
+    if dtype == "float32":
+        rtol, atol = 1e-6, 4 * float(np.spacing(np.float32(scale)))
+    else:
+        rtol, atol = 1e-12, 1e-12 * scale
+    grad_atol = atol * scores.shape[-1]
+    reference = evaluate(
+        "torch",
+        name,
+        scores.astype(np.float64),
+        labels.astype(np.float64),
+        where=where,
+        reduction=reduction,
+        grad=grad,
+    )
+    (jax_value, jax_grad), (torch_value, torch_grad) = results["jax"], results["torch"]
+    assert np.isfinite(jax_value).all() and np.isfinite(torch_value).all()
+    np.testing.assert_allclose(jax_value, torch_value, rtol=rtol, atol=atol)
+    for value, _ in results.values():
+        np.testing.assert_allclose(value, reference[0], rtol=rtol, atol=atol)
+    if grad:
+        assert np.isfinite(jax_grad).all() and np.isfinite(torch_grad).all()
+        np.testing.assert_allclose(jax_grad, torch_grad, rtol=rtol, atol=grad_atol)
+        for _, g in results.values():
+            np.testing.assert_allclose(g, reference[1], rtol=rtol, atol=grad_atol)
+        assert (jax_grad[~where] == 0).all() and (torch_grad[~where] == 0).all()
+    if reduction == "none":
+        # All-masked and one-item lists carry no order: every loss and metric is 0 there,
+        # except that a one-item list has a perfect ranking when its label is relevant.
+        assert jax_value[2] == 0
+        if name in LOSSES:
+            assert jax_value[3] == 0
+        if name == "pairwise_pl_loss":
+            assert jax_value[4] == 0  # all labels equal: no pair counts
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("name", LOSSES)
+def test_nothing_to_count_gives_zero_with_zero_gradient(framework, name):
+    scores = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    labels = np.array([[2.0, 2.0, 2.0], [1.0, 3.0, 2.0]])
+    where = np.array([[True, False, False], [False, False, False]])  # one item, nothing
+    value, grad = evaluate(framework, name, scores, labels, where=where, reduction="mean")
+    assert value == 0 and (grad == 0).all()

@@ -1,0 +1,103 @@
+"""Compare every jax_ltr loss and metric with its torch_ltr reference on real MovieLens batches.
+
+    python scripts/check_parity.py --batches 20 [--dtype float32|float64] [--json PATH]
+
+Prints one row per (function, variant, dtype): the largest absolute and relative
+differences over all batches, values and gradients together, and pass/fail against that
+row's tolerances. Exits 1 when any row fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from ltr_common import load_movielens, temporal_split  # noqa: E402
+from ltr_common.movielens import atomic_write_text  # noqa: E402
+from parity_tests._cases import build_cases, compare, make_inputs, real_batches  # noqa: E402
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--batches", type=int, default=20, help="random real batches to compare on")
+    parser.add_argument(
+        "--dtype", choices=("float32", "float64"), action="append", help="repeatable; default both"
+    )
+    parser.add_argument("--functions", nargs="+", default=None, help="only these functions")
+    parser.add_argument("--lists-per-batch", type=int, default=48)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
+    args = parser.parse_args(argv)
+    if args.batches < 1:
+        parser.error(f"--batches must be >= 1, got {args.batches}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    dtypes = args.dtype or ["float32", "float64"]
+    cases = [c for c in build_cases() if args.functions is None or c.function in args.functions]
+    if not cases:
+        print(f"no case matches --functions {args.functions}", file=sys.stderr)
+        return 2
+    split = temporal_split(load_movielens())
+    batches = real_batches(
+        split, count=args.batches, lists_per_batch=args.lists_per_batch, padding_rows=4, seed=args.seed
+    )
+    rows = []
+    with tqdm(total=len(cases) * len(dtypes) * len(batches), desc="parity", file=sys.stderr) as bar:
+        for dtype in dtypes:
+            rng = np.random.default_rng(args.seed)
+            inputs = [make_inputs(batch, rng, dtype) for batch in batches]
+            for case in cases:
+                results = []
+                for one in inputs:
+                    results.append(compare(case, one, dtype))
+                    bar.update()
+                failed = [r.detail for r in results if not r.passed]
+                rows.append(
+                    {
+                        "function": case.function,
+                        "variant": case.variant,
+                        "dtype": dtype,
+                        "max_abs_diff": max(r.max_abs for r in results),
+                        "max_rel_diff": max(r.max_rel for r in results),
+                        "tolerances": case.tolerances[dtype],
+                        "passed": not failed,
+                        "failures": failed,
+                    }
+                )
+    print_table(rows)
+    failures = sum(not r["passed"] for r in rows)
+    print(
+        f"\n{len(rows) - failures} passed, {failures} failed ({len(batches)} batches of "
+        f"{args.lists_per_batch} lists + 4 padding rows)"
+    )
+    if args.json is not None:
+        atomic_write_text(args.json, json.dumps(rows, indent=1) + "\n")
+    return 1 if failures else 0
+
+
+def print_table(rows) -> None:
+    print("| function | variant | dtype | max abs diff | max rel diff | result |")
+    print("| --- | --- | --- | ---: | ---: | --- |")
+    for r in rows:
+        print(
+            f"| {r['function']} | {r['variant']} | {r['dtype']} | {r['max_abs_diff']:.2e} | "
+            f"{r['max_rel_diff']:.2e} | {'pass' if r['passed'] else 'FAIL'} |"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
