@@ -1,0 +1,109 @@
+"""Bad arguments get a ValueError naming the argument, in both frameworks alike."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jax_ltr
+from parity_tests._frameworks import FRAMEWORKS, LOSSES, METRICS, evaluate
+
+ALL = LOSSES + METRICS
+GOOD_SCORES = np.zeros((2, 3))
+GOOD_LABELS = np.ones((2, 3))
+
+BAD = [
+    (
+        "labels shape",
+        GOOD_SCORES,
+        np.ones((2, 4)),
+        {},
+        r"labels shape \(2, 4\).*does not match scores shape \(2, 3\)",
+    ),
+    (
+        "integer scores",
+        np.zeros((2, 3), np.int32),
+        GOOD_LABELS,
+        {},
+        r"scores must be a floating-point array.*int32",
+    ),
+    (
+        "float where",
+        GOOD_SCORES,
+        GOOD_LABELS,
+        {"where": np.ones((2, 3))},
+        r"where must be a boolean mask.*float64",
+    ),
+    (
+        "where shape",
+        GOOD_SCORES,
+        GOOD_LABELS,
+        {"where": np.ones((3,), bool)},
+        r"where shape \(3,\).*does not match",
+    ),
+    (
+        "nan label",
+        GOOD_SCORES,
+        np.array([[1.0, np.nan, 1.0], [1, 1, 1]]),
+        {},
+        r"labels must be finite where valid",
+    ),
+    ("scalar scores", np.float64(1.0), np.float64(1.0), {}, r"scores must have a list axis"),
+    (
+        "reduction",
+        GOOD_SCORES,
+        GOOD_LABELS,
+        {"reduction": "avg"},
+        r"reduction must be one of none, sum, mean",
+    ),
+]
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize(("case", "scores", "labels", "kwargs", "message"), BAD, ids=[b[0] for b in BAD])
+def test_bad_arguments_are_named(framework, name, case, scores, labels, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        evaluate(framework, name, scores, labels, grad=False, **kwargs)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_option_errors(framework):
+    with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\], got 1.5"):
+        evaluate(framework, "hybrid_loss", GOOD_SCORES, GOOD_LABELS, alpha=1.5, grad=False)
+    with pytest.raises(ValueError, match=r"k must be an integer >= 1 or None, got 0"):
+        evaluate(framework, "ndcg_at_k", GOOD_SCORES, GOOD_LABELS, k=0, grad=False)
+    with pytest.raises(ValueError, match=r"tie_break must be a floating array shaped like scores"):
+        evaluate(framework, "listmle_loss", GOOD_SCORES, GOOD_LABELS, tie_break=np.zeros((2, 2)), grad=False)
+    pairs = (np.array([0, 5]), np.array([0, 1]), np.array([1, 2]))
+    with pytest.raises(ValueError, match=r"pairs: list_index must lie in \[0, 2\), found \[0, 5\]"):
+        evaluate(framework, "pairwise_pl_loss", GOOD_SCORES, GOOD_LABELS, pairs=pairs, grad=False)
+    with pytest.raises(ValueError, match=r"pairs: j_index must be a 1-D integer array"):
+        evaluate(
+            framework,
+            "pairwise_pl_loss",
+            GOOD_SCORES,
+            GOOD_LABELS,
+            pairs=(np.array([0]), np.array([0]), np.array([1.0])),
+            grad=False,
+        )
+
+
+def test_jax_only_options():
+    with pytest.raises(ValueError, match=r"method must be one of scan, associative, got 'loop'"):
+        jax_ltr.listmle_loss(jnp.zeros(3), jnp.ones(3), method="loop")
+    with pytest.raises(ValueError, match="give tie_break or key, not both"):
+        jax_ltr.listmle_loss(jnp.zeros(3), jnp.ones(3), tie_break=jnp.zeros(3), key=jax.random.key(0))
+
+
+def test_key_draws_a_reproducible_tie_order():
+    scores = jnp.array([[0.3, -1.0, 2.0, 0.5, 1.5, -0.2]])
+    labels = jnp.array([[2.0, 2.0, 2.0, 1.0, 1.0, 1.0]])
+    key = jax.random.key(3)
+    drawn = jax_ltr.listmle_loss(scores, labels, key=key)
+    explicit = jax_ltr.listmle_loss(scores, labels, tie_break=jax.random.uniform(key, scores.shape))
+    assert float(drawn) == float(explicit)
+    others = {float(jax_ltr.listmle_loss(scores, labels, key=jax.random.key(k))) for k in range(20)}
+    assert len(others) > 1  # different keys, different tie orders
