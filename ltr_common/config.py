@@ -147,7 +147,7 @@ def config_from_args(args: argparse.Namespace, cls=TrainConfig):
     return _build(cls, values, origin="command line")
 
 
-def load_config_file(path: Path, cls=TrainConfig) -> dict:
+def load_config_file(path: Path, cls=TrainConfig, *, allow: set[str] = frozenset()) -> dict:
     """Read a JSON object of overrides, rejecting unknown keys."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -157,7 +157,7 @@ def load_config_file(path: Path, cls=TrainConfig) -> dict:
         raise ConfigError(f"--config: {path} is not valid JSON ({err})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"--config: {path} must hold a JSON object, found {type(data).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}
+    known = {f.name for f in dataclasses.fields(cls)} | set(allow)
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"--config: {path} has unknown option(s) {', '.join(unknown)}")

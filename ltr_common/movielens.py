@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 from loguru import logger
 
+from ltr_common.files import atomic_write_text
+
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 GROUPLENS_MEMBER = "ml-100k/u.data"
 RECBOLE_REQUIREMENT = "recbole==1.2.1"
@@ -197,21 +199,6 @@ def read_udata(path: Path, *, expected: ExpectedCounts = ML_100K, source: str | 
         raise DataError(f"{path}: not a text file ({err})") from None
     rows = parse_ratings(text, path=str(path))
     return ratings_from_rows(rows, path=str(path), expected=expected, source=source or str(path))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def format_udata(rows: np.ndarray) -> str:

@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from ltr_common import load_movielens, temporal_split  # noqa: E402
-from ltr_common.movielens import atomic_write_text  # noqa: E402
+from ltr_common.files import atomic_write_text  # noqa: E402
 from parity_tests._cases import build_cases, compare, make_inputs, real_batches  # noqa: E402
 
 

@@ -1,51 +1,62 @@
-"""Train a ranker on MovieLens 100K.
+"""Train a two-tower ranker on MovieLens 100K with JAX (default) or PyTorch.
 
-    python scripts/train.py [--framework jax|torch] [--<option> VALUE ...] [--config FILE]
+    python scripts/train.py [--framework jax|torch] [--run-dir DIR] [--<option> VALUE ...]
+    python scripts/train.py --resume RUN_DIR
 
-Every option of ``ltr_common.TrainConfig`` is a flag; ``--help`` lists them.
-The data is loaded (offline if need be), split in time, and its statistics printed.
+Every option of ``ltr_common.TrainConfig`` is a flag (``--help`` lists them); ``--config
+FILE.json`` overrides the defaults and flags override the file. The run directory gets the
+resolved config, a log, TensorBoard events, checkpoints and ``metrics.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from loguru import logger
 
-from ltr_common import ConfigError, DataError, iterate_batches, load_split, parse_config
+from ltr_common import ConfigError, DataError, parse_config
+from ltr_common.files import CheckpointError
+from ltr_common.loop import NonFiniteError
+from ltr_common.run import FRAMEWORKS, default_run_dir, format_table, load_run_config, run
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--framework", choices=("jax", "torch"), default="jax")
+    parser.add_argument("--framework", choices=FRAMEWORKS, default="jax")
+    parser.add_argument("--run-dir", type=Path, default=None, help="default runs/<framework>-<loss>-<time>")
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="continue RUN_DIR from its latest checkpoint, with its saved config",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     try:
         config, args = parse_config(argv, parser=parser)
+        framework = args.framework
+        if args.resume is not None:
+            framework, config = load_run_config(args.resume)
     except ConfigError as err:
         parser.error(str(err))
+    run_dir = args.resume or args.run_dir or default_run_dir(framework, config)
     logger.info("config: {}", config.to_dict())
     try:
-        ratings, split = load_split(config)
-    except DataError as err:
+        results = run(
+            framework, config, run_dir, resume=args.resume is not None, progress_bar=not args.no_progress
+        )
+    except (DataError, CheckpointError, NonFiniteError) as err:
         logger.error("{}", err)
         return 1
     print(
-        f"MovieLens 100K from {ratings.source}: {len(ratings)} ratings, "
-        f"{ratings.num_users} users, {ratings.num_items} items"
+        f"\n{framework} {config.loss}: best validation ndcg@10 at step {results['best_step']} "
+        f"of {results['steps']}, {results['train_seconds']:.0f} s of training; run directory {run_dir}"
     )
-    print(split.summary())
-    batch = next(
-        iterate_batches(
-            split.train,
-            batch_size=config.batch_size,
-            seed=config.seed,
-            length_bucketing=config.length_bucketing,
-        )
-    )
-    print(f"first training batch: items {batch.item_ids.shape}, {int(batch.mask.sum())} real items")
-    logger.warning("the {} trainer is not part of this version yet: stopping after the data", args.framework)
+    print(format_table(results))
     return 0
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ltr_common import DataError, ExpectedCounts, load_movielens, read_udata
+from ltr_common import DataError, ExpectedCounts, files, load_movielens, read_udata
 from ltr_common import movielens as ml
 
 ANY = ExpectedCounts(rows=None, users=None, items=None)
@@ -163,14 +163,14 @@ def test_interrupted_cache_write_leaves_nothing_trusted(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "fsync", crash)
     with pytest.raises(KeyboardInterrupt):
-        ml.atomic_write_text(target, udata_text())
+        files.atomic_write_text(target, udata_text())
     assert list(target.parent.iterdir()) == []  # neither u.data nor a temp file
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):
     target = tmp_path / "u.data"
-    ml.atomic_write_text(target, "old\n")
-    ml.atomic_write_text(target, udata_text())
+    files.atomic_write_text(target, "old\n")
+    files.atomic_write_text(target, udata_text())
     assert target.read_text() == udata_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["u.data"]
 

@@ -1,0 +1,169 @@
+"""Training in JAX, the Flax way: ``create_train_state``, a pure jitted ``train_step`` with the
+state donated, a jitted evaluation, and a ``Trainer`` backend for ``ltr_common.loop``.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training import train_state
+
+from jax_ltr._batch import as_arrays
+from jax_ltr._losses import listmle_loss, pairwise_pl_loss
+from jax_ltr._metrics import average_precision, mrr, ndcg_at_k, recall_at_k
+from jax_ltr._model import TwoTowerScorer
+from ltr_common.config import TrainConfig
+from ltr_common.files import read_checkpoint_bytes, write_checkpoint_bytes
+
+
+class TrainState(train_state.TrainState):
+    dropout_key: jax.Array
+
+
+def clip_by_global_norm(max_norm: float, *, eps: float = 1e-6) -> optax.GradientTransformation:
+    """Scale the gradient by ``min(1, max_norm / (norm + eps))``.
+
+    ``torch.nn.utils.clip_grad_norm_``'s formula, ``eps`` included (``optax.clip_by_global_norm``
+    has none), so both trainers take the same steps whenever clipping is active.
+    """
+
+    def update(updates, params=None):
+        del params
+        scale = jnp.minimum(1.0, max_norm / (optax.tree.norm(updates) + eps))
+        return jax.tree.map(lambda g: g * scale.astype(g.dtype), updates)
+
+    return optax.stateless(lambda updates, params: update(updates, params))
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """Clip by global norm, then Adam (AdamW when weight_decay > 0)."""
+    if config.weight_decay > 0:
+        adam = optax.adamw(config.learning_rate, weight_decay=config.weight_decay)
+    else:
+        adam = optax.adam(config.learning_rate)
+    return optax.chain(clip_by_global_norm(config.grad_clip_norm), adam)
+
+
+def make_model(config: TrainConfig, num_users: int, num_items: int) -> TwoTowerScorer:
+    return TwoTowerScorer(num_users, num_items, config.embedding_dim, config.mlp_hidden, config.dropout)
+
+
+def create_train_state(config: TrainConfig, num_users: int, num_items: int) -> TrainState:
+    model = make_model(config, num_users, num_items)
+    init_key, dropout_key = jax.random.split(jax.random.PRNGKey(config.seed))
+    params = model.init(init_key, jnp.zeros(1, jnp.int32), jnp.zeros((1, 1), jnp.int32))["params"]
+    return TrainState.create(
+        apply_fn=model.apply, params=params, tx=make_optimizer(config), dropout_key=dropout_key
+    )
+
+
+def loss_terms(scores, labels, where, pairs, tie_break, config: TrainConfig):
+    """(total, listmle, pairwise) for the configured loss; an unused term is 0."""
+    alpha = {"listmle": 1.0, "pairwise_pl": 0.0, "hybrid": config.hybrid_alpha}[config.loss]
+    zero = jnp.zeros((), scores.dtype)
+    listwise = listmle_loss(scores, labels, where=where, tie_break=tie_break) if alpha > 0 else zero
+    pairwise = pairwise_pl_loss(scores, labels, where=where, pairs=pairs) if alpha < 1 else zero
+    return alpha * listwise + (1.0 - alpha) * pairwise, listwise, pairwise
+
+
+def train_step(state: TrainState, batch, pairs, tie_break, *, config: TrainConfig):
+    """One optimiser step; returns the new state and device-side scalars (no host sync)."""
+    dropout_key, next_key = jax.random.split(state.dropout_key)
+
+    def objective(params):
+        scores = state.apply_fn(
+            {"params": params}, batch.user_ids, batch.item_ids, train=True, rngs={"dropout": dropout_key}
+        )
+        total, listwise, pairwise = loss_terms(scores, batch.labels, batch.mask, pairs, tie_break, config)
+        return total, (listwise, pairwise)
+
+    (total, (listwise, pairwise)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+    metrics = {
+        "loss_total": total,
+        "loss_listmle": listwise,
+        "loss_pairwise": pairwise,
+        "grad_norm": optax.tree.norm(grads),
+    }
+    return state.apply_gradients(grads=grads, dropout_key=next_key), metrics
+
+
+def ranking_metrics(scores, labels, where, top_k) -> dict:
+    """Per-list evaluation metrics, the names shared with ``torch_ltr``."""
+    out = {f"ndcg@{k}": ndcg_at_k(scores, labels, where=where, k=k, reduction="none") for k in top_k}
+    out["mrr"] = mrr(scores, labels, where=where, reduction="none")
+    out["map"] = average_precision(scores, labels, where=where, reduction="none")
+    out["recall@10"] = recall_at_k(scores, labels, where=where, k=10, reduction="none")
+    return out
+
+
+def eval_step(params, batch, *, apply_fn, top_k):
+    scores = apply_fn({"params": params}, batch.user_ids, batch.item_ids, train=False)
+    return ranking_metrics(scores, batch.labels, batch.mask, top_k)
+
+
+class Trainer:
+    """The JAX backend of ``ltr_common.loop.train``."""
+
+    def __init__(self, config: TrainConfig, num_users: int, num_items: int):
+        self.config = config
+        self.state = create_train_state(config, num_users, num_items)
+        self._train_step = jax.jit(functools.partial(train_step, config=config), donate_argnums=0)
+        self._eval_step = jax.jit(
+            functools.partial(eval_step, apply_fn=self.state.apply_fn, top_k=tuple(config.top_k))
+        )
+
+    @staticmethod
+    def devices() -> str:
+        return ", ".join(str(d) for d in jax.devices())
+
+    def train_step(self, batch, pairs, tie_break):
+        pairs = None if pairs is None else tuple(jnp.asarray(p) for p in pairs)
+        self.state, metrics = self._train_step(self.state, as_arrays(batch), pairs, jnp.asarray(tie_break))
+        return metrics
+
+    @staticmethod
+    def metrics_to_host(metrics: list[dict]) -> list[dict[str, float]]:
+        host = jax.device_get(metrics)
+        return [{k: float(v) for k, v in m.items()} for m in host]
+
+    def evaluate_batch(self, batch) -> dict[str, np.ndarray]:
+        return jax.device_get(self._eval_step(self.state.params, as_arrays(batch)))
+
+    def learning_rate(self, step: int) -> float:
+        return self.config.learning_rate
+
+    def save(self, path: Path, progress: dict) -> None:
+        payload = {
+            "state": {
+                "step": self.state.step,
+                "params": self.state.params,
+                "opt_state": self.state.opt_state,
+                "dropout_key": self.state.dropout_key,
+            },
+            "progress": progress,
+        }
+        write_checkpoint_bytes(
+            path, flax.serialization.msgpack_serialize(flax.serialization.to_state_dict(payload))
+        )
+
+    def restore(self, path: Path) -> dict:
+        raw = flax.serialization.msgpack_restore(read_checkpoint_bytes(path))
+        target = {
+            "step": self.state.step,
+            "params": self.state.params,
+            "opt_state": self.state.opt_state,
+            "dropout_key": self.state.dropout_key,
+        }
+        restored = flax.serialization.from_state_dict(target, raw["state"])
+        self.state = self.state.replace(**restored)
+        return raw["progress"]
+
+    def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+        params = jax.device_get(self.state.params)
+        return params["user_embedding"]["embedding"], params["item_embedding"]["embedding"]

@@ -1,0 +1,58 @@
+"""Atomic file writes and checksummed checkpoint files."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+_MAGIC = b"JAXLTR-CKPT-1\n"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, truncated or corrupt."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_checkpoint_bytes(path: Path, payload: bytes) -> None:
+    """Atomically write ``payload`` with a SHA-256 header; the previous file is kept as ``*.prev``."""
+    path = Path(path)
+    if path.exists():
+        os.replace(path, path.with_name(path.name + ".prev"))
+    atomic_write_bytes(path, _MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+
+
+def read_checkpoint_bytes(path: Path) -> bytes:
+    """The payload of a checkpoint written by ``write_checkpoint_bytes``, checksum verified."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    data = path.read_bytes()
+    if not data.startswith(_MAGIC) or len(data) < len(_MAGIC) + 65:
+        raise CheckpointError(f"{path}: not a jax-ltr checkpoint (bad header or truncated)")
+    digest, payload = data[len(_MAGIC) : len(_MAGIC) + 64], data[len(_MAGIC) + 65 :]
+    if hashlib.sha256(payload).hexdigest().encode() != digest:
+        raise CheckpointError(
+            f"{path}: checksum mismatch (truncated or corrupt); the previous checkpoint is {path.name}.prev"
+        )
+    return payload

@@ -1,0 +1,202 @@
+"""The training loop, once, for both frameworks: epochs, batches, pairs, evaluation, early
+stopping, checkpoints, resume, logging. A framework supplies a ``Backend``.
+
+Everything random on the host — batch order, sampled pairs, the tie order of equal labels —
+is a pure function of ``(seed, epoch, batch index)``, and the framework's own RNG state
+(dropout) travels in its checkpoint, so a resumed run repeats an uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from loguru import logger
+
+from ltr_common.batching import Batch, iterate_batches
+from ltr_common.config import TrainConfig
+from ltr_common.files import atomic_write_text
+from ltr_common.lists import Lists, Split
+from ltr_common.pairs import sample_pairs
+
+SELECTION_METRIC = "ndcg@10"
+LOG_EVERY = 10
+
+
+class NonFiniteError(RuntimeError):
+    """A loss or gradient norm that is NaN or infinite."""
+
+
+class Backend(Protocol):
+    def train_step(self, batch: Batch, pairs, tie_break: np.ndarray) -> dict: ...
+    def metrics_to_host(self, metrics: list[dict]) -> list[dict[str, float]]: ...
+    def evaluate_batch(self, batch: Batch) -> dict[str, np.ndarray]: ...
+    def save(self, path: Path, progress: dict) -> None: ...
+    def restore(self, path: Path) -> dict: ...
+    def learning_rate(self, step: int) -> float: ...
+
+
+@dataclasses.dataclass
+class Progress:
+    epoch: int = 0
+    batch: int = 0  # next batch of ``epoch``
+    step: int = 0
+    best: float = -math.inf
+    best_step: int = -1
+    evals_since_best: int = 0
+    stopped_early: bool = False
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def metric_names(config: TrainConfig) -> list[str]:
+    return [*(f"ndcg@{k}" for k in config.top_k), "mrr", "map", "recall@10"]
+
+
+def evaluate(backend: Backend, lists: Lists, config: TrainConfig) -> dict[str, float]:
+    """Mean of each metric over the lists that have a valid item (all of them here)."""
+    sums: dict[str, float] = {}
+    count = 0
+    for batch in iterate_batches(lists, batch_size=config.batch_size, shuffle=False):
+        real = batch.list_ids >= 0
+        for name, values in backend.evaluate_batch(batch).items():
+            sums[name] = sums.get(name, 0.0) + float(np.asarray(values, np.float64)[real].sum())
+        count += int(real.sum())
+    return {name: total / max(count, 1) for name, total in sums.items()}
+
+
+def host_inputs(batch: Batch, config: TrainConfig, *, epoch: int, index: int):
+    """The sampled pairs (or None for all pairs / no pairwise term) and the tie order."""
+    rng = np.random.default_rng([config.seed, epoch, index])
+    tie_break = rng.random(batch.labels.shape, dtype=np.float32)
+    pairs = None
+    if config.loss != "listmle" and config.pairs_per_list > 0:
+        pairs = sample_pairs(batch.labels, batch.mask, pairs_per_list=config.pairs_per_list, rng=rng)
+    return pairs, tie_break
+
+
+def train(
+    config: TrainConfig,
+    split: Split,
+    backend: Backend,
+    run_dir: Path,
+    *,
+    writer=None,
+    resume: bool = False,
+    progress_bar: Callable | None = None,
+    after_step: Callable[[Progress], None] | None = None,
+) -> Progress:
+    """Train until ``config.epochs`` or early stopping; checkpoints go to ``run_dir``.
+
+    ``after_step`` is called after every step (tests use it to interrupt a run).
+    """
+    latest, best = run_dir / "checkpoint_latest", run_dir / "checkpoint_best"
+    progress = Progress()
+    if resume:
+        progress = Progress(**backend.restore(latest))
+        logger.info(
+            "resumed from {} at epoch {}, batch {}, step {}",
+            latest,
+            progress.epoch,
+            progress.batch,
+            progress.step,
+        )
+    steps_per_epoch = -(-len(split.train) // config.batch_size)
+    bar = progress_bar(total=config.epochs * steps_per_epoch, initial=progress.step) if progress_bar else None
+    pending: list[tuple[int, dict]] = []
+    window_start, window_lists = time.perf_counter(), 0
+
+    def flush() -> None:
+        nonlocal window_start, window_lists
+        if not pending:
+            return
+        host = backend.metrics_to_host([m for _, m in pending])
+        elapsed = time.perf_counter() - window_start
+        for (step, _), values in zip(pending, host, strict=True):
+            bad = [k for k in ("loss_total", "grad_norm") if not math.isfinite(values[k])]
+            if bad:
+                raise NonFiniteError(
+                    f"step {step}: non-finite {', '.join(f'{k}={values[k]}' for k in bad)}; "
+                    f"the last good checkpoint stays at {latest}"
+                )
+            if writer is not None:
+                for key, value in values.items():
+                    writer.add_scalar(f"train/{key}", value, step)
+                writer.add_scalar("train/learning_rate", backend.learning_rate(step), step)
+        if writer is not None and elapsed > 0:
+            writer.add_scalar("train/lists_per_second", window_lists / elapsed, pending[-1][0])
+        if bar is not None:
+            bar.set_postfix(loss=f"{host[-1]['loss_total']:.4f}")
+        pending.clear()
+        window_start, window_lists = time.perf_counter(), 0
+
+    def evaluate_and_checkpoint() -> None:
+        flush()  # every step up to here was finite before anything is saved
+        metrics = evaluate(backend, split.validation, config)
+        if writer is not None:
+            for key, value in metrics.items():
+                writer.add_scalar(f"val/{key}", value, progress.step)
+        score = metrics[SELECTION_METRIC]
+        logger.info(
+            "step {} epoch {}: validation {}",
+            progress.step,
+            progress.epoch,
+            ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()),
+        )
+        if score > progress.best:
+            progress.best, progress.best_step, progress.evals_since_best = score, progress.step, 0
+            backend.save(best, progress.to_dict())
+        else:
+            progress.evals_since_best += 1
+            if progress.evals_since_best >= config.early_stop_patience:
+                progress.stopped_early = True
+                logger.info(
+                    "early stop: no better validation {} in {} evaluations",
+                    SELECTION_METRIC,
+                    config.early_stop_patience,
+                )
+        backend.save(latest, progress.to_dict())
+
+    while progress.epoch < config.epochs and not progress.stopped_early:
+        batches = iterate_batches(
+            split.train,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            epoch=progress.epoch,
+            length_bucketing=config.length_bucketing,
+            start_batch=progress.batch,
+        )
+        for batch in batches:
+            pairs, tie_break = host_inputs(batch, config, epoch=progress.epoch, index=progress.batch)
+            pending.append((progress.step, backend.train_step(batch, pairs, tie_break)))
+            window_lists += int((batch.list_ids >= 0).sum())
+            progress.step += 1
+            progress.batch += 1
+            if bar is not None:
+                bar.update()
+            if progress.step % LOG_EVERY == 0:
+                flush()
+            end_of_epoch = progress.batch == steps_per_epoch
+            if end_of_epoch:
+                progress.epoch, progress.batch = progress.epoch + 1, 0
+            if progress.step % config.eval_every == 0 or end_of_epoch:
+                evaluate_and_checkpoint()
+            if after_step is not None:
+                after_step(progress)
+            if progress.stopped_early:
+                break
+    flush()
+    if bar is not None:
+        bar.close()
+    return progress
+
+
+def write_json(path: Path, data) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,105 @@
+"""A whole training run in a run directory, for either framework (imported by name only).
+
+``<run_dir>/``: ``config.json`` (resolved), ``train.log`` (loguru), ``events.*`` (tensorboardX),
+``checkpoint_latest``/``checkpoint_best`` (+ ``.prev``), ``metrics.json`` (validation and test
+at the best checkpoint).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import time
+from pathlib import Path
+
+from loguru import logger
+from tqdm import tqdm
+
+from ltr_common.config import ConfigError, TrainConfig, load_config_file
+from ltr_common.data import load_split
+from ltr_common.loop import evaluate, train, write_json
+
+FRAMEWORKS = ("jax", "torch")
+
+
+def make_trainer(framework: str, config: TrainConfig, num_users: int, num_items: int):
+    if framework not in FRAMEWORKS:
+        raise ConfigError(f"--framework: expected one of {', '.join(FRAMEWORKS)}, got {framework!r}")
+    module = importlib.import_module(f"{framework}_ltr._train")
+    return module.Trainer(config, num_users, num_items)
+
+
+def default_run_dir(framework: str, config: TrainConfig) -> Path:
+    return Path("runs") / f"{framework}-{config.loss}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def load_run_config(run_dir: Path) -> tuple[str, TrainConfig]:
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"--resume: {path} not found (not a run directory)")
+    data = load_config_file(path, TrainConfig, allow={"framework"})
+    framework = data.pop("framework", "jax")
+    return framework, TrainConfig(**data)
+
+
+def run(
+    framework: str,
+    config: TrainConfig,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    progress_bar=True,
+    after_step=None,
+) -> dict:
+    """Train, then evaluate the best checkpoint on validation and test; returns ``metrics.json``'s data."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    sink = logger.add(run_dir / "train.log", level="INFO")
+    try:
+        if not resume:
+            write_json(run_dir / "config.json", {"framework": framework, **dataclasses.asdict(config)})
+        ratings, split = load_split(config)
+        trainer = make_trainer(framework, config, ratings.num_users, ratings.num_items)
+        logger.info("{} trainer on {}; run directory {}", framework, trainer.devices(), run_dir)
+        from tensorboardX import SummaryWriter
+
+        started = time.perf_counter()
+        with SummaryWriter(str(run_dir)) as writer:
+            bar = (
+                (lambda **kw: tqdm(desc=f"{framework} {config.loss}", unit="step", **kw))
+                if progress_bar
+                else None
+            )
+            progress = train(
+                config,
+                split,
+                trainer,
+                run_dir,
+                writer=writer,
+                resume=resume,
+                progress_bar=bar,
+                after_step=after_step,
+            )
+        seconds = time.perf_counter() - started
+        trainer.restore(run_dir / "checkpoint_best")
+        results = {
+            "framework": framework,
+            "best_step": progress.best_step,
+            "steps": progress.step,
+            "stopped_early": progress.stopped_early,
+            "train_seconds": seconds,
+            "validation": evaluate(trainer, split.validation, config),
+            "test": evaluate(trainer, split.test, config),
+        }
+        write_json(run_dir / "metrics.json", results)
+        return results
+    finally:
+        logger.remove(sink)
+
+
+def format_table(results: dict) -> str:
+    names = list(results["test"])
+    lines = [f"{'split':<11}" + "".join(f"{n:>11}" for n in names)]
+    for split in ("validation", "test"):
+        lines.append(f"{split:<11}" + "".join(f"{results[split][n]:>11.4f}" for n in names))
+    return "\n".join(lines)
