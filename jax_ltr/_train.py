@@ -20,6 +20,7 @@ from jax_ltr._metrics import average_precision, mrr, ndcg_at_k, recall_at_k
 from jax_ltr._model import TwoTowerScorer
 from ltr_common.config import TrainConfig
 from ltr_common.files import read_checkpoint_bytes, write_checkpoint_bytes
+from ltr_common.weights import initial_weights
 
 
 class TrainState(train_state.TrainState):
@@ -55,9 +56,14 @@ def make_model(config: TrainConfig, num_users: int, num_items: int) -> TwoTowerS
 
 
 def create_train_state(config: TrainConfig, num_users: int, num_items: int) -> TrainState:
+    """The model's initial weights (``ltr_common.weights.initial_weights``), the optimiser, a dropout key."""
     model = make_model(config, num_users, num_items)
-    init_key, dropout_key = jax.random.split(jax.random.PRNGKey(config.seed))
-    params = model.init(init_key, jnp.zeros(1, jnp.int32), jnp.zeros((1, 1), jnp.int32))["params"]
+    expected = jax.eval_shape(
+        model.init, jax.random.PRNGKey(0), jnp.zeros(1, jnp.int32), jnp.zeros((1, 1), jnp.int32)
+    )
+    weights = initial_weights(config.seed, num_users, num_items, config.embedding_dim, config.mlp_hidden)
+    params = jax.tree.map(lambda spec, w: jnp.asarray(w, spec.dtype), expected["params"], weights)
+    dropout_key = jax.random.PRNGKey(config.seed)
     return TrainState.create(
         apply_fn=model.apply, params=params, tx=make_optimizer(config), dropout_key=dropout_key
     )

@@ -30,14 +30,14 @@ def _field(default, help: str, **kwargs):
 class TrainConfig:
     """Everything a training run depends on."""
 
-    loss: str = _field("listmle", "training loss", choices=LOSSES)
+    loss: str = _field("hybrid", "training loss", choices=LOSSES)
     hybrid_alpha: float = _field(0.7, "weight of ListMLE in the hybrid loss, in [0, 1]")
     embedding_dim: int = _field(64, "user and item embedding size")
     mlp_hidden: int = _field(128, "hidden units of the scoring MLP")
     dropout: float = _field(0.1, "dropout rate in the MLP, in [0, 1)")
-    epochs: int = _field(10, "training epochs")
-    batch_size: int = _field(512, "lists per batch")
-    learning_rate: float = _field(3e-4, "Adam learning rate")
+    epochs: int = _field(30, "training epochs")
+    batch_size: int = _field(32, "lists per batch")
+    learning_rate: float = _field(1e-3, "Adam learning rate")
     weight_decay: float = _field(0.0, "decoupled weight decay (AdamW when > 0)")
     grad_clip_norm: float = _field(5.0, "clip gradients to this global norm")
     seed: int = _field(42, "seed for initialisation, shuffling and pair sampling")
@@ -47,7 +47,7 @@ class TrainConfig:
     pairs_per_list: int = _field(32, "sampled pairs per list for the pairwise loss; 0 = all pairs")
     length_bucketing: bool = _field(True, "group lists of similar length into batches")
     eval_every: int = _field(400, "evaluate every this many steps (and at each epoch end)")
-    early_stop_patience: int = _field(8, "stop after this many evaluations without improvement")
+    early_stop_patience: int = _field(5, "stop after this many evaluations without improvement")
     top_k: tuple[int, ...] = _field((5, 10, 20), "NDCG/recall cut-offs")
     data_dir: str | None = _field(None, "folder with a GroupLens u.data (else cache/fetch)")
     cache_dir: str | None = _field(None, "data cache folder (default $XDG_CACHE_HOME/jax-ltr)")

@@ -175,7 +175,7 @@ def train(
         )
         for batch in batches:
             pairs, tie_break = host_inputs(batch, config, epoch=progress.epoch, index=progress.batch)
-            pending.append((progress.step, backend.train_step(batch, pairs, tie_break)))
+            pending.append((progress.step + 1, backend.train_step(batch, pairs, tie_break)))
             window_lists += int((batch.list_ids >= 0).sum())
             progress.step += 1
             progress.batch += 1

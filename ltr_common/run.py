@@ -59,6 +59,9 @@ def run(
         if not resume:
             write_json(run_dir / "config.json", {"framework": framework, **dataclasses.asdict(config)})
         ratings, split = load_split(config)
+        logger.info(
+            "MovieLens 100K from {}: {} ratings; lists:\n{}", ratings.source, len(ratings), split.summary()
+        )
         trainer = make_trainer(framework, config, ratings.num_users, ratings.num_items)
         logger.info("{} trainer on {}; run directory {}", framework, trainer.devices(), run_dir)
         from tensorboardX import SummaryWriter

@@ -62,3 +62,24 @@ def torch_to_flax(state: dict, *, expected=None) -> dict:
             node = node.setdefault(key, {})
         node[path[-1]] = value
     return tree
+
+
+def initial_weights(seed: int, num_users: int, num_items: int, embedding_dim: int, mlp_hidden: int) -> dict:
+    """Xavier-uniform embeddings and kernels, zero biases, drawn in NumPy from ``seed``.
+
+    Both frameworks start from these (as a Flax tree, or converted with ``flax_to_torch``),
+    so runs of the same seed begin from the same weights whichever framework trains them.
+    """
+    rng = np.random.default_rng([seed, 0x1D17])
+
+    def xavier(shape):
+        bound = np.sqrt(6.0 / (shape[0] + shape[1]))
+        return rng.uniform(-bound, bound, size=shape).astype(np.float32)
+
+    return {
+        "user_embedding": {"embedding": xavier((num_users, embedding_dim))},
+        "item_embedding": {"embedding": xavier((num_items, embedding_dim))},
+        "hidden_kernel": xavier((2 * embedding_dim, mlp_hidden)),
+        "hidden_bias": np.zeros(mlp_hidden, np.float32),
+        "output": {"kernel": xavier((mlp_hidden, 1)), "bias": np.zeros(1, np.float32)},
+    }

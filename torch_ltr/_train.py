@@ -10,6 +10,7 @@ import torch
 
 from ltr_common.config import TrainConfig
 from ltr_common.files import read_checkpoint_bytes, write_checkpoint_bytes
+from ltr_common.weights import flax_to_torch, initial_weights
 from torch_ltr._batch import as_arrays
 from torch_ltr._losses import listmle_loss, pairwise_pl_loss
 from torch_ltr._metrics import average_precision, mrr, ndcg_at_k, recall_at_k
@@ -70,7 +71,13 @@ class Trainer:
         self.config = config
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         torch.manual_seed(config.seed)
-        self.model = make_model(config, num_users, num_items).to(self.device)
+        self.model = make_model(config, num_users, num_items)
+        weights = initial_weights(config.seed, num_users, num_items, config.embedding_dim, config.mlp_hidden)
+        shapes = {k: v.shape for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(
+            {k: torch.from_numpy(v) for k, v in flax_to_torch(weights, expected_shapes=shapes).items()}
+        )
+        self.model.to(self.device)
         self.optimizer = make_optimizer(config, self.model)
 
     def devices(self) -> str:

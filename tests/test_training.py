@@ -1,0 +1,133 @@
+"""Trainers end to end on the real data: run directory, resume, compilation count, guard, export."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from jax_ltr import _train as jax_train
+from ltr_common import TrainConfig, iterate_batches
+from ltr_common.loop import NonFiniteError, host_inputs
+from ltr_common.run import run
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+SMALL = TrainConfig(
+    embedding_dim=16, mlp_hidden=16, batch_size=128, epochs=2, eval_every=3, loss="hybrid", pairs_per_list=8
+)
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("framework", ["jax", "torch"])
+def test_one_epoch_run_writes_a_complete_run_directory(framework, tmp_path, capsys, movielens):
+    run_dir = tmp_path / "run"
+    code = load_script("train").main(
+        ["--framework", framework, "--epochs", "1", "--run-dir", str(run_dir), "--no-progress"]
+    )
+    assert code == 0
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"config.json", "train.log", "checkpoint_latest", "checkpoint_best", "metrics.json"} <= names
+    assert any(n.startswith("events.out.tfevents") for n in names)
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["framework"] == framework and config["epochs"] == 1
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for part in ("validation", "test"):
+        assert set(metrics[part]) == {"ndcg@5", "ndcg@10", "ndcg@20", "mrr", "map", "recall@10"}
+        assert 0.5 < metrics[part]["ndcg@10"] <= 1.0
+    out = capsys.readouterr().out
+    assert "best validation ndcg@10" in out and "test" in out
+    log = (run_dir / "train.log").read_text()
+    assert f"{framework} trainer on" in log and "validation" in log
+
+
+@pytest.mark.parametrize("framework", ["jax", "torch"])
+def test_resume_after_an_interrupt_ends_like_an_uninterrupted_run(framework, tmp_path, movielens):
+    whole = run(framework, SMALL, tmp_path / "whole", progress_bar=False)
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(progress):
+        if progress.step == 5:  # mid-epoch (8 steps per epoch), two steps after a checkpoint
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        run(framework, SMALL, tmp_path / "split", progress_bar=False, after_step=interrupt)
+    resumed = run(framework, SMALL, tmp_path / "split", resume=True, progress_bar=False)
+    assert resumed["steps"] == whole["steps"] and resumed["best_step"] == whole["best_step"]
+    assert resumed["validation"] == whole["validation"]
+    assert resumed["test"] == whole["test"]
+
+
+def test_train_step_compiles_once_per_batch_shape(movielens_split):
+    config = dataclasses.replace(SMALL, epochs=1)
+    traces = []
+
+    def counted(state, batch, pairs, tie_break):
+        traces.append(batch.item_ids.shape)
+        return jax_train.train_step(state, batch, pairs, tie_break, config=config)
+
+    step = jax.jit(counted, donate_argnums=0)
+    state = jax_train.create_train_state(config, 943, 1682)
+    shapes = []
+    for epoch in range(2):
+        for index, batch in enumerate(
+            iterate_batches(
+                movielens_split.train,
+                batch_size=config.batch_size,
+                seed=0,
+                epoch=epoch,
+                length_bucketing=True,
+            )
+        ):
+            pairs, tie_break = host_inputs(batch, config, epoch=epoch, index=index)
+            state, _ = step(state, jax.tree.map(np.asarray, batch), pairs, tie_break)
+            shapes.append(batch.item_ids.shape)
+    assert len(traces) == len(set(shapes)) < len(shapes)
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, movielens, monkeypatch):
+    real_step = jax_train.Trainer.train_step
+    calls = []
+
+    def poisoned(self, batch, pairs, tie_break):
+        metrics = real_step(self, batch, pairs, tie_break)
+        calls.append(1)
+        if len(calls) == 7:
+            metrics = {**metrics, "loss_total": metrics["loss_total"] * np.nan}
+        return metrics
+
+    monkeypatch.setattr(jax_train.Trainer, "train_step", poisoned)
+    with pytest.raises(NonFiniteError, match=r"step 7: non-finite loss_total=nan"):
+        run("jax", SMALL, tmp_path, progress_bar=False)
+    # The checkpoint of step 6 (the last evaluation before the bad step) is the latest, and loads.
+    trainer = jax_train.Trainer(SMALL, 943, 1682)
+    assert trainer.restore(tmp_path / "checkpoint_latest")["step"] == 6
+
+
+def test_export_embeddings(tmp_path, movielens):
+    run("torch", dataclasses.replace(SMALL, epochs=1), tmp_path, progress_bar=False)
+    path = load_script("export_embeddings").export(tmp_path, tmp_path / "out")
+    data = np.load(path)
+    assert data["user_embeddings"].shape == (943, 16) and data["item_embeddings"].shape == (1682, 16)
+    np.testing.assert_array_equal(data["user_raw_ids"], movielens.user_raw_ids)
+    users = (tmp_path / "out" / "user_ids.csv").read_text().splitlines()
+    assert users[0] == "index,raw_id" and users[1] == "0,1" and len(users) == 944
+
+
+def test_bad_option_is_refused_before_loading(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        load_script("train").main(["--learning_rate", "-1"])
+    assert exit_info.value.code == 2
+    assert "--learning_rate: expected a number > 0" in capsys.readouterr().err
