@@ -219,19 +219,30 @@ class Comparison:
     dtype: str
     max_abs: float
     max_rel: float
+    worst_ratio: float  # max |diff| / (atol + rtol |reference|): < 1 passes
     passed: bool
     detail: str
 
 
-def _diffs(a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> tuple[float, float, bool]:
+def _diffs(a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> tuple[float, float, float, bool]:
+    """(max abs diff, max rel diff where |reference| > atol, worst diff / tolerance, passed)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.shape != b.shape:
-        return np.inf, np.inf, False
+        return np.inf, np.inf, np.inf, False
     diff = np.abs(a - b)
     diff = np.where(np.isnan(a) & np.isnan(b), 0.0, diff)  # equal NaNs are equal
-    ok = bool(np.all(diff <= atol + rtol * np.abs(b)))
-    rel = diff / np.maximum(np.abs(b), np.finfo(np.float64).tiny)
-    return float(np.max(diff, initial=0.0)), float(np.max(np.where(diff == 0, 0.0, rel), initial=0.0)), ok
+    allowed = atol + rtol * np.abs(b)
+    ok = bool(np.all(diff <= allowed))
+    # Relative differences only where the reference is above the absolute tolerance: near
+    # zero (a gradient that is 0 in one framework and 1e-17 in the other) they mean nothing.
+    big = np.abs(b) > atol
+    rel = np.where(big, diff / np.where(big, np.abs(b), 1.0), 0.0)
+    return (
+        float(np.max(diff, initial=0.0)),
+        float(np.max(rel, initial=0.0)),
+        float(np.max(diff / allowed, initial=0.0)),
+        ok,
+    )
 
 
 def compare(case: Case, inputs: Inputs, dtype: str) -> Comparison:
@@ -243,15 +254,16 @@ def compare(case: Case, inputs: Inputs, dtype: str) -> Comparison:
     parts = [("value", jax_value, torch_value)]
     if case.differentiable:
         parts.append(("grad", jax_grad, torch_grad))
-    max_abs = max_rel = 0.0
+    max_abs = max_rel = worst = 0.0
     passed, detail = True, []
     for name, a, b in parts:
         finite = np.isfinite(a).all() and np.isfinite(b).all()
-        d_abs, d_rel, ok = _diffs(a, b, *case.tolerances[dtype][name])
+        d_abs, d_rel, d_worst, ok = _diffs(a, b, *case.tolerances[dtype][name])
         ok = ok and finite and a.dtype == np.dtype(dtype)
-        max_abs, max_rel, passed = max(max_abs, d_abs), max(max_rel, d_rel), passed and ok
+        max_abs, max_rel, worst = max(max_abs, d_abs), max(max_rel, d_rel), max(worst, d_worst)
+        passed = passed and ok
         if not ok:
             detail.append(
                 f"{name}: max abs {d_abs:.3g}, max rel {d_rel:.3g}, finite={finite}, dtype={a.dtype}"
             )
-    return Comparison(case, dtype, max_abs, max_rel, passed, "; ".join(detail))
+    return Comparison(case, dtype, max_abs, max_rel, worst, passed, "; ".join(detail))

@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                         "dtype": dtype,
                         "max_abs_diff": max(r.max_abs for r in results),
                         "max_rel_diff": max(r.max_rel for r in results),
+                        "worst_diff_over_tolerance": max(r.worst_ratio for r in results),
                         "tolerances": case.tolerances[dtype],
                         "passed": not failed,
                         "failures": failed,
@@ -90,12 +91,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_table(rows) -> None:
-    print("| function | variant | dtype | max abs diff | max rel diff | result |")
-    print("| --- | --- | --- | ---: | ---: | --- |")
+    print("| function | variant | dtype | max abs diff | max rel diff | diff/tol | result |")
+    print("| --- | --- | --- | ---: | ---: | ---: | --- |")
     for r in rows:
         print(
             f"| {r['function']} | {r['variant']} | {r['dtype']} | {r['max_abs_diff']:.2e} | "
-            f"{r['max_rel_diff']:.2e} | {'pass' if r['passed'] else 'FAIL'} |"
+            f"{r['max_rel_diff']:.2e} | {r['worst_diff_over_tolerance']:.2f} | "
+            f"{'pass' if r['passed'] else 'FAIL'} |"
         )
 
 
