@@ -20,7 +20,8 @@ def load_script():
 
 def test_passing_table_and_json(tmp_path, capsys, movielens):
     out = tmp_path / "parity.json"
-    code = load_script().main(["--batches", "1", "--dtype", "float64", "--functions", "mrr", "--json", str(out)])
+    args = ["--batches", "1", "--dtype", "float64", "--functions", "mrr", "--json", str(out)]
+    code = load_script().main(args)
     assert code == 0
     text = capsys.readouterr().out
     assert "| mrr | reduction=mean,jit | float64 |" in text and "6 passed, 0 failed" in text

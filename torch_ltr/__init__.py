@@ -7,15 +7,21 @@ options: ``method=`` and ``key=``).
 from torch_ltr._batch import as_arrays
 from torch_ltr._losses import hybrid_loss, listmle_loss, pairwise_pl_loss, suffix_logsumexp
 from torch_ltr._metrics import average_precision, mrr, ndcg_at_k, recall_at_k
+from torch_ltr._model import TwoTowerScorer
+from torch_ltr._train import Trainer, make_optimizer, train_step
 
 __all__ = [
+    "Trainer",
+    "TwoTowerScorer",
     "as_arrays",
     "average_precision",
     "hybrid_loss",
     "listmle_loss",
+    "make_optimizer",
     "mrr",
     "ndcg_at_k",
     "pairwise_pl_loss",
     "recall_at_k",
     "suffix_logsumexp",
+    "train_step",
 ]
