@@ -107,3 +107,11 @@ def test_key_draws_a_reproducible_tie_order():
     assert float(drawn) == float(explicit)
     others = {float(jax_ltr.listmle_loss(scores, labels, key=jax.random.key(k))) for k in range(20)}
     assert len(others) > 1  # different keys, different tie orders
+
+
+def test_public_names_mirror_each_other():
+    import torch_ltr
+
+    jax_only = set(jax_ltr.__all__) - set(torch_ltr.__all__)
+    assert set(torch_ltr.__all__) <= set(jax_ltr.__all__)
+    assert jax_only == {"LISTMLE_METHODS", "clip_by_global_norm", "create_train_state"}
