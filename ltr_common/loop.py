@@ -56,10 +56,6 @@ class Progress:
         return dataclasses.asdict(self)
 
 
-def metric_names(config: TrainConfig) -> list[str]:
-    return [*(f"ndcg@{k}" for k in config.top_k), "mrr", "map", "recall@10"]
-
-
 def evaluate(backend: Backend, lists: Lists, config: TrainConfig) -> dict[str, float]:
     """Mean of each metric over the lists that have a valid item (all of them here)."""
     sums: dict[str, float] = {}

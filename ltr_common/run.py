@@ -100,8 +100,14 @@ def run(
         logger.remove(sink)
 
 
+def _metric_order(name: str) -> tuple:
+    """ndcg@k by k, then mrr, map, recall@k: the same columns whichever framework ran."""
+    family, _, k = name.partition("@")
+    return ({"ndcg": 0, "mrr": 1, "map": 2, "recall": 3}.get(family, 4), int(k) if k else 0, name)
+
+
 def format_table(results: dict) -> str:
-    names = list(results["test"])
+    names = sorted(results["test"], key=_metric_order)
     lines = [f"{'split':<11}" + "".join(f"{n:>11}" for n in names)]
     for split in ("validation", "test"):
         lines.append(f"{split:<11}" + "".join(f"{results[split][n]:>11.4f}" for n in names))
