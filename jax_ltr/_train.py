@@ -71,7 +71,7 @@ def create_train_state(config: TrainConfig, num_users: int, num_items: int) -> T
 
 def loss_terms(scores, labels, where, pairs, tie_break, config: TrainConfig):
     """(total, listmle, pairwise) for the configured loss; an unused term is 0."""
-    alpha = {"listmle": 1.0, "pairwise_pl": 0.0, "hybrid": config.hybrid_alpha}[config.loss]
+    alpha = config.listmle_weight
     zero = jnp.zeros((), scores.dtype)
     listwise = listmle_loss(scores, labels, where=where, tie_break=tie_break) if alpha > 0 else zero
     pairwise = pairwise_pl_loss(scores, labels, where=where, pairs=pairs) if alpha < 1 else zero

@@ -95,6 +95,11 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @property
+    def listmle_weight(self) -> float:
+        """Weight of ListMLE in the training loss; the pairwise term gets ``1 - listmle_weight``."""
+        return {"listmle": 1.0, "pairwise_pl": 0.0, "hybrid": self.hybrid_alpha}[self.loss]
+
 
 def _base_type(annotation) -> type:
     hint = annotation

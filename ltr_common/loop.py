@@ -73,7 +73,7 @@ def host_inputs(batch: Batch, config: TrainConfig, *, epoch: int, index: int):
     rng = np.random.default_rng([config.seed, epoch, index])
     tie_break = rng.random(batch.labels.shape, dtype=np.float32)
     pairs = None
-    if config.loss != "listmle" and config.pairs_per_list > 0:
+    if config.listmle_weight < 1 and config.pairs_per_list > 0:
         pairs = sample_pairs(batch.labels, batch.mask, pairs_per_list=config.pairs_per_list, rng=rng)
     return pairs, tie_break
 

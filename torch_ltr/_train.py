@@ -32,7 +32,7 @@ def make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.O
 
 def loss_terms(scores, labels, where, pairs, tie_break, config: TrainConfig):
     """(total, listmle, pairwise) for the configured loss; an unused term is 0."""
-    alpha = {"listmle": 1.0, "pairwise_pl": 0.0, "hybrid": config.hybrid_alpha}[config.loss]
+    alpha = config.listmle_weight
     zero = scores.new_zeros(())
     listwise = listmle_loss(scores, labels, where=where, tie_break=tie_break) if alpha > 0 else zero
     pairwise = pairwise_pl_loss(scores, labels, where=where, pairs=pairs) if alpha < 1 else zero
