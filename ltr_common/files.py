@@ -35,11 +35,17 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_checkpoint_bytes(path: Path, payload: bytes) -> None:
-    """Atomically write ``payload`` with a SHA-256 header; the previous file is kept as ``*.prev``."""
+    """Write ``payload`` with a SHA-256 header; the previous file is kept as ``*.prev``.
+
+    The new file is written in full (atomically, as ``*.next``) before the old one is moved
+    aside, so a process killed mid-write leaves the current checkpoint where it was.
+    """
     path = Path(path)
+    fresh = path.with_name(path.name + ".next")
+    atomic_write_bytes(fresh, _MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
     if path.exists():
         os.replace(path, path.with_name(path.name + ".prev"))
-    atomic_write_bytes(path, _MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+    os.replace(fresh, path)
 
 
 def read_checkpoint_bytes(path: Path) -> bytes:
