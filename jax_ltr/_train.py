@@ -173,3 +173,11 @@ class Trainer:
     def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
         params = jax.device_get(self.state.params)
         return params["user_embedding"]["embedding"], params["item_embedding"]["embedding"]
+
+    def set_user_embeddings(self, users: np.ndarray) -> None:
+        """Replace the user embedding matrix (same shape), e.g. for an ablation."""
+        current = self.state.params["user_embedding"]["embedding"]
+        if users.shape != current.shape:
+            raise ValueError(f"users: expected shape {current.shape}, got {users.shape}")
+        params = {**self.state.params, "user_embedding": {"embedding": jnp.asarray(users, current.dtype)}}
+        self.state = self.state.replace(params=params)

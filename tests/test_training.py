@@ -134,14 +134,43 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, 
     assert trainer.restore(tmp_path / "checkpoint_latest")["step"] == 6
 
 
-def test_export_embeddings(tmp_path, movielens):
-    run("torch", dataclasses.replace(SMALL, epochs=1), tmp_path, progress_bar=False)
+def test_export_embeddings_and_analyse_run(tmp_path, movielens):
+    results = run("torch", dataclasses.replace(SMALL, epochs=1), tmp_path, progress_bar=False)
     path = load_script("export_embeddings").export(tmp_path, tmp_path / "out")
     data = np.load(path)
     assert data["user_embeddings"].shape == (943, 16) and data["item_embeddings"].shape == (1682, 16)
     np.testing.assert_array_equal(data["user_raw_ids"], movielens.user_raw_ids)
     users = (tmp_path / "out" / "user_ids.csv").read_text().splitlines()
     assert users[0] == "index,raw_id" and users[1] == "0,1" and len(users) == 944
+
+    rows = {
+        part: {r["group"]: r for r in table}
+        for part, table in load_script("analyse_run").analyse(tmp_path).items()
+    }
+    baselines = load_script("baselines").evaluate_baselines(seeds=1)
+    for part in ("validation", "test"):
+        everything = rows[part]["all lists"]
+        assert everything["lists"] == 943
+        assert everything["model"] == pytest.approx(results[part]["ndcg@10"], abs=1e-6)
+        assert everything["item mean"] == pytest.approx(baselines[f"item_mean/{part}"]["ndcg@10"], abs=1e-6)
+        by_user = (
+            rows[part]["users with a training order"]["lists"]
+            + rows[part]["users with < 2 training ratings"]["lists"]
+        )
+        assert by_user == 943
+
+
+@pytest.mark.parametrize("framework", ["jax", "torch"])
+def test_set_user_embeddings_replaces_every_user(framework):
+    from ltr_common.run import make_trainer
+
+    trainer = make_trainer(framework, SMALL, 5, 7)
+    users, _ = trainer.embeddings()
+    with pytest.raises(ValueError, match=r"users: expected shape \(5, 16\)"):
+        trainer.set_user_embeddings(users[:4])
+    same = np.broadcast_to(users[2], users.shape).copy()
+    trainer.set_user_embeddings(same)
+    np.testing.assert_array_equal(trainer.embeddings()[0], same)
 
 
 def test_bad_option_is_refused_before_loading(capsys):

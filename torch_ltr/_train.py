@@ -141,3 +141,11 @@ class Trainer:
             self.model.user_embedding.weight.detach().cpu().numpy(),
             self.model.item_embedding.weight.detach().cpu().numpy(),
         )
+
+    @torch.no_grad()
+    def set_user_embeddings(self, users: np.ndarray) -> None:
+        """Replace the user embedding matrix (same shape), e.g. for an ablation."""
+        weight = self.model.user_embedding.weight
+        if tuple(users.shape) != tuple(weight.shape):
+            raise ValueError(f"users: expected shape {tuple(weight.shape)}, got {users.shape}")
+        weight.copy_(torch.as_tensor(users, dtype=weight.dtype))

@@ -1,0 +1,105 @@
+"""Where a run's model wins or loses against the item-mean baseline, and what personalisation adds.
+
+    python scripts/analyse_run.py RUN_DIR [--metric ndcg@10]
+
+Loads the run's best checkpoint (JAX or PyTorch) and prints, for the validation and test lists,
+the mean per-list metric of: the model; the same model with every user's embedding replaced by
+the mean embedding of the users that have a training order (>= 2 training ratings), which
+removes personalisation and keeps the learned item scores; and the item mean rating. Rows split
+the lists by user (with or without a training order) and by whether a list holds an item that
+no training list holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from jax_ltr._train import ranking_metrics
+from ltr_common import iterate_batches, load_split
+from ltr_common.baselines import item_tables
+from ltr_common.run import load_run_config, make_trainer
+
+SCORERS = ("model", "model, mean user", "item mean")
+
+
+def _per_list(lists, score_batch, metric: str) -> np.ndarray:
+    values = []
+    for batch in iterate_batches(lists, batch_size=256, shuffle=False):
+        values.append(np.asarray(score_batch(batch)[metric], np.float64)[batch.list_ids >= 0])
+    return np.concatenate(values)
+
+
+def analyse(run_dir: Path, metric: str = "ndcg@10") -> dict[str, list[dict]]:
+    """Per split: rows ``{"group", "lists", <scorer>: mean metric}``."""
+    framework, config = load_run_config(Path(run_dir))
+    ratings, split = load_split(config)
+    trainer = make_trainer(framework, config, ratings.num_users, ratings.num_items)
+    trainer.restore(Path(run_dir) / "checkpoint_best")
+    probe = trainer.evaluate_batch(next(iterate_batches(split.test, batch_size=1, shuffle=False)))
+    if metric not in probe:
+        raise ValueError(f"--metric: expected one of {', '.join(probe)}, got {metric!r}")
+
+    tables = item_tables(split.train, ratings.num_items)
+    counts, item_mean = tables["popularity"], tables["item_mean"]
+    train_length = np.zeros(ratings.num_users, np.int64)
+    train_length[split.train.users] = split.train.lengths
+    ordered = train_length >= 2
+
+    def item_mean_metrics(batch):
+        scores = item_mean[batch.item_ids].astype(np.float32)
+        return ranking_metrics(scores, batch.labels, batch.mask, config.top_k)
+
+    parts = ("validation", "test")
+    results = {
+        part: {"model": _per_list(getattr(split, part), trainer.evaluate_batch, metric)} for part in parts
+    }
+    users_matrix, _ = trainer.embeddings()
+    ablated = np.array(users_matrix, copy=True)
+    ablated[:] = users_matrix[ordered].mean(axis=0)
+    trainer.set_user_embeddings(ablated)
+    rows = {}
+    for part in parts:
+        lists = getattr(split, part)
+        users = lists.users
+        unseen = np.add.reduceat(counts[lists.items] == 0, lists.offsets[:-1]) > 0
+        scores = results[part]
+        scores["model, mean user"] = _per_list(lists, trainer.evaluate_batch, metric)
+        scores["item mean"] = _per_list(lists, item_mean_metrics, metric)
+        groups = {
+            "all lists": np.ones(len(lists), bool),
+            "users with a training order": ordered[users],
+            "users with < 2 training ratings": ~ordered[users],
+            "lists with an item unseen in training": unseen,
+            "training-order users, no unseen item": ordered[users] & ~unseen,
+        }
+        rows[part] = [
+            {"group": name, "lists": int(sel.sum()), **{s: float(scores[s][sel].mean()) for s in SCORERS}}
+            for name, sel in groups.items()
+            if sel.any()
+        ]
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--metric", default="ndcg@10", help="per-list metric to compare (default ndcg@10)")
+    args = parser.parse_args(argv)
+    for part, rows in analyse(args.run_dir, args.metric).items():
+        print(f"\n{part} {args.metric}\n")
+        print("| lists | count | " + " | ".join(SCORERS) + " |")
+        print("| --- | ---: |" + " ---: |" * len(SCORERS))
+        for row in rows:
+            cells = " | ".join(f"{row[s]:.4f}" for s in SCORERS)
+            print(f"| {row['group']} | {row['lists']} | {cells} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
