@@ -7,6 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ltr_common.levels import outside_levels_error
+
 REDUCTIONS = ("none", "sum", "mean")
 
 
@@ -51,7 +53,7 @@ def check_inputs(scores, labels, where, tie_break=None):
     dtype = jnp.promote_types(scores.dtype, jnp.float32)
     labels = labels.astype(dtype)
     if _is_concrete(labels) and _is_concrete(where):
-        bad = np.asarray(where & ~jnp.isfinite(labels))
+        bad = np.asarray(where) & ~np.isfinite(np.asarray(labels))  # NumPy: no tracer under jit
         if bad.any():
             raise ValueError(
                 f"labels must be finite where valid; found {labels[bad][0]} at index "
@@ -101,6 +103,44 @@ def descending_order(keys, where, tie_break=None):
     else:
         operands, num_keys = (primary, jnp.where(where, tie_break, 0.0) + 0.0, position), 2
     return lax.sort(operands, dimension=axis, is_stable=True, num_keys=num_keys)[-1]
+
+
+def labels_in_levels(labels, where, levels: tuple[float, ...]):
+    """[...] bool: every valid label of the list is one of ``levels``; raises outside ``jit``."""
+    if _is_concrete(labels) and _is_concrete(where):  # NumPy: no tracer under jit
+        host_labels, host_where = np.asarray(labels), np.asarray(where)
+        outside = host_where & ~np.isin(host_labels, np.asarray(levels, host_labels.dtype))
+        if outside.any():
+            bad = tuple(int(i) for i in np.argwhere(outside)[0])
+            raise outside_levels_error(levels, float(host_labels[bad]), bad)
+    member = jnp.any(labels[..., None] == jnp.asarray(levels, labels.dtype), axis=-1) | ~where
+    return jnp.all(member, axis=-1)
+
+
+def level_rank(labels, where, levels: tuple[float, ...]):
+    """Each item's place in ``descending_order(labels, where)``, by a stable counting sort.
+
+    With labels from a few known ``levels`` the order needs no comparison sort: an item's
+    place is the number of valid items on higher levels plus the number on its own level
+    before it. The per-level counts run in one pass along the list (``lax.scan`` over
+    positions, carrying ``len(levels) + 1`` counters per list; invalid items form the last
+    group), which on CPU is several times faster than XLA's stable sort.
+    """
+    num = len(levels)
+    above = jnp.sum(labels[..., None] > jnp.asarray(levels, labels.dtype), axis=-1)
+    group = jnp.where(where, num - 1 - above, num).astype(jnp.int32)  # 0 = highest level
+    flat = group.reshape(-1, group.shape[-1])
+    groups = jnp.arange(num + 1, dtype=jnp.int32)
+
+    def step(counts, column):
+        hit = column[:, None] == groups
+        before = jnp.sum(jnp.where(hit, counts, 0), axis=-1)
+        return counts + hit, before
+
+    counts, before = lax.scan(step, jnp.zeros((flat.shape[0], num + 1), jnp.int32), flat.T)
+    start = jnp.cumsum(counts, axis=-1) - counts  # first place of each group
+    rank = jnp.take_along_axis(start, flat, axis=-1) + before.T
+    return rank.reshape(group.shape)
 
 
 def take(x, order):

@@ -51,6 +51,9 @@ class TrainConfig:
     top_k: tuple[int, ...] = _field((5, 10, 20), "NDCG/recall cut-offs")
     data_dir: str | None = _field(None, "folder with a GroupLens u.data (else cache/fetch)")
     cache_dir: str | None = _field(None, "data cache folder (default $XDG_CACHE_HOME/jax-ltr)")
+    compilation_cache: bool = _field(
+        True, "JAX: keep compiled steps on disk under <cache folder>/xla, for later runs"
+    )
 
     def __post_init__(self) -> None:
         self.validate()

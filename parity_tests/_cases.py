@@ -33,6 +33,7 @@ TOLERANCES = {
 # value on such items. Below that, agreement is a matter of summation order, not of math.
 PAIRWISE_SUM_GRAD_FLOAT32 = (1e-5, 1e-5)
 PAIRS_PER_LIST = 16
+RATING_LEVELS = (1, 2, 3, 4, 5)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,19 +100,31 @@ def _variant(options: dict, reduction: str, jit: bool) -> str:
 def _loss_cases() -> list[Case]:
     cases = []
     reductions, jits = ("none", "sum", "mean"), (False, True)
-    for method, tie, reduction, jit in itertools.product(
-        jax_ltr.LISTMLE_METHODS, (False, True), reductions, jits
+    # levels: the counting-sort order (ratings 1..5); with a random tie order the sort serves.
+    orders = ((False, None), (True, None), (False, RATING_LEVELS))
+    for method, (tie, levels), reduction, jit in itertools.product(
+        jax_ltr.LISTMLE_METHODS, orders, reductions, jits
     ):
 
-        def jax_fn(s, y, w, tb, p, method=method, tie=tie, reduction=reduction):
+        def jax_fn(s, y, w, tb, p, method=method, tie=tie, levels=levels, reduction=reduction):
             return jax_ltr.listmle_loss(
-                s, y, where=w, tie_break=tb if tie else None, method=method, reduction=reduction
+                s,
+                y,
+                where=w,
+                tie_break=tb if tie else None,
+                levels=levels,
+                method=method,
+                reduction=reduction,
             )
 
-        def torch_fn(s, y, w, tb, p, tie=tie, reduction=reduction):
-            return torch_ltr.listmle_loss(s, y, where=w, tie_break=tb if tie else None, reduction=reduction)
+        def torch_fn(s, y, w, tb, p, tie=tie, levels=levels, reduction=reduction):
+            return torch_ltr.listmle_loss(
+                s, y, where=w, tie_break=tb if tie else None, levels=levels, reduction=reduction
+            )
 
         options = {"method": method, "tie_break": "random" if tie else "position"}
+        if levels is not None:
+            options["levels"] = "1..5"
         cases.append(
             Case("listmle_loss", _variant(options, reduction, jit), jax_fn, torch_fn, True, jit, reduction)
         )

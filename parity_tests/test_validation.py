@@ -91,8 +91,59 @@ def test_option_errors(framework):
         )
 
 
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("name", ["listmle_loss", "hybrid_loss"])
+def test_levels_errors(framework, name):
+    labels = np.array([[1.0, 2.0, 3.0], [2.0, 2.0, 1.0]])
+    with pytest.raises(
+        ValueError,
+        match=r"labels must be one of levels \(1.0, 2.0\) where valid; found 3.0 at index \(0, 2\)",
+    ):
+        evaluate(framework, name, GOOD_SCORES, labels, levels=(2, 1), grad=False)
+    for levels, message in (
+        ((1, 1), "levels must be distinct finite numbers, at least one, got"),
+        ((), "levels must be distinct finite numbers, at least one, got"),
+        ((1, float("nan")), "levels must be distinct finite numbers"),
+        ("ab", "levels must be a sequence of numbers, got 'ab'"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            evaluate(framework, name, GOOD_SCORES, labels, levels=levels, grad=False)
+    # A masked label outside the levels is no error: masked items are ignored entirely.
+    where = np.array([[True, True, False], [True, True, True]])
+    evaluate(framework, name, GOOD_SCORES, labels, where=where, levels=(1, 2), grad=False)
+
+
+def test_labels_outside_levels_under_jit_give_that_list_nan():
+    scores = jnp.array([[0.3, -1.0, 2.0], [0.5, 1.5, -0.2]])
+    labels = jnp.array([[1.0, 2.0, 7.0], [2.0, 2.0, 1.0]])
+    loss = jax.jit(lambda s, y: jax_ltr.listmle_loss(s, y, levels=(1, 2), reduction="none"))
+    value = np.asarray(loss(scores, labels))
+    assert np.isnan(value[0])
+    assert value[1] == pytest.approx(float(jax_ltr.listmle_loss(scores[1], labels[1])))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_a_jitted_function_may_close_over_labels_mask_and_pairs(name):
+    # Concrete arrays captured by a jitted function still get checked, with NumPy, not traced.
+    scores = np.array([[0.3, -1.0, 2.0], [0.5, 1.5, -0.2]])
+    labels, where = (
+        jnp.array([[1.0, 2.0, 3.0], [2.0, 2.0, 1.0]]),
+        jnp.array([[True] * 3, [True, True, False]]),
+    )
+    kwargs = {}
+    if name == "pairwise_pl_loss":
+        kwargs["pairs"] = (jnp.array([0, 1]), jnp.array([0, 0]), jnp.array([1, 2]))
+    if name in ("listmle_loss", "hybrid_loss"):
+        kwargs["levels"] = (1, 4, 5)
+    fn = getattr(jax_ltr, name)
+    jitted = jax.jit(lambda s: fn(s, labels, where=where, **kwargs))
+    expected = fn(scores, labels, where=where, **kwargs)
+    assert float(expected) != 0.0
+    np.testing.assert_allclose(jitted(scores), expected, rtol=1e-6)
+
+
 def test_jax_only_options():
-    with pytest.raises(ValueError, match=r"method must be one of scan, associative, got 'loop'"):
+    with pytest.raises(ValueError, match=r"method must be one of auto, scan, associative, got 'loop'"):
         jax_ltr.listmle_loss(jnp.zeros(3), jnp.ones(3), method="loop")
     with pytest.raises(ValueError, match="give tie_break or key, not both"):
         jax_ltr.listmle_loss(jnp.zeros(3), jnp.ones(3), tie_break=jnp.zeros(3), key=jax.random.key(0))

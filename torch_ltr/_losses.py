@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from ltr_common.levels import check_levels, outside_levels_error
 from torch_ltr._utils import check_inputs, check_reduction, descending_order, safe_reduce, take
 
 
@@ -29,12 +30,15 @@ def suffix_logsumexp(x: torch.Tensor, *, where: torch.Tensor | None = None) -> t
     return torch.logcumsumexp(x.flip(-1), dim=-1).flip(-1)
 
 
-def listmle_loss(scores, labels, *, where=None, tie_break=None, reduction: str = "mean") -> torch.Tensor:
+def listmle_loss(
+    scores, labels, *, where=None, tie_break=None, levels=None, reduction: str = "mean"
+) -> torch.Tensor:
     """ListMLE: the Plackett–Luce negative log-likelihood of the label-sorted permutation.
 
     Per list: ``sum_{valid i} [ log sum_{valid j ranked at or after i} exp(s_j) - s_i ]``, the
     ranking sorting labels descending, ties by ascending ``tie_break``, then position.
-    "mean" averages over lists with at least two valid items.
+    "mean" averages over lists with at least two valid items. ``levels``: the values valid
+    labels may take; one outside them is a ``ValueError`` (the order is the same either way).
 
     Example:
       >>> import torch
@@ -43,7 +47,14 @@ def listmle_loss(scores, labels, *, where=None, tie_break=None, reduction: str =
     """
     check_reduction(reduction)
     out_dtype = torch.as_tensor(scores).dtype
+    levels = check_levels(levels)
     scores, labels, where, tie_break = check_inputs(scores, labels, where, tie_break)
+    if levels is not None:
+        known = torch.tensor(levels, dtype=labels.dtype, device=labels.device)
+        outside = where & ~(labels[..., None] == known).any(-1)
+        if outside.any():
+            index = tuple(int(i) for i in outside.nonzero()[0])
+            raise outside_levels_error(levels, labels[index].item(), index)
     order = descending_order(labels, where, tie_break)
     valid = take(where, order)
     ranked = take(torch.where(where, scores, 0.0), order)
@@ -115,7 +126,15 @@ def _check_pairs(pairs, shape, device):
 
 
 def hybrid_loss(
-    scores, labels, *, alpha: float = 0.7, where=None, tie_break=None, pairs=None, reduction: str = "mean"
+    scores,
+    labels,
+    *,
+    alpha: float = 0.7,
+    where=None,
+    tie_break=None,
+    levels=None,
+    pairs=None,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """``alpha * listmle_loss + (1 - alpha) * pairwise_pl_loss``, each reduced by ``reduction``.
 
@@ -126,6 +145,8 @@ def hybrid_loss(
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
-    listwise = listmle_loss(scores, labels, where=where, tie_break=tie_break, reduction=reduction)
+    listwise = listmle_loss(
+        scores, labels, where=where, tie_break=tie_break, levels=levels, reduction=reduction
+    )
     pairwise = pairwise_pl_loss(scores, labels, where=where, pairs=pairs, reduction=reduction)
     return alpha * listwise + (1.0 - alpha) * pairwise

@@ -1,0 +1,475 @@
+"""Benchmark the ranking losses: every JAX method against PyTorch eager, torch.compile, the
+original per-row Python loop and Rax, on the same inputs; and the two trainers end to end.
+
+    python scripts/benchmark.py [--grid 64x50,1024x200] [--losses listmle,pairwise]
+                                [--modes forward,forward+backward] [--dtypes float32,bfloat16]
+                                [--implementations NAME ...] [--runs 20] [--out DIR] [--train]
+
+Each cell (loss, implementation, B x L, dtype, mode) is compiled and warmed up first; then
+``--runs`` calls are timed one by one (JAX: ``block_until_ready``) and the median and the
+interquartile range are reported, with the compile time (first call, or XLA's lower+compile)
+apart. Inputs are arguments of the compiled function, never constants closed over. Labels are
+ratings 1..5 with 10% of the items masked; "vs ref" is the largest relative difference of the
+value from PyTorch eager's on the same inputs, so every row is shown to do the same work.
+Memory: XLA's compiled temporary buffers for JAX rows (the live scratch of the program);
+not measured for PyTorch on CPU. Cells that cannot run say why (``n/a``): the original loop
+beyond ``--loop-max-items`` items, dense [B, L, L] implementations beyond ``--dense-max-pairs``.
+
+``--out DIR`` writes ``benchmark.csv``, ``benchmark.json`` and ``benchmark.png`` (time per
+list against L, log-log, a line per implementation; one panel per loss and mode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+import jax_ltr  # noqa: E402
+import torch_ltr  # noqa: E402
+from ltr_common.files import atomic_write_bytes, atomic_write_text  # noqa: E402
+
+DEFAULT_GRID = "64x50,256x200,1024x200,1024x1000,64x2000"
+LEVELS = (1, 2, 3, 4, 5)
+LOSSES = ("listmle", "pairwise")
+MODES = ("forward", "forward+backward")
+
+
+@dataclasses.dataclass(frozen=True)
+class Impl:
+    name: str
+    loss: str
+    framework: str  # "jax" | "torch"
+    fn: Callable  # (scores, labels, where) -> scalar loss
+    compiled: bool = True
+    dense: bool = False  # materialises [B, L, L]
+    loop: bool = False  # the original per-row Python loop
+    dtypes: tuple[str, ...] = ("float32", "bfloat16")
+
+
+def original_listmle(scores, labels, where):
+    """The original design's ListMLE: a Python loop over lists and over positions."""
+    losses = []
+    for row in range(scores.shape[0]):
+        valid = where[row]
+        s, y = scores[row][valid], labels[row][valid]
+        if s.shape[0] < 2:
+            continue
+        ranked = s[torch.argsort(y, descending=True, stable=True)]
+        running = ranked[-1]
+        total = running - ranked[-1]
+        for i in range(ranked.shape[0] - 2, -1, -1):
+            running = torch.logaddexp(running, ranked[i])
+            total = total + (running - ranked[i])
+        losses.append(total)
+    return torch.stack(losses).mean()
+
+
+def torch_listmle(scores, labels, where):
+    return torch_ltr.listmle_loss(scores, labels, where=where)
+
+
+def torch_pairwise(scores, labels, where):
+    return torch_ltr.pairwise_pl_loss(scores, labels, where=where)
+
+
+def implementations() -> list[Impl]:
+    impls = [
+        Impl(
+            f"jax {method} levels",
+            "listmle",
+            "jax",
+            lambda s, y, w, m=method: jax_ltr.listmle_loss(s, y, where=w, levels=LEVELS, method=m),
+        )
+        for method in jax_ltr.LISTMLE_METHODS
+    ] + [
+        Impl(
+            f"jax {method} sort",
+            "listmle",
+            "jax",
+            lambda s, y, w, m=method: jax_ltr.listmle_loss(s, y, where=w, method=m),
+        )
+        for method in jax_ltr.LISTMLE_METHODS
+    ]
+    impls += [
+        Impl("torch eager", "listmle", "torch", torch_listmle, compiled=False),
+        Impl("torch.compile", "listmle", "torch", torch_listmle),
+        Impl("original loop", "listmle", "torch", original_listmle, False, loop=True, dtypes=("float32",)),
+        Impl("jax blocked", "pairwise", "jax", lambda s, y, w: jax_ltr.pairwise_pl_loss(s, y, where=w)),
+        Impl("torch eager", "pairwise", "torch", torch_pairwise, compiled=False, dense=True),
+        Impl("torch.compile", "pairwise", "torch", torch_pairwise, dense=True),
+    ]
+    try:
+        import rax
+    except ImportError:
+        return impls
+    impls += [
+        Impl("rax", "listmle", "jax", lambda s, y, w: rax.listmle_loss(s, y, where=w)),
+        Impl("rax", "pairwise", "jax", lambda s, y, w: rax.pairwise_logistic_loss(s, y, where=w), dense=True),
+    ]
+    return impls
+
+
+def make_inputs(batch: int, length: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(0.0, 1.0, (batch, length))
+    labels = rng.integers(1, 6, (batch, length)).astype(np.float64)
+    where = rng.random((batch, length)) >= 0.1
+    where[:, :2] = True
+    return scores, labels, where
+
+
+def _quartiles(times: list[float]) -> tuple[float, float, float]:
+    q1, median, q3 = statistics.quantiles(times, n=4, method="inclusive")
+    return q1, median, q3
+
+
+def time_jax(impl: Impl, inputs, dtype: str, mode: str, runs: int) -> dict:
+    scores, labels, where = inputs
+    args = (jnp.asarray(scores, dtype), jnp.asarray(labels, dtype), jnp.asarray(where))
+    fn = impl.fn if mode == "forward" else jax.value_and_grad(impl.fn)
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    compile_s = time.perf_counter() - start
+    memory = compiled.memory_analysis()
+    temp = getattr(memory, "temp_size_in_bytes", None) if memory is not None else None
+    for _ in range(2):
+        out = jax.block_until_ready(compiled(*args))
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(*args))
+        times.append(time.perf_counter() - start)
+    value = out if mode == "forward" else out[0]
+    return {"times": times, "compile_s": compile_s, "memory_bytes": temp, "value": float(value)}
+
+
+def time_torch(impl: Impl, inputs, dtype: str, mode: str, runs: int) -> dict:
+    scores, labels, where = inputs
+    torch_dtype = getattr(torch, dtype)
+    s = torch.tensor(scores, dtype=torch_dtype)
+    y, w = torch.tensor(labels, dtype=torch_dtype), torch.tensor(where)
+    fn = impl.fn
+    if impl.compiled:
+        torch._dynamo.reset()
+        fn = torch.compile(impl.fn, dynamic=False)
+
+    def call():
+        if mode == "forward":
+            with torch.no_grad():
+                return fn(s, y, w)
+        s.grad = None
+        s.requires_grad_(True)
+        loss = fn(s, y, w)
+        loss.backward()
+        return loss
+
+    start = time.perf_counter()
+    value = call()
+    first = time.perf_counter() - start
+    call()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    compile_s = max(first - statistics.median(times), 0.0) if impl.compiled else None
+    return {"times": times, "compile_s": compile_s, "memory_bytes": None, "value": float(value)}
+
+
+def skip_reason(impl: Impl, batch: int, length: int, dtype: str, args) -> str | None:
+    if dtype not in impl.dtypes:
+        return f"not run in {dtype}"
+    if impl.loop and batch * length > args.loop_max_items:
+        return f"B*L > --loop-max-items {args.loop_max_items}"
+    if impl.dense and batch * length * length > args.dense_max_pairs:
+        return f"B*L^2 > --dense-max-pairs {args.dense_max_pairs:.0e}"
+    return None
+
+
+def run_grid(args) -> list[dict]:
+    impls = [
+        i
+        for i in implementations()
+        if i.loss in args.losses and (not args.implementations or i.name in args.implementations)
+    ]
+    cells = [
+        (impl, batch, length, dtype, mode)
+        for batch, length in args.grid
+        for dtype in args.dtypes
+        for mode in args.modes
+        for impl in impls
+    ]
+    rows, references = [], {}
+    for impl, batch, length, dtype, mode in tqdm(cells, desc="benchmark", unit="cell", file=sys.stderr):
+        row = {
+            "loss": impl.loss,
+            "implementation": impl.name,
+            "B": batch,
+            "L": length,
+            "dtype": dtype,
+            "mode": mode,
+        }
+        reason = skip_reason(impl, batch, length, dtype, args)
+        if reason:
+            rows.append({**row, "skipped": reason})
+            continue
+        inputs = make_inputs(batch, length)
+        timer = time_jax if impl.framework == "jax" else time_torch
+        result = timer(impl, inputs, dtype, mode, args.runs)
+        q1, median, q3 = _quartiles(result["times"])
+        key = (impl.loss, batch, length, dtype, mode)
+        if impl.name == "torch eager":
+            references[key] = result["value"]
+        rows.append(
+            {
+                **row,
+                "median_ms": median * 1e3,
+                "q1_ms": q1 * 1e3,
+                "q3_ms": q3 * 1e3,
+                "runs": len(result["times"]),
+                "compile_s": result["compile_s"],
+                "memory_mb": None if result["memory_bytes"] is None else result["memory_bytes"] / 2**20,
+                "value": result["value"],
+            }
+        )
+    for row in rows:
+        ref = references.get((row["loss"], row["B"], row["L"], row["dtype"], row["mode"]))
+        if "value" in row and ref is not None:
+            row["vs_ref"] = abs(row["value"] - ref) / max(abs(ref), 1e-30)
+    return rows
+
+
+def _fmt(value, spec: str, missing: str = "–") -> str:
+    return missing if value is None else format(value, spec)
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = [
+        "| loss | implementation | B x L | dtype | mode | median ms | IQR ms | compile s | XLA temp MB "
+        "| vs ref |",
+        "| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        size = f"{row['B']}x{row['L']}"
+        head = f"| {row['loss']} | {row['implementation']} | {size} | {row['dtype']} | {row['mode']} "
+        if "skipped" in row:
+            lines.append(head + f"| n/a | {row['skipped']} | | | |")
+            continue
+        lines.append(
+            head + f"| {row['median_ms']:.2f} | {row['q1_ms']:.2f}–{row['q3_ms']:.2f} "
+            f"| {_fmt(row['compile_s'], '.2f')} | {_fmt(row['memory_mb'], '.1f')} "
+            f"| {_fmt(row.get('vs_ref'), '.1e')} |"
+        )
+    return "\n".join(lines)
+
+
+def ratios(rows: list[dict], batch: int, length: int, dtype: str = "float32") -> list[str]:
+    """Per loss and mode at (batch, length): every implementation's time over jax_ltr's fastest."""
+    lines = []
+    for loss in LOSSES:
+        for mode in MODES:
+            cell = [
+                r
+                for r in rows
+                if r["loss"] == loss
+                and r["B"] == batch
+                and r["L"] == length
+                and r["dtype"] == dtype
+                and r["mode"] == mode
+                and "median_ms" in r
+            ]
+            ours = [r for r in cell if r["implementation"].startswith("jax ")]
+            if not ours:
+                continue
+            best = min(ours, key=lambda r: r["median_ms"])
+            others = ", ".join(
+                f"{r['implementation']} {r['median_ms'] / best['median_ms']:.2f}"
+                for r in sorted(cell, key=lambda r: r["median_ms"])
+                if r is not best
+            )
+            lines.append(
+                f"{loss} {mode} {batch}x{length} {dtype}: jax_ltr's fastest is {best['implementation']} "
+                f"{best['median_ms']:.2f} ms; time of the others over it: {others}"
+            )
+    return lines
+
+
+def plot(rows: list[dict], dtype: str = "float32") -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(loss, mode) for loss in LOSSES for mode in MODES]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, (loss, mode) in zip(axes[0], panels, strict=True):
+        cell = [r for r in rows if r["loss"] == loss and r["mode"] == mode and r["dtype"] == dtype]
+        for name in sorted({r["implementation"] for r in cell}):
+            points = sorted(
+                (r["L"], r["median_ms"] * 1e3 / r["B"])
+                for r in cell
+                if r["implementation"] == name and "median_ms" in r
+            )
+            if points:
+                ax.plot(*zip(*points, strict=True), marker="o", label=name)
+        ax.set(xscale="log", yscale="log", xlabel="list length L", ylabel="µs per list (median)")
+        ax.set_title(f"{loss}, {mode}, {dtype}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def train_throughput(epochs: int = 2) -> list[dict]:
+    """Lists/s of the JAX and PyTorch trainers over the same ML-100K batches, epoch by epoch
+    (the first JAX epoch includes one compilation per batch width)."""
+    from ltr_common import TrainConfig, iterate_batches, load_split
+    from ltr_common.loop import host_inputs
+    from ltr_common.run import make_trainer
+
+    config = TrainConfig()
+    ratings, split = load_split(config)
+    rows = []
+    for framework in ("jax", "torch"):
+        trainer = make_trainer(framework, config, ratings.num_users, ratings.num_items)
+        for epoch in range(epochs):
+            lists, metrics = 0, []
+            start = time.perf_counter()
+            for index, batch in enumerate(
+                iterate_batches(
+                    split.train,
+                    batch_size=config.batch_size,
+                    shuffle=True,
+                    seed=config.seed,
+                    epoch=epoch,
+                    length_bucketing=config.length_bucketing,
+                )
+            ):
+                pairs, tie_break = host_inputs(batch, config, epoch=epoch, index=index)
+                metrics.append(trainer.train_step(batch, pairs, tie_break))
+                lists += int((batch.list_ids >= 0).sum())
+            trainer.metrics_to_host(metrics)  # waits for the last step
+            seconds = time.perf_counter() - start
+            rows.append(
+                {"framework": framework, "epoch": epoch, "seconds": seconds, "lists_per_s": lists / seconds}
+            )
+    return rows
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu}; {os.cpu_count()} CPUs visible; JAX {jax.__version__} on {jax.devices()[0].platform}; "
+        f"PyTorch {torch.__version__} ({torch.get_num_threads()} threads)"
+    )
+
+
+def parse_grid(text: str) -> list[tuple[int, int]]:
+    grid = []
+    for part in text.split(","):
+        try:
+            batch, length = (int(v) for v in part.lower().split("x"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"--grid: expected BxL pairs like 1024x200, got {part!r}"
+            ) from None
+        if batch < 1 or length < 2:
+            raise argparse.ArgumentTypeError(f"--grid: need B >= 1 and L >= 2, got {part!r}")
+        grid.append((batch, length))
+    return grid
+
+
+def _choices(allowed):
+    def parse(text: str) -> list[str]:
+        values = text.split(",")
+        bad = [v for v in values if v not in allowed]
+        if bad:
+            raise argparse.ArgumentTypeError(f"expected a comma list of {', '.join(allowed)}, got {bad}")
+        return values
+
+    return parse
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--grid", type=parse_grid, default=parse_grid(DEFAULT_GRID), help="BxL,...")
+    parser.add_argument("--losses", type=_choices(LOSSES), default=list(LOSSES))
+    parser.add_argument("--modes", type=_choices(MODES), default=list(MODES))
+    parser.add_argument("--dtypes", type=_choices(("float32", "bfloat16")), default=["float32"])
+    parser.add_argument("--implementations", nargs="+", default=None, help="only these names")
+    parser.add_argument("--runs", type=int, default=20, help="timed calls per cell (>= 2)")
+    parser.add_argument("--loop-max-items", type=int, default=1024 * 200)
+    parser.add_argument("--dense-max-pairs", type=float, default=2.6e8)
+    parser.add_argument("--train", action="store_true", help="also time the trainers on ML-100K")
+    parser.add_argument("--out", type=Path, default=None, help="write benchmark.{csv,json,png} here")
+    args = parser.parse_args(argv)
+    if args.runs < 2:
+        parser.error(f"--runs: need at least 2 timed calls, got {args.runs}")
+    known = {i.name for i in implementations()}
+    unknown = set(args.implementations or ()) - known
+    if unknown:
+        parser.error(f"--implementations: unknown {sorted(unknown)}; known: {sorted(known)}")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    print(f"machine: {machine()}\n")
+    rows = run_grid(args)
+    print(markdown(rows))
+    print()
+    for batch, length in args.grid:
+        for line in ratios(rows, batch, length):
+            print(line)
+    result = {"machine": machine(), "rows": rows}
+    if args.train:
+        result["train"] = train_throughput()
+        print("\n| trainer | epoch | seconds | lists/s |\n| --- | ---: | ---: | ---: |")
+        for row in result["train"]:
+            print(
+                f"| {row['framework']} | {row['epoch']} | {row['seconds']:.2f} | {row['lists_per_s']:.0f} |"
+            )
+    if args.out is not None:
+        import pandas as pd
+
+        args.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.out / "benchmark.csv", pd.DataFrame(rows).to_csv(index=False))
+        atomic_write_text(args.out / "benchmark.json", json.dumps(result, indent=2))
+        atomic_write_bytes(args.out / "benchmark.png", plot(rows))
+        print(f"\nwrote {args.out / 'benchmark.csv'}, .json and .png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

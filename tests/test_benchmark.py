@@ -1,0 +1,50 @@
+"""scripts/benchmark.py on a tiny grid: every implementation computes the same loss, the
+outputs are written whole, and what cannot run says why. (It times nothing that is asserted.)"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from tests.test_training import load_script
+
+
+@pytest.fixture(scope="module")
+def bench_script():
+    return load_script("benchmark")
+
+
+def test_tiny_grid_writes_agreeing_rows(bench_script, tmp_path, capsys):
+    names = ["jax scan levels", "jax associative sort", "torch eager", "original loop", "jax blocked", "rax"]
+    flags = ["--grid", "3x7,2x40", "--runs", "2", "--loop-max-items", "50", "--dtypes", "float32,bfloat16"]
+    code = bench_script.main([*flags, "--out", str(tmp_path), "--implementations", *names])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "| listmle | original loop | 2x40 | float32 | forward | n/a | B*L > --loop-max-items 50" in out
+    assert "| listmle | original loop | 3x7 | bfloat16 | forward | n/a | not run in bfloat16" in out
+    rows = json.loads((tmp_path / "benchmark.json").read_text())["rows"]
+    timed = [r for r in rows if "median_ms" in r]
+    # 5 of 6 implementations per loss/mode/size/dtype run (rax only when installed); the loop once.
+    assert {r["implementation"] for r in timed} >= set(names) - {"rax"}
+    for row in timed:
+        assert row["q1_ms"] <= row["median_ms"] <= row["q3_ms"] and row["runs"] == 2
+        tolerance = 1e-5 if row["dtype"] == "float32" else 2e-2
+        assert row["vs_ref"] < tolerance, row
+    with open(tmp_path / "benchmark.csv", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == len(rows)
+    assert (tmp_path / "benchmark.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_bad_arguments_name_the_flag(bench_script, capsys):
+    for argv, message in (
+        (["--grid", "10by20"], "--grid: expected BxL pairs like 1024x200"),
+        (["--losses", "listnet"], "expected a comma list of listmle, pairwise"),
+        (["--implementations", "numpy"], "--implementations: unknown ['numpy']"),
+        (["--runs", "1"], "--runs: need at least 2 timed calls"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            bench_script.parse_args(argv)
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
