@@ -127,7 +127,7 @@ def test_a_jitted_function_may_close_over_labels_mask_and_pairs(name):
     # Concrete arrays captured by a jitted function still get checked, with NumPy, not traced.
     scores = np.array([[0.3, -1.0, 2.0], [0.5, 1.5, -0.2]])
     labels, where = (
-        jnp.array([[1.0, 2.0, 3.0], [2.0, 2.0, 1.0]]),
+        jnp.array([[1.0, 4.0, 5.0], [5.0, 4.0, 1.0]]),
         jnp.array([[True] * 3, [True, True, False]]),
     )
     kwargs = {}
