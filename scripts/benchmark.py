@@ -192,7 +192,7 @@ def time_torch(impl: Impl, inputs, dtype: str, mode: str, runs: int) -> dict:
         call()
         times.append(time.perf_counter() - start)
     compile_s = max(first - statistics.median(times), 0.0) if impl.compiled else None
-    return {"times": times, "compile_s": compile_s, "memory_bytes": None, "value": float(value)}
+    return {"times": times, "compile_s": compile_s, "memory_bytes": None, "value": float(value.detach())}
 
 
 def skip_reason(impl: Impl, batch: int, length: int, dtype: str, args) -> str | None:
@@ -342,14 +342,16 @@ def plot(rows: list[dict], dtype: str = "float32") -> bytes:
     return buffer.getvalue()
 
 
-def train_throughput(epochs: int = 2) -> list[dict]:
-    """Lists/s of the JAX and PyTorch trainers over the same ML-100K batches, epoch by epoch
-    (the first JAX epoch includes one compilation per batch width)."""
+def train_throughput(epochs: int = 3) -> list[dict]:
+    """Lists/s of the JAX and PyTorch trainers over the same ML-100K batches, epoch by epoch.
+
+    The default configuration, with JAX's persistent compilation cache off: the first JAX epoch
+    includes one compilation per batch width; later epochs are the steady state."""
     from ltr_common import TrainConfig, iterate_batches, load_split
     from ltr_common.loop import host_inputs
     from ltr_common.run import make_trainer
 
-    config = TrainConfig()
+    config = TrainConfig(compilation_cache=False)
     ratings, split = load_split(config)
     rows = []
     for framework in ("jax", "torch"):

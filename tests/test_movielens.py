@@ -175,6 +175,15 @@ def test_atomic_write_replaces_whole_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["u.data"]
 
 
+def test_atomic_write_gives_the_umask_mode_not_0600(tmp_path):
+    old = os.umask(0o022)
+    try:
+        files.atomic_write_text(tmp_path / "metrics.json", "{}\n")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == 0o644
+
+
 def make_wheel(path: Path, member_text: str | None) -> Path:
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("recbole/__init__.py", "")
