@@ -22,6 +22,7 @@ from jax_ltr._utils import (
     descending_order,
     labels_in_levels,
     level_rank,
+    nan_for_bad_labels,
     safe_reduce,
     take,
 )
@@ -238,6 +239,7 @@ def listmle_loss(
     per_list = _ranked_listmle(ranked, valid, method)
     if levels is not None:
         per_list = jnp.where(labels_in_levels(labels, where, levels), per_list, jnp.nan)
+    per_list = nan_for_bad_labels(per_list, labels, where)
     counted = jnp.sum(valid, axis=-1) >= 2
     return safe_reduce(per_list, counted, reduction).astype(out_dtype)
 
@@ -389,6 +391,7 @@ def pairwise_pl_loss(scores, labels, *, where=None, pairs=None, reduction: str =
         num_lists = flat_s.shape[0]
         per_list = jax.ops.segment_sum(terms, list_index, num_segments=num_lists).reshape(batch_shape)
         count = counted.sum()
+    per_list = nan_for_bad_labels(per_list, labels, where)
     return safe_reduce(per_list, count, reduction).astype(out_dtype)
 
 

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from jax_ltr._utils import check_inputs, check_k, check_reduction, descending_order, safe_reduce, take
+from jax_ltr._utils import (
+    check_inputs,
+    check_k,
+    check_reduction,
+    descending_order,
+    nan_for_bad_labels,
+    safe_reduce,
+    take,
+)
 
 
 def _ranked(scores, labels, where):
@@ -28,8 +36,8 @@ def _prepare(scores, labels, where, reduction, k=None):
     return check_inputs(scores, labels, where)[:3]
 
 
-def _finish(per_list, where, reduction):
-    return safe_reduce(per_list, jnp.any(where, axis=-1), reduction)
+def _finish(per_list, labels, where, reduction):
+    return safe_reduce(nan_for_bad_labels(per_list, labels, where), jnp.any(where, axis=-1), reduction)
 
 
 def ndcg_at_k(scores, labels, *, where=None, k: int | None = None, reduction: str = "mean"):
@@ -61,7 +69,7 @@ def ndcg_at_k(scores, labels, *, where=None, k: int | None = None, reduction: st
     actual = dcg(*_ranked(scores, labels, where))
     ideal = dcg(*_ranked(labels, labels, where))
     per_list = jnp.where(ideal > 0, actual / jnp.where(ideal > 0, ideal, 1.0), 0.0)
-    return _finish(per_list, where, reduction)
+    return _finish(per_list, labels, where, reduction)
 
 
 def _relevant_ranked(scores, labels, where, relevance_threshold):
@@ -83,7 +91,7 @@ def mrr(scores, labels, *, where=None, relevance_threshold: float = 4.0, reducti
     relevant = _relevant_ranked(scores, labels, where, relevance_threshold)
     first = jnp.argmax(relevant, axis=-1)
     per_list = jnp.where(jnp.any(relevant, axis=-1), 1.0 / (first.astype(scores.dtype) + 1.0), 0.0)
-    return _finish(per_list, where, reduction)
+    return _finish(per_list, labels, where, reduction)
 
 
 def average_precision(
@@ -104,7 +112,7 @@ def average_precision(
     precision = jnp.cumsum(relevant, axis=-1) / ranks
     total = jnp.sum(relevant, axis=-1)
     per_list = jnp.sum(precision * relevant, axis=-1) / jnp.maximum(total, 1.0)
-    return _finish(per_list, where, reduction)
+    return _finish(per_list, labels, where, reduction)
 
 
 def recall_at_k(
@@ -129,4 +137,4 @@ def recall_at_k(
     relevant = _relevant_ranked(scores, labels, where, relevance_threshold).astype(scores.dtype)
     hits = jnp.sum(relevant * _top_k(scores.shape[-1], k, scores.dtype), axis=-1)
     per_list = hits / jnp.maximum(jnp.sum(relevant, axis=-1), 1.0)
-    return _finish(per_list, where, reduction)
+    return _finish(per_list, labels, where, reduction)

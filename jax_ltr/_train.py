@@ -13,12 +13,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax.training import train_state
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jax_ltr._batch import as_arrays
 from jax_ltr._losses import listmle_loss, pairwise_pl_loss
 from jax_ltr._metrics import average_precision, mrr, ndcg_at_k, recall_at_k
 from jax_ltr._model import TwoTowerScorer
-from ltr_common.config import TrainConfig
+from ltr_common.config import ConfigError, TrainConfig
 from ltr_common.files import read_checkpoint_bytes, write_checkpoint_bytes
 from ltr_common.movielens import default_cache_dir
 from ltr_common.weights import initial_weights
@@ -131,25 +132,69 @@ def use_compilation_cache(config: TrainConfig) -> Path | None:
     return path
 
 
+def make_mesh(config: TrainConfig) -> Mesh:
+    """A one-axis ("batch") mesh over ``config.devices`` devices (0 = all of them).
+
+    Lists are split across the devices; parameters and optimiser state are replicated, and
+    XLA inserts the gradient all-reduce. A batch size the device count does not divide is
+    refused (padding with masked rows would change what a step means).
+    """
+    available = jax.devices()
+    count = config.devices or len(available)
+    if count > len(available):
+        raise ConfigError(f"--devices: asked for {count}, JAX sees {len(available)}: {available}")
+    if config.batch_size % count:
+        raise ConfigError(
+            f"--batch_size: {config.batch_size} lists do not split evenly over {count} devices; "
+            f"use a multiple of {count} or --devices"
+        )
+    return Mesh(np.array(available[:count]), ("batch",))
+
+
+def _place(tree, sharding: NamedSharding):
+    """Host values (NumPy or single-device arrays) as global arrays laid out by ``sharding``.
+
+    Built shard by shard from the full host value, which every process holds (same seed,
+    same data order), so the same call serves one host or several."""
+
+    def place(x):
+        host = np.asarray(jax.device_get(x))
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree.map(place, tree)
+
+
 class Trainer:
-    """The JAX backend of ``ltr_common.loop.train``."""
+    """The JAX backend of ``ltr_common.loop.train``, data-parallel over ``make_mesh(config)``."""
 
     def __init__(self, config: TrainConfig, num_users: int, num_items: int):
         self.config = config
         self.compilation_cache = use_compilation_cache(config)
-        self.state = create_train_state(config, num_users, num_items)
-        self._train_step = jax.jit(functools.partial(train_step, config=config), donate_argnums=0)
-        self._eval_step = jax.jit(
-            functools.partial(eval_step, apply_fn=self.state.apply_fn, top_k=tuple(config.top_k))
+        self.mesh = make_mesh(config)
+        self._replicated = NamedSharding(self.mesh, PartitionSpec())
+        self._by_list = NamedSharding(self.mesh, PartitionSpec("batch"))
+        state = create_train_state(config, num_users, num_items)
+        self.state = _place(state, self._replicated)
+        self._train_step = jax.jit(
+            functools.partial(train_step, config=config),
+            donate_argnums=0,
+            out_shardings=(self._replicated, self._replicated),
+        )
+        self._eval_step = jax.jit(  # metrics gathered on device: every host can read them
+            functools.partial(eval_step, apply_fn=self.state.apply_fn, top_k=tuple(config.top_k)),
+            out_shardings=self._replicated,
         )
 
-    @staticmethod
-    def devices() -> str:
-        return ", ".join(str(d) for d in jax.devices())
+    def devices(self) -> str:
+        return f"{len(self.mesh.devices)} of " + ", ".join(str(d) for d in jax.devices())
+
+    def _batch(self, batch):
+        return _place(batch, self._by_list)
 
     def train_step(self, batch, pairs, tie_break):
-        pairs = None if pairs is None else tuple(jnp.asarray(p) for p in pairs)
-        self.state, metrics = self._train_step(self.state, as_arrays(batch), pairs, jnp.asarray(tie_break))
+        pairs = None if pairs is None else _place(tuple(pairs), self._replicated)
+        tie_break = _place(tie_break, self._by_list)
+        self.state, metrics = self._train_step(self.state, self._batch(batch), pairs, tie_break)
         return metrics
 
     @staticmethod
@@ -158,12 +203,20 @@ class Trainer:
         return [{k: float(v) for k, v in m.items()} for m in host]
 
     def evaluate_batch(self, batch) -> dict[str, np.ndarray]:
-        return jax.device_get(self._eval_step(self.state.params, as_arrays(batch)))
+        return jax.device_get(self._eval_step(self.state.params, self._batch(batch)))
 
     def learning_rate(self, step: int) -> float:
         return self.config.learning_rate
 
     def save(self, path: Path, progress: dict) -> None:
+        # Multi-host: the state is replicated, so process 0 writes, and every process waits
+        # until it has, so that none reads a checkpoint (resume, best at the end) too early.
+        if jax.process_index() == 0:
+            self._write(path, progress)
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices(f"saved {path}")
+
+    def _write(self, path: Path, progress: dict) -> None:
         payload = {
             "state": {
                 "step": self.state.step,
@@ -186,7 +239,7 @@ class Trainer:
             "dropout_key": self.state.dropout_key,
         }
         restored = flax.serialization.from_state_dict(target, raw["state"])
-        self.state = self.state.replace(**restored)
+        self.state = self.state.replace(**_place(restored, self._replicated))
         return raw["progress"]
 
     def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
@@ -198,5 +251,6 @@ class Trainer:
         current = self.state.params["user_embedding"]["embedding"]
         if users.shape != current.shape:
             raise ValueError(f"users: expected shape {current.shape}, got {users.shape}")
-        params = {**self.state.params, "user_embedding": {"embedding": jnp.asarray(users, current.dtype)}}
+        matrix = _place(np.asarray(users, current.dtype), self._replicated)
+        params = {**self.state.params, "user_embedding": {"embedding": matrix}}
         self.state = self.state.replace(params=params)

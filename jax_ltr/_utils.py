@@ -75,6 +75,17 @@ def check_k(k: int | None, name: str = "k") -> None:
         raise ValueError(f"{name} must be an integer >= 1 or None, got {k!r}")
 
 
+def nan_for_bad_labels(per_list, labels, where):
+    """NaN for every list with a non-finite label at a valid position.
+
+    Outside ``jit`` such labels are a ``ValueError`` (``check_inputs``); under ``jit`` nothing
+    can be raised, so the bad list's value is NaN instead — visible in any reduction, and
+    what the trainer's non-finite guard stops on — rather than a silently wrong number.
+    """
+    bad = jnp.any(where & ~jnp.isfinite(labels), axis=-1)
+    return jnp.where(bad, jnp.nan, per_list)
+
+
 def safe_reduce(per_list, counted, reduction: str):
     """Reduce per-list values: "none" keeps them, "sum" adds them, "mean" divides the sum by
     the number of counted items (lists or pairs), taking an empty count to 0 with finite

@@ -51,6 +51,7 @@ class TrainConfig:
     top_k: tuple[int, ...] = _field((5, 10, 20), "NDCG/recall cut-offs")
     data_dir: str | None = _field(None, "folder with a GroupLens u.data (else cache/fetch)")
     cache_dir: str | None = _field(None, "data cache folder (default $XDG_CACHE_HOME/jax-ltr)")
+    devices: int = _field(0, "JAX: devices to split each batch over (0 = every device JAX sees)")
     compilation_cache: bool = _field(
         True, "JAX: keep compiled steps on disk under <cache folder>/xla, for later runs"
     )
@@ -80,6 +81,11 @@ class TrainConfig:
             need(
                 name, isinstance(value, int) and not isinstance(value, bool) and value >= 1, "an integer >= 1"
             )
+        need(
+            "devices",
+            isinstance(self.devices, int) and not isinstance(self.devices, bool) and self.devices >= 0,
+            "an integer >= 0",
+        )
         need(
             "pairs_per_list",
             isinstance(self.pairs_per_list, int) and self.pairs_per_list >= 0,

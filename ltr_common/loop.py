@@ -21,7 +21,7 @@ from loguru import logger
 
 from ltr_common.batching import Batch, iterate_batches
 from ltr_common.config import TrainConfig
-from ltr_common.files import atomic_write_text
+from ltr_common.files import CheckpointError, atomic_write_text
 from ltr_common.lists import Lists, Split
 from ltr_common.pairs import sample_pairs
 
@@ -68,6 +68,23 @@ def evaluate(backend: Backend, lists: Lists, config: TrainConfig) -> dict[str, f
     return {name: total / max(count, 1) for name, total in sums.items()}
 
 
+def restore_with_fallback(backend: Backend, path: Path) -> dict:
+    """``backend.restore(path)``; when that file is corrupt or truncated, the one before it.
+
+    Checkpoints are written whole under a temporary name before the current one is moved to
+    ``*.prev`` (``ltr_common.files``), so one of the two is always complete.
+    """
+    try:
+        return backend.restore(path)
+    except CheckpointError as error:
+        previous = path.with_name(path.name + ".prev")
+        logger.warning("{}; loading the previous checkpoint {}", error, previous)
+        try:
+            return backend.restore(previous)
+        except CheckpointError as second:
+            raise CheckpointError(f"{error}; and {second}") from None
+
+
 def host_inputs(batch: Batch, config: TrainConfig, *, epoch: int, index: int):
     """The sampled pairs (or None for all pairs / no pairwise term) and the tie order."""
     rng = np.random.default_rng([config.seed, epoch, index])
@@ -96,7 +113,7 @@ def train(
     latest, best = run_dir / "checkpoint_latest", run_dir / "checkpoint_best"
     progress = Progress()
     if resume:
-        progress = Progress(**backend.restore(latest))
+        progress = Progress(**restore_with_fallback(backend, latest))
         logger.info(
             "resumed from {} at epoch {}, batch {}, step {}",
             latest,

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from ltr_common.config import ConfigError, TrainConfig, load_config_file
 from ltr_common.data import load_split
-from ltr_common.loop import evaluate, train, write_json
+from ltr_common.loop import evaluate, restore_with_fallback, train, write_json
 
 FRAMEWORKS = ("jax", "torch")
 
@@ -84,7 +84,7 @@ def run(
                 after_step=after_step,
             )
         seconds = time.perf_counter() - started
-        trainer.restore(run_dir / "checkpoint_best")
+        restore_with_fallback(trainer, run_dir / "checkpoint_best")
         results = {
             "framework": framework,
             "best_step": progress.best_step,

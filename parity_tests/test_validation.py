@@ -123,6 +123,22 @@ def test_labels_outside_levels_under_jit_give_that_list_nan():
 
 
 @pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_labels_under_jit_make_that_list_nan(name, bad):
+    # Outside jit this is a ValueError (test_bad_arguments_are_named); under jit the list's
+    # value is NaN, so every reduction shows it and the trainer's guard stops the run.
+    scores = jnp.array([[0.3, -1.0, 2.0], [0.5, 1.5, -0.2], [0.1, 0.2, 0.3]])
+    labels = jnp.array([[1.0, bad, 5.0], [5.0, 4.0, 1.0], [4.0, 1.0, bad]])
+    where = jnp.array([[True, True, True], [True, True, True], [True, True, False]])
+    fn = jax.jit(lambda s, y, w: getattr(jax_ltr, name)(s, y, where=w, reduction="none"))
+    value = np.asarray(fn(scores, labels, where))
+    assert np.isnan(value[0])
+    assert np.isfinite(value[1:]).all()  # a bad label at a masked position is ignored
+    mean = jax.jit(lambda s, y, w: getattr(jax_ltr, name)(s, y, where=w))(scores, labels, where)
+    assert np.isnan(float(mean))
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_a_jitted_function_may_close_over_labels_mask_and_pairs(name):
     # Concrete arrays captured by a jitted function still get checked, with NumPy, not traced.
     scores = np.array([[0.3, -1.0, 2.0], [0.5, 1.5, -0.2]])

@@ -36,6 +36,13 @@ def main(argv: list[str] | None = None) -> int:
         help="continue RUN_DIR from its latest checkpoint, with its saved config",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    group = parser.add_argument_group("multi-host JAX (jax.distributed.initialize)")
+    group.add_argument(
+        "--distributed", action="store_true", help="initialise from the cluster (SLURM, Open MPI, TPU pods)"
+    )
+    group.add_argument("--coordinator_address", default=None, help="host:port of process 0")
+    group.add_argument("--num_processes", type=int, default=None)
+    group.add_argument("--process_id", type=int, default=None)
     try:
         config, args = parse_config(argv, parser=parser)
         framework = args.framework
@@ -43,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
             framework, config = load_run_config(args.resume)
     except ConfigError as err:
         parser.error(str(err))
+    distributed = (args.coordinator_address, args.num_processes, args.process_id)
+    if framework == "jax" and (args.distributed or any(v is not None for v in distributed)):
+        import jax
+
+        jax.distributed.initialize(*distributed)
     run_dir = args.resume or args.run_dir or default_run_dir(framework, config)
     logger.info("config: {}", config.to_dict())
     try:

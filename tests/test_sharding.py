@@ -1,0 +1,142 @@
+"""Data-parallel training on 4 simulated CPU devices equals training on one.
+
+Runs in a subprocess with ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` (the flag
+must be set before JAX starts). Tolerances: float32 sums over a batch split in four are
+added in another order. The loss and gradient norm of a step agree to rtol 1e-5 (the parity
+suite's float32 tolerance). Parameters after the step agree to atol 2e-5, 2% of the
+learning rate: Adam's first update is lr * g / (|g| + 1e-8), so for gradient entries near
+1e-8 a rounding difference in g moves the update by a visible fraction of lr (8e-6 seen).
+Validation metrics after a 1-epoch run agree to 1e-4.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ltr_common import ConfigError, TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+PROGRAM = textwrap.dedent(
+    """
+    import dataclasses, json, sys, tempfile
+    import jax, numpy as np
+    from jax_ltr import _train
+    from ltr_common import TrainConfig, iterate_batches, load_split
+    from ltr_common.loop import host_inputs
+    from ltr_common.run import run
+
+    assert len(jax.devices()) == 4, jax.devices()
+    config = TrainConfig(
+        embedding_dim=16, mlp_hidden=16, batch_size=128, epochs=1, eval_every=4,
+        pairs_per_list=8, length_bucketing=False, compilation_cache=False,
+    )
+    ratings, split = load_split(config)
+    batch = next(iterate_batches(split.train, batch_size=128, shuffle=True, seed=42, epoch=0))
+    pairs, tie_break = host_inputs(batch, config, epoch=0, index=0)
+    out = {}
+    for devices in (1, 4):
+        each = dataclasses.replace(config, devices=devices)
+        trainer = _train.Trainer(each, ratings.num_users, ratings.num_items)
+        metrics = trainer.metrics_to_host([trainer.train_step(batch, pairs, tie_break)])[0]
+        params = jax.tree.map(lambda x: np.asarray(x).tolist(), jax.device_get(trainer.state.params))
+        kernel = trainer.state.params["output"]["kernel"]
+        out[f"step{devices}"] = {"metrics": metrics, "params": params, "devices": trainer.devices(),
+                                 "replicated": kernel.sharding.is_fully_replicated}
+        with tempfile.TemporaryDirectory() as run_dir:
+            result = run("jax", each, run_dir, progress_bar=False)
+        out[f"run{devices}"] = result["validation"]
+    json.dump(out, sys.stdout)
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def four_devices():
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    done = subprocess.run(
+        [sys.executable, "-c", PROGRAM], capture_output=True, text=True, env=env, timeout=900, check=False
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_sharded_step_equals_the_single_device_step(four_devices):
+    import jax
+    import numpy as np
+
+    one, four = four_devices["step1"], four_devices["step4"]
+    assert four["devices"].startswith("4 of ") and one["devices"].startswith("1 of ")
+    assert four["replicated"]  # parameters stay replicated after the step
+    for key in ("loss_total", "grad_norm"):
+        assert four["metrics"][key] == pytest.approx(one["metrics"][key], rel=1e-5)
+    leaves = zip(jax.tree.leaves(one["params"]), jax.tree.leaves(four["params"]), strict=True)
+    for a, b in leaves:
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=2e-5)
+
+
+def test_a_one_epoch_run_on_four_devices_ends_like_one(four_devices):
+    one, four = four_devices["run1"], four_devices["run4"]
+    assert one.keys() == four.keys()
+    for key in one:
+        assert four[key] == pytest.approx(one[key], abs=1e-4), key
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_processes_of_two_devices_train_like_one_device(four_devices, tmp_path):
+    # The README's multi-host launch, on one machine: two processes, two CPU devices each.
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    flags = "--epochs 1 --batch_size 128 --embedding_dim 16 --mlp_hidden 16 --eval_every 4"
+    flags += " --pairs_per_list 8 --length_bucketing false --compilation_cache false --no-progress"
+    address = f"localhost:{_free_port()}"
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "train.py"),
+                "--run-dir",
+                str(tmp_path),
+                *flags.split(),
+                "--coordinator_address",
+                address,
+                "--num_processes",
+                "2",
+                "--process_id",
+                str(rank),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in range(2)
+    ]
+    outputs = [p.communicate(timeout=600) for p in processes]
+    for process, (_, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, err[-3000:]
+    assert "trainer on 4 of" in (tmp_path / "train.log").read_text()
+    validation = json.loads((tmp_path / "metrics.json").read_text())["validation"]
+    for key, value in four_devices["run1"].items():
+        assert validation[key] == pytest.approx(value, abs=1e-4), key
+
+
+def test_batch_size_must_split_over_the_devices():
+    from jax_ltr._train import make_mesh
+
+    with pytest.raises(ConfigError, match="--devices: asked for 64, JAX sees 1"):
+        make_mesh(TrainConfig(devices=64))
+    with pytest.raises(ConfigError, match="--devices: expected an integer >= 0, got -1"):
+        TrainConfig(devices=-1)
