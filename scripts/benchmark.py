@@ -334,7 +334,8 @@ def plot(rows: list[dict], dtype: str = "float32") -> bytes:
         ax.set(xscale="log", yscale="log", xlabel="list length L", ylabel="µs per list (median)")
         ax.set_title(f"{loss}, {mode}, {dtype}")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.lines:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120)
@@ -342,41 +343,56 @@ def plot(rows: list[dict], dtype: str = "float32") -> bytes:
     return buffer.getvalue()
 
 
-def train_throughput(epochs: int = 3) -> list[dict]:
-    """Lists/s of the JAX and PyTorch trainers over the same ML-100K batches, epoch by epoch.
+def train_throughput(batch_sizes=(32,), *, synthetic: bool = False, epochs: int = 3) -> list[dict]:
+    """Lists/s of the JAX and PyTorch trainers over the same batches, epoch by epoch.
 
-    The default configuration, with JAX's persistent compilation cache off: the first JAX epoch
-    includes one compilation per batch width; later epochs are the steady state."""
-    from ltr_common import TrainConfig, iterate_batches, load_split
+    The default configuration at each batch size, with JAX's persistent compilation cache
+    off: the first JAX epoch includes one compilation per batch width; later epochs are the
+    steady state. Data: ML-100K, or with ``synthetic`` ``synthetic_ratings()`` (2,000 users,
+    20,000 items, about 200,000 ratings), split the same way."""
+    from ltr_common import TrainConfig, iterate_batches, load_split, temporal_split
     from ltr_common.loop import host_inputs
     from ltr_common.run import make_trainer
+    from ltr_common.synthetic import synthetic_ratings
 
-    config = TrainConfig(compilation_cache=False)
-    ratings, split = load_split(config)
     rows = []
-    for framework in ("jax", "torch"):
-        trainer = make_trainer(framework, config, ratings.num_users, ratings.num_items)
-        for epoch in range(epochs):
-            lists, metrics = 0, []
-            start = time.perf_counter()
-            for index, batch in enumerate(
-                iterate_batches(
-                    split.train,
-                    batch_size=config.batch_size,
-                    shuffle=True,
-                    seed=config.seed,
-                    epoch=epoch,
-                    length_bucketing=config.length_bucketing,
+    for batch_size in batch_sizes:
+        config = TrainConfig(batch_size=batch_size, compilation_cache=False)
+        if synthetic:
+            ratings = synthetic_ratings()
+            split = temporal_split(ratings, max_list_size=config.max_list_size)
+        else:
+            ratings, split = load_split(config)
+        for framework in ("jax", "torch"):
+            trainer = make_trainer(framework, config, ratings.num_users, ratings.num_items)
+            for epoch in range(epochs):
+                lists, metrics = 0, []
+                start = time.perf_counter()
+                for index, batch in enumerate(
+                    iterate_batches(
+                        split.train,
+                        batch_size=config.batch_size,
+                        shuffle=True,
+                        seed=config.seed,
+                        epoch=epoch,
+                        length_bucketing=config.length_bucketing,
+                    )
+                ):
+                    pairs, tie_break = host_inputs(batch, config, epoch=epoch, index=index)
+                    metrics.append(trainer.train_step(batch, pairs, tie_break))
+                    lists += int((batch.list_ids >= 0).sum())
+                trainer.metrics_to_host(metrics)  # waits for the last step
+                seconds = time.perf_counter() - start
+                rows.append(
+                    {
+                        "data": "synthetic" if synthetic else "ml-100k",
+                        "batch_size": batch_size,
+                        "framework": framework,
+                        "epoch": epoch,
+                        "seconds": seconds,
+                        "lists_per_s": lists / seconds,
+                    }
                 )
-            ):
-                pairs, tie_break = host_inputs(batch, config, epoch=epoch, index=index)
-                metrics.append(trainer.train_step(batch, pairs, tie_break))
-                lists += int((batch.list_ids >= 0).sum())
-            trainer.metrics_to_host(metrics)  # waits for the last step
-            seconds = time.perf_counter() - start
-            rows.append(
-                {"framework": framework, "epoch": epoch, "seconds": seconds, "lists_per_s": lists / seconds}
-            )
     return rows
 
 
@@ -410,6 +426,16 @@ def parse_grid(text: str) -> list[tuple[int, int]]:
     return grid
 
 
+def parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"batch sizes must be >= 1, got {text!r}")
+    return sizes
+
+
 def _choices(allowed):
     def parse(text: str) -> list[str]:
         values = text.split(",")
@@ -434,6 +460,11 @@ def parse_args(argv):
     parser.add_argument("--loop-max-items", type=int, default=1024 * 200)
     parser.add_argument("--dense-max-pairs", type=float, default=2.6e8)
     parser.add_argument("--train", action="store_true", help="also time the trainers on ML-100K")
+    parser.add_argument(
+        "--train-batch-sizes", type=parse_sizes, default=[32], help="batch sizes for --train (1,2,...)"
+    )
+    parser.add_argument("--train-synthetic", action="store_true", help="--train on synthetic data")
+    parser.add_argument("--skip-grid", action="store_true", help="no loss grid (with --train)")
     parser.add_argument("--out", type=Path, default=None, help="write benchmark.{csv,json,png} here")
     args = parser.parse_args(argv)
     if args.runs < 2:
@@ -448,7 +479,7 @@ def parse_args(argv):
 def main(argv=None) -> int:
     args = parse_args(argv)
     print(f"machine: {machine()}\n")
-    rows = run_grid(args)
+    rows = [] if args.skip_grid else run_grid(args)
     print(markdown(rows))
     print()
     for batch, length in args.grid:
@@ -456,11 +487,13 @@ def main(argv=None) -> int:
             print(line)
     result = {"machine": machine(), "rows": rows}
     if args.train:
-        result["train"] = train_throughput()
-        print("\n| trainer | epoch | seconds | lists/s |\n| --- | ---: | ---: | ---: |")
+        result["train"] = train_throughput(args.train_batch_sizes, synthetic=args.train_synthetic)
+        print("\n| data | batch | trainer | epoch | seconds | lists/s |")
+        print("| --- | ---: | --- | ---: | ---: | ---: |")
         for row in result["train"]:
             print(
-                f"| {row['framework']} | {row['epoch']} | {row['seconds']:.2f} | {row['lists_per_s']:.0f} |"
+                f"| {row['data']} | {row['batch_size']} | {row['framework']} | {row['epoch']} "
+                f"| {row['seconds']:.2f} | {row['lists_per_s']:.0f} |"
             )
     if args.out is not None:
         import pandas as pd

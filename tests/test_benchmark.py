@@ -43,6 +43,7 @@ def test_bad_arguments_name_the_flag(bench_script, capsys):
         (["--losses", "listnet"], "expected a comma list of listmle, pairwise"),
         (["--implementations", "numpy"], "--implementations: unknown ['numpy']"),
         (["--runs", "1"], "--runs: need at least 2 timed calls"),
+        (["--train-batch-sizes", "32,0"], "batch sizes must be >= 1"),
     ):
         with pytest.raises(SystemExit) as exit_info:
             bench_script.parse_args(argv)
