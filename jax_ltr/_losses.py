@@ -231,7 +231,7 @@ def listmle_loss(
         tie_break = jax.random.uniform(key, jnp.shape(scores))
     scores, labels, where, tie_break = check_inputs(scores, labels, where, tie_break)
     scores = jnp.where(where, scores, 0.0)
-    if levels is not None and tie_break is None:
+    if levels is not None and tie_break is None and scores.shape[-1] > 0:
         ranked, valid = _rank_by_levels(scores, labels, where, levels)
     else:
         order = descending_order(labels, where, tie_break)
@@ -374,7 +374,9 @@ def pairwise_pl_loss(scores, labels, *, where=None, pairs=None, reduction: str =
     scores = jnp.where(where, scores, 0.0)
     labels = jnp.where(where, labels, 0.0)
     batch_shape = scores.shape[:-1]
-    if pairs is None:
+    if pairs is None and scores.shape[-1] == 0:  # empty lists: nothing to pair
+        per_list, count = jnp.zeros(batch_shape, scores.dtype), jnp.zeros((), jnp.int32)
+    elif pairs is None:
         length = scores.shape[-1]
         flat = (x.reshape(-1, length) for x in (scores, labels, where))
         per_list, count = _all_pairs_loss(*flat, PAIR_BLOCK)

@@ -143,6 +143,11 @@ def make_mesh(config: TrainConfig) -> Mesh:
     count = config.devices or len(available)
     if count > len(available):
         raise ConfigError(f"--devices: asked for {count}, JAX sees {len(available)}: {available}")
+    if jax.process_count() > 1 and count != len(available):
+        raise ConfigError(
+            f"--devices: with {jax.process_count()} processes every device takes part; "
+            f"got {count} of {len(available)}"
+        )
     if config.batch_size % count:
         raise ConfigError(
             f"--batch_size: {config.batch_size} lists do not split evenly over {count} devices; "

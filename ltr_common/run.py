@@ -84,10 +84,10 @@ def run(
                 after_step=after_step,
             )
         seconds = time.perf_counter() - started
-        restore_with_fallback(trainer, run_dir / "checkpoint_best")
+        best = restore_with_fallback(trainer, run_dir / "checkpoint_best")
         results = {
             "framework": framework,
-            "best_step": progress.best_step,
+            "best_step": best.get("best_step", progress.best_step),  # of the weights evaluated
             "steps": progress.step,
             "stopped_early": progress.stopped_early,
             "train_seconds": seconds,

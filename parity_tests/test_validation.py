@@ -158,6 +158,13 @@ def test_a_jitted_function_may_close_over_labels_mask_and_pairs(name):
     np.testing.assert_allclose(jitted(scores), expected, rtol=1e-6)
 
 
+@pytest.mark.parametrize("name", LOSSES)
+def test_empty_lists_give_zero(name):
+    kwargs = {"levels": (1, 2)} if name in ("listmle_loss", "hybrid_loss") else {}
+    value = getattr(jax_ltr, name)(jnp.zeros((3, 0)), jnp.zeros((3, 0)), reduction="none", **kwargs)
+    np.testing.assert_array_equal(np.asarray(value), np.zeros(3))
+
+
 def test_jax_only_options():
     with pytest.raises(ValueError, match=r"method must be one of auto, scan, associative, got 'loop'"):
         jax_ltr.listmle_loss(jnp.zeros(3), jnp.ones(3), method="loop")
