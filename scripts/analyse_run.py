@@ -20,7 +20,7 @@ import numpy as np
 
 from jax_ltr._train import ranking_metrics
 from ltr_common import iterate_batches, load_split
-from ltr_common.baselines import item_tables
+from ltr_common.baselines import baseline_scores, item_tables
 from ltr_common.run import load_run_config, make_trainer
 
 SCORERS = ("model", "model, mean user", "item mean")
@@ -44,13 +44,13 @@ def analyse(run_dir: Path, metric: str = "ndcg@10") -> dict[str, list[dict]]:
         raise ValueError(f"--metric: expected one of {', '.join(probe)}, got {metric!r}")
 
     tables = item_tables(split.train, ratings.num_items)
-    counts, item_mean = tables["popularity"], tables["item_mean"]
+    counts = tables["popularity"]
     train_length = np.zeros(ratings.num_users, np.int64)
     train_length[split.train.users] = split.train.lengths
     ordered = train_length >= 2
 
     def item_mean_metrics(batch):
-        scores = item_mean[batch.item_ids].astype(np.float32)
+        scores = baseline_scores("item_mean", batch, tables, rng=None)  # no draw: rng unused
         return ranking_metrics(scores, batch.labels, batch.mask, config.top_k)
 
     parts = ("validation", "test")
