@@ -95,6 +95,20 @@ def host_inputs(batch: Batch, config: TrainConfig, *, epoch: int, index: int):
     return pairs, tie_break
 
 
+def epoch_inputs(lists: Lists, config: TrainConfig, *, epoch: int, start_batch: int = 0):
+    """``(batch, pairs, tie_break)`` for the training batches of ``epoch`` from ``start_batch``."""
+    batches = iterate_batches(
+        lists,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        epoch=epoch,
+        length_bucketing=config.length_bucketing,
+        start_batch=start_batch,
+    )
+    for index, batch in enumerate(batches, start=start_batch):
+        yield (batch, *host_inputs(batch, config, epoch=epoch, index=index))
+
+
 def train(
     config: TrainConfig,
     split: Split,
@@ -178,16 +192,8 @@ def train(
         backend.save(latest, progress.to_dict())
 
     while progress.epoch < config.epochs and not progress.stopped_early:
-        batches = iterate_batches(
-            split.train,
-            batch_size=config.batch_size,
-            seed=config.seed,
-            epoch=progress.epoch,
-            length_bucketing=config.length_bucketing,
-            start_batch=progress.batch,
-        )
-        for batch in batches:
-            pairs, tie_break = host_inputs(batch, config, epoch=progress.epoch, index=progress.batch)
+        inputs = epoch_inputs(split.train, config, epoch=progress.epoch, start_batch=progress.batch)
+        for batch, pairs, tie_break in inputs:
             pending.append((progress.step + 1, backend.train_step(batch, pairs, tie_break)))
             window_lists += int((batch.list_ids >= 0).sum())
             progress.step += 1

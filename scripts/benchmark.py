@@ -350,8 +350,8 @@ def train_throughput(batch_sizes=(32,), *, synthetic: bool = False, epochs: int 
     off: the first JAX epoch includes one compilation per batch width; later epochs are the
     steady state. Data: ML-100K, or with ``synthetic`` ``synthetic_ratings()`` (2,000 users,
     20,000 items, about 200,000 ratings), split the same way."""
-    from ltr_common import TrainConfig, iterate_batches, load_split, temporal_split
-    from ltr_common.loop import host_inputs
+    from ltr_common import TrainConfig, load_split, temporal_split
+    from ltr_common.loop import epoch_inputs
     from ltr_common.run import make_trainer
     from ltr_common.synthetic import synthetic_ratings
 
@@ -368,17 +368,7 @@ def train_throughput(batch_sizes=(32,), *, synthetic: bool = False, epochs: int 
             for epoch in range(epochs):
                 lists, metrics = 0, []
                 start = time.perf_counter()
-                for index, batch in enumerate(
-                    iterate_batches(
-                        split.train,
-                        batch_size=config.batch_size,
-                        shuffle=True,
-                        seed=config.seed,
-                        epoch=epoch,
-                        length_bucketing=config.length_bucketing,
-                    )
-                ):
-                    pairs, tie_break = host_inputs(batch, config, epoch=epoch, index=index)
+                for batch, pairs, tie_break in epoch_inputs(split.train, config, epoch=epoch):
                     metrics.append(trainer.train_step(batch, pairs, tie_break))
                     lists += int((batch.list_ids >= 0).sum())
                 trainer.metrics_to_host(metrics)  # waits for the last step
