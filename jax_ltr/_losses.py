@@ -20,6 +20,7 @@ from jax_ltr._utils import (
     check_inputs,
     check_reduction,
     descending_order,
+    is_concrete,
     labels_in_levels,
     level_rank,
     nan_for_bad_labels,
@@ -124,9 +125,34 @@ def suffix_logsumexp(x, *, where=None, method: str = "auto"):
     return jnp.where(seen, high + jnp.log(jnp.where(seen, total, 1.0)), -jnp.inf)
 
 
+def ranked_listmle(ranked, valid, method: str):
+    """Per-list ListMLE of scores already in label order: ``sum over valid i of c_i - s_i``.
+
+    ``valid`` must be a prefix along the last axis (every valid item before every invalid
+    one): the closed-form gradient chains each item to the one before it in the ranking,
+    and an invalid item between two valid ones would cut that chain. Both callers in
+    ``listmle_loss`` guarantee it — the comparison sort puts invalid items last (their key is
+    ``+inf``) and ``level_rank`` places them after every valid item — and tests check both.
+    Outside ``jit`` a mask that is not a prefix is a ``ValueError``; under ``jit`` it cannot
+    be checked.
+
+    Args:
+      ranked: [..., L] float array, scores in label order.
+      valid: [..., L] bool array, a prefix along the last axis.
+      method: "scan" or "associative".
+
+    Returns:
+      [...] per-list values.
+    """
+    if is_concrete(valid):
+        host = np.asarray(valid)  # NumPy: no tracer when a jitted caller closes over it
+        if host.shape[-1] > 1 and (host[..., 1:] & ~host[..., :-1]).any():
+            raise ValueError("valid must be a prefix along the last axis (valid items first)")
+    return _ranked_listmle_compiled(ranked, valid, method)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _ranked_listmle(ranked, valid, method):
-    """Per-list ListMLE of scores already in label order: sum over valid i of c_i - s_i."""
     return _ranked_listmle_fwd(ranked, valid, method)[0]
 
 
@@ -177,6 +203,9 @@ def _ranked_listmle_bwd(method, residuals, cotangent):
 
 
 _ranked_listmle.defvjp(_ranked_listmle_fwd, _ranked_listmle_bwd)
+# Compiled as one unit even when the caller runs eagerly: op by op, the log-depth scan would
+# dispatch (and compile) hundreds of small operations. Under an outer jit it is inlined.
+_ranked_listmle_compiled = jax.jit(_ranked_listmle, static_argnums=2)
 
 
 def listmle_loss(
@@ -230,15 +259,16 @@ def listmle_loss(
             raise ValueError("give tie_break or key, not both")
         tie_break = jax.random.uniform(key, jnp.shape(scores))
     scores, labels, where, tie_break = check_inputs(scores, labels, where, tie_break)
+    in_levels = None if levels is None else labels_in_levels(labels, where, levels)  # raises first
     scores = jnp.where(where, scores, 0.0)
     if levels is not None and tie_break is None and scores.shape[-1] > 0:
         ranked, valid = _rank_by_levels(scores, labels, where, levels)
     else:
         order = descending_order(labels, where, tie_break)
         ranked, valid = take(scores, order), take(where, order)
-    per_list = _ranked_listmle(ranked, valid, method)
-    if levels is not None:
-        per_list = jnp.where(labels_in_levels(labels, where, levels), per_list, jnp.nan)
+    per_list = ranked_listmle(ranked, valid, method)
+    if in_levels is not None:
+        per_list = jnp.where(in_levels, per_list, jnp.nan)
     per_list = nan_for_bad_labels(per_list, labels, where)
     counted = jnp.sum(valid, axis=-1) >= 2
     return safe_reduce(per_list, counted, reduction).astype(out_dtype)
@@ -306,7 +336,7 @@ def _all_pairs(scores, labels, where, *, block: int, with_grad: bool):
         decay = jnp.exp(-jnp.abs(margin))
         terms = jnp.where(counted, jnp.maximum(-margin, 0.0) + jnp.log1p(decay), 0.0)
         total = total + terms.sum((0, 1, 2))
-        count = count + counted.sum((0, 1, 2), dtype=jnp.int32)
+        count = count + counted.sum((0, 1, 2), dtype=s.dtype)  # float: no int32 wrap-around
         if with_grad:  # d softplus(-margin) / d margin = -sigma(-margin)
             sigma = jnp.where(margin >= 0, decay, 1.0) / (1.0 + decay)
             pull = jnp.where(counted, sign * sigma, 0.0)
@@ -317,7 +347,7 @@ def _all_pairs(scores, labels, where, *, block: int, with_grad: bool):
 
     init = (
         jnp.zeros(n, s.dtype),
-        jnp.zeros(n, jnp.int32),
+        jnp.zeros(n, s.dtype),
         jnp.zeros((padded, n) if with_grad else (0, n), s.dtype),
     )
     (total, count, grad), _ = lax.scan(step, init, jnp.arange(blocks // 2 + 1))
@@ -357,7 +387,9 @@ def pairwise_pl_loss(scores, labels, *, where=None, pairs=None, reduction: str =
         ``jax.grad``/``jax.vjp`` — not in forward mode); or a tuple
         ``(list_index, i_index, j_index)`` of [P] integer arrays, ``list_index`` into the
         flattened leading axes. Either orientation counts; pairs with an invalid item or
-        equal labels count as nothing.
+        equal labels count as nothing. An index out of range is a ``ValueError`` naming it
+        outside ``jit``; under ``jit`` (where JAX gathers would clamp it) it makes every
+        list's value NaN.
       reduction: "none" → per-list sums [...]; "sum"; "mean" → over counted pairs.
 
     Returns:
@@ -375,7 +407,7 @@ def pairwise_pl_loss(scores, labels, *, where=None, pairs=None, reduction: str =
     labels = jnp.where(where, labels, 0.0)
     batch_shape = scores.shape[:-1]
     if pairs is None and scores.shape[-1] == 0:  # empty lists: nothing to pair
-        per_list, count = jnp.zeros(batch_shape, scores.dtype), jnp.zeros((), jnp.int32)
+        per_list, count = jnp.zeros(batch_shape, scores.dtype), jnp.zeros((), scores.dtype)
     elif pairs is None:
         length = scores.shape[-1]
         flat = (x.reshape(-1, length) for x in (scores, labels, where))
@@ -392,9 +424,21 @@ def pairwise_pl_loss(scores, labels, *, where=None, pairs=None, reduction: str =
         terms = _pair_terms(jnp.where(y_i > y_j, margin, -margin), counted)
         num_lists = flat_s.shape[0]
         per_list = jax.ops.segment_sum(terms, list_index, num_segments=num_lists).reshape(batch_shape)
-        count = counted.sum()
+        count = counted.sum(dtype=scores.dtype)
+        # Under jit an index out of range cannot be refused, and a gather would silently clamp
+        # it to the edge: every list's value becomes NaN instead (the pair's list is unknown).
+        outside = _pairs_out_of_range((list_index, i_index, j_index), num_lists, scores.shape[-1])
+        per_list = jnp.where(outside, jnp.nan, per_list)
     per_list = nan_for_bad_labels(per_list, labels, where)
     return safe_reduce(per_list, count, reduction).astype(out_dtype)
+
+
+def _pairs_out_of_range(pairs, num_lists: int, length: int):
+    """Scalar bool: some pair index lies outside its axis."""
+    outside = jnp.zeros((), bool)
+    for p, bound in zip(pairs, (num_lists, length, length), strict=True):
+        outside |= jnp.any((p < 0) | (p >= bound))
+    return outside
 
 
 def _check_pairs(pairs, shape):

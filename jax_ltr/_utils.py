@@ -16,7 +16,7 @@ def _describe(x) -> str:
     return f"shape {tuple(x.shape)} and dtype {x.dtype}"
 
 
-def _is_concrete(x) -> bool:
+def is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
@@ -52,7 +52,7 @@ def check_inputs(scores, labels, where, tie_break=None):
             raise ValueError(f"where {_describe(where)} does not match scores {_describe(scores)}")
     dtype = jnp.promote_types(scores.dtype, jnp.float32)
     labels = labels.astype(dtype)
-    if _is_concrete(labels) and _is_concrete(where):
+    if is_concrete(labels) and is_concrete(where):
         bad = np.asarray(where) & ~np.isfinite(np.asarray(labels))  # NumPy: no tracer under jit
         if bad.any():
             raise ValueError(
@@ -97,7 +97,10 @@ def safe_reduce(per_list, counted, reduction: str):
     total = jnp.sum(per_list)
     if reduction == "sum":
         return total
-    return total / jnp.maximum(jnp.sum(counted), 1).astype(total.dtype)
+    # Counted in the loss dtype, not int32: a batch can hold more than 2**31 pairs, and a
+    # float count only rounds (relatively, by an ulp) where an int32 one would wrap.
+    count = jnp.sum(jnp.asarray(counted).astype(total.dtype))
+    return total / jnp.maximum(count, 1)
 
 
 def descending_order(keys, where, tie_break=None):
@@ -118,7 +121,7 @@ def descending_order(keys, where, tie_break=None):
 
 def labels_in_levels(labels, where, levels: tuple[float, ...]):
     """[...] bool: every valid label of the list is one of ``levels``; raises outside ``jit``."""
-    if _is_concrete(labels) and _is_concrete(where):  # NumPy: no tracer under jit
+    if is_concrete(labels) and is_concrete(where):  # NumPy: no tracer under jit
         host_labels, host_where = np.asarray(labels), np.asarray(where)
         outside = host_where & ~np.isin(host_labels, np.asarray(levels, host_labels.dtype))
         if outside.any():
@@ -135,11 +138,15 @@ def level_rank(labels, where, levels: tuple[float, ...]):
     place is the number of valid items on higher levels plus the number on its own level
     before it. The per-level counts run in one pass along the list (``lax.scan`` over
     positions, carrying ``len(levels) + 1`` counters per list; invalid items form the last
-    group), which on CPU is several times faster than XLA's stable sort.
+    group), which on CPU is several times faster than XLA's stable sort. The result is a
+    permutation of ``0 .. L-1`` along the last axis for any labels, valid items first.
     """
     num = len(levels)
     above = jnp.sum(labels[..., None] > jnp.asarray(levels, labels.dtype), axis=-1)
-    group = jnp.where(where, num - 1 - above, num).astype(jnp.int32)  # 0 = highest level
+    # A label outside ``levels`` (possible under jit, where it cannot be refused) still gets a
+    # group in [0, num): the places stay a permutation, so the scatter's unique_indices
+    # promise holds whatever the labels; the caller marks such a list NaN.
+    group = jnp.where(where, jnp.clip(num - 1 - above, 0, num - 1), num).astype(jnp.int32)
     flat = group.reshape(-1, group.shape[-1])
     groups = jnp.arange(num + 1, dtype=jnp.int32)
 
