@@ -24,9 +24,13 @@ from ltr_common.files import read_checkpoint_bytes, write_checkpoint_bytes
 from ltr_common.movielens import default_cache_dir
 from ltr_common.weights import initial_weights
 
+# Dropout draws its masks with the "rbg" generator (XLA's RngBitGenerator): the default
+# threefry hash compiles to a large program, about 1 s of every step's compilation on a CPU.
+DROPOUT_RNG = "rbg"
+
 
 class TrainState(train_state.TrainState):
-    dropout_key: jax.Array
+    dropout_key: jax.Array  # raw key data (uint32) of a DROPOUT_RNG key: a plain array leaf
 
 
 def clip_by_global_norm(max_norm: float, *, eps: float = 1e-6) -> optax.GradientTransformation:
@@ -65,7 +69,7 @@ def create_train_state(config: TrainConfig, num_users: int, num_items: int) -> T
     )
     weights = initial_weights(config.seed, num_users, num_items, config.embedding_dim, config.mlp_hidden)
     params = jax.tree.map(lambda spec, w: jnp.asarray(w, spec.dtype), expected["params"], weights)
-    dropout_key = jax.random.PRNGKey(config.seed)
+    dropout_key = jax.random.key_data(jax.random.key(config.seed, impl=DROPOUT_RNG))
     return TrainState.create(
         apply_fn=model.apply, params=params, tx=make_optimizer(config), dropout_key=dropout_key
     )
@@ -82,7 +86,7 @@ def loss_terms(scores, labels, where, pairs, tie_break, config: TrainConfig):
 
 def train_step(state: TrainState, batch, pairs, tie_break, *, config: TrainConfig):
     """One optimiser step; returns the new state and device-side scalars (no host sync)."""
-    dropout_key, next_key = jax.random.split(state.dropout_key)
+    dropout_key, next_key = jax.random.split(jax.random.wrap_key_data(state.dropout_key, impl=DROPOUT_RNG))
 
     def objective(params):
         scores = state.apply_fn(
@@ -98,7 +102,7 @@ def train_step(state: TrainState, batch, pairs, tie_break, *, config: TrainConfi
         "loss_pairwise": pairwise,
         "grad_norm": optax.tree.norm(grads),
     }
-    return state.apply_gradients(grads=grads, dropout_key=next_key), metrics
+    return state.apply_gradients(grads=grads, dropout_key=jax.random.key_data(next_key)), metrics
 
 
 def ranking_metrics(scores, labels, where, top_k) -> dict:
@@ -121,6 +125,7 @@ def use_compilation_cache(config: TrainConfig) -> None:
     Each padded batch width compiles its own step (about 2 s each on a 2-core CPU); with the
     cache a later run loads them instead. Left alone when ``config.compilation_cache`` is
     off or the user has set a cache folder of their own (``JAX_COMPILATION_CACHE_DIR``).
+    This changes JAX's global configuration: scripts call it once, at start-up.
     """
     if not config.compilation_cache or jax.config.jax_compilation_cache_dir:
         return
@@ -170,17 +175,19 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, num_users: int, num_items: int):
         self.config = config
-        use_compilation_cache(config)
         self.mesh = make_mesh(config)
         self._replicated = NamedSharding(self.mesh, PartitionSpec())
         self._by_list = NamedSharding(self.mesh, PartitionSpec("batch"))
         state = create_train_state(config, num_users, num_items)
         self.state = _place(state, self._replicated)
-        self._train_step = jax.jit(
-            functools.partial(train_step, config=config),
-            donate_argnums=0,
-            out_shardings=(self._replicated, self._replicated),
-        )
+        # The batch shapes the step was traced for, in order: one trace is one compilation.
+        self.traced_shapes: list[tuple[int, ...]] = []
+
+        def step(state, batch, pairs, tie_break):
+            self.traced_shapes.append(tuple(batch.item_ids.shape))  # runs at trace time only
+            return train_step(state, batch, pairs, tie_break, config=config)
+
+        self._train_step = jax.jit(step, donate_argnums=0, out_shardings=(self._replicated, self._replicated))
         self._eval_step = jax.jit(  # metrics gathered on device: every host can read them
             functools.partial(eval_step, apply_fn=self.state.apply_fn, top_k=tuple(config.top_k)),
             out_shardings=self._replicated,

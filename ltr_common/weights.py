@@ -36,9 +36,10 @@ def flax_to_torch(params, *, expected_shapes: dict[str, tuple] | None = None) ->
             raise ValueError(f"flax params have no {'/'.join(path)} (found {sorted(params)})") from None
         converted = value.T if transpose else value
         if expected_shapes is not None and tuple(expected_shapes[name]) != converted.shape:
+            wanted = tuple(expected_shapes[name])
             raise ValueError(
-                f"flax {'/'.join(path)} has shape {value.shape}, which does not fit torch {name} "
-                f"{tuple(expected_shapes[name])}"
+                f"flax {'/'.join(path)}: expected shape {wanted[::-1] if transpose else wanted} "
+                f"(for torch {name} {wanted}), found {value.shape}"
             )
         out[name] = np.array(converted, order="C", copy=True)
     return out
@@ -53,9 +54,10 @@ def torch_to_flax(state: dict, *, expected=None) -> dict:
         original = np.asarray(state[name])
         value = np.array(original.T if transpose else original, order="C", copy=True)
         if expected is not None and _get(expected, path).shape != value.shape:
+            wanted = _get(expected, path).shape
             raise ValueError(
-                f"torch {name} has shape {original.shape}, which does not fit flax {'/'.join(path)} "
-                f"{_get(expected, path).shape}"
+                f"torch {name}: expected shape {wanted[::-1] if transpose else wanted} "
+                f"(for flax {'/'.join(path)} {wanted}), found {original.shape}"
             )
         node = tree
         for key in path[:-1]:

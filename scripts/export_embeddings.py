@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ltr_common.files import atomic_write_bytes, atomic_write_text
+from ltr_common import ConfigError, DataError
+from ltr_common.files import CheckpointError, atomic_write_bytes, atomic_write_text
 from ltr_common.movielens import load_movielens
 from ltr_common.run import load_run_config, make_trainer
 
@@ -52,7 +53,10 @@ def main(argv=None) -> int:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the run directory)")
     args = parser.parse_args(argv)
-    print(export(args.run_dir, args.out))
+    try:
+        print(export(args.run_dir, args.out))
+    except (ConfigError, CheckpointError, DataError) as err:
+        parser.error(str(err))  # one line and exit status 2, like scripts/train.py
     return 0
 
 

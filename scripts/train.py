@@ -11,29 +11,66 @@ resolved config, a log, TensorBoard events, checkpoints and ``metrics.json``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 from loguru import logger
 
-from ltr_common import ConfigError, DataError, parse_config
+from ltr_common import ConfigError, DataError, TrainConfig, parse_config
 from ltr_common.files import CheckpointError
 from ltr_common.loop import NonFiniteError
 from ltr_common.run import FRAMEWORKS, default_run_dir, format_table, load_run_config, run
 
+# Options that may change when a run is resumed: more epochs continue the same trajectory.
+RESUMABLE = ("--epochs",)
 
-def main(argv: list[str] | None = None) -> int:
+
+def resumed_config(args: argparse.Namespace) -> tuple[str, TrainConfig]:
+    """The saved framework and config of ``--resume RUN_DIR``, with ``--epochs`` applied.
+
+    Every other option would silently disagree with the checkpoint (or, for ``--run-dir``
+    and ``--framework``, with the run being resumed), so giving one is an error naming it.
+    """
+    given = [f"--{f.name}" for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None]
+    given += [
+        flag
+        for flag, value in (
+            ("--config", args.config),
+            ("--run-dir", args.run_dir),
+            ("--framework", args.framework),
+        )
+        if value is not None
+    ]
+    refused = [flag for flag in given if flag not in RESUMABLE]
+    if refused:
+        raise ConfigError(
+            f"--resume continues {args.resume} with its saved config; {', '.join(refused)} cannot "
+            f"apply to it (only {', '.join(RESUMABLE)} may be given, to train longer)"
+        )
+    try:
+        framework, config = load_run_config(args.resume)
+    except ConfigError as err:
+        raise ConfigError(f"--resume: {err}") from None
+    if args.epochs is not None:
+        config = dataclasses.replace(config, epochs=args.epochs)
+    return framework, config
+
+
+def parse_command_line(argv: list[str] | None = None) -> tuple[str, TrainConfig, argparse.Namespace]:
+    """``(framework, config, args)``; a bad option exits with status 2 and a line naming it."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--framework", choices=FRAMEWORKS, default="jax")
+    parser.add_argument("--framework", choices=FRAMEWORKS, default=None, help="default jax")
     parser.add_argument("--run-dir", type=Path, default=None, help="default runs/<framework>-<loss>-<time>")
     parser.add_argument(
         "--resume",
         type=Path,
         default=None,
         metavar="RUN_DIR",
-        help="continue RUN_DIR from its latest checkpoint, with its saved config",
+        help="continue RUN_DIR from its latest checkpoint, with its saved config; "
+        f"only {', '.join(RESUMABLE)} may be given with it (to train longer)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     group = parser.add_argument_group("multi-host JAX (jax.distributed.initialize)")
@@ -45,16 +82,25 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--process_id", type=int, default=None)
     try:
         config, args = parse_config(argv, parser=parser)
-        framework = args.framework
+        framework = args.framework or "jax"
         if args.resume is not None:
-            framework, config = load_run_config(args.resume)
+            framework, config = resumed_config(args)
     except ConfigError as err:
         parser.error(str(err))
+    return framework, config, args
+
+
+def main(argv: list[str] | None = None) -> int:
+    framework, config, args = parse_command_line(argv)
     distributed = (args.coordinator_address, args.num_processes, args.process_id)
-    if framework == "jax" and (args.distributed or any(v is not None for v in distributed)):
+    if framework == "jax":
         import jax
 
-        jax.distributed.initialize(*distributed)
+        from jax_ltr._train import use_compilation_cache
+
+        use_compilation_cache(config)
+        if args.distributed or any(v is not None for v in distributed):
+            jax.distributed.initialize(*distributed)
     run_dir = args.resume or args.run_dir or default_run_dir(framework, config)
     logger.info("config: {}", config.to_dict())
     try:
