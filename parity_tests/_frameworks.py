@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,22 +17,23 @@ LOSSES = ("listmle_loss", "pairwise_pl_loss", "hybrid_loss")
 METRICS = ("ndcg_at_k", "mrr", "average_precision", "recall_at_k")
 
 
-def evaluate(framework: str, name: str, scores, labels, *, grad: bool = True, **kwargs):
+def evaluate(framework: str, name: str, scores, labels, *, grad: bool = True, jit: bool = True, **kwargs):
     """``(value, d sum(value) / d scores)`` as NumPy (gradient None when ``grad`` is False).
 
-    Array keyword arguments (``where``, ``tie_break``, ``pairs``) are converted too. JAX runs
-    in float64 when the scores are float64.
+    Array keyword arguments (``where``, ``tie_break``, ``pairs``) are converted too; the
+    others (``reduction``, ``k``, ``levels``, ...) are options. JAX runs in float64 when the
+    scores are float64, jitted unless ``jit=False`` (argument checks that look at values,
+    such as non-finite labels, only raise outside jit).
     """
     scores = np.asarray(scores)
+    arrays = {k: v for k, v in kwargs.items() if _is_array(v)}
+    options = tuple(sorted((k, v) for k, v in kwargs.items() if not _is_array(v)))
     if framework == "jax":
         with jax.enable_x64(scores.dtype == np.float64):
-            kw = {k: _to_jax(v) for k, v in kwargs.items()}
-            fn = getattr(jax_ltr, name)
-            if not grad:
-                return np.asarray(fn(jnp.asarray(scores), jnp.asarray(labels), **kw)), None
-            value, vjp = jax.vjp(lambda s: fn(s, jnp.asarray(labels), **kw), jnp.asarray(scores))
-            return np.asarray(value), np.asarray(vjp(jnp.ones_like(value))[0])
-    kw = {k: _to_torch(v) for k, v in kwargs.items()}
+            fn = _jax_function(name, options, grad, jit)
+            out = fn(jnp.asarray(scores), jnp.asarray(labels), jax.tree.map(jnp.asarray, arrays))
+            return jax.tree.map(np.asarray, out)
+    kw = {**{k: _to_torch(v) for k, v in arrays.items()}, **dict(options)}
     s = torch.tensor(scores, requires_grad=grad)
     value = getattr(torch_ltr, name)(s, torch.as_tensor(np.asarray(labels)), **kw)
     if not grad:
@@ -39,12 +42,21 @@ def evaluate(framework: str, name: str, scores, labels, *, grad: bool = True, **
     return value.detach().numpy(), s.grad.numpy()
 
 
-def _to_jax(v):
-    if isinstance(v, np.ndarray):
-        return jnp.asarray(v)
-    if isinstance(v, tuple):
-        return tuple(_to_jax(x) for x in v)
-    return v
+def _is_array(v) -> bool:
+    return isinstance(v, np.ndarray) or (isinstance(v, tuple) and all(isinstance(x, np.ndarray) for x in v))
+
+
+@functools.cache
+def _jax_function(name: str, options: tuple, grad: bool, jit: bool):
+    fn = functools.partial(getattr(jax_ltr, name), **dict(options))
+
+    def run(scores, labels, arrays):
+        if not grad:
+            return fn(scores, labels, **arrays), None
+        value, vjp = jax.vjp(lambda s: fn(s, labels, **arrays), scores)
+        return value, vjp(jnp.ones_like(value))[0]
+
+    return jax.jit(run) if jit else run
 
 
 def _to_torch(v):

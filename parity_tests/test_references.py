@@ -1,28 +1,20 @@
-"""Independent references: brute force in plain Python and hand-computed cases, both frameworks."""
+"""Independent references: brute force in plain Python and hand-computed cases, both frameworks.
+
+Random lists of every length up to 7 (12 for metrics) are padded into one masked batch — NaN
+scores and labels at the masked positions — so each framework compiles once per function.
+"""
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
 import pytest
 
+from parity_tests import _references as ref
 from parity_tests._frameworks import FRAMEWORKS, evaluate
 
 METHODS = {"jax": ({"method": "scan"}, {"method": "associative"}), "torch": ({},)}
-
-
-def brute_listmle(scores, labels, tie_break=None) -> float:
-    """-log P(label-sorted permutation) under Plackett–Luce, as an explicit product."""
-    n = len(scores)
-    ties = tie_break if tie_break is not None else [0.0] * n
-    order = sorted(range(n), key=lambda i: (-labels[i], ties[i], i))
-    probability = 1.0
-    for position, item in enumerate(order):
-        rest = order[position:]
-        probability *= math.exp(scores[item]) / sum(math.exp(scores[j]) for j in rest)
-    return -math.log(probability)
 
 
 def numeric_grad(f, x, h=1e-6):
@@ -39,29 +31,52 @@ def framework_methods():
     return [(fw, kw) for fw in FRAMEWORKS for kw in METHODS[fw]]
 
 
+def padded(lists, width):
+    """``lists`` of (scores, labels, tie_break) as [B, width] arrays with a mask; NaN padding."""
+    shape = (len(lists), width)
+    scores, labels, ties = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
+    where = np.zeros(shape, bool)
+    for b, (s, y, t) in enumerate(lists):
+        n = len(s)
+        scores[b, :n], labels[b, :n], ties[b, :n], where[b, :n] = s, y, t, True
+    return scores, labels, ties, where
+
+
+def random_lists(rng, lengths, repeats, *, score_scale, grid=None, label_high):
+    out = []
+    for length in lengths:
+        for _ in range(repeats):
+            scores = rng.normal(0, score_scale, length)
+            if grid is not None:
+                scores = np.round(scores / grid) * grid  # score ties: ranked by position
+            labels = rng.integers(1, label_high, length).astype(np.float64)  # ties on purpose
+            out.append((scores, labels, rng.random(length)))
+    return out
+
+
 @pytest.mark.parametrize(("framework", "method"), framework_methods())
 @pytest.mark.parametrize("use_tie_break", [False, True])
 def test_listmle_matches_brute_force_plackett_luce(framework, method, use_tie_break):
-    rng = np.random.default_rng(11)
-    for length in range(1, 8):
-        for _ in range(4):
-            scores = rng.normal(0, 1.5, length)
-            labels = rng.integers(1, 4, length).astype(np.float64)  # ties on purpose
-            tie_break = rng.random(length) if use_tie_break else None
-            expected = brute_listmle(scores, labels, tie_break)
-            kwargs = {"reduction": "sum", **method}
-            if use_tie_break:
-                kwargs["tie_break"] = tie_break
-            value, grad = evaluate(framework, "listmle_loss", scores, labels, **kwargs)
-            assert value == pytest.approx(expected, rel=1e-12, abs=1e-12)
-            expected_grad = numeric_grad(lambda s, y=labels, t=tie_break: brute_listmle(s, y, t), scores)
-            np.testing.assert_allclose(grad, expected_grad, rtol=1e-6, atol=1e-7)
+    lists = random_lists(np.random.default_rng(11), range(1, 8), 4, score_scale=1.5, label_high=4)
+    scores, labels, ties, where = padded(lists, 7)
+    kwargs = {"reduction": "none", "where": where, **method}
+    if use_tie_break:
+        kwargs["tie_break"] = ties
+    values, grads = evaluate(framework, "listmle_loss", scores, labels, **kwargs)
+    for b, (s, y, t) in enumerate(lists):
+        t = t if use_tie_break else None
+        assert values[b] == pytest.approx(ref.brute_listmle(s, y, t), rel=1e-12, abs=1e-12)
+        expected = numeric_grad(lambda x, y=y, t=t: ref.brute_listmle(x, y, t), s)
+        np.testing.assert_allclose(grads[b, : len(s)], expected, rtol=1e-6, atol=1e-7)
+        assert (grads[b, len(s) :] == 0).all()
 
 
 def brute_pairwise(scores, labels):
+    """Every ordered pair straight from the definition (no shared code with ``ref.pairwise``)."""
     terms = [
         math.log1p(math.exp(-(scores[i] - scores[j])))
-        for i, j in itertools.permutations(range(len(scores)), 2)
+        for i in range(len(scores))
+        for j in range(len(scores))
         if labels[i] > labels[j]
     ]
     return sum(terms), len(terms)
@@ -69,70 +84,50 @@ def brute_pairwise(scores, labels):
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_pairwise_matches_brute_force(framework):
-    rng = np.random.default_rng(12)
-    for length in range(2, 9):
-        scores = rng.normal(0, 2, length)
-        labels = rng.integers(1, 4, length).astype(np.float64)
-        total, count = brute_pairwise(scores, labels)
-        value, grad = evaluate(framework, "pairwise_pl_loss", scores, labels, reduction="sum")
-        assert value == pytest.approx(total, rel=1e-12, abs=1e-12)
-        mean, _ = evaluate(framework, "pairwise_pl_loss", scores, labels, reduction="mean")
-        assert mean == pytest.approx(total / max(count, 1), rel=1e-12, abs=1e-12)
-        np.testing.assert_allclose(
-            grad, numeric_grad(lambda s, y=labels: brute_pairwise(s, y)[0], scores), rtol=1e-6, atol=1e-7
-        )
-
-
-def score_order(scores):
-    return sorted(range(len(scores)), key=lambda i: (-scores[i], i))
-
-
-def brute_ndcg(scores, labels, k):
-    def dcg(order):
-        return sum((2 ** labels[i] - 1) / math.log2(r + 2) for r, i in enumerate(order[:k]))
-
-    ideal = dcg(sorted(range(len(labels)), key=lambda i: -labels[i]))
-    return dcg(score_order(scores)) / ideal if ideal > 0 else 0.0
-
-
-def brute_mrr(scores, labels, threshold=4):
-    for rank, i in enumerate(score_order(scores), start=1):
-        if labels[i] >= threshold:
-            return 1.0 / rank
-    return 0.0
-
-
-def brute_ap(scores, labels, threshold=4):
-    hits, total = 0, 0.0
-    for rank, i in enumerate(score_order(scores), start=1):
-        if labels[i] >= threshold:
-            hits += 1
-            total += hits / rank
-    return total / hits if hits else 0.0
-
-
-def brute_recall(scores, labels, k, threshold=4):
-    relevant = [i for i in range(len(labels)) if labels[i] >= threshold]
-    top = set(score_order(scores)[:k])
-    return len(top & set(relevant)) / len(relevant) if relevant else 0.0
+    lists = random_lists(np.random.default_rng(12), range(2, 9), 1, score_scale=2.0, label_high=4)
+    scores, labels, _, where = padded(lists, 8)
+    values, grads = evaluate(framework, "pairwise_pl_loss", scores, labels, where=where, reduction="none")
+    mean, _ = evaluate(framework, "pairwise_pl_loss", scores, labels, where=where, reduction="mean")
+    totals, counts = zip(*(brute_pairwise(s, y) for s, y, _ in lists), strict=True)
+    np.testing.assert_allclose(values, totals, rtol=1e-12, atol=1e-12)
+    assert mean == pytest.approx(sum(totals) / sum(counts), rel=1e-12)
+    for b, (s, y, _) in enumerate(lists):
+        expected = numeric_grad(lambda x, y=y: brute_pairwise(x, y)[0], s)
+        np.testing.assert_allclose(grads[b, : len(s)], expected, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_metrics_match_brute_force(framework):
     rng = np.random.default_rng(13)
-    for length in (1, 3, 7, 12):
-        for _ in range(5):
-            scores = np.round(rng.normal(0, 1, length) * 2) / 2  # score ties: ranked by position
-            labels = rng.integers(1, 6, length).astype(np.float64)
-            for k in (1, 3, 10):
-                value, _ = evaluate(framework, "ndcg_at_k", scores, labels, k=k, grad=False)
-                assert value == pytest.approx(brute_ndcg(scores, labels, k), rel=1e-12, abs=1e-12)
-                value, _ = evaluate(framework, "recall_at_k", scores, labels, k=k, grad=False)
-                assert value == pytest.approx(brute_recall(scores, labels, k), rel=1e-12, abs=1e-12)
-            value, _ = evaluate(framework, "mrr", scores, labels, grad=False)
-            assert value == pytest.approx(brute_mrr(scores, labels), rel=1e-12, abs=1e-12)
-            value, _ = evaluate(framework, "average_precision", scores, labels, grad=False)
-            assert value == pytest.approx(brute_ap(scores, labels), rel=1e-12, abs=1e-12)
+    lists = random_lists(rng, (1, 3, 7, 12), 5, score_scale=1.0, grid=0.5, label_high=6)
+    scores, labels, _, where = padded(lists, 12)
+    checks = [("mrr", {}, ref.mrr), ("average_precision", {}, ref.average_precision)]
+    for k in (1, 3, 10):
+        checks += [
+            ("ndcg_at_k", {"k": k}, lambda s, y, k=k: ref.ndcg(s, y, k)),
+            ("recall_at_k", {"k": k}, lambda s, y, k=k: ref.recall(s, y, k)),
+        ]
+    for name, options, brute in checks:
+        values, _ = evaluate(
+            framework, name, scores, labels, where=where, reduction="none", grad=False, **options
+        )
+        expected = [brute(list(s), list(y)) for s, y, _ in lists]
+        np.testing.assert_allclose(values, expected, rtol=1e-12, atol=1e-12, err_msg=f"{name} {options}")
+
+
+def test_the_safe_listmle_reference_equals_the_brute_force_one():
+    rng = np.random.default_rng(14)
+    for s, y, t in random_lists(rng, range(1, 7), 3, score_scale=2.0, label_high=4):
+        value, grad = ref.listmle(list(s), list(y), list(t))
+        assert value == pytest.approx(ref.brute_listmle(s, y, t), rel=1e-12, abs=1e-12)
+        expected = numeric_grad(lambda x, y=y, t=t: ref.brute_listmle(x, y, t), s)
+        np.testing.assert_allclose(grad, expected, rtol=1e-6, atol=1e-7)
+    for s, y, _ in random_lists(rng, range(2, 7), 3, score_scale=2.0, label_high=4):
+        value, count, grad = ref.pairwise(list(s), list(y))
+        assert (value, count) == pytest.approx(brute_pairwise(s, y), rel=1e-12)
+        np.testing.assert_allclose(
+            grad, numeric_grad(lambda x, y=y: brute_pairwise(x, y)[0], s), rtol=1e-6, atol=1e-7
+        )
 
 
 HAND_CASES = [

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import jax_ltr
-from parity_tests._frameworks import FRAMEWORKS, LOSSES, METRICS, evaluate
+from parity_tests import _frameworks
+from parity_tests._frameworks import FRAMEWORKS, LOSSES, METRICS
+
+# Outside jit: the checks that look at values (non-finite labels, levels, pair ranges) raise.
+evaluate = functools.partial(_frameworks.evaluate, jit=False)
 
 ALL = LOSSES + METRICS
 GOOD_SCORES = np.zeros((2, 3))
@@ -146,16 +152,17 @@ def test_a_jitted_function_may_close_over_labels_mask_and_pairs(name):
         jnp.array([[1.0, 4.0, 5.0], [5.0, 4.0, 1.0]]),
         jnp.array([[True] * 3, [True, True, False]]),
     )
-    kwargs = {}
-    if name == "pairwise_pl_loss":
-        kwargs["pairs"] = (jnp.array([0, 1]), jnp.array([0, 0]), jnp.array([1, 2]))
-    if name in ("listmle_loss", "hybrid_loss"):
-        kwargs["levels"] = (1, 4, 5)
-    fn = getattr(jax_ltr, name)
-    jitted = jax.jit(lambda s: fn(s, labels, where=where, **kwargs))
-    expected = fn(scores, labels, where=where, **kwargs)
+    pairs = (jnp.array([0, 1]), jnp.array([0, 0]), jnp.array([1, 2])) if name == "pairwise_pl_loss" else None
+    options = {"levels": (1, 4, 5)} if name in ("listmle_loss", "hybrid_loss") else {}
+    fn = functools.partial(getattr(jax_ltr, name), **options)
+
+    def call(s, y, w, p):
+        return fn(s, y, where=w) if p is None else fn(s, y, where=w, pairs=p)
+
+    closed = jax.jit(lambda s: call(s, labels, where, pairs))
+    expected = jax.jit(call)(scores, labels, where, pairs)  # the same arrays as arguments
     assert float(expected) != 0.0
-    np.testing.assert_allclose(jitted(scores), expected, rtol=1e-6)
+    np.testing.assert_allclose(closed(scores), expected, rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", LOSSES)
@@ -176,10 +183,10 @@ def test_key_draws_a_reproducible_tie_order():
     scores = jnp.array([[0.3, -1.0, 2.0, 0.5, 1.5, -0.2]])
     labels = jnp.array([[2.0, 2.0, 2.0, 1.0, 1.0, 1.0]])
     key = jax.random.key(3)
-    drawn = jax_ltr.listmle_loss(scores, labels, key=key)
+    drawn = jax.jit(lambda k: jax_ltr.listmle_loss(scores, labels, key=k))
     explicit = jax_ltr.listmle_loss(scores, labels, tie_break=jax.random.uniform(key, scores.shape))
-    assert float(drawn) == float(explicit)
-    others = {float(jax_ltr.listmle_loss(scores, labels, key=jax.random.key(k))) for k in range(20)}
+    assert float(drawn(key)) == float(explicit)
+    others = {float(drawn(jax.random.key(k))) for k in range(20)}
     assert len(others) > 1  # different keys, different tie orders
 
 
@@ -189,3 +196,84 @@ def test_public_names_mirror_each_other():
     jax_only = set(jax_ltr.__all__) - set(torch_ltr.__all__)
     assert set(torch_ltr.__all__) <= set(jax_ltr.__all__)
     assert jax_only == {"LISTMLE_METHODS", "clip_by_global_norm", "create_train_state"}
+
+
+def test_levels_are_checked_before_anything_is_computed(monkeypatch):
+    from jax_ltr import _losses
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the loss was computed before its levels were checked")
+
+    monkeypatch.setattr(_losses, "ranked_listmle", must_not_run)
+    monkeypatch.setattr(_losses, "_rank_by_levels", must_not_run)
+    with pytest.raises(ValueError, match=r"labels must be one of levels \(1.0, 2.0\)"):
+        jax_ltr.listmle_loss(jnp.zeros(3), jnp.array([1.0, 2.0, 3.0]), levels=(1, 2))
+
+
+def test_level_places_are_a_permutation_for_any_labels():
+    # Under jit a label outside the levels cannot be refused; the scatter that uses these
+    # places promises unique indices, so they must stay a permutation even then.
+    from jax_ltr._utils import level_rank
+
+    labels = jnp.array([[7.0, 5.0, 1.0, 7.0, 0.5, 3.0, np.inf], [2.0, 2.0, -3.0, 9.0, 1.0, 4.0, 4.0]])
+    where = jnp.array([[True] * 7, [True, False, True, True, False, True, True]])
+    places = np.asarray(jax.jit(level_rank, static_argnums=2)(labels, where, (1.0, 2.0, 3.0, 4.0, 5.0)))
+    for row, valid in zip(places, np.asarray(where), strict=True):
+        assert sorted(row) == list(range(len(row)))
+        assert set(row[valid]) == set(range(valid.sum()))  # valid items take the first places
+
+
+def test_ranked_listmle_needs_valid_items_first():
+    from jax_ltr._losses import ranked_listmle
+
+    with pytest.raises(ValueError, match="valid must be a prefix along the last axis"):
+        ranked_listmle(jnp.zeros((1, 3)), jnp.array([[True, False, True]]), "scan")
+
+
+@pytest.mark.parametrize("levels", [None, (1, 2, 3, 4, 5)])
+@pytest.mark.parametrize("tie_break", [False, True])
+def test_every_order_hands_ranked_listmle_a_prefix(monkeypatch, levels, tie_break):
+    from jax_ltr import _losses
+
+    seen = []
+    real = _losses.ranked_listmle
+
+    def record(ranked, valid, method):
+        seen.append(np.asarray(valid))
+        return real(ranked, valid, method)
+
+    monkeypatch.setattr(_losses, "ranked_listmle", record)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(1, 6, (50, 12)).astype(np.float32)
+    where = rng.random((50, 12)) < 0.6
+    tie = rng.random((50, 12)).astype(np.float32) if tie_break else None
+    jax_ltr.listmle_loss(rng.normal(size=(50, 12)), labels, where=where, levels=levels, tie_break=tie)
+    (valid,) = seen
+    counts = where.sum(-1, keepdims=True)
+    np.testing.assert_array_equal(valid, np.arange(12) < counts)
+
+
+def test_explicit_pairs_out_of_range_under_jit_give_nan():
+    # Outside jit: a ValueError naming the index (test_option_errors). Under jit, JAX gathers
+    # would clamp the index and count a pair nobody asked for; the value is NaN instead.
+    scores, labels = jnp.array([[0.3, -1.0, 2.0], [0.5, 1.5, -0.2]]), jnp.array([[1.0, 2.0, 3.0]] * 2)
+    loss = jax.jit(lambda s, p: jax_ltr.pairwise_pl_loss(s, labels, pairs=p, reduction="none"))
+    good = (jnp.array([0, 1]), jnp.array([0, 1]), jnp.array([2, 2]))
+    assert np.isfinite(np.asarray(loss(scores, good))).all()
+    for bad in (
+        (jnp.array([0, 2]), jnp.array([0, 1]), jnp.array([2, 2])),
+        (jnp.array([0, 1]), jnp.array([0, -1]), jnp.array([2, 2])),
+        (jnp.array([0, 1]), jnp.array([0, 1]), jnp.array([2, 3])),
+    ):
+        assert np.isnan(np.asarray(loss(scores, bad))).all()
+
+
+def test_mean_counts_do_not_wrap_around_at_int32():
+    from jax_ltr._utils import safe_reduce
+
+    # 3e9 counted pairs: an int32 count wraps to a negative number and the mean comes out 3.0.
+    mean = safe_reduce(jnp.ones(3), jnp.full(3, 10**9, jnp.int32), "mean")
+    assert float(mean) == pytest.approx(1e-9, rel=1e-6)
+    scores, labels = jnp.zeros((2, 20)), jnp.tile(jnp.arange(20.0), (2, 1))
+    _, count = jax_ltr._losses._all_pairs_loss(scores, labels, jnp.ones((2, 20), bool), 8)
+    assert count.dtype == scores.dtype  # per-list pair counts too: L**2 / 2 passes 2**31 at L = 65,536

@@ -1,0 +1,144 @@
+"""Rounding-error bounds for float32 parity comparisons: ulps × the magnitude of what was summed.
+
+A float computation of a sum carries rounding relative to the sum of the magnitudes of its
+terms, not to its result: a list's ListMLE score gradients sum to zero, a user embedding's
+gradient adds up terms of both signs, and where terms cancel the result is far smaller than
+the rounding it carries. So every float32 tolerance here is
+
+    ``ULPS * eps(float32) * magnitude``,
+
+with ``magnitude`` computed in float64 NumPy from the inputs, per compared entry:
+
+* each summed term counts with the largest number that enters its rounding — for a term
+  ``exp(s_k - c_i)`` that is ``1 + |s_k| + |c_i|``, because its exponent is only resolved to
+  an ulp of ``|s_k| + |c_i|`` and ``exp`` turns that absolute error into a relative one;
+* the accumulation adds about an ulp of the magnitude: JAX's running sums are
+  Kahan-compensated or log-depth trees, XLA's reductions are trees, and PyTorch's CPU
+  float32 reductions and cumulative sums accumulate in float64; float32 matrix products
+  accumulate in float32, where a sum of n terms drifts by about sqrt(n) ulps of its
+  magnitude at worst in practice (up to 0.9 ulp seen for the 24-term sums of a parameter
+  gradient, ``parity_tests/test_training_parity.py``);
+* ``ULPS = 4``: each framework lies within ``2 eps × magnitude`` of the exact value, and the
+  two errors add. An entry whose magnitude is its own size (``-1`` times a list weight, say)
+  can differ by one rounding per side, a ratio of 0.5 at most.
+
+float64 rows keep the project's fixed standard, ``1e-12 + 1e-12 |reference|``: PyTorch's
+float64 cumulative sums have no wider accumulator, so their error grows with the list length
+(about 3 ulps of the magnitude at L = 192 here) and the float32 model above does not cover
+them; 1e-12 is thousands of float64 ulps and still far below any real mistake.
+
+The magnitudes are upper bounds, not estimates: a wrong gradient (a missing term, a term on
+the wrong item, a wrong sign) misses by about a term's size, which is ``1/eps`` times larger
+than these tolerances. ``scripts/check_parity.py`` reports the worst observed
+``|difference| / tolerance`` per row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+ULPS = 4
+FLOAT64 = (1e-12, 1e-12)  # (rtol, atol)
+
+
+def tolerance(magnitude, dtype: str, reference=None) -> np.ndarray:
+    """The allowed |difference| between two implementations, entry by entry."""
+    if dtype == "float64":
+        rtol, atol = FLOAT64
+        return atol + rtol * np.abs(np.asarray(reference, np.float64))
+    return ULPS * float(np.finfo(dtype).eps) * np.asarray(magnitude, np.float64)
+
+
+def _label_order(labels, where, tie_break=None):
+    """Descending labels, ties by ascending ``tie_break`` then position; valid items first."""
+    positions = np.broadcast_to(np.arange(labels.shape[-1]), labels.shape)
+    ties = np.zeros(labels.shape) if tie_break is None else np.where(where, tie_break, 0.0)
+    primary = np.where(where, -np.nan_to_num(labels), np.inf)
+    return np.lexsort((positions, ties, primary), axis=-1)
+
+
+def listmle(scores, labels, where, tie_break=None, *, score_scale=None):
+    """Per-list value magnitudes [B], per-item gradient magnitudes [B, L] and the mean's count.
+
+    Value ``sum_i c_i - s_i`` over the label order: ``sum_i 1 + |c_i| + |s_i|``. Gradient
+    ``d/ds_k = sum_{i <= k} exp(s_k - c_i) - 1``: ``sum_{i <= k} exp(s_k - c_i) (1 + |s_k| + |c_i|)
+    + 1``. ``score_scale`` (default ``|scores|``) replaces ``|s|`` where the scores themselves
+    carry rounding (the output of a network: the magnitude of the sum that made them).
+    """
+    scores = np.where(where, scores, 0.0).astype(np.float64)
+    scale = np.abs(scores) if score_scale is None else np.where(where, score_scale, 0.0)
+    order = _label_order(labels, where, tie_break)
+    ranked = np.take_along_axis(scores, order, -1)
+    ranked_scale = np.take_along_axis(scale, order, -1)
+    valid = np.take_along_axis(np.asarray(where, bool), order, -1)
+    masked = np.where(valid, ranked, -np.inf)
+    suffix = np.flip(np.logaddexp.accumulate(np.flip(masked, -1), axis=-1), -1)  # c_i
+    # c_i is resolved to an ulp of the largest magnitude among the scores it sums.
+    suffix_scale = np.flip(np.maximum.accumulate(np.flip(ranked_scale, -1), axis=-1), -1)
+    c_abs = np.where(valid, np.maximum(np.abs(suffix), suffix_scale), 0.0)
+    value = np.where(valid, 1.0 + c_abs + ranked_scale, 0.0).sum(-1)
+    # log sum_{i <= k} exp(-c_i) (1 + |c_i|), running along the ranking, overflow-free.
+    minus_c = np.where(valid, -suffix, -np.inf)
+    with np.errstate(divide="ignore"):
+        log_weighted = np.logaddexp.accumulate(minus_c + np.log1p(c_abs), axis=-1)
+    log_plain = np.logaddexp.accumulate(minus_c, axis=-1)
+    terms = np.exp(ranked + log_weighted) + ranked_scale * np.exp(ranked + log_plain)
+    grad_ranked = np.where(valid, terms + 1.0, 0.0)
+    grad = np.zeros_like(grad_ranked)
+    np.put_along_axis(grad, order, grad_ranked, -1)
+    count = (np.asarray(where).sum(-1) >= 2).sum()
+    return value, grad, count
+
+
+def pairwise(scores, labels, where, pairs=None, *, score_scale=None):
+    """Per-list value magnitudes [B], per-item gradient magnitudes [B, L] and the pair count.
+
+    Each counted pair adds ``softplus(s_loser - s_winner)``, whose margin is resolved to an ulp
+    of ``|s_i| + |s_j|``: value ``1 + |s_i| + |s_j|`` per pair; gradient ``sigma(-margin) (1 +
+    |s_i| + |s_j|)`` on both items. ``pairs=None``: every valid pair with different labels.
+    """
+    scores = np.where(where, scores, 0.0).astype(np.float64)
+    labels = np.where(where, labels, 0.0)
+    scale = np.abs(scores) if score_scale is None else np.where(where, score_scale, 0.0)
+    flat = [x.reshape(-1, x.shape[-1]) for x in (scores, labels, np.asarray(where, bool), scale)]
+    s, y, w, a = flat
+    if pairs is None:
+        rows, i, j = np.nonzero(w[:, :, None] & w[:, None, :] & (y[:, :, None] > y[:, None, :]))
+    else:
+        rows, i, j = (np.asarray(p, np.int64) for p in pairs)
+        keep = w[rows, i] & w[rows, j] & (y[rows, i] != y[rows, j])
+        rows, i, j = rows[keep], i[keep], j[keep]
+    winner_first = y[rows, i] > y[rows, j]
+    margin = np.where(winner_first, 1.0, -1.0) * (s[rows, i] - s[rows, j])
+    size = 1.0 + a[rows, i] + a[rows, j]
+    value = np.zeros(len(s))
+    np.add.at(value, rows, size)
+    grad = np.zeros_like(s)
+    pull = size / (1.0 + np.exp(np.clip(margin, -700, 700)))  # sigma(-margin) * size
+    np.add.at(grad, (rows, i), pull)
+    np.add.at(grad, (rows, j), pull)
+    return value.reshape(scores.shape[:-1]), grad.reshape(scores.shape), len(rows)
+
+
+def metric(scores, labels, where):
+    """Per-list value magnitudes [B] of a ranking metric (all lie in [0, 1]) and the count.
+
+    NDCG and average precision divide sums of at most ``n`` positive terms each of at most 1
+    (exp2, log2, a division: a few roundings each); MRR and recall one quotient: ``2 +
+    log2(n)`` bounds them all, ``n`` the list's valid items.
+    """
+    valid = np.asarray(where, bool).sum(-1)
+    return 2.0 + np.log2(np.maximum(valid, 1)), None, (valid > 0).sum()
+
+
+def reduce(magnitude, cotangent, reduction: str):
+    """Apply a reduction to ``(value [B], grad [B, L] | None, count)`` magnitudes.
+
+    "none": values as they are, gradients scaled by ``|cotangent|`` per list; "sum": the
+    values add up (so do their magnitudes); "mean": divided by the count (at least 1).
+    """
+    value, grad, count = magnitude
+    if reduction == "none":
+        return value, None if grad is None else grad * np.abs(cotangent)[..., None]
+    scale = 1.0 if reduction == "sum" else 1.0 / max(int(count), 1)
+    return value.sum() * scale, None if grad is None else grad * scale

@@ -1,0 +1,168 @@
+"""Independent float64 references in plain Python, one list at a time: no JAX, no PyTorch.
+
+Two kinds: brute force straight from a definition (the Plackett–Luce probability as an explicit
+product, every pair, every rank), for small lists; and numerically safe closed forms (log-sum-
+exp with its maximum taken out, ``softplus`` split at 0) with their analytic gradients, which
+stay exact for scores of ±1e4 where a product of ``exp`` overflows. ``reference`` applies them
+to a padded batch with a mask and a reduction, as the libraries' functions are called.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+RELEVANT = 4.0  # the metrics' default relevance_threshold
+
+
+def label_order(labels, tie_break=None) -> list[int]:
+    """Descending labels, ties by ascending tie_break, then position."""
+    ties = tie_break if tie_break is not None else [0.0] * len(labels)
+    return sorted(range(len(labels)), key=lambda i: (-labels[i], ties[i], i))
+
+
+def score_order(scores) -> list[int]:
+    """Descending scores, ties by position (how the metrics rank)."""
+    return sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+
+
+def brute_listmle(scores, labels, tie_break=None) -> float:
+    """-log P(label-sorted permutation) under Plackett–Luce, as an explicit product."""
+    order = label_order(labels, tie_break)
+    probability = 1.0
+    for position, item in enumerate(order):
+        rest = order[position:]
+        probability *= math.exp(scores[item]) / sum(math.exp(scores[j]) for j in rest)
+    return -math.log(probability)
+
+
+def _logsumexp(values) -> float:
+    top = max(values)
+    return top + math.log(sum(math.exp(v - top) for v in values))
+
+
+def listmle(scores, labels, tie_break=None) -> tuple[float, list[float]]:
+    """Value and gradient of ListMLE for one list, safe for any finite scores.
+
+    ``c_i = log sum_{j >= i} exp(s_j)`` along the label order; the value is ``sum_i c_i - s_i``
+    and ``d/ds_k = sum_{i <= k} exp(s_k - c_i) - 1`` (every exponent is <= 0).
+    """
+    order = label_order(labels, tie_break)
+    ranked = [scores[i] for i in order]
+    suffix = [_logsumexp(ranked[i:]) for i in range(len(ranked))]
+    value = sum(c - s for c, s in zip(suffix, ranked, strict=True))
+    grad = [0.0] * len(scores)
+    for k, item in enumerate(order):
+        grad[item] = sum(math.exp(ranked[k] - suffix[i]) for i in range(k + 1)) - 1.0
+    return value, grad
+
+
+def _softplus(x: float) -> float:
+    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+def pairwise(scores, labels) -> tuple[float, int, list[float]]:
+    """Sum of ``-log sigma(s_i - s_j)`` over pairs with ``y_i > y_j``, their count, the gradient."""
+    value, count, grad = 0.0, 0, [0.0] * len(scores)
+    for i, j in itertools.permutations(range(len(scores)), 2):
+        if labels[i] > labels[j]:
+            margin = scores[i] - scores[j]
+            value += _softplus(-margin)
+            count += 1
+            pull = _sigmoid(-margin)  # d softplus(-margin) / d margin = -sigma(-margin)
+            grad[i] -= pull
+            grad[j] += pull
+    return value, count, grad
+
+
+def ndcg(scores, labels, k=None) -> float:
+    def dcg(order):
+        return sum((2.0 ** labels[i] - 1) / math.log2(r + 2) for r, i in enumerate(order[:k]))
+
+    ideal = dcg(label_order(labels))
+    return dcg(score_order(scores)) / ideal if ideal > 0 else 0.0
+
+
+def mrr(scores, labels) -> float:
+    for rank, i in enumerate(score_order(scores), start=1):
+        if labels[i] >= RELEVANT:
+            return 1.0 / rank
+    return 0.0
+
+
+def average_precision(scores, labels) -> float:
+    hits, total = 0, 0.0
+    for rank, i in enumerate(score_order(scores), start=1):
+        if labels[i] >= RELEVANT:
+            hits += 1
+            total += hits / rank
+    return total / hits if hits else 0.0
+
+
+def recall(scores, labels, k=None) -> float:
+    relevant = [i for i in range(len(labels)) if labels[i] >= RELEVANT]
+    top = set(score_order(scores)[:k])
+    return len(top & set(relevant)) / len(relevant) if relevant else 0.0
+
+
+def _per_list(name: str, scores, labels, options: dict):
+    """``(value, gradient or None, counts toward the mean)`` for one list of valid items."""
+    n = len(scores)
+    if name == "listmle_loss":
+        value, grad = listmle(scores, labels, options.get("tie_break")) if n else (0.0, [])
+        return value, grad, int(n >= 2)
+    if name == "pairwise_pl_loss":
+        value, count, grad = pairwise(scores, labels)
+        return value, grad, count
+    if name == "hybrid_loss":
+        raise ValueError("hybrid_loss: combine the two references")
+    metric = {
+        "ndcg_at_k": lambda: ndcg(scores, labels, options.get("k")),
+        "mrr": lambda: mrr(scores, labels),
+        "average_precision": lambda: average_precision(scores, labels),
+        "recall_at_k": lambda: recall(scores, labels, options.get("k")),
+    }[name]
+    return (metric() if n else 0.0), None, int(n > 0)
+
+
+def reference(name: str, scores, labels, where, *, reduction: str = "none", **options):
+    """A library call's expected ``(value, d sum(value) / d scores or None)`` for a [B, L] batch.
+
+    Masked items are dropped before the per-list reference runs; "mean" divides by what the
+    libraries count (lists with two valid items for ListMLE, pairs for the pairwise loss,
+    lists with a valid item for metrics).
+    """
+    if name == "hybrid_loss":
+        alpha = options.pop("alpha", 0.7)
+        parts = [
+            reference(n, scores, labels, where, reduction=reduction, **options)
+            for n in ("listmle_loss", "pairwise_pl_loss")
+        ]
+        value = alpha * parts[0][0] + (1 - alpha) * parts[1][0]
+        return value, alpha * parts[0][1] + (1 - alpha) * parts[1][1]
+    scores, labels, where = (np.asarray(x) for x in (scores, labels, where))
+    values, grads, counts = [], np.zeros(scores.shape), []
+    for b in range(scores.shape[0]):
+        keep = np.flatnonzero(where[b])
+        list_options = dict(options)
+        if options.get("tie_break") is not None:
+            list_options["tie_break"] = [float(t) for t in options["tie_break"][b, keep]]
+        value, grad, count = _per_list(
+            name, [float(s) for s in scores[b, keep]], [float(y) for y in labels[b, keep]], list_options
+        )
+        values.append(value)
+        counts.append(count)
+        if grad is not None:
+            grads[b, keep] = grad
+    values = np.array(values)
+    has_grad = name in ("listmle_loss", "pairwise_pl_loss")
+    if reduction == "none":
+        return values, grads if has_grad else None
+    scale = 1.0 if reduction == "sum" else 1.0 / max(sum(counts), 1)
+    return values.sum() * scale, grads * scale if has_grad else None
