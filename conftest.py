@@ -1,10 +1,40 @@
-"""Fixtures shared by tests/ and parity_tests/: the real MovieLens 100K, loaded once."""
+"""Shared by tests/ and parity_tests/: the real MovieLens 100K, loaded once, and one on-disk
+XLA compilation cache for the whole test run."""
 
 from __future__ import annotations
+
+import os
+import shutil
+import tempfile
 
 import pytest
 
 from ltr_common import Ratings, Split, load_movielens, temporal_split
+
+_CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
+_OWNED = "JAX_LTR_TEST_OWNS_XLA_CACHE"
+
+
+def pytest_configure(config):
+    """Point JAX's persistent compilation cache at a folder made for this test run.
+
+    Many tests compile the same program (a small model's training step, in-process and in
+    subprocesses); with the cache, the second compilation is a file read. The folder is set
+    through the environment before JAX is imported, so pytest-xdist's workers and the
+    tests' subprocesses share it; the process that made it removes it at the end. A cache
+    folder the caller set (``JAX_COMPILATION_CACHE_DIR``) is used as it is.
+    """
+    if os.environ.get(_CACHE_ENV):
+        return
+    os.environ[_CACHE_ENV] = tempfile.mkdtemp(prefix="jax-ltr-tests-xla-")
+    os.environ[_OWNED] = str(os.getpid())
+    # Cache every compilation worth a file read, not only those over JAX's default of 1 s.
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
+
+
+def pytest_unconfigure(config):
+    if os.environ.get(_OWNED) == str(os.getpid()):
+        shutil.rmtree(os.environ.pop(_CACHE_ENV), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import pytest
 from jax_ltr import _train as jax_train
 from ltr_common.files import CheckpointError
 from ltr_common.run import run
-from tests.test_training import SMALL
+from tests._small import SMALL, small_data
 
 ROOT = Path(__file__).resolve().parents[1]
 # Train SMALL in run_dir, dying by SIGKILL halfway through the body of checkpoint write number
@@ -26,7 +26,7 @@ PROGRAM = textwrap.dedent(
     import os, signal, sys
     from ltr_common import files
     from ltr_common.run import run
-    from tests.test_training import SMALL
+    from tests._small import SMALL, small_data
 
     run_dir, kill_at = sys.argv[1], int(sys.argv[2])
     real_write, writes = files.atomic_write_bytes, []
@@ -41,8 +41,8 @@ PROGRAM = textwrap.dedent(
         real_write(path, data)
 
     files.atomic_write_bytes = dying_write
-    run("jax", SMALL, run_dir, resume=os.path.exists(os.path.join(run_dir, "checkpoint_latest")),
-        progress_bar=False)
+    run("jax", SMALL, run_dir, data=small_data(),
+        resume=os.path.exists(os.path.join(run_dir, "checkpoint_latest")), progress_bar=False)
     """
 )
 
@@ -59,45 +59,49 @@ def _train_process(run_dir: Path, kill_at: int) -> subprocess.CompletedProcess:
     )
 
 
+def _trainer():
+    ratings, _ = small_data()
+    return jax_train.Trainer(SMALL, ratings.num_users, ratings.num_items)
+
+
 def _params(run_dir: Path, name: str = "checkpoint_latest"):
-    trainer = jax_train.Trainer(SMALL, 943, 1682)
+    trainer = _trainer()
     progress = trainer.restore(run_dir / name)
     return progress, jax.device_get(trainer.state.params)
 
 
-def test_sigkill_during_a_checkpoint_write_then_resume_ends_identical(tmp_path, movielens):
-    whole = _train_process(tmp_path / "whole", kill_at=0)
-    assert whole.returncode == 0, whole.stderr[-3000:]
+def test_sigkill_during_a_checkpoint_write_then_resume_ends_identical(tmp_path):
+    steps = run("jax", SMALL, tmp_path / "whole", data=small_data(), progress_bar=False)["steps"]
     # Writes 1-2 are the config and the first best checkpoint; 5 is a mid-run latest.
     killed = _train_process(tmp_path / "killed", kill_at=5)
     assert killed.returncode == -signal.SIGKILL
     partial = [p.name for p in (tmp_path / "killed").glob("*.partial.tmp")]
     assert len(partial) == 1 and partial[0].startswith("checkpoint_")  # died writing a checkpoint
     progress, _ = _params(tmp_path / "killed")  # the previous checkpoint is whole and loads
-    assert 0 < progress["step"] < 16
+    assert 0 < progress["step"] < steps
     resumed = _train_process(tmp_path / "killed", kill_at=0)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     for name in ("checkpoint_latest", "checkpoint_best"):
         (done, ours), (_, reference) = _params(tmp_path / "killed", name), _params(tmp_path / "whole", name)
-        assert done["step"] == 16 or name == "checkpoint_best"
+        assert done["step"] == steps or name == "checkpoint_best"
         for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(reference), strict=True):
             np.testing.assert_array_equal(a, b)
 
 
-def test_a_corrupt_checkpoint_is_named_and_the_previous_one_loads(tmp_path, movielens):
-    run("jax", SMALL, tmp_path, progress_bar=False)
+def test_a_corrupt_checkpoint_is_named_and_the_previous_one_loads(tmp_path):
+    whole = run("jax", SMALL, tmp_path, data=small_data(), progress_bar=False)
     latest = tmp_path / "checkpoint_latest"
     data = latest.read_bytes()
     for broken in (data[: len(data) // 2], data[:10], data[:-1] + bytes([data[-1] ^ 1])):
         latest.write_bytes(broken)
-        trainer = jax_train.Trainer(SMALL, 943, 1682)
+        trainer = _trainer()
         with pytest.raises(CheckpointError, match=r"checkpoint_latest: (checksum mismatch|not a jax-ltr)"):
             trainer.restore(latest)
         assert trainer.restore(tmp_path / "checkpoint_latest.prev")["step"] > 0
     # Resuming falls back to the previous checkpoint and finishes the run.
-    resumed = run("jax", SMALL, tmp_path, resume=True, progress_bar=False)
-    assert resumed["steps"] == 16
+    resumed = run("jax", SMALL, tmp_path, data=small_data(), resume=True, progress_bar=False)
+    assert resumed["steps"] == whole["steps"]
     (tmp_path / "checkpoint_latest.prev").write_bytes(b"")
     with pytest.raises(CheckpointError, match=r"checkpoint_latest.*; and .*checkpoint_latest.prev"):
         latest.write_bytes(data[:10])
-        run("jax", SMALL, tmp_path, resume=True, progress_bar=False)
+        run("jax", SMALL, tmp_path, data=small_data(), resume=True, progress_bar=False)

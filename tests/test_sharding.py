@@ -28,11 +28,17 @@ PROGRAM = textwrap.dedent(
     import dataclasses, json, sys, tempfile
     import jax, numpy as np
     from jax_ltr import _train
-    from ltr_common import TrainConfig, iterate_batches, load_split
+    from ltr_common import ConfigError, TrainConfig, iterate_batches, load_split
     from ltr_common.loop import host_inputs
     from ltr_common.run import run
 
     assert len(jax.devices()) == 4, jax.devices()
+    errors = {}
+    for flags in ({"batch_size": 130}, {"batch_size": 130, "devices": 4}, {"batch_size": 6, "devices": 4}):
+        try:
+            _train.make_mesh(TrainConfig(**flags))
+        except ConfigError as err:
+            errors[json.dumps(flags)] = str(err)
     config = TrainConfig(
         embedding_dim=16, mlp_hidden=16, batch_size=128, epochs=1, eval_every=4,
         pairs_per_list=8, length_bucketing=False, compilation_cache=False,
@@ -40,7 +46,7 @@ PROGRAM = textwrap.dedent(
     ratings, split = load_split(config)
     batch = next(iterate_batches(split.train, batch_size=128, shuffle=True, seed=42, epoch=0))
     pairs, tie_break = host_inputs(batch, config, epoch=0, index=0)
-    out = {}
+    out = {"errors": errors}
     for devices in (1, 4):
         each = dataclasses.replace(config, devices=devices)
         trainer = _train.Trainer(each, ratings.num_users, ratings.num_items)
@@ -133,7 +139,21 @@ def test_two_processes_of_two_devices_train_like_one_device(four_devices, tmp_pa
         assert validation[key] == pytest.approx(value, abs=1e-4), key
 
 
-def test_batch_size_must_split_over_the_devices():
+def test_batch_size_must_split_over_the_devices(four_devices):
+    # On 4 devices: a batch of 130 lists does not split, whether the devices are all of
+    # them (--devices 0) or named; 6 lists on 4 devices neither. No silent padding.
+    errors = four_devices["errors"]
+    assert set(errors) == {
+        '{"batch_size": 130}',
+        '{"batch_size": 130, "devices": 4}',
+        '{"batch_size": 6, "devices": 4}',
+    }
+    for flags, message in errors.items():
+        size = json.loads(flags)["batch_size"]
+        assert message.startswith(f"--batch_size: {size} lists do not split evenly over 4 devices"), message
+
+
+def test_device_count_errors():
     from jax_ltr._train import make_mesh
 
     with pytest.raises(ConfigError, match="--devices: asked for 64, JAX sees 1"):
