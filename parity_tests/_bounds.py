@@ -17,10 +17,11 @@ with ``magnitude`` computed in float64 NumPy from the inputs, per compared entry
   float32 reductions and cumulative sums accumulate in float64; float32 matrix products
   accumulate in float32, where a sum of n terms drifts by about sqrt(n) ulps of its
   magnitude at worst in practice (up to 0.9 ulp seen for the 24-term sums of a parameter
-  gradient, ``parity_tests/test_training_parity.py``);
-* ``ULPS = 4``: each framework lies within ``2 eps × magnitude`` of the exact value, and the
-  two errors add. An entry whose magnitude is its own size (``-1`` times a list weight, say)
-  can differ by one rounding per side, a ratio of 0.5 at most.
+  gradient, ``parity_tests/test_training_parity.py``), still within the budget below;
+* after the sum, up to three more roundings of a result no larger than the magnitude: a
+  loss weight (the hybrid's ``alpha``), a mean's division by its count, a cotangent;
+* ``ULPS = 8``: each framework lies within ``4 eps × magnitude`` of the exact value — the
+  accumulation and those three roundings — and the two errors add.
 
 float64 rows keep the project's fixed standard, ``1e-12 + 1e-12 |reference|``: PyTorch's
 float64 cumulative sums have no wider accumulator, so their error grows with the list length
@@ -37,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-ULPS = 4
+ULPS = 8
 FLOAT64 = (1e-12, 1e-12)  # (rtol, atol)
 
 
