@@ -17,6 +17,7 @@ import numpy as np
 from jax import lax
 
 from jax_ltr._utils import (
+    array_info,
     check_inputs,
     check_reduction,
     descending_order,
@@ -27,7 +28,9 @@ from jax_ltr._utils import (
     safe_reduce,
     take,
 )
-from ltr_common.levels import check_levels
+from ltr_common import checks
+from ltr_common.checks import check_levels
+from ltr_common.losses import mix
 
 LISTMLE_METHODS = ("scan", "associative")
 
@@ -427,43 +430,33 @@ def pairwise_pl_loss(scores, labels, *, where=None, pairs=None, reduction: str =
         count = counted.sum(dtype=scores.dtype)
         # Under jit an index out of range cannot be refused, and a gather would silently clamp
         # it to the edge: every list's value becomes NaN instead (the pair's list is unknown).
-        outside = _pairs_out_of_range((list_index, i_index, j_index), num_lists, scores.shape[-1])
+        outside = _pairs_out_of_range((list_index, i_index, j_index), scores.shape)
         per_list = jnp.where(outside, jnp.nan, per_list)
     per_list = nan_for_bad_labels(per_list, labels, where)
     return safe_reduce(per_list, count, reduction).astype(out_dtype)
 
 
-def _pairs_out_of_range(pairs, num_lists: int, length: int):
+def _pairs_out_of_range(pairs, shape):
     """Scalar bool: some pair index lies outside its axis."""
     outside = jnp.zeros((), bool)
-    for p, bound in zip(pairs, (num_lists, length, length), strict=True):
+    for p, bound in zip(pairs, checks.pair_bounds(shape), strict=True):
         outside |= jnp.any((p < 0) | (p >= bound))
     return outside
 
 
 def _check_pairs(pairs, shape):
-    if not isinstance(pairs, tuple | list) or len(pairs) != 3:
-        raise ValueError("pairs must be a tuple (list_index, i_index, j_index) of integer arrays")
-    arrays = tuple(jnp.asarray(p) for p in pairs)
-    for name, p in zip(("list_index", "i_index", "j_index"), arrays, strict=True):
-        if not jnp.issubdtype(p.dtype, jnp.integer) or p.ndim != 1 or p.shape != arrays[0].shape:
-            raise ValueError(
-                f"pairs: {name} must be a 1-D integer array shaped like list_index "
-                f"{tuple(arrays[0].shape)}, got shape {tuple(p.shape)} and dtype {p.dtype}"
-            )
-    num_lists = 1
-    for n in shape[:-1]:
-        num_lists *= n
-    for name, p, bound in zip(
-        ("list_index", "i_index", "j_index"), arrays, (num_lists, shape[-1], shape[-1]), strict=True
-    ):
-        if not isinstance(p, jax.core.Tracer) and p.size:
-            host = np.asarray(p)  # NumPy: no tracer when a jitted function closes over pairs
-            if host.min() < 0 or host.max() >= bound:
-                raise ValueError(
-                    f"pairs: {name} must lie in [0, {bound}), found [{host.min()}, {host.max()}]"
-                )
-    return arrays
+    infos = None
+    if isinstance(pairs, tuple | list) and len(pairs) == 3:
+        pairs = tuple(jnp.asarray(p) for p in pairs)
+        infos = [array_info(p) for p in pairs]
+    checks.check_pairs(pairs, infos, shape)
+    # Ranges only of concrete indices (as NumPy: no tracer when a jitted caller closes over them).
+    ranges = [
+        (int(host.min()), int(host.max())) if is_concrete(p) and (host := np.asarray(p)).size else None
+        for p in pairs
+    ]
+    checks.check_pair_ranges(ranges, shape)
+    return pairs
 
 
 def hybrid_loss(
@@ -496,8 +489,8 @@ def hybrid_loss(
       >>> round(float(hybrid_loss(jnp.array([0.0, 0.0]), jnp.array([1.0, 0.0]), alpha=0.5)), 6)
       0.693147
     """
-    if not isinstance(alpha, jax.core.Tracer) and not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+    if is_concrete(alpha):
+        checks.check_weight(alpha, "alpha")
     listwise = listmle_loss(
         scores,
         labels,
@@ -509,4 +502,4 @@ def hybrid_loss(
         reduction=reduction,
     )
     pairwise = pairwise_pl_loss(scores, labels, where=where, pairs=pairs, reduction=reduction)
-    return alpha * listwise + (1.0 - alpha) * pairwise
+    return mix(alpha, listwise, pairwise)

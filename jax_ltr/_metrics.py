@@ -7,17 +7,19 @@ score, ties by position; invalid items are never ranked.
 
 from __future__ import annotations
 
+import sys
+
 import jax.numpy as jnp
 
 from jax_ltr._utils import (
     check_inputs,
-    check_k,
-    check_reduction,
     descending_order,
     nan_for_bad_labels,
     safe_reduce,
     take,
 )
+from ltr_common.checks import check_k, check_reduction
+from ltr_common.evaluation import ranking_metric_set
 
 
 def _ranked(scores, labels, where):
@@ -138,3 +140,26 @@ def recall_at_k(
     hits = jnp.sum(relevant * _top_k(scores.shape[-1], k, scores.dtype), axis=-1)
     per_list = hits / jnp.maximum(jnp.sum(relevant, axis=-1), 1.0)
     return _finish(per_list, labels, where, reduction)
+
+
+def ranking_metrics(
+    scores, labels, *, where=None, top_k=(5, 10, 20), recall_k=(10,), relevance_threshold: float = 4.0
+) -> dict:
+    """The evaluation set, per list: ``ndcg@k`` for ``k`` in ``top_k``, ``mrr``, ``map`` and
+    ``recall@k`` for ``k`` in ``recall_k`` (``ltr_common.evaluation.ranking_metric_set``).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> m = ranking_metrics(jnp.array([[3.0, 2.0, 1.0]]), jnp.array([[1.0, 5.0, 4.0]]), top_k=(2,))
+      >>> {k: round(float(v[0]), 4) for k, v in m.items()}
+      {'ndcg@2': 0.5081, 'mrr': 0.5, 'map': 0.5833, 'recall@10': 1.0}
+    """
+    return ranking_metric_set(
+        sys.modules[__name__],
+        scores,
+        labels,
+        where=where,
+        top_k=top_k,
+        recall_k=recall_k,
+        relevance_threshold=relevance_threshold,
+    )

@@ -7,8 +7,12 @@ NNX's mutable objects.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import flax.linen as nn
 import jax.numpy as jnp
+
+from ltr_common.weights import Layout
 
 xavier = nn.initializers.xavier_uniform()
 
@@ -28,6 +32,16 @@ class TwoTowerScorer(nn.Module):
       >>> model.apply({"params": params}, users, items).shape
       (2, 3)
     """
+
+    # Where each canonical parameter (ltr_common.models.two_tower_mlp) lives in the params tree.
+    LAYOUT: ClassVar[Layout] = {
+        "user_embedding": (("user_embedding", "embedding"), False),
+        "item_embedding": (("item_embedding", "embedding"), False),
+        "hidden_kernel": (("hidden_kernel",), False),
+        "hidden_bias": (("hidden_bias",), False),
+        "output_kernel": (("output", "kernel"), False),
+        "output_bias": (("output", "bias"), False),
+    }
 
     num_users: int
     num_items: int

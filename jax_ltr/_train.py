@@ -1,5 +1,5 @@
 """Training in JAX, the Flax way: ``create_train_state``, a pure jitted ``train_step`` with the
-state donated, a jitted evaluation, and a ``Trainer`` backend for ``ltr_common.loop``.
+state donated, a jitted evaluation, and a ``Trainer``: the ``ltr_common.loop.Backend`` for JAX.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from flax.training import train_state
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jax_ltr._losses import listmle_loss, pairwise_pl_loss
-from jax_ltr._metrics import average_precision, mrr, ndcg_at_k, recall_at_k
+from jax_ltr import _losses
+from jax_ltr._metrics import ranking_metrics
 from jax_ltr._model import TwoTowerScorer
 from ltr_common.config import ConfigError, TrainConfig
 from ltr_common.files import read_checkpoint_bytes, write_checkpoint_bytes
-from ltr_common.movielens import default_cache_dir
-from ltr_common.weights import initial_weights
+from ltr_common.losses import training_objective
+from ltr_common.models import initial_weights, model_parameters
+from ltr_common.weights import from_canonical, to_canonical
 
 # Dropout draws its masks with the "rbg" generator (XLA's RngBitGenerator): the default
 # threefry hash compiles to a large program, about 1 s of every step's compilation on a CPU.
@@ -62,75 +63,42 @@ def make_model(config: TrainConfig, num_users: int, num_items: int) -> TwoTowerS
 
 
 def create_train_state(config: TrainConfig, num_users: int, num_items: int) -> TrainState:
-    """The model's initial weights (``ltr_common.weights.initial_weights``), the optimiser, a dropout key."""
+    """The model's initial weights (``ltr_common.models.initial_weights``), the optimiser, a dropout key."""
     model = make_model(config, num_users, num_items)
     expected = jax.eval_shape(
         model.init, jax.random.PRNGKey(0), jnp.zeros(1, jnp.int32), jnp.zeros((1, 1), jnp.int32)
     )
-    weights = initial_weights(config.seed, num_users, num_items, config.embedding_dim, config.mlp_hidden)
-    params = jax.tree.map(lambda spec, w: jnp.asarray(w, spec.dtype), expected["params"], weights)
+    weights = initial_weights(model_parameters(config, num_users, num_items), config.seed)
+    tree = from_canonical(weights, model.LAYOUT, target="flax")
+    params = jax.tree.map(lambda spec, w: jnp.asarray(w, spec.dtype), expected["params"], tree)
     dropout_key = jax.random.key_data(jax.random.key(config.seed, impl=DROPOUT_RNG))
     return TrainState.create(
         apply_fn=model.apply, params=params, tx=make_optimizer(config), dropout_key=dropout_key
     )
 
 
-def loss_terms(scores, labels, where, pairs, tie_break, config: TrainConfig):
-    """(total, listmle, pairwise) for the configured loss; an unused term is 0."""
-    alpha = config.listmle_weight
-    zero = jnp.zeros((), scores.dtype)
-    listwise = listmle_loss(scores, labels, where=where, tie_break=tie_break) if alpha > 0 else zero
-    pairwise = pairwise_pl_loss(scores, labels, where=where, pairs=pairs) if alpha < 1 else zero
-    return alpha * listwise + (1.0 - alpha) * pairwise, listwise, pairwise
-
-
 def train_step(state: TrainState, batch, pairs, tie_break, *, config: TrainConfig):
-    """One optimiser step; returns the new state and device-side scalars (no host sync)."""
+    """One optimiser step; returns the new state and device-side scalars (no host sync):
+    ``loss_total``, ``loss_<term>`` for each term of the objective, ``grad_norm``."""
     dropout_key, next_key = jax.random.split(jax.random.wrap_key_data(state.dropout_key, impl=DROPOUT_RNG))
 
     def objective(params):
         scores = state.apply_fn(
             {"params": params}, batch.user_ids, batch.item_ids, train=True, rngs={"dropout": dropout_key}
         )
-        total, listwise, pairwise = loss_terms(scores, batch.labels, batch.mask, pairs, tie_break, config)
-        return total, (listwise, pairwise)
+        return training_objective(
+            _losses, scores, batch.labels, batch.mask, pairs, tie_break, config.objective_terms
+        )
 
-    (total, (listwise, pairwise)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
-    metrics = {
-        "loss_total": total,
-        "loss_listmle": listwise,
-        "loss_pairwise": pairwise,
-        "grad_norm": optax.tree.norm(grads),
-    }
+    (total, terms), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+    metrics = {"loss_total": total, **{f"loss_{name}": value for name, value in terms.items()}}
+    metrics["grad_norm"] = optax.tree.norm(grads)
     return state.apply_gradients(grads=grads, dropout_key=jax.random.key_data(next_key)), metrics
-
-
-def ranking_metrics(scores, labels, where, top_k) -> dict:
-    """Per-list evaluation metrics, the names shared with ``torch_ltr``."""
-    out = {f"ndcg@{k}": ndcg_at_k(scores, labels, where=where, k=k, reduction="none") for k in top_k}
-    out["mrr"] = mrr(scores, labels, where=where, reduction="none")
-    out["map"] = average_precision(scores, labels, where=where, reduction="none")
-    out["recall@10"] = recall_at_k(scores, labels, where=where, k=10, reduction="none")
-    return out
 
 
 def eval_step(params, batch, *, apply_fn, top_k):
     scores = apply_fn({"params": params}, batch.user_ids, batch.item_ids, train=False)
-    return ranking_metrics(scores, batch.labels, batch.mask, top_k)
-
-
-def use_compilation_cache(config: TrainConfig) -> None:
-    """Turn on JAX's persistent compilation cache under ``<cache folder>/xla``.
-
-    Each padded batch width compiles its own step (about 2 s each on a 2-core CPU); with the
-    cache a later run loads them instead. Left alone when ``config.compilation_cache`` is
-    off or the user has set a cache folder of their own (``JAX_COMPILATION_CACHE_DIR``).
-    This changes JAX's global configuration: scripts call it once, at start-up.
-    """
-    if not config.compilation_cache or jax.config.jax_compilation_cache_dir:
-        return
-    path = (Path(config.cache_dir) if config.cache_dir else default_cache_dir()) / "xla"
-    jax.config.update("jax_compilation_cache_dir", str(path))
+    return ranking_metrics(scores, batch.labels, where=batch.mask, top_k=top_k)
 
 
 def make_mesh(config: TrainConfig) -> Mesh:
@@ -171,10 +139,11 @@ def _place(tree, sharding: NamedSharding):
 
 
 class Trainer:
-    """The JAX backend of ``ltr_common.loop.train``, data-parallel over ``make_mesh(config)``."""
+    """The JAX ``ltr_common.loop.Backend``: data-parallel over ``make_mesh(config)``."""
 
     def __init__(self, config: TrainConfig, num_users: int, num_items: int):
         self.config = config
+        self._parameters = model_parameters(config, num_users, num_items)
         self.mesh = make_mesh(config)
         self._replicated = NamedSharding(self.mesh, PartitionSpec())
         self._by_list = NamedSharding(self.mesh, PartitionSpec("batch"))
@@ -212,7 +181,7 @@ class Trainer:
         host = jax.device_get(metrics)
         return [{k: float(v) for k, v in m.items()} for m in host]
 
-    def evaluate_batch(self, batch) -> dict[str, np.ndarray]:
+    def batch_metrics(self, batch) -> dict[str, np.ndarray]:
         return jax.device_get(self._eval_step(self.state.params, self._batch(batch)))
 
     def learning_rate(self, step: int) -> float:
@@ -252,15 +221,20 @@ class Trainer:
         self.state = self.state.replace(**_place(restored, self._replicated))
         return raw["progress"]
 
-    def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+    def _canonical(self) -> dict[str, np.ndarray]:
         params = jax.device_get(self.state.params)
-        return params["user_embedding"]["embedding"], params["item_embedding"]["embedding"]
+        return to_canonical(params, TwoTowerScorer.LAYOUT, parameters=self._parameters, source="flax")
+
+    def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+        weights = self._canonical()
+        return weights["user_embedding"], weights["item_embedding"]
 
     def set_user_embeddings(self, users: np.ndarray) -> None:
         """Replace the user embedding matrix (same shape), e.g. for an ablation."""
-        current = self.state.params["user_embedding"]["embedding"]
-        if users.shape != current.shape:
-            raise ValueError(f"users: expected shape {current.shape}, got {users.shape}")
-        matrix = _place(np.asarray(users, current.dtype), self._replicated)
-        params = {**self.state.params, "user_embedding": {"embedding": matrix}}
-        self.state = self.state.replace(params=params)
+        weights = self._canonical()
+        if users.shape != weights["user_embedding"].shape:
+            raise ValueError(f"users: expected shape {weights['user_embedding'].shape}, got {users.shape}")
+        weights["user_embedding"] = users
+        tree = from_canonical(weights, TwoTowerScorer.LAYOUT, parameters=self._parameters, target="flax")
+        params = jax.tree.map(lambda old, new: np.asarray(new, old.dtype), self.state.params, tree)
+        self.state = self.state.replace(params=_place(params, self._replicated))

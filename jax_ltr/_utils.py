@@ -1,4 +1,4 @@
-"""Argument checks, orderings and the one safe reduction shared by the JAX losses and metrics."""
+"""JAX side of the argument checks (``ltr_common.checks``), orderings and the one safe reduction."""
 
 from __future__ import annotations
 
@@ -7,22 +7,26 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ltr_common.levels import outside_levels_error
-
-REDUCTIONS = ("none", "sum", "mean")
-
-
-def _describe(x) -> str:
-    return f"shape {tuple(x.shape)} and dtype {x.dtype}"
+from ltr_common import checks
+from ltr_common.checks import check_reduction
 
 
 def is_concrete(x) -> bool:
+    """False for a tracer: under jit, checks that need values cannot run."""
     return not isinstance(x, jax.core.Tracer)
 
 
-def check_reduction(reduction: str) -> None:
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+def array_info(x) -> checks.ArrayInfo:
+    dtype = x.dtype
+    if jnp.issubdtype(dtype, jnp.floating):
+        kind = "float"
+    elif dtype == jnp.bool_:
+        kind = "bool"
+    elif jnp.issubdtype(dtype, jnp.integer):
+        kind = "int"
+    else:
+        kind = "other"
+    return checks.ArrayInfo(tuple(x.shape), str(dtype), kind)
 
 
 def check_inputs(scores, labels, where, tie_break=None):
@@ -34,45 +38,18 @@ def check_inputs(scores, labels, where, tie_break=None):
     outside ``jit`` (inside, they are the caller's or the trainer guard's business).
     """
     scores, labels = jnp.asarray(scores), jnp.asarray(labels)
-    if not jnp.issubdtype(scores.dtype, jnp.floating):
-        raise ValueError(f"scores must be a floating-point array, got {_describe(scores)}")
-    if scores.ndim < 1:
-        raise ValueError(f"scores must have a list axis (at least 1-D), got {_describe(scores)}")
-    if labels.shape != scores.shape:
-        raise ValueError(f"labels {_describe(labels)} does not match scores {_describe(scores)}")
-    if not (jnp.issubdtype(labels.dtype, jnp.floating) or jnp.issubdtype(labels.dtype, jnp.integer)):
-        raise ValueError(f"labels must be a numeric array, got {_describe(labels)}")
+    where = None if where is None else jnp.asarray(where)
+    tie_break = None if tie_break is None else jnp.asarray(tie_break)
+    checks.check_arrays(*(None if x is None else array_info(x) for x in (scores, labels, where, tie_break)))
     if where is None:
         where = jnp.ones(scores.shape, bool)
-    else:
-        where = jnp.asarray(where)
-        if where.dtype != jnp.bool_:
-            raise ValueError(f"where must be a boolean mask, got {_describe(where)}")
-        if where.shape != scores.shape:
-            raise ValueError(f"where {_describe(where)} does not match scores {_describe(scores)}")
     dtype = jnp.promote_types(scores.dtype, jnp.float32)
     labels = labels.astype(dtype)
-    if is_concrete(labels) and is_concrete(where):
-        bad = np.asarray(where) & ~np.isfinite(np.asarray(labels))  # NumPy: no tracer under jit
-        if bad.any():
-            raise ValueError(
-                f"labels must be finite where valid; found {labels[bad][0]} at index "
-                f"{tuple(int(i) for i in np.argwhere(bad)[0])}"
-            )
+    if is_concrete(labels) and is_concrete(where):  # NumPy: no tracer when jit closes over them
+        checks.check_finite_labels(np.asarray(labels), np.asarray(where))
     if tie_break is not None:
-        tie_break = jnp.asarray(tie_break)
-        if not jnp.issubdtype(tie_break.dtype, jnp.floating) or tie_break.shape != scores.shape:
-            raise ValueError(
-                f"tie_break must be a floating array shaped like scores {tuple(scores.shape)}, "
-                f"got {_describe(tie_break)}"
-            )
         tie_break = tie_break.astype(dtype)
     return scores.astype(dtype), labels, where, tie_break
-
-
-def check_k(k: int | None, name: str = "k") -> None:
-    if k is not None and (not isinstance(k, int | np.integer) or isinstance(k, bool) or k < 1):
-        raise ValueError(f"{name} must be an integer >= 1 or None, got {k!r}")
 
 
 def nan_for_bad_labels(per_list, labels, where):
@@ -122,11 +99,7 @@ def descending_order(keys, where, tie_break=None):
 def labels_in_levels(labels, where, levels: tuple[float, ...]):
     """[...] bool: every valid label of the list is one of ``levels``; raises outside ``jit``."""
     if is_concrete(labels) and is_concrete(where):  # NumPy: no tracer under jit
-        host_labels, host_where = np.asarray(labels), np.asarray(where)
-        outside = host_where & ~np.isin(host_labels, np.asarray(levels, host_labels.dtype))
-        if outside.any():
-            bad = tuple(int(i) for i in np.argwhere(outside)[0])
-            raise outside_levels_error(levels, float(host_labels[bad]), bad)
+        checks.check_labels_in_levels(np.asarray(labels), np.asarray(where), levels)
     member = jnp.any(labels[..., None] == jnp.asarray(levels, labels.dtype), axis=-1) | ~where
     return jnp.all(member, axis=-1)
 

@@ -1,14 +1,18 @@
-"""Framework-neutral learning-to-rank plumbing (NumPy and pandas only).
+"""Framework-neutral learning-to-rank plumbing (NumPy and pandas only; never JAX or PyTorch).
 
-Data loading, the temporal split, padded batches, pair sampling and configuration
-live here once; ``jax_ltr`` and ``torch_ltr`` both use them and neither imports the
-other's framework.
+Data loading, the temporal split, padded batches, pair sampling, configuration, the loss and
+model registries, argument checks, evaluation over lists and the training loop live here
+once; ``jax_ltr`` and ``torch_ltr`` both use them and neither imports the other's framework.
+``ltr_train``, above all three, picks a framework for a run.
 """
 
 from ltr_common.batching import Batch, bucket_length, epoch_order, iterate_batches, make_batch
-from ltr_common.config import LOSSES, ConfigError, TrainConfig, parse_config
+from ltr_common.config import ConfigError, TrainConfig, parse_config
 from ltr_common.data import load_split
+from ltr_common.evaluation import evaluate, per_list_metrics
 from ltr_common.lists import Lists, Split, temporal_split
+from ltr_common.losses import LOSSES
+from ltr_common.models import MODELS
 from ltr_common.movielens import (
     ML_100K,
     DataError,
@@ -23,6 +27,7 @@ from ltr_common.pairs import sample_pairs
 __all__ = [
     "LOSSES",
     "ML_100K",
+    "MODELS",
     "Batch",
     "ConfigError",
     "DataError",
@@ -34,11 +39,13 @@ __all__ = [
     "bucket_length",
     "default_cache_dir",
     "epoch_order",
+    "evaluate",
     "iterate_batches",
     "load_movielens",
     "load_split",
     "make_batch",
     "parse_config",
+    "per_list_metrics",
     "read_udata",
     "sample_pairs",
     "temporal_split",

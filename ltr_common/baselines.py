@@ -30,3 +30,14 @@ def baseline_scores(name: str, batch: Batch, tables: dict[str, np.ndarray], rng:
     if name not in tables:
         raise ValueError(f"baseline must be one of {', '.join(BASELINES)}, got {name!r}")
     return tables[name][batch.item_ids].astype(np.float32)
+
+
+def baseline_metrics(name: str, tables: dict[str, np.ndarray], ranking_metrics, *, top_k, rng=None):
+    """The metric function (``ltr_common.evaluation``) of baseline ``name``: its scores for a
+    batch, measured by ``ranking_metrics`` (``jax_ltr.ranking_metrics`` or torch's)."""
+
+    def metric_fn(batch: Batch):
+        scores = baseline_scores(name, batch, tables, rng)
+        return ranking_metrics(scores, batch.labels, where=batch.mask, top_k=tuple(top_k))
+
+    return metric_fn

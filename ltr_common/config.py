@@ -15,7 +15,7 @@ import typing
 from collections.abc import Sequence
 from pathlib import Path
 
-LOSSES = ("listmle", "pairwise_pl", "hybrid")
+from ltr_common.losses import LOSSES, objective_terms
 
 
 class ConfigError(ValueError):
@@ -30,7 +30,7 @@ def _field(default, help: str, **kwargs):
 class TrainConfig:
     """Everything a training run depends on."""
 
-    loss: str = _field("hybrid", "training loss", choices=LOSSES)
+    loss: str = _field("hybrid", "training loss", choices=tuple(LOSSES))
     hybrid_alpha: float = _field(0.7, "weight of ListMLE in the hybrid loss, in [0, 1]")
     embedding_dim: int = _field(64, "user and item embedding size")
     mlp_hidden: int = _field(128, "hidden units of the scoring MLP")
@@ -105,9 +105,9 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @property
-    def listmle_weight(self) -> float:
-        """Weight of ListMLE in the training loss; the pairwise term gets ``1 - listmle_weight``."""
-        return {"listmle": 1.0, "pairwise_pl": 0.0, "hybrid": self.hybrid_alpha}[self.loss]
+    def objective_terms(self) -> tuple[tuple[str, float], ...]:
+        """The training objective: ``((registered loss, weight), ...)`` (``ltr_common.losses``)."""
+        return objective_terms(self.loss, hybrid_alpha=self.hybrid_alpha)
 
 
 def _base_type(annotation) -> type:

@@ -1,11 +1,15 @@
-"""Atomic file writes and checksummed checkpoint files."""
+"""Atomic file writes, JSON, and checksummed checkpoint files with a fallback to the previous one."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+
+from loguru import logger
 
 _MAGIC = b"JAXLTR-CKPT-1\n"
 
@@ -69,3 +73,25 @@ def read_checkpoint_bytes(path: Path) -> bytes:
             f"{path}: checksum mismatch (truncated or corrupt); the previous checkpoint is {path.name}.prev"
         )
     return payload
+
+
+def write_json(path: Path, data) -> None:
+    """``data`` as indented JSON with sorted keys, written atomically."""
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def restore_with_fallback(restore: Callable[[Path], dict], path: Path) -> dict:
+    """``restore(path)``; when that checkpoint is corrupt or truncated, the one before it.
+
+    Checkpoints are written whole under a temporary name before the current one is moved to
+    ``*.prev`` (``write_checkpoint_bytes``), so one of the two is always complete.
+    """
+    try:
+        return restore(path)
+    except CheckpointError as error:
+        previous = path.with_name(path.name + ".prev")
+        logger.warning("{}; loading the previous checkpoint {}", error, previous)
+        try:
+            return restore(previous)
+        except CheckpointError as second:
+            raise CheckpointError(f"{error}; and {second}") from None

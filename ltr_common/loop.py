@@ -9,20 +9,21 @@ is a pure function of ``(seed, epoch, batch index)``, and the framework's own RN
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from loguru import logger
 
 from ltr_common.batching import Batch, iterate_batches
 from ltr_common.config import TrainConfig
-from ltr_common.files import CheckpointError, atomic_write_text
+from ltr_common.evaluation import evaluate
+from ltr_common.files import restore_with_fallback
 from ltr_common.lists import Lists, Split
+from ltr_common.losses import LOSSES
 from ltr_common.pairs import sample_pairs
 
 SELECTION_METRIC = "ndcg@10"
@@ -33,13 +34,35 @@ class NonFiniteError(RuntimeError):
     """A loss or gradient norm that is NaN or infinite."""
 
 
+@runtime_checkable
 class Backend(Protocol):
-    def train_step(self, batch: Batch, pairs, tie_break: np.ndarray) -> dict: ...
-    def metrics_to_host(self, metrics: list[dict]) -> list[dict[str, float]]: ...
-    def evaluate_batch(self, batch: Batch) -> dict[str, np.ndarray]: ...
-    def save(self, path: Path, progress: dict) -> None: ...
-    def restore(self, path: Path) -> dict: ...
+    """A framework's trainer, as the loop, the run directory and the scripts use it."""
+
+    def devices(self) -> str:
+        """The devices it trains on, for the log."""
+
+    def train_step(self, batch: Batch, pairs, tie_break: np.ndarray) -> Any:
+        """One optimiser step; returns the step's metrics, still on the device."""
+
+    def metrics_to_host(self, metrics: list) -> list[dict[str, float]]:
+        """Steps' metrics as floats: ``loss_total``, ``loss_<term>``, ``grad_norm``."""
+
+    def batch_metrics(self, batch: Batch) -> dict[str, np.ndarray]:
+        """Per-list evaluation metrics of the current model (``ranking_metrics``)."""
+
     def learning_rate(self, step: int) -> float: ...
+
+    def save(self, path: Path, progress: dict) -> None:
+        """Write a checkpoint: model, optimiser and RNG state, and ``progress``."""
+
+    def restore(self, path: Path) -> dict:
+        """Load a checkpoint; returns its ``progress``."""
+
+    def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+        """The user and item embedding matrices."""
+
+    def set_user_embeddings(self, users: np.ndarray) -> None:
+        """Replace the user embedding matrix (same shape)."""
 
 
 @dataclasses.dataclass
@@ -56,33 +79,9 @@ class Progress:
         return dataclasses.asdict(self)
 
 
-def evaluate(backend: Backend, lists: Lists, config: TrainConfig) -> dict[str, float]:
-    """Mean of each metric over the lists that have a valid item (all of them here)."""
-    sums: dict[str, float] = {}
-    count = 0
-    for batch in iterate_batches(lists, batch_size=config.batch_size, shuffle=False):
-        real = batch.list_ids >= 0
-        for name, values in backend.evaluate_batch(batch).items():
-            sums[name] = sums.get(name, 0.0) + float(np.asarray(values, np.float64)[real].sum())
-        count += int(real.sum())
-    return {name: total / max(count, 1) for name, total in sums.items()}
-
-
-def restore_with_fallback(backend: Backend, path: Path) -> dict:
-    """``backend.restore(path)``; when that file is corrupt or truncated, the one before it.
-
-    Checkpoints are written whole under a temporary name before the current one is moved to
-    ``*.prev`` (``ltr_common.files``), so one of the two is always complete.
-    """
-    try:
-        return backend.restore(path)
-    except CheckpointError as error:
-        previous = path.with_name(path.name + ".prev")
-        logger.warning("{}; loading the previous checkpoint {}", error, previous)
-        try:
-            return backend.restore(previous)
-        except CheckpointError as second:
-            raise CheckpointError(f"{error}; and {second}") from None
+def evaluate_lists(backend: Backend, lists: Lists, config: TrainConfig) -> dict[str, float]:
+    """Mean of each metric of the backend's current model over ``lists``."""
+    return evaluate(backend.batch_metrics, lists, batch_size=config.batch_size)
 
 
 def host_inputs(batch: Batch, config: TrainConfig, *, epoch: int, index: int):
@@ -90,7 +89,8 @@ def host_inputs(batch: Batch, config: TrainConfig, *, epoch: int, index: int):
     rng = np.random.default_rng([config.seed, epoch, index])
     tie_break = rng.random(batch.labels.shape, dtype=np.float32)
     pairs = None
-    if config.listmle_weight < 1 and config.pairs_per_list > 0:
+    wants_pairs = any(LOSSES[name].takes_pairs for name, _ in config.objective_terms)
+    if wants_pairs and config.pairs_per_list > 0:
         pairs = sample_pairs(batch.labels, batch.mask, pairs_per_list=config.pairs_per_list, rng=rng)
     return pairs, tie_break
 
@@ -127,7 +127,7 @@ def train(
     latest, best = run_dir / "checkpoint_latest", run_dir / "checkpoint_best"
     progress = Progress()
     if resume:
-        progress = Progress(**restore_with_fallback(backend, latest))
+        progress = Progress(**restore_with_fallback(backend.restore, latest))
         logger.info(
             "resumed from {} at epoch {}, batch {}, step {}",
             latest,
@@ -166,7 +166,7 @@ def train(
 
     def evaluate_and_checkpoint() -> None:
         flush()  # every step up to here was finite before anything is saved
-        metrics = evaluate(backend, split.validation, config)
+        metrics = evaluate_lists(backend, split.validation, config)
         if writer is not None:
             for key, value in metrics.items():
                 writer.add_scalar(f"val/{key}", value, progress.step)
@@ -215,7 +215,3 @@ def train(
     if bar is not None:
         bar.close()
     return progress
-
-
-def write_json(path: Path, data) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

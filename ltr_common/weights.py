@@ -1,87 +1,88 @@
-"""Two-tower weights between the Flax parameter tree and the PyTorch state dict, as NumPy.
+"""Model weights between a framework's parameter tree and the canonical, framework-neutral form.
 
-Flax ``Dense``/kernel matrices are [in, out]; PyTorch ``Linear.weight`` is [out, in], so
-they transpose. Every array's shape is checked against the other side's; a round trip is
-exact (transposes and copies only).
+A model class declares its ``LAYOUT``: for each canonical parameter (``ltr_common.models``),
+its path in the framework's parameters (nested keys for a Flax tree, one dotted name for a
+PyTorch state dict) and whether it is stored transposed (PyTorch ``Linear.weight`` is
+``[out, in]``; canonical matrices are ``[in, out]``). Converting between frameworks is
+``from_canonical(to_canonical(params, source_layout), target_layout)``: transposes and
+copies only, so a round trip is exact. Every array's shape is checked, and an error names
+the parameter, the expected and the found shape.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
-# (flax path, torch name, transpose)
-_MAPPING = (
-    (("user_embedding", "embedding"), "user_embedding.weight", False),
-    (("item_embedding", "embedding"), "item_embedding.weight", False),
-    (("hidden_kernel",), "hidden.weight", True),
-    (("hidden_bias",), "hidden.bias", False),
-    (("output", "kernel"), "output.weight", True),
-    (("output", "bias"), "output.bias", False),
-)
+from ltr_common.models import Parameter
+
+# canonical name -> (path in the framework's parameters, stored transposed)
+Layout = Mapping[str, tuple[tuple[str, ...], bool]]
 
 
-def _get(tree, path):
+def _get(tree, path: tuple[str, ...]):
     for key in path:
         tree = tree[key]
-    return np.asarray(tree)
+    return tree
 
 
-def flax_to_torch(params, *, expected_shapes: dict[str, tuple] | None = None) -> dict[str, np.ndarray]:
-    """Flax params tree → {torch name: array}. ``expected_shapes`` (a torch state dict's) are checked."""
+def _stored_shape(shape: tuple[int, ...], transposed: bool) -> tuple[int, ...]:
+    return shape[::-1] if transposed else tuple(shape)
+
+
+def to_canonical(
+    params, layout: Layout, *, parameters: Mapping[str, Parameter] | None = None, source: str = "params"
+) -> dict[str, np.ndarray]:
+    """A framework's parameters (nested mapping) → ``{canonical name: NumPy array}``.
+
+    ``parameters`` (the model's canonical shapes) are checked when given; ``source`` names the
+    parameters in errors ("torch", "flax", a file).
+    """
     out = {}
-    for path, name, transpose in _MAPPING:
+    for name, (path, transposed) in layout.items():
         try:
-            value = _get(params, path)
-        except KeyError:
-            raise ValueError(f"flax params have no {'/'.join(path)} (found {sorted(params)})") from None
-        converted = value.T if transpose else value
-        if expected_shapes is not None and tuple(expected_shapes[name]) != converted.shape:
-            wanted = tuple(expected_shapes[name])
-            raise ValueError(
-                f"flax {'/'.join(path)}: expected shape {wanted[::-1] if transpose else wanted} "
-                f"(for torch {name} {wanted}), found {value.shape}"
-            )
-        out[name] = np.array(converted, order="C", copy=True)
+            value = np.asarray(_get(params, path))
+        except (KeyError, TypeError):
+            raise ValueError(f"{source} parameters have no {'/'.join(path)} (for {name})") from None
+        if parameters is not None:
+            expected = _stored_shape(parameters[name].shape, transposed)
+            if value.shape != expected:
+                raise ValueError(
+                    f"{source} {'/'.join(path)}: expected shape {expected} (for {name} "
+                    f"{parameters[name].shape}), found {value.shape}"
+                )
+        out[name] = np.array(value.T if transposed else value, order="C", copy=True)
     return out
 
 
-def torch_to_flax(state: dict, *, expected=None) -> dict:
-    """{torch name: array} → Flax params tree; ``expected`` (a Flax tree) has its shapes checked."""
+def from_canonical(
+    weights: Mapping[str, np.ndarray],
+    layout: Layout,
+    *,
+    parameters: Mapping[str, Parameter] | None = None,
+    target: str = "params",
+) -> dict:
+    """``{canonical name: array}`` → the framework's parameters, a nested dict laid out by ``layout``."""
     tree: dict = {}
-    for path, name, transpose in _MAPPING:
-        if name not in state:
-            raise ValueError(f"torch state has no {name} (found {sorted(state)})")
-        original = np.asarray(state[name])
-        value = np.array(original.T if transpose else original, order="C", copy=True)
-        if expected is not None and _get(expected, path).shape != value.shape:
-            wanted = _get(expected, path).shape
+    for name, (path, transposed) in layout.items():
+        if name not in weights:
             raise ValueError(
-                f"torch {name}: expected shape {wanted[::-1] if transpose else wanted} "
-                f"(for flax {'/'.join(path)} {wanted}), found {original.shape}"
+                f"weights have no {name} (found {sorted(weights)}) for {target} {'/'.join(path)}"
+            )
+        value = np.asarray(weights[name])
+        if parameters is not None and value.shape != tuple(parameters[name].shape):
+            raise ValueError(
+                f"{name}: expected shape {parameters[name].shape} for {target} {'/'.join(path)}, "
+                f"found {value.shape}"
             )
         node = tree
         for key in path[:-1]:
             node = node.setdefault(key, {})
-        node[path[-1]] = value
+        node[path[-1]] = np.array(value.T if transposed else value, order="C", copy=True)
     return tree
 
 
-def initial_weights(seed: int, num_users: int, num_items: int, embedding_dim: int, mlp_hidden: int) -> dict:
-    """Xavier-uniform embeddings and kernels, zero biases, drawn in NumPy from ``seed``.
-
-    Both frameworks start from these (as a Flax tree, or converted with ``flax_to_torch``),
-    so runs of the same seed begin from the same weights whichever framework trains them.
-    """
-    rng = np.random.default_rng([seed, 0x1D17])
-
-    def xavier(shape):
-        bound = np.sqrt(6.0 / (shape[0] + shape[1]))
-        return rng.uniform(-bound, bound, size=shape).astype(np.float32)
-
-    return {
-        "user_embedding": {"embedding": xavier((num_users, embedding_dim))},
-        "item_embedding": {"embedding": xavier((num_items, embedding_dim))},
-        "hidden_kernel": xavier((2 * embedding_dim, mlp_hidden)),
-        "hidden_bias": np.zeros(mlp_hidden, np.float32),
-        "output": {"kernel": xavier((mlp_hidden, 1)), "bias": np.zeros(1, np.float32)},
-    }
+def convert(params, source: Layout, target: Layout, *, parameters=None, source_name: str = "params") -> dict:
+    """One framework's parameters → the other's, through the canonical form."""
+    return from_canonical(to_canonical(params, source, parameters=parameters, source=source_name), target)

@@ -143,3 +143,23 @@ def reduce(magnitude, cotangent, reduction: str):
         return value, None if grad is None else grad * np.abs(cotangent)[..., None]
     scale = 1.0 if reduction == "sum" else 1.0 / max(int(count), 1)
     return value.sum() * scale, None if grad is None else grad * scale
+
+
+def loss_magnitude(function: str, scores, labels, where, cotangent, reduction: str, **options):
+    """The reduced ``(value, gradient)`` magnitudes of a registered loss function's call.
+
+    ``options``: ``tie_break`` and ``pairs`` as passed (None: position order, all pairs) and the
+    hybrid's ``alpha``. A loss function missing here has no bound: add one with the loss.
+    """
+    if function == "listmle_loss":
+        return reduce(listmle(scores, labels, where, options.get("tie_break")), cotangent, reduction)
+    if function == "pairwise_pl_loss":
+        return reduce(pairwise(scores, labels, where, options.get("pairs")), cotangent, reduction)
+    if function == "hybrid_loss":
+        alpha = options["alpha"]
+        listwise = loss_magnitude("listmle_loss", scores, labels, where, cotangent, reduction)
+        pairs = loss_magnitude(
+            "pairwise_pl_loss", scores, labels, where, cotangent, reduction, pairs=options.get("pairs")
+        )
+        return tuple(alpha * a + (1 - alpha) * b for a, b in zip(listwise, pairs, strict=True))
+    raise KeyError(f"{function}: no rounding bound in parity_tests/_bounds.py")

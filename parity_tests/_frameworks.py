@@ -11,9 +11,10 @@ import torch
 
 import jax_ltr
 import torch_ltr
+from ltr_common.losses import LOSSES as REGISTRY
 
 FRAMEWORKS = ("jax", "torch")
-LOSSES = ("listmle_loss", "pairwise_pl_loss", "hybrid_loss")
+LOSSES = tuple(loss.function for loss in REGISTRY.values())  # every registered loss
 METRICS = ("ndcg_at_k", "mrr", "average_precision", "recall_at_k")
 
 

@@ -10,13 +10,21 @@ import numpy as np
 import pytest
 import torch
 
+import jax_ltr
+import torch_ltr
+from jax_ltr import _losses as jax_losses
 from jax_ltr import _train as jax_train
 from ltr_common import TrainConfig, bucket_length, epoch_order, make_batch
 from ltr_common.loop import host_inputs
-from ltr_common.weights import flax_to_torch, torch_to_flax
+from ltr_common.losses import training_objective
+from ltr_common.models import model_parameters
+from ltr_common.weights import convert
 from parity_tests import _bounds
+from torch_ltr import _losses as torch_losses
 from torch_ltr import _train as torch_train
 from torch_ltr._batch import as_arrays as torch_arrays
+
+FLAX, TORCH = jax_ltr.TwoTowerScorer.LAYOUT, torch_ltr.TwoTowerScorer.LAYOUT
 
 NUM_USERS, NUM_ITEMS = 943, 1682
 SMALL = dict(embedding_dim=16, mlp_hidden=24, dropout=0.0, batch_size=16)
@@ -28,10 +36,14 @@ def flax_params(config, dtype):
     return jax.tree.map(lambda x: np.asarray(x, dtype), jax.device_get(state.params))
 
 
+def flax_to_torch(params, config=None):
+    parameters = None if config is None else model_parameters(config, NUM_USERS, NUM_ITEMS)
+    return convert(params, FLAX, TORCH, parameters=parameters, source_name="flax")
+
+
 def torch_model(config, params, dtype):
     model = torch_train.make_model(config, NUM_USERS, NUM_ITEMS).to(getattr(torch, dtype))
-    state = flax_to_torch(params, expected_shapes={k: v.shape for k, v in model.state_dict().items()})
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in flax_to_torch(params, config).items()})
     return model
 
 
@@ -50,25 +62,28 @@ def batches_of(split, config, count):
 
 def test_converter_round_trip_is_exact_and_checks_shapes():
     config = TrainConfig(**SMALL)
+    parameters = model_parameters(config, NUM_USERS, NUM_ITEMS)
     params = flax_params(config, "float32")
     model = torch_model(config, params, "float32")
-    back = torch_to_flax({k: v.numpy() for k, v in model.state_dict().items()}, expected=params)
+    state = {k: v.numpy() for k, v in model.state_dict().items()}
+    back = convert(state, TORCH, FLAX, parameters=parameters, source_name="torch")
     jax.tree.map(np.testing.assert_array_equal, back, params)
-    wrong = {k: v.numpy() for k, v in model.state_dict().items()}
-    wrong["hidden.weight"] = wrong["hidden.weight"].T
+    wrong = {**state, "hidden.weight": state["hidden.weight"].T}
     with pytest.raises(
         ValueError,
-        match=r"torch hidden.weight: expected shape \(24, 32\) \(for flax hidden_kernel \(32, 24\)\), "
+        match=r"torch hidden.weight: expected shape \(24, 32\) \(for hidden_kernel \(32, 24\)\), "
         r"found \(32, 24\)",
     ):
-        torch_to_flax(wrong, expected=params)
-    bigger = torch_train.make_model(dataclasses.replace(config, mlp_hidden=30), NUM_USERS, NUM_ITEMS)
+        convert(wrong, TORCH, FLAX, parameters=parameters, source_name="torch")
+    bigger = model_parameters(dataclasses.replace(config, mlp_hidden=30), NUM_USERS, NUM_ITEMS)
     with pytest.raises(
         ValueError,
-        match=r"flax hidden_kernel: expected shape \(32, 30\) \(for torch hidden.weight \(30, 32\)\), "
+        match=r"flax hidden_kernel: expected shape \(32, 30\) \(for hidden_kernel \(32, 30\)\), "
         r"found \(32, 24\)",
     ):
-        flax_to_torch(params, expected_shapes={k: v.shape for k, v in bigger.state_dict().items()})
+        convert(params, FLAX, TORCH, parameters=bigger, source_name="flax")
+    with pytest.raises(ValueError, match=r"torch parameters have no output.bias \(for output_bias\)"):
+        convert({k: v for k, v in state.items() if k != "output.bias"}, TORCH, FLAX, source_name="torch")
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -115,13 +130,12 @@ def parameter_gradient_magnitude(config, params, batch, pairs, tie_break):
         absolute, vjp = jax.vjp(jax.jit(abs_scores), params64)
         labels, where = batch.labels.astype(np.float64), batch.mask
         magnitude = np.zeros(scores.shape)
-        alpha = config.listmle_weight
-        if alpha > 0:
-            parts = _bounds.listmle(scores, labels, where, tie_break, score_scale=np.asarray(absolute))
-            magnitude += alpha * _bounds.reduce(parts, None, "mean")[1]
-        if alpha < 1:
-            parts = _bounds.pairwise(scores, labels, where, pairs, score_scale=np.asarray(absolute))
-            magnitude += (1 - alpha) * _bounds.reduce(parts, None, "mean")[1]
+        for name, weight in config.objective_terms:
+            if name == "listmle":
+                parts = _bounds.listmle(scores, labels, where, tie_break, score_scale=np.asarray(absolute))
+            else:
+                parts = _bounds.pairwise(scores, labels, where, pairs, score_scale=np.asarray(absolute))
+            magnitude += weight * _bounds.reduce(parts, None, "mean")[1]
         return flax_to_torch(jax.device_get(vjp(jnp.asarray(magnitude))[0]))
 
 
@@ -135,19 +149,22 @@ def parameter_gradients(config, dtype, batch, pairs, tie_break):
 
         def objective(p):
             scores = apply({"params": p}, batch.user_ids, batch.item_ids)
-            return jax_train.loss_terms(
-                scores, jnp.asarray(batch.labels, dtype), batch.mask, pairs, jnp.asarray(tie_break), config
+            labels = jnp.asarray(batch.labels, dtype)
+            terms = config.objective_terms
+            return training_objective(
+                jax_losses, scores, labels, batch.mask, pairs, jnp.asarray(tie_break), terms
             )[0]
 
         value, grads = jax.jit(jax.value_and_grad(objective))(params)
     t = torch_arrays(batch)
-    total = torch_train.loss_terms(
+    total = training_objective(
+        torch_losses,
         model(t.user_ids.long(), t.item_ids.long()),
         t.labels.to(getattr(torch, dtype)),
         t.mask,
-        tuple(torch.from_numpy(p) for p in pairs) if config.listmle_weight < 1 else None,
+        None if pairs is None else tuple(torch.from_numpy(p) for p in pairs),
         torch.from_numpy(tie_break),
-        config,
+        config.objective_terms,
     )[0]
     total.backward()
     torch_grads = {k: v.grad.numpy() for k, v in model.named_parameters()}

@@ -18,28 +18,21 @@ from pathlib import Path
 
 import numpy as np
 
-from jax_ltr._train import ranking_metrics
-from ltr_common import iterate_batches, load_split
-from ltr_common.baselines import baseline_scores, item_tables
-from ltr_common.run import load_run_config, make_trainer
+from jax_ltr import ranking_metrics
+from ltr_common import iterate_batches, load_split, per_list_metrics
+from ltr_common.baselines import baseline_metrics, item_tables
+from ltr_train import load_run_config, make_backend
 
 SCORERS = ("model", "model, mean user", "item mean")
-
-
-def _per_list(lists, score_batch, metric: str) -> np.ndarray:
-    values = []
-    for batch in iterate_batches(lists, batch_size=256, shuffle=False):
-        values.append(np.asarray(score_batch(batch)[metric], np.float64)[batch.list_ids >= 0])
-    return np.concatenate(values)
 
 
 def analyse(run_dir: Path, metric: str = "ndcg@10") -> dict[str, list[dict]]:
     """Per split: rows ``{"group", "lists", <scorer>: mean metric}``."""
     framework, config = load_run_config(Path(run_dir))
     ratings, split = load_split(config)
-    trainer = make_trainer(framework, config, ratings.num_users, ratings.num_items)
+    trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
     trainer.restore(Path(run_dir) / "checkpoint_best")
-    probe = trainer.evaluate_batch(next(iterate_batches(split.test, batch_size=1, shuffle=False)))
+    probe = trainer.batch_metrics(next(iterate_batches(split.test, batch_size=1, shuffle=False)))
     if metric not in probe:
         raise ValueError(f"--metric: expected one of {', '.join(probe)}, got {metric!r}")
 
@@ -49,13 +42,11 @@ def analyse(run_dir: Path, metric: str = "ndcg@10") -> dict[str, list[dict]]:
     train_length[split.train.users] = split.train.lengths
     ordered = train_length >= 2
 
-    def item_mean_metrics(batch):
-        scores = baseline_scores("item_mean", batch, tables, rng=None)  # no draw: rng unused
-        return ranking_metrics(scores, batch.labels, batch.mask, config.top_k)
-
+    item_mean_metrics = baseline_metrics("item_mean", tables, ranking_metrics, top_k=config.top_k)
     parts = ("validation", "test")
     results = {
-        part: {"model": _per_list(getattr(split, part), trainer.evaluate_batch, metric)} for part in parts
+        part: {"model": per_list_metrics(trainer.batch_metrics, getattr(split, part))[metric]}
+        for part in parts
     }
     users_matrix, _ = trainer.embeddings()
     ablated = np.array(users_matrix, copy=True)
@@ -67,8 +58,8 @@ def analyse(run_dir: Path, metric: str = "ndcg@10") -> dict[str, list[dict]]:
         users = lists.users
         unseen = np.add.reduceat(counts[lists.items] == 0, lists.offsets[:-1]) > 0
         scores = results[part]
-        scores["model, mean user"] = _per_list(lists, trainer.evaluate_batch, metric)
-        scores["item mean"] = _per_list(lists, item_mean_metrics, metric)
+        scores["model, mean user"] = per_list_metrics(trainer.batch_metrics, lists)[metric]
+        scores["item mean"] = per_list_metrics(item_mean_metrics, lists)[metric]
         groups = {
             "all lists": np.ones(len(lists), bool),
             "users with a training order": ordered[users],

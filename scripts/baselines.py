@@ -1,6 +1,9 @@
-"""Evaluate the non-learned baselines on the validation and test lists (jax_ltr metrics).
+"""Evaluate the non-learned baselines on the validation and test lists.
 
 python scripts/baselines.py [--seeds 3]
+
+Same lists and the same metric code as the trained models (``ltr_common.evaluate`` with
+``jax_ltr.ranking_metrics``).
 """
 
 from __future__ import annotations
@@ -10,29 +13,30 @@ import sys
 
 import numpy as np
 
-from jax_ltr._train import ranking_metrics
-from ltr_common import TrainConfig, iterate_batches, load_split
-from ltr_common.baselines import BASELINES, baseline_scores, item_tables
+from jax_ltr import ranking_metrics
+from ltr_common import TrainConfig, evaluate, load_split
+from ltr_common.baselines import BASELINES, baseline_metrics, item_tables
+from ltr_common.evaluation import metric_order
 
 
 def evaluate_baselines(seeds: int = 3) -> dict[str, dict[str, float]]:
+    """``{"<baseline>/<split>": {metric: mean}}``; the random baseline averaged over ``seeds`` draws."""
     config = TrainConfig()
     ratings, split = load_split(config)
     tables = item_tables(split.train, ratings.num_items)
     results = {}
     for name in BASELINES:
         for part in ("validation", "test"):
-            totals, count = {}, 0
-            for seed in range(seeds if name == "random" else 1):
-                rng = np.random.default_rng(seed)
-                for batch in iterate_batches(getattr(split, part), batch_size=1024, shuffle=False):
-                    real = batch.list_ids >= 0
-                    scores = baseline_scores(name, batch, tables, rng)
-                    metrics = ranking_metrics(scores, batch.labels, batch.mask, config.top_k)
-                    for key, values in metrics.items():
-                        totals[key] = totals.get(key, 0.0) + float(np.asarray(values)[real].sum())
-                    count += int(real.sum())
-            results[f"{name}/{part}"] = {k: v / count for k, v in totals.items()}
+            draws = [
+                evaluate(
+                    baseline_metrics(
+                        name, tables, ranking_metrics, top_k=config.top_k, rng=np.random.default_rng(seed)
+                    ),
+                    getattr(split, part),
+                )
+                for seed in range(seeds if name == "random" else 1)
+            ]
+            results[f"{name}/{part}"] = {k: float(np.mean([d[k] for d in draws])) for k in draws[0]}
     return results
 
 
@@ -41,7 +45,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, default=3, help="draws averaged for the random baseline")
     args = parser.parse_args(argv)
     results = evaluate_baselines(args.seeds)
-    names = ["ndcg@5", "ndcg@10", "ndcg@20", "mrr", "map", "recall@10"]
+    names = sorted(next(iter(results.values())), key=metric_order)
     print(f"{'baseline':<22}" + "".join(f"{n:>10}" for n in names))
     for key, metrics in results.items():
         print(f"{key:<22}" + "".join(f"{metrics[n]:>10.4f}" for n in names))

@@ -1,7 +1,7 @@
 """Benchmark the ranking losses: every JAX method against PyTorch eager, torch.compile, the
 original per-row Python loop and Rax, on the same inputs; and the two trainers end to end.
 
-    python scripts/benchmark.py [--grid 64x50,1024x200] [--losses listmle,pairwise]
+    python scripts/benchmark.py [--grid 64x50,1024x200] [--losses listmle,pairwise_pl,hybrid]
                                 [--modes forward,forward+backward] [--dtypes float32,bfloat16]
                                 [--implementations NAME ...] [--runs 20] [--out DIR] [--train]
 
@@ -46,11 +46,13 @@ from tqdm import tqdm  # noqa: E402
 import jax_ltr  # noqa: E402
 import torch_ltr  # noqa: E402
 from ltr_common.files import atomic_write_bytes, atomic_write_text  # noqa: E402
+from ltr_common.losses import LOSSES  # noqa: E402
 
 DEFAULT_GRID = "64x50,256x200,1024x200,1024x1000,64x2000"
 LEVELS = (1, 2, 3, 4, 5)
-LOSSES = ("listmle", "pairwise")
+LOSS_NAMES = tuple(LOSSES)  # the registry (ltr_common.losses): every loss the trainers train
 MODES = ("forward", "forward+backward")
+TORCH_DENSE = {"pairwise_pl", "hybrid"}  # torch_ltr's all-pairs form builds [B, L, L] arrays
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,39 +85,39 @@ def original_listmle(scores, labels, where):
     return torch.stack(losses).mean()
 
 
-def torch_listmle(scores, labels, where):
-    return torch_ltr.listmle_loss(scores, labels, where=where)
-
-
-def torch_pairwise(scores, labels, where):
-    return torch_ltr.pairwise_pl_loss(scores, labels, where=where)
+def _default_call(module, function: str):
+    fn = getattr(module, function)
+    return lambda s, y, w: fn(s, y, where=w)
 
 
 def implementations() -> list[Impl]:
-    impls = [
-        Impl(
-            f"jax {method} levels",
-            "listmle",
-            "jax",
-            lambda s, y, w, m=method: jax_ltr.listmle_loss(s, y, where=w, levels=LEVELS, method=m),
+    """Every registered loss as ``jax`` (jax_ltr's default call), ``torch eager`` and
+    ``torch.compile``; then other JAX methods, Rax's version of a loss, the original loop."""
+    impls = []
+    for loss in LOSSES.values():
+        dense = loss.name in TORCH_DENSE
+        impls += [
+            Impl("jax", loss.name, "jax", _default_call(jax_ltr, loss.function)),
+            Impl("torch eager", loss.name, "torch", _default_call(torch_ltr, loss.function), False, dense),
+            Impl("torch.compile", loss.name, "torch", _default_call(torch_ltr, loss.function), True, dense),
+        ]
+    for method in jax_ltr.LISTMLE_METHODS:
+        impls.append(
+            Impl(
+                f"jax {method} levels",
+                "listmle",
+                "jax",
+                lambda s, y, w, m=method: jax_ltr.listmle_loss(s, y, where=w, levels=LEVELS, method=m),
+            )
         )
-        for method in jax_ltr.LISTMLE_METHODS
-    ] + [
-        Impl(
-            f"jax {method} sort",
-            "listmle",
-            "jax",
-            lambda s, y, w, m=method: jax_ltr.listmle_loss(s, y, where=w, method=m),
-        )
-        for method in jax_ltr.LISTMLE_METHODS
-    ]
     impls += [
-        Impl("torch eager", "listmle", "torch", torch_listmle, compiled=False),
-        Impl("torch.compile", "listmle", "torch", torch_listmle),
+        Impl(
+            "jax associative sort",
+            "listmle",
+            "jax",
+            lambda s, y, w: jax_ltr.listmle_loss(s, y, where=w, method="associative"),
+        ),
         Impl("original loop", "listmle", "torch", original_listmle, False, loop=True, dtypes=("float32",)),
-        Impl("jax blocked", "pairwise", "jax", lambda s, y, w: jax_ltr.pairwise_pl_loss(s, y, where=w)),
-        Impl("torch eager", "pairwise", "torch", torch_pairwise, compiled=False, dense=True),
-        Impl("torch.compile", "pairwise", "torch", torch_pairwise, dense=True),
     ]
     try:
         import rax
@@ -123,7 +125,9 @@ def implementations() -> list[Impl]:
         return impls
     impls += [
         Impl("rax", "listmle", "jax", lambda s, y, w: rax.listmle_loss(s, y, where=w)),
-        Impl("rax", "pairwise", "jax", lambda s, y, w: rax.pairwise_logistic_loss(s, y, where=w), dense=True),
+        Impl(
+            "rax", "pairwise_pl", "jax", lambda s, y, w: rax.pairwise_logistic_loss(s, y, where=w), dense=True
+        ),
     ]
     return impls
 
@@ -285,7 +289,7 @@ def markdown(rows: list[dict]) -> str:
 def ratios(rows: list[dict], batch: int, length: int, dtype: str = "float32") -> list[str]:
     """Per loss and mode at (batch, length): every implementation's time over jax_ltr's fastest."""
     lines = []
-    for loss in LOSSES:
+    for loss in LOSS_NAMES:
         for mode in MODES:
             cell = [
                 r
@@ -297,7 +301,7 @@ def ratios(rows: list[dict], batch: int, length: int, dtype: str = "float32") ->
                 and r["mode"] == mode
                 and "median_ms" in r
             ]
-            ours = [r for r in cell if r["implementation"].startswith("jax ")]
+            ours = [r for r in cell if r["implementation"].split()[0] == "jax"]
             if not ours:
                 continue
             best = min(ours, key=lambda r: r["median_ms"])
@@ -319,7 +323,7 @@ def plot(rows: list[dict], dtype: str = "float32") -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [(loss, mode) for loss in LOSSES for mode in MODES]
+    panels = [(loss, mode) for loss in LOSS_NAMES for mode in MODES]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
     for ax, (loss, mode) in zip(axes[0], panels, strict=True):
         cell = [r for r in rows if r["loss"] == loss and r["mode"] == mode and r["dtype"] == dtype]
@@ -352,8 +356,8 @@ def train_throughput(batch_sizes=(32,), *, synthetic: bool = False, epochs: int 
     20,000 items, about 200,000 ratings), split the same way."""
     from ltr_common import TrainConfig, load_split, temporal_split
     from ltr_common.loop import epoch_inputs
-    from ltr_common.run import make_trainer
     from ltr_common.synthetic import synthetic_ratings
+    from ltr_train import make_backend
 
     rows = []
     for batch_size in batch_sizes:
@@ -364,7 +368,7 @@ def train_throughput(batch_sizes=(32,), *, synthetic: bool = False, epochs: int 
         else:
             ratings, split = load_split(config)
         for framework in ("jax", "torch"):
-            trainer = make_trainer(framework, config, ratings.num_users, ratings.num_items)
+            trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
             for epoch in range(epochs):
                 lists, metrics = 0, []
                 start = time.perf_counter()
@@ -442,7 +446,7 @@ def parse_args(argv):
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--grid", type=parse_grid, default=parse_grid(DEFAULT_GRID), help="BxL,...")
-    parser.add_argument("--losses", type=_choices(LOSSES), default=list(LOSSES))
+    parser.add_argument("--losses", type=_choices(LOSS_NAMES), default=list(LOSS_NAMES))
     parser.add_argument("--modes", type=_choices(MODES), default=list(MODES))
     parser.add_argument("--dtypes", type=_choices(("float32", "bfloat16")), default=["float32"])
     parser.add_argument("--implementations", nargs="+", default=None, help="only these names")

@@ -20,7 +20,7 @@ import pandas as pd
 from ltr_common import ConfigError, DataError
 from ltr_common.files import CheckpointError, atomic_write_bytes, atomic_write_text
 from ltr_common.movielens import load_movielens
-from ltr_common.run import load_run_config, make_trainer
+from ltr_train import load_run_config, make_backend
 
 
 def export(run_dir: Path, out_dir: Path | None = None) -> Path:
@@ -28,7 +28,7 @@ def export(run_dir: Path, out_dir: Path | None = None) -> Path:
     out_dir = Path(out_dir) if out_dir is not None else run_dir
     framework, config = load_run_config(run_dir)
     ratings = load_movielens(data_dir=config.data_dir, cache_dir=config.cache_dir)
-    trainer = make_trainer(framework, config, ratings.num_users, ratings.num_items)
+    trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
     trainer.restore(run_dir / "checkpoint_best")
     users, items = trainer.embeddings()
     buffer = io.BytesIO()

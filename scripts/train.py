@@ -20,7 +20,7 @@ from loguru import logger
 from ltr_common import ConfigError, DataError, TrainConfig, parse_config
 from ltr_common.files import CheckpointError
 from ltr_common.loop import NonFiniteError
-from ltr_common.run import FRAMEWORKS, default_run_dir, format_table, load_run_config, run
+from ltr_train import FRAMEWORKS, configure, default_run_dir, format_table, load_run_config, run
 
 # Options that may change when a run is resumed: more epochs continue the same trajectory.
 RESUMABLE = ("--epochs",)
@@ -92,15 +92,12 @@ def parse_command_line(argv: list[str] | None = None) -> tuple[str, TrainConfig,
 
 def main(argv: list[str] | None = None) -> int:
     framework, config, args = parse_command_line(argv)
+    configure(framework, config)  # process-wide settings, here, once
     distributed = (args.coordinator_address, args.num_processes, args.process_id)
-    if framework == "jax":
+    if framework == "jax" and (args.distributed or any(v is not None for v in distributed)):
         import jax
 
-        from jax_ltr._train import use_compilation_cache
-
-        use_compilation_cache(config)
-        if args.distributed or any(v is not None for v in distributed):
-            jax.distributed.initialize(*distributed)
+        jax.distributed.initialize(*distributed)
     run_dir = args.resume or args.run_dir or default_run_dir(framework, config)
     logger.info("config: {}", config.to_dict())
     try:

@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from ltr_common.losses import LOSSES
 from tests.test_training import load_script
 
 
@@ -18,7 +19,7 @@ def bench_script():
 
 
 def test_tiny_grid_writes_agreeing_rows(bench_script, tmp_path, capsys):
-    names = ["jax scan levels", "jax associative sort", "torch eager", "original loop", "jax blocked", "rax"]
+    names = ["jax", "jax scan levels", "torch eager", "original loop", "rax"]
     flags = ["--grid", "3x7", "--runs", "2", "--dtypes", "float32,bfloat16", "--modes", "forward+backward"]
     code = bench_script.main([*flags, "--out", str(tmp_path), "--implementations", *names])
     assert code == 0
@@ -26,8 +27,11 @@ def test_tiny_grid_writes_agreeing_rows(bench_script, tmp_path, capsys):
     assert "| listmle | original loop | 3x7 | bfloat16 | forward+backward | n/a | not run in bfloat16" in out
     rows = json.loads((tmp_path / "benchmark.json").read_text())["rows"]
     timed = [r for r in rows if "median_ms" in r]
-    # Every implementation runs for each loss/mode/dtype it supports (the loop in float32 only).
+    # Every implementation runs for each loss/mode/dtype it supports (the loop in float32 only),
+    # and every registered loss gets its jax and torch rows from the registry alone.
     assert {r["implementation"] for r in timed} == set(names)
+    for loss in LOSSES:
+        assert {r["implementation"] for r in timed if r["loss"] == loss} >= {"jax", "torch eager"}, loss
     for row in timed:
         assert row["q1_ms"] <= row["median_ms"] <= row["q3_ms"] and row["runs"] == 2
         tolerance = 1e-5 if row["dtype"] == "float32" else 2e-2
@@ -47,7 +51,7 @@ def test_the_original_loop_is_not_run_past_its_size_limit(bench_script, capsys):
 def test_bad_arguments_name_the_flag(bench_script, capsys):
     for argv, message in (
         (["--grid", "10by20"], "--grid: expected BxL pairs like 1024x200"),
-        (["--losses", "listnet"], "expected a comma list of listmle, pairwise"),
+        (["--losses", "listnet"], "expected a comma list of listmle, pairwise_pl, hybrid"),
         (["--implementations", "numpy"], "--implementations: unknown ['numpy']"),
         (["--runs", "1"], "--runs: need at least 2 timed calls"),
         (["--train-batch-sizes", "32,0"], "batch sizes must be >= 1"),

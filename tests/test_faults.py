@@ -15,7 +15,7 @@ import pytest
 
 from jax_ltr import _train as jax_train
 from ltr_common.files import CheckpointError
-from ltr_common.run import run
+from ltr_train import run
 from tests._small import SMALL, small_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ PROGRAM = textwrap.dedent(
     """
     import os, signal, sys
     from ltr_common import files
-    from ltr_common.run import run
+    from ltr_train import run
     from tests._small import SMALL, small_data
 
     run_dir, kill_at = sys.argv[1], int(sys.argv[2])

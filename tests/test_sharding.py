@@ -30,7 +30,7 @@ PROGRAM = textwrap.dedent(
     from jax_ltr import _train
     from ltr_common import ConfigError, TrainConfig, iterate_batches, load_split
     from ltr_common.loop import host_inputs
-    from ltr_common.run import run
+    from ltr_train import run
 
     assert len(jax.devices()) == 4, jax.devices()
     errors = {}

@@ -18,7 +18,7 @@ import pytest
 
 from jax_ltr import _train as jax_train
 from ltr_common.loop import NonFiniteError, epoch_inputs
-from ltr_common.run import run
+from ltr_train import run
 from tests._small import SMALL, small_data
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -163,9 +163,9 @@ def test_export_embeddings_and_analyse_run(tmp_path, movielens):
 
 @pytest.mark.parametrize("framework", ["jax", "torch"])
 def test_set_user_embeddings_replaces_every_user(framework):
-    from ltr_common.run import make_trainer
+    from ltr_train import make_backend
 
-    trainer = make_trainer(framework, SMALL, 5, 7)
+    trainer = make_backend(framework, SMALL, 5, 7)
     users, _ = trainer.embeddings()
     with pytest.raises(ValueError, match=r"users: expected shape \(5, 16\)"):
         trainer.set_user_embeddings(users[:4])
@@ -182,7 +182,7 @@ def test_bad_option_is_refused_before_loading(capsys):
 
 
 def test_resume_refuses_options_that_cannot_apply_and_takes_more_epochs(tmp_path, capsys):
-    from ltr_common.loop import write_json
+    from ltr_common.files import write_json
 
     write_json(tmp_path / "config.json", {"framework": "torch", **SMALL.to_dict()})
     train = load_script("train")

@@ -6,7 +6,7 @@ options: ``method=`` and ``key=``).
 
 from torch_ltr._batch import as_arrays
 from torch_ltr._losses import hybrid_loss, listmle_loss, pairwise_pl_loss, suffix_logsumexp
-from torch_ltr._metrics import average_precision, mrr, ndcg_at_k, recall_at_k
+from torch_ltr._metrics import average_precision, mrr, ndcg_at_k, ranking_metrics, recall_at_k
 from torch_ltr._model import TwoTowerScorer
 from torch_ltr._train import Trainer, make_optimizer, train_step
 
@@ -21,6 +21,7 @@ __all__ = [
     "mrr",
     "ndcg_at_k",
     "pairwise_pl_loss",
+    "ranking_metrics",
     "recall_at_k",
     "suffix_logsumexp",
     "train_step",

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import torch
 
-from ltr_common.levels import check_levels, outside_levels_error
-from torch_ltr._utils import check_inputs, check_reduction, descending_order, safe_reduce, take
+from ltr_common import checks
+from ltr_common.checks import check_levels, check_reduction
+from ltr_common.losses import mix
+from torch_ltr._utils import array_info, check_inputs, descending_order, safe_reduce, take
 
 
 def suffix_logsumexp(x: torch.Tensor, *, where: torch.Tensor | None = None) -> torch.Tensor:
@@ -52,9 +54,9 @@ def listmle_loss(
     if levels is not None:
         known = torch.tensor(levels, dtype=labels.dtype, device=labels.device)
         outside = where & ~(labels[..., None] == known).any(-1)
-        if outside.any():
+        if outside.any():  # found on the device; only the first such label comes to the host
             index = tuple(int(i) for i in outside.nonzero()[0])
-            raise outside_levels_error(levels, labels[index].item(), index)
+            raise checks.outside_levels_error(levels, labels[index].item(), index)
     order = descending_order(labels, where, tie_break)
     valid = take(where, order)
     ranked = take(torch.where(where, scores, 0.0), order)
@@ -106,23 +108,13 @@ def pairwise_pl_loss(scores, labels, *, where=None, pairs=None, reduction: str =
 
 
 def _check_pairs(pairs, shape, device):
-    if not isinstance(pairs, tuple | list) or len(pairs) != 3:
-        raise ValueError("pairs must be a tuple (list_index, i_index, j_index) of integer arrays")
-    arrays = tuple(torch.as_tensor(p, device=device) for p in pairs)
-    names = ("list_index", "i_index", "j_index")
-    for name, p in zip(names, arrays, strict=True):
-        if p.is_floating_point() or p.dtype == torch.bool or p.ndim != 1 or p.shape != arrays[0].shape:
-            raise ValueError(
-                f"pairs: {name} must be a 1-D integer array shaped like list_index "
-                f"{tuple(arrays[0].shape)}, got shape {tuple(p.shape)} and dtype {p.dtype}"
-            )
-    num_lists = 1
-    for n in shape[:-1]:
-        num_lists *= n
-    for name, p, bound in zip(names, arrays, (num_lists, shape[-1], shape[-1]), strict=True):
-        if p.numel() and (p.min() < 0 or p.max() >= bound):
-            raise ValueError(f"pairs: {name} must lie in [0, {bound}), found [{p.min()}, {p.max()}]")
-    return tuple(p.long() for p in arrays)
+    infos = None
+    if isinstance(pairs, tuple | list) and len(pairs) == 3:
+        pairs = tuple(torch.as_tensor(p, device=device) for p in pairs)
+        infos = [array_info(p) for p in pairs]
+    checks.check_pairs(pairs, infos, shape)
+    checks.check_pair_ranges([(int(p.min()), int(p.max())) if p.numel() else None for p in pairs], shape)
+    return tuple(p.long() for p in pairs)
 
 
 def hybrid_loss(
@@ -143,10 +135,9 @@ def hybrid_loss(
       >>> round(hybrid_loss(torch.zeros(2), torch.tensor([1.0, 0.0]), alpha=0.5).item(), 6)
       0.693147
     """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+    checks.check_weight(alpha, "alpha")
     listwise = listmle_loss(
         scores, labels, where=where, tie_break=tie_break, levels=levels, reduction=reduction
     )
     pairwise = pairwise_pl_loss(scores, labels, where=where, pairs=pairs, reduction=reduction)
-    return alpha * listwise + (1.0 - alpha) * pairwise
+    return mix(alpha, listwise, pairwise)

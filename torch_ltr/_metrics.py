@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import torch
 
-from torch_ltr._utils import check_inputs, check_k, check_reduction, descending_order, safe_reduce, take
+from ltr_common.checks import check_k, check_reduction
+from ltr_common.evaluation import ranking_metric_set
+from torch_ltr._utils import check_inputs, descending_order, safe_reduce, take
 
 
 def _ranked(scores, labels, where):
@@ -108,3 +112,25 @@ def recall_at_k(
     hits = (relevant * _top_k(scores.shape[-1], k, scores.dtype, scores.device)).sum(-1)
     per_list = hits / relevant.sum(-1).clamp(min=1.0)
     return _finish(per_list, where, reduction)
+
+
+def ranking_metrics(
+    scores, labels, *, where=None, top_k=(5, 10, 20), recall_k=(10,), relevance_threshold: float = 4.0
+) -> dict:
+    """The evaluation set, per list: ``ndcg@k`` for ``k`` in ``top_k``, ``mrr``, ``map`` and
+    ``recall@k`` for ``k`` in ``recall_k`` (``ltr_common.evaluation.ranking_metric_set``).
+
+    Example:
+      >>> m = ranking_metrics(torch.tensor([[3.0, 2.0, 1.0]]), torch.tensor([[1.0, 5.0, 4.0]]), top_k=(2,))
+      >>> {k: round(v[0].item(), 4) for k, v in m.items()}
+      {'ndcg@2': 0.5081, 'mrr': 0.5, 'map': 0.5833, 'recall@10': 1.0}
+    """
+    return ranking_metric_set(
+        sys.modules[__name__],
+        scores,
+        labels,
+        where=where,
+        top_k=top_k,
+        recall_k=recall_k,
+        relevance_threshold=relevance_threshold,
+    )

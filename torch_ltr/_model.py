@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
+
+from ltr_common.weights import Layout
 
 
 class TwoTowerScorer(nn.Module):
@@ -14,6 +18,17 @@ class TwoTowerScorer(nn.Module):
       >>> tuple(model(torch.tensor([0, 4]), torch.tensor([[1, 2, 3], [6, 0, 0]])).shape)
       (2, 3)
     """
+
+    # Where each canonical parameter (ltr_common.models.two_tower_mlp) lives in the state dict;
+    # Linear weights are [out, in], the canonical kernels [in, out].
+    LAYOUT: ClassVar[Layout] = {
+        "user_embedding": (("user_embedding.weight",), False),
+        "item_embedding": (("item_embedding.weight",), False),
+        "hidden_kernel": (("hidden.weight",), True),
+        "hidden_bias": (("hidden.bias",), False),
+        "output_kernel": (("output.weight",), True),
+        "output_bias": (("output.bias",), False),
+    }
 
     def __init__(
         self,

@@ -1,4 +1,5 @@
-"""Training in PyTorch, shaped like ``jax_ltr._train``: the reference trainer on the same batches."""
+"""Training in PyTorch, shaped like ``jax_ltr._train``: the reference trainer on the same batches,
+and a ``Trainer``: the ``ltr_common.loop.Backend`` for PyTorch."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import torch
 
 from ltr_common.config import TrainConfig
 from ltr_common.files import read_checkpoint_bytes, write_checkpoint_bytes
-from ltr_common.weights import flax_to_torch, initial_weights
+from ltr_common.losses import training_objective
+from ltr_common.models import initial_weights, model_parameters
+from ltr_common.weights import from_canonical, to_canonical
+from torch_ltr import _losses
 from torch_ltr._batch import as_arrays
-from torch_ltr._losses import listmle_loss, pairwise_pl_loss
-from torch_ltr._metrics import average_precision, mrr, ndcg_at_k, recall_at_k
+from torch_ltr._metrics import ranking_metrics
 from torch_ltr._model import TwoTowerScorer
 
 
@@ -30,53 +33,35 @@ def make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.O
     return torch.optim.Adam(model.parameters(), lr=config.learning_rate)
 
 
-def loss_terms(scores, labels, where, pairs, tie_break, config: TrainConfig):
-    """(total, listmle, pairwise) for the configured loss; an unused term is 0."""
-    alpha = config.listmle_weight
-    zero = scores.new_zeros(())
-    listwise = listmle_loss(scores, labels, where=where, tie_break=tie_break) if alpha > 0 else zero
-    pairwise = pairwise_pl_loss(scores, labels, where=where, pairs=pairs) if alpha < 1 else zero
-    return alpha * listwise + (1.0 - alpha) * pairwise, listwise, pairwise
-
-
 def train_step(model, optimizer, batch, pairs, tie_break, *, config: TrainConfig) -> dict:
-    """One optimiser step; returns detached scalar tensors (no host sync)."""
+    """One optimiser step; returns detached scalar tensors (no host sync): ``loss_total``,
+    ``loss_<term>`` for each term of the objective, ``grad_norm``."""
     model.train()
     optimizer.zero_grad(set_to_none=True)
     scores = model(batch.user_ids.long(), batch.item_ids.long())
-    total, listwise, pairwise = loss_terms(scores, batch.labels, batch.mask, pairs, tie_break, config)
+    total, terms = training_objective(
+        _losses, scores, batch.labels, batch.mask, pairs, tie_break, config.objective_terms
+    )
     total.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip_norm)
     optimizer.step()
-    return {
-        "loss_total": total.detach(),
-        "loss_listmle": listwise.detach(),
-        "loss_pairwise": pairwise.detach(),
-        "grad_norm": grad_norm.detach(),
-    }
-
-
-def ranking_metrics(scores, labels, where, top_k) -> dict:
-    out = {f"ndcg@{k}": ndcg_at_k(scores, labels, where=where, k=k, reduction="none") for k in top_k}
-    out["mrr"] = mrr(scores, labels, where=where, reduction="none")
-    out["map"] = average_precision(scores, labels, where=where, reduction="none")
-    out["recall@10"] = recall_at_k(scores, labels, where=where, k=10, reduction="none")
-    return out
+    metrics = {"loss_total": total.detach(), **{f"loss_{name}": v.detach() for name, v in terms.items()}}
+    metrics["grad_norm"] = grad_norm.detach()
+    return metrics
 
 
 class Trainer:
-    """The PyTorch backend of ``ltr_common.loop.train``."""
+    """The PyTorch ``ltr_common.loop.Backend``."""
 
     def __init__(self, config: TrainConfig, num_users: int, num_items: int):
         self.config = config
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         torch.manual_seed(config.seed)
         self.model = make_model(config, num_users, num_items)
-        weights = initial_weights(config.seed, num_users, num_items, config.embedding_dim, config.mlp_hidden)
-        shapes = {k: v.shape for k, v in self.model.state_dict().items()}
-        self.model.load_state_dict(
-            {k: torch.from_numpy(v) for k, v in flax_to_torch(weights, expected_shapes=shapes).items()}
-        )
+        self._parameters = model_parameters(config, num_users, num_items)
+        weights = initial_weights(self._parameters, config.seed)
+        state = from_canonical(weights, self.model.LAYOUT, parameters=self._parameters, target="torch")
+        self.model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
         self.model.to(self.device)
         self.optimizer = make_optimizer(config, self.model)
 
@@ -102,14 +87,12 @@ class Trainer:
         return [{k: float(v) for k, v in m.items()} for m in metrics]
 
     @torch.no_grad()
-    def evaluate_batch(self, batch) -> dict[str, np.ndarray]:
+    def batch_metrics(self, batch) -> dict[str, np.ndarray]:
         self.model.eval()
         b = self._tensors(batch)
         scores = self.model(b.user_ids.long(), b.item_ids.long())
-        return {
-            k: v.cpu().numpy()
-            for k, v in ranking_metrics(scores, b.labels, b.mask, self.config.top_k).items()
-        }
+        metrics = ranking_metrics(scores, b.labels, where=b.mask, top_k=tuple(self.config.top_k))
+        return {k: v.cpu().numpy() for k, v in metrics.items()}
 
     def learning_rate(self, step: int) -> float:
         return self.optimizer.param_groups[0]["lr"]
@@ -136,16 +119,20 @@ class Trainer:
         torch.set_rng_state(payload["rng"])
         return payload["progress"]
 
+    def _canonical(self) -> dict[str, np.ndarray]:
+        state = {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
+        return to_canonical(state, self.model.LAYOUT, parameters=self._parameters, source="torch")
+
     def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
-        return (
-            self.model.user_embedding.weight.detach().cpu().numpy(),
-            self.model.item_embedding.weight.detach().cpu().numpy(),
-        )
+        weights = self._canonical()
+        return weights["user_embedding"], weights["item_embedding"]
 
     @torch.no_grad()
     def set_user_embeddings(self, users: np.ndarray) -> None:
         """Replace the user embedding matrix (same shape), e.g. for an ablation."""
-        weight = self.model.user_embedding.weight
-        if tuple(users.shape) != tuple(weight.shape):
-            raise ValueError(f"users: expected shape {tuple(weight.shape)}, got {users.shape}")
-        weight.copy_(torch.as_tensor(users, dtype=weight.dtype))
+        weights = self._canonical()
+        if users.shape != weights["user_embedding"].shape:
+            raise ValueError(f"users: expected shape {weights['user_embedding'].shape}, got {users.shape}")
+        weights["user_embedding"] = users
+        state = from_canonical(weights, self.model.LAYOUT, parameters=self._parameters, target="torch")
+        self.model.load_state_dict({k: torch.as_tensor(v, dtype=torch.float32) for k, v in state.items()})

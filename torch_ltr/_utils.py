@@ -1,60 +1,42 @@
-"""Argument checks, orderings and the one safe reduction shared by the PyTorch losses and metrics."""
+"""PyTorch side of the argument checks (``ltr_common.checks``), orderings and the one safe reduction."""
 
 from __future__ import annotations
 
 import torch
 
-REDUCTIONS = ("none", "sum", "mean")
+from ltr_common import checks
+from ltr_common.checks import check_reduction
 
 
-def _describe(x: torch.Tensor) -> str:
-    return f"shape {tuple(x.shape)} and dtype {x.dtype}"
-
-
-def check_reduction(reduction: str) -> None:
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+def array_info(x: torch.Tensor) -> checks.ArrayInfo:
+    if x.is_floating_point():
+        kind = "float"
+    elif x.dtype == torch.bool:
+        kind = "bool"
+    elif x.is_complex():
+        kind = "other"
+    else:
+        kind = "int"
+    return checks.ArrayInfo(tuple(x.shape), str(x.dtype), kind)
 
 
 def check_inputs(scores, labels, where, tie_break=None):
     """Validate and normalise ``(scores, labels, where, tie_break)`` (see ``jax_ltr._utils``)."""
     scores, labels = torch.as_tensor(scores), torch.as_tensor(labels)
-    if not scores.is_floating_point():
-        raise ValueError(f"scores must be a floating-point array, got {_describe(scores)}")
-    if scores.ndim < 1:
-        raise ValueError(f"scores must have a list axis (at least 1-D), got {_describe(scores)}")
-    if labels.shape != scores.shape:
-        raise ValueError(f"labels {_describe(labels)} does not match scores {_describe(scores)}")
-    if labels.dtype == torch.bool or labels.is_complex():
-        raise ValueError(f"labels must be a numeric array, got {_describe(labels)}")
+    where = None if where is None else torch.as_tensor(where, device=scores.device)
+    tie_break = None if tie_break is None else torch.as_tensor(tie_break)
+    checks.check_arrays(*(None if x is None else array_info(x) for x in (scores, labels, where, tie_break)))
     if where is None:
         where = torch.ones(scores.shape, dtype=torch.bool, device=scores.device)
-    else:
-        where = torch.as_tensor(where, device=scores.device)
-        if where.dtype != torch.bool:
-            raise ValueError(f"where must be a boolean mask, got {_describe(where)}")
-        if where.shape != scores.shape:
-            raise ValueError(f"where {_describe(where)} does not match scores {_describe(scores)}")
     dtype = torch.promote_types(scores.dtype, torch.float32)
     labels = labels.to(dtype)
     bad = where & ~torch.isfinite(labels)
-    if bad.any():
+    if bad.any():  # found on the device; only the first bad label comes to the host
         index = tuple(int(i) for i in bad.nonzero()[0])
-        raise ValueError(f"labels must be finite where valid; found {labels[index].item()} at index {index}")
+        raise checks.non_finite_label_error(labels[index].item(), index)
     if tie_break is not None:
-        tie_break = torch.as_tensor(tie_break)
-        if not tie_break.is_floating_point() or tie_break.shape != scores.shape:
-            raise ValueError(
-                f"tie_break must be a floating array shaped like scores {tuple(scores.shape)}, "
-                f"got {_describe(tie_break)}"
-            )
         tie_break = tie_break.to(dtype)
     return scores.to(dtype), labels, where, tie_break
-
-
-def check_k(k: int | None, name: str = "k") -> None:
-    if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
-        raise ValueError(f"{name} must be an integer >= 1 or None, got {k!r}")
 
 
 def safe_reduce(per_list: torch.Tensor, counted: torch.Tensor, reduction: str) -> torch.Tensor:

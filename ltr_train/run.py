@@ -1,4 +1,4 @@
-"""A whole training run in a run directory, for either framework (imported by name only).
+"""A whole training run in a run directory, for either framework.
 
 ``<run_dir>/``: ``config.json`` (resolved), ``train.log`` (loguru), ``events.*`` (tensorboardX),
 ``checkpoint_latest``/``checkpoint_best`` (+ ``.prev``), ``metrics.json`` (validation and test
@@ -8,7 +8,6 @@ at the best checkpoint).
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import sys
 import time
 from pathlib import Path
@@ -18,18 +17,12 @@ from tqdm import tqdm
 
 from ltr_common.config import ConfigError, TrainConfig, load_config_file
 from ltr_common.data import load_split
+from ltr_common.evaluation import metric_order
+from ltr_common.files import restore_with_fallback, write_json
 from ltr_common.lists import Split
-from ltr_common.loop import evaluate, restore_with_fallback, train, write_json
+from ltr_common.loop import evaluate_lists, train
 from ltr_common.movielens import Ratings
-
-FRAMEWORKS = ("jax", "torch")
-
-
-def make_trainer(framework: str, config: TrainConfig, num_users: int, num_items: int):
-    if framework not in FRAMEWORKS:
-        raise ConfigError(f"--framework: expected one of {', '.join(FRAMEWORKS)}, got {framework!r}")
-    module = importlib.import_module(f"{framework}_ltr._train")
-    return module.Trainer(config, num_users, num_items)
+from ltr_train.backends import make_backend
 
 
 def summary_writer_class():
@@ -88,7 +81,7 @@ def run(
         write_json(run_dir / "config.json", {"framework": framework, **dataclasses.asdict(config)})
         ratings, split = data if data is not None else load_split(config)
         logger.info("ratings from {}: {}; lists:\n{}", ratings.source, len(ratings), split.summary())
-        trainer = make_trainer(framework, config, ratings.num_users, ratings.num_items)
+        trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
         logger.info("{} trainer on {}; run directory {}", framework, trainer.devices(), run_dir)
         SummaryWriter = summary_writer_class()
         started = time.perf_counter()
@@ -109,15 +102,15 @@ def run(
                 after_step=after_step,
             )
         seconds = time.perf_counter() - started
-        best = restore_with_fallback(trainer, run_dir / "checkpoint_best")
+        best = restore_with_fallback(trainer.restore, run_dir / "checkpoint_best")
         results = {
             "framework": framework,
             "best_step": best.get("best_step", progress.best_step),  # of the weights evaluated
             "steps": progress.step,
             "stopped_early": progress.stopped_early,
             "train_seconds": seconds,
-            "validation": evaluate(trainer, split.validation, config),
-            "test": evaluate(trainer, split.test, config),
+            "validation": evaluate_lists(trainer, split.validation, config),
+            "test": evaluate_lists(trainer, split.test, config),
         }
         write_json(run_dir / "metrics.json", results)
         return results
@@ -125,14 +118,8 @@ def run(
         logger.remove(sink)
 
 
-def _metric_order(name: str) -> tuple:
-    """ndcg@k by k, then mrr, map, recall@k: the same columns whichever framework ran."""
-    family, _, k = name.partition("@")
-    return ({"ndcg": 0, "mrr": 1, "map": 2, "recall": 3}.get(family, 4), int(k) if k else 0, name)
-
-
 def format_table(results: dict) -> str:
-    names = sorted(results["test"], key=_metric_order)
+    names = sorted(results["test"], key=metric_order)
     lines = [f"{'split':<11}" + "".join(f"{n:>11}" for n in names)]
     for split in ("validation", "test"):
         lines.append(f"{split:<11}" + "".join(f"{results[split][n]:>11.4f}" for n in names))

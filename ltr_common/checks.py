@@ -1,0 +1,138 @@
+"""Argument checks shared by the JAX and PyTorch losses and metrics, framework-neutral.
+
+Each framework describes its arrays as ``ArrayInfo`` (shape, dtype name, kind) and its
+concrete values as NumPy where it can; the rules and the error messages live here once, so
+both packages refuse the same arguments with the same words. Every error is a
+``ValueError`` naming the argument, what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+REDUCTIONS = ("none", "sum", "mean")
+PAIR_NAMES = ("list_index", "i_index", "j_index")
+
+
+class ArrayInfo(NamedTuple):
+    """What the checks need to know of an array, whatever framework holds it."""
+
+    shape: tuple[int, ...]
+    dtype: str  # as the framework prints it
+    kind: str  # "float", "int", "bool" or "other"
+
+    def describe(self) -> str:
+        return f"shape {self.shape} and dtype {self.dtype}"
+
+
+def check_reduction(reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+
+
+def check_k(k, name: str = "k") -> None:
+    if k is not None and (not isinstance(k, int | np.integer) or isinstance(k, bool) or k < 1):
+        raise ValueError(f"{name} must be an integer >= 1 or None, got {k!r}")
+
+
+def check_weight(value, name: str) -> None:
+    """A mixing weight such as the hybrid's ``alpha``: a number in [0, 1]."""
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+
+
+def check_arrays(
+    scores: ArrayInfo, labels: ArrayInfo, where: ArrayInfo | None, tie_break: ArrayInfo | None = None
+) -> None:
+    """The shapes and kinds of a loss's or metric's array arguments (``where`` None = all valid)."""
+    if scores.kind != "float":
+        raise ValueError(f"scores must be a floating-point array, got {scores.describe()}")
+    if len(scores.shape) < 1:
+        raise ValueError(f"scores must have a list axis (at least 1-D), got {scores.describe()}")
+    if labels.shape != scores.shape:
+        raise ValueError(f"labels {labels.describe()} does not match scores {scores.describe()}")
+    if labels.kind not in ("float", "int"):
+        raise ValueError(f"labels must be a numeric array, got {labels.describe()}")
+    if where is not None:
+        if where.kind != "bool":
+            raise ValueError(f"where must be a boolean mask, got {where.describe()}")
+        if where.shape != scores.shape:
+            raise ValueError(f"where {where.describe()} does not match scores {scores.describe()}")
+    if tie_break is not None and (tie_break.kind != "float" or tie_break.shape != scores.shape):
+        raise ValueError(
+            f"tie_break must be a floating array shaped like scores {scores.shape}, "
+            f"got {tie_break.describe()}"
+        )
+
+
+def non_finite_label_error(value: float, index: tuple[int, ...]) -> ValueError:
+    return ValueError(f"labels must be finite where valid; found {value} at index {index}")
+
+
+def check_finite_labels(labels: np.ndarray, where: np.ndarray) -> None:
+    """Concrete labels (NumPy) must be finite wherever ``where`` is True."""
+    bad = np.asarray(where) & ~np.isfinite(labels)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise non_finite_label_error(labels[index], index)
+
+
+def check_levels(levels) -> tuple[float, ...] | None:
+    """``levels`` as an ascending tuple of distinct finite numbers, or None.
+
+    Example:
+      >>> check_levels([5, 1, 3])
+      (1.0, 3.0, 5.0)
+    """
+    if levels is None:
+        return None
+    try:
+        values = tuple(float(v) for v in levels)
+    except (TypeError, ValueError):
+        raise ValueError(f"levels must be a sequence of numbers, got {levels!r}") from None
+    if not values or not all(math.isfinite(v) for v in values) or len(set(values)) != len(values):
+        raise ValueError(f"levels must be distinct finite numbers, at least one, got {levels!r}")
+    return tuple(sorted(values))
+
+
+def outside_levels_error(levels: tuple[float, ...], value: float, index: tuple[int, ...]) -> ValueError:
+    return ValueError(f"labels must be one of levels {levels} where valid; found {value} at index {index}")
+
+
+def check_labels_in_levels(labels: np.ndarray, where: np.ndarray, levels: tuple[float, ...]) -> None:
+    """Concrete labels (NumPy) must be one of ``levels`` wherever ``where`` is True."""
+    outside = np.asarray(where) & ~np.isin(labels, np.asarray(levels, labels.dtype))
+    if outside.any():
+        index = tuple(int(i) for i in np.argwhere(outside)[0])
+        raise outside_levels_error(levels, float(labels[index]), index)
+
+
+def check_pairs(pairs, infos: Sequence[ArrayInfo] | None, shape: tuple[int, ...]) -> None:
+    """Explicit pairs ``(list_index, i_index, j_index)``: three 1-D integer arrays of one length.
+
+    ``infos`` describes the three arrays (None when ``pairs`` is not a 3-sequence).
+    """
+    if not isinstance(pairs, tuple | list) or len(pairs) != 3 or infos is None:
+        raise ValueError("pairs must be a tuple (list_index, i_index, j_index) of integer arrays")
+    for name, info in zip(PAIR_NAMES, infos, strict=True):
+        if info.kind != "int" or len(info.shape) != 1 or info.shape != infos[0].shape:
+            raise ValueError(
+                f"pairs: {name} must be a 1-D integer array shaped like list_index "
+                f"{infos[0].shape}, got shape {info.shape} and dtype {info.dtype}"
+            )
+
+
+def pair_bounds(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """Exclusive upper bounds of ``(list_index, i_index, j_index)`` for scores of ``shape``."""
+    return math.prod(shape[:-1]), shape[-1], shape[-1]
+
+
+def check_pair_ranges(ranges: Sequence[tuple[int, int] | None], shape: tuple[int, ...]) -> None:
+    """Each concrete pair index array's ``(min, max)`` (None: unknown or empty) within its axis."""
+    for name, found, bound in zip(PAIR_NAMES, ranges, pair_bounds(shape), strict=True):
+        if found is not None and (found[0] < 0 or found[1] >= bound):
+            raise ValueError(f"pairs: {name} must lie in [0, {bound}), found [{found[0]}, {found[1]}]")

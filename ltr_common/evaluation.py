@@ -1,0 +1,68 @@
+"""Metrics over a set of lists, once for every scorer: the trainers, the baselines, the analysis.
+
+A scorer is handed over as a *metric function*: a padded ``Batch`` in, per-list metric values
+``{name: [B]}`` out (NumPy or any framework's arrays). ``jax_ltr.ranking_metrics`` and
+``torch_ltr.ranking_metrics`` compute the standard set from scores; a trainer's
+``batch_metrics`` scores its model and computes them in one compiled call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+import numpy as np
+
+from ltr_common.batching import Batch, iterate_batches
+from ltr_common.lists import Lists
+
+MetricFn = Callable[[Batch], Mapping[str, object]]
+EVAL_BATCH_SIZE = 256
+
+
+def ranking_metric_set(
+    metrics, scores, labels, *, where=None, top_k=(5, 10, 20), recall_k=(10,), relevance_threshold=4.0
+) -> dict:
+    """``{ndcg@k, mrr, map, recall@k}`` per list, from ``metrics``: a framework's module of
+    metric functions (``jax_ltr`` or ``torch_ltr``'s ``ndcg_at_k``, ``mrr``, ...)."""
+    options = {"where": where, "reduction": "none"}
+    relevant = {**options, "relevance_threshold": relevance_threshold}
+    out = {f"ndcg@{k}": metrics.ndcg_at_k(scores, labels, k=k, **options) for k in top_k}
+    out["mrr"] = metrics.mrr(scores, labels, **relevant)
+    out["map"] = metrics.average_precision(scores, labels, **relevant)
+    out.update({f"recall@{k}": metrics.recall_at_k(scores, labels, k=k, **relevant) for k in recall_k})
+    return out
+
+
+def metric_order(name: str) -> tuple:
+    """Sort key: ndcg@k by k, then mrr, map, recall@k — the same columns for every scorer."""
+    family, _, k = name.partition("@")
+    return ({"ndcg": 0, "mrr": 1, "map": 2, "recall": 3}.get(family, 4), int(k) if k else 0, name)
+
+
+def _batches(metric_fn: MetricFn, lists: Lists, batch_size: int) -> Iterator[tuple[np.ndarray, dict]]:
+    """``(real rows, {name: float64 [B]})`` per batch, in the lists' order."""
+    for batch in iterate_batches(lists, batch_size=batch_size, shuffle=False):
+        values = {name: np.asarray(v, np.float64) for name, v in metric_fn(batch).items()}
+        yield batch.list_ids >= 0, values
+
+
+def per_list_metrics(
+    metric_fn: MetricFn, lists: Lists, *, batch_size: int = EVAL_BATCH_SIZE
+) -> dict[str, np.ndarray]:
+    """``{name: [len(lists)] float64}``: each list's metric values, in the lists' order."""
+    parts: dict[str, list[np.ndarray]] = {}
+    for real, values in _batches(metric_fn, lists, batch_size):
+        for name, v in values.items():
+            parts.setdefault(name, []).append(v[real])
+    return {name: np.concatenate(v) for name, v in parts.items()}
+
+
+def evaluate(metric_fn: MetricFn, lists: Lists, *, batch_size: int = EVAL_BATCH_SIZE) -> dict[str, float]:
+    """The mean of each metric over the lists (every list of a split holds at least one item)."""
+    sums: dict[str, float] = {}
+    count = 0
+    for real, values in _batches(metric_fn, lists, batch_size):
+        for name, v in values.items():
+            sums[name] = sums.get(name, 0.0) + float(v[real].sum())
+        count += int(real.sum())
+    return {name: total / max(count, 1) for name, total in sums.items()}

@@ -1,0 +1,111 @@
+"""The loss registry: every loss a trainer can train with, by its ``--loss`` name.
+
+An entry names the public function that ``jax_ltr`` and ``torch_ltr`` both export under the
+same name (the shared contract ``fn(scores, labels, *, where=None, ..., reduction="mean")``)
+and what a trainer hands it besides scores, labels and the mask. The trainers, the parity
+table and the benchmark all read this one table, so a new loss is one function per framework,
+one entry here and one parity-table bound (``parity_tests/_bounds.py``).
+
+A training objective is a weighted sum of registered losses (``objective_terms``): the
+hybrid is ``alpha`` of ListMLE and ``1 - alpha`` of pairwise PL. ``weighted_sum`` is the one
+place such a combination is written, for the trainers and (through ``mix``) both
+``hybrid_loss`` functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Loss:
+    """One registered loss."""
+
+    name: str  # the --loss value
+    function: str  # the function of this name in jax_ltr and torch_ltr
+    summary: str
+    takes_pairs: bool = False  # trained on sampled pairs (``pairs=``)
+    takes_tie_break: bool = False  # trained with a random order among tied labels (``tie_break=``)
+    parts: tuple[str, ...] = ()  # a weighted combination of these losses (trained term by term)
+
+
+LOSSES: dict[str, Loss] = {
+    loss.name: loss
+    for loss in (
+        Loss(
+            "listmle",
+            "listmle_loss",
+            "Plackett-Luce likelihood of the label order",
+            takes_tie_break=True,
+        ),
+        Loss(
+            "pairwise_pl",
+            "pairwise_pl_loss",
+            "-log sigma(s_i - s_j) over pairs with y_i > y_j",
+            takes_pairs=True,
+        ),
+        Loss(
+            "hybrid",
+            "hybrid_loss",
+            "alpha * listmle + (1 - alpha) * pairwise_pl",
+            parts=("listmle", "pairwise_pl"),
+        ),
+    )
+}
+
+
+def mix(alpha, first, second):
+    """``alpha * first + (1 - alpha) * second``, for arrays of any framework.
+
+    Example:
+      >>> mix(0.25, 4.0, 8.0)
+      7.0
+    """
+    return weighted_sum(((alpha, first), (1.0 - alpha, second)))
+
+
+def objective_terms(loss: str, *, hybrid_alpha: float) -> tuple[tuple[str, float], ...]:
+    """The training objective as ``((registered loss, weight), ...)``; zero weights left out.
+
+    Example:
+      >>> objective_terms("hybrid", hybrid_alpha=0.75)
+      (('listmle', 0.75), ('pairwise_pl', 0.25))
+    """
+    spec = LOSSES[loss]
+    if not spec.parts:
+        return ((loss, 1.0),)
+    first, second = spec.parts
+    return tuple((name, w) for name, w in ((first, hybrid_alpha), (second, 1.0 - hybrid_alpha)) if w > 0)
+
+
+def weighted_sum(terms):
+    """``w_1 * v_1 + w_2 * v_2 + ...`` over ``((weight, value), ...)``, in order.
+
+    Example:
+      >>> weighted_sum([(0.5, 2.0), (2.0, 3.0)])
+      7.0
+    """
+    (weight, value), *rest = terms
+    total = weight * value
+    for weight, value in rest:
+        total = total + weight * value
+    return total
+
+
+def training_objective(functions, scores, labels, where, pairs, tie_break, terms):
+    """``(total, {loss name: value})`` of a weighted objective, the losses taken from ``functions``.
+
+    ``functions`` is a framework's module of loss functions (``jax_ltr._losses``,
+    ``torch_ltr._losses``), ``terms`` an objective's ``((registered loss, weight), ...)``; each
+    loss gets the sampled ``pairs`` or the ``tie_break`` order when it trains with them.
+    """
+    values = {}
+    for name, _ in terms:
+        spec = LOSSES[name]
+        options = {}
+        if spec.takes_tie_break:
+            options["tie_break"] = tie_break
+        if spec.takes_pairs:
+            options["pairs"] = pairs
+        values[name] = getattr(functions, spec.function)(scores, labels, where=where, **options)
+    return weighted_sum([(weight, values[name]) for name, weight in terms]), values

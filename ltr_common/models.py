@@ -1,0 +1,69 @@
+"""Model parameters, framework-neutral: canonical names, shapes and initialisation.
+
+A model's parameters have canonical names and shapes here (matrices ``[in, out]``). Each
+framework's model class maps those names to its own parameter paths (its ``LAYOUT``), which
+is all the weight converter (``ltr_common.weights``) needs; and both frameworks start from the
+same NumPy-drawn ``initial_weights``, so runs of one seed begin alike whichever trains them.
+A new model is one entry in ``MODELS`` plus one model class per framework.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Parameter:
+    shape: tuple[int, ...]
+    init: str  # "xavier_uniform" or "zeros"
+
+
+def two_tower_mlp(
+    num_users: int, num_items: int, *, embedding_dim: int, mlp_hidden: int
+) -> dict[str, Parameter]:
+    """``s(u, i) = MLP([user_emb(u); item_emb(i)])``: one hidden ReLU layer, a scalar output."""
+    d, h = embedding_dim, mlp_hidden
+    return {
+        "user_embedding": Parameter((num_users, d), "xavier_uniform"),
+        "item_embedding": Parameter((num_items, d), "xavier_uniform"),
+        "hidden_kernel": Parameter((2 * d, h), "xavier_uniform"),
+        "hidden_bias": Parameter((h,), "zeros"),
+        "output_kernel": Parameter((h, 1), "xavier_uniform"),
+        "output_bias": Parameter((1,), "zeros"),
+    }
+
+
+MODELS: dict[str, Callable[..., dict[str, Parameter]]] = {"mlp": two_tower_mlp}
+
+
+def model_parameters(config, num_users: int, num_items: int) -> dict[str, Parameter]:
+    """The canonical parameters of the model a ``TrainConfig`` describes."""
+    return MODELS["mlp"](
+        num_users, num_items, embedding_dim=config.embedding_dim, mlp_hidden=config.mlp_hidden
+    )
+
+
+def initial_weights(parameters: dict[str, Parameter], seed: int) -> dict[str, np.ndarray]:
+    """Float32 initial values of ``parameters``, drawn in NumPy from ``seed`` in their order.
+
+    Xavier-uniform: ``U(-b, b)``, ``b = sqrt(6 / (shape[0] + shape[1]))``; zeros: zeros.
+
+    Example:
+      >>> w = initial_weights(two_tower_mlp(3, 4, embedding_dim=2, mlp_hidden=5), seed=0)
+      >>> {k: v.shape for k, v in w.items()}["hidden_kernel"]
+      (4, 5)
+    """
+    rng = np.random.default_rng([seed, 0x1D17])
+    out = {}
+    for name, parameter in parameters.items():
+        if parameter.init == "zeros":
+            out[name] = np.zeros(parameter.shape, np.float32)
+        elif parameter.init == "xavier_uniform":
+            bound = np.sqrt(6.0 / (parameter.shape[0] + parameter.shape[1]))
+            out[name] = rng.uniform(-bound, bound, size=parameter.shape).astype(np.float32)
+        else:
+            raise ValueError(f"{name}: unknown init {parameter.init!r}")
+    return out
