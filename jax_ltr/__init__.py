@@ -5,13 +5,28 @@ mirrors every public name here with the same signature and semantics.
 """
 
 from jax_ltr._batch import as_arrays
-from jax_ltr._losses import LISTMLE_METHODS, hybrid_loss, listmle_loss, pairwise_pl_loss, suffix_logsumexp
-from jax_ltr._metrics import average_precision, mrr, ndcg_at_k, ranking_metrics, recall_at_k
-from jax_ltr._model import TwoTowerScorer
+from jax_ltr._losses import (
+    LISTMLE_METHODS,
+    hybrid_loss,
+    listmle_loss,
+    pairwise_pl_loss,
+    pointwise_mse_loss,
+    suffix_logsumexp,
+)
+from jax_ltr._metrics import (
+    average_precision,
+    mrr,
+    ndcg_at_k,
+    ranking_metrics,
+    recall_at_k,
+    retrieval_metrics,
+)
+from jax_ltr._model import DotProductScorer, TwoTowerScorer
 from jax_ltr._train import Trainer, clip_by_global_norm, create_train_state, make_optimizer, train_step
 
 __all__ = [
     "LISTMLE_METHODS",
+    "DotProductScorer",
     "Trainer",
     "TwoTowerScorer",
     "as_arrays",
@@ -24,8 +39,10 @@ __all__ = [
     "mrr",
     "ndcg_at_k",
     "pairwise_pl_loss",
+    "pointwise_mse_loss",
     "ranking_metrics",
     "recall_at_k",
+    "retrieval_metrics",
     "suffix_logsumexp",
     "train_step",
 ]

@@ -491,6 +491,8 @@ def hybrid_loss(
     """
     if is_concrete(alpha):
         checks.check_weight(alpha, "alpha")
+    if pairs is not None:  # refused before anything is computed, as every other argument
+        _check_pairs(pairs, jnp.shape(scores))
     listwise = listmle_loss(
         scores,
         labels,
@@ -503,3 +505,31 @@ def hybrid_loss(
     )
     pairwise = pairwise_pl_loss(scores, labels, where=where, pairs=pairs, reduction=reduction)
     return mix(alpha, listwise, pairwise)
+
+
+def pointwise_mse_loss(scores, labels, *, where=None, reduction: str = "mean"):
+    """Pointwise squared error: ``sum_{valid i} (s_i - y_i)^2`` per list.
+
+    Unlike the ranking losses it sees the labels' absolute values, not only their order, so
+    mixed into a listwise objective it lets a model learn absolute item quality.
+
+    Args:
+      scores: [..., L] float array.
+      labels: [..., L] array (the regression targets).
+      where: [..., L] bool array, True = valid item.
+      reduction: "none" → per-list sums [...]; "sum"; "mean" → over valid items.
+
+    Returns:
+      The reduced loss, in the scores' dtype.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> float(pointwise_mse_loss(jnp.array([1.0, 2.0]), jnp.array([3.0, 2.0])))
+      2.0
+    """
+    check_reduction(reduction)
+    out_dtype = jnp.asarray(scores).dtype
+    scores, labels, where, _ = check_inputs(scores, labels, where)
+    error = jnp.where(where, scores - jnp.where(where, labels, 0.0), 0.0)
+    per_list = nan_for_bad_labels(jnp.sum(error * error, axis=-1), labels, where)
+    return safe_reduce(per_list, where, reduction).astype(out_dtype)

@@ -10,14 +10,17 @@ from __future__ import annotations
 import sys
 
 import jax.numpy as jnp
+from jax import lax
 
 from jax_ltr._utils import (
+    array_info,
     check_inputs,
     descending_order,
     nan_for_bad_labels,
     safe_reduce,
     take,
 )
+from ltr_common import checks
 from ltr_common.checks import check_k, check_reduction
 from ltr_common.evaluation import ranking_metric_set
 
@@ -163,3 +166,52 @@ def ranking_metrics(
         recall_k=recall_k,
         relevance_threshold=relevance_threshold,
     )
+
+
+def retrieval_metrics(scores, relevant, *, exclude=None, ks=(10, 20)) -> dict:
+    """Full-catalog retrieval metrics per user, the catalog ranked by score.
+
+    Items where ``exclude`` is True are never ranked (a user's earlier ratings); ties go to
+    the lower item index. With ``R`` the user's relevant items and ``hits@k`` how many of them
+    the top ``k`` holds: ``recall@k = hits@k / R``, ``hr@k = [hits@k > 0]``, and
+    ``ndcg@k = sum_{rank r <= k, relevant} 1/log2(r + 1)`` over its ideal, the first
+    ``min(k, R)`` ranks filled. A user with no relevant item gets NaN (left out of means).
+
+    Args:
+      scores: [U, I] float array.
+      relevant: [U, I] bool array.
+      exclude: [U, I] bool array or None.
+      ks: cut-offs.
+
+    Returns:
+      ``{"recall@k", "ndcg@k", "hr@k" for k in ks}``, each [U].
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> m = retrieval_metrics(jnp.array([[0.1, 0.9, 0.5]]), jnp.array([[True, False, False]]),
+      ...                       exclude=jnp.array([[False, True, False]]), ks=(1, 2))
+      >>> {k: round(float(v[0]), 6) for k, v in m.items()}
+      {'recall@1': 0.0, 'ndcg@1': 0.0, 'hr@1': 0.0, 'recall@2': 1.0, 'ndcg@2': 0.63093, 'hr@2': 1.0}
+    """
+    scores, relevant = jnp.asarray(scores), jnp.asarray(relevant)
+    exclude = None if exclude is None else jnp.asarray(exclude)
+    checks.check_retrieval(*(None if x is None else array_info(x) for x in (scores, relevant, exclude)), ks)
+    dtype = jnp.promote_types(scores.dtype, jnp.float32)
+    ranked = scores.astype(dtype) if exclude is None else jnp.where(exclude, -jnp.inf, scores.astype(dtype))
+    # top_k orders by bits, -0.0 below +0.0; + 0.0 folds them so they tie (lower index first).
+    _, top = lax.top_k(ranked + 0.0, min(max(ks), scores.shape[-1]))
+    hits = jnp.take_along_axis(relevant, top, axis=-1).astype(dtype)
+    count = jnp.sum(relevant, axis=-1).astype(dtype)
+    discount = 1.0 / jnp.log2(jnp.arange(2, top.shape[-1] + 2, dtype=dtype))
+    ideal = jnp.concatenate([jnp.zeros(1, dtype), jnp.cumsum(discount)])
+    none = count == 0
+    out = {}
+    for k in ks:
+        found = jnp.sum(hits[:, :k], axis=-1)
+        best = ideal[jnp.minimum(count, min(k, top.shape[-1])).astype(jnp.int32)]
+        out[f"recall@{k}"] = jnp.where(none, jnp.nan, found / jnp.where(none, 1.0, count))
+        out[f"ndcg@{k}"] = jnp.where(
+            none, jnp.nan, jnp.sum(hits[:, :k] * discount[:k], -1) / jnp.where(none, 1.0, best)
+        )
+        out[f"hr@{k}"] = jnp.where(none, jnp.nan, (found > 0).astype(dtype))
+    return out

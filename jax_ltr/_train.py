@@ -17,16 +17,18 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jax_ltr import _losses
-from jax_ltr._metrics import ranking_metrics
-from jax_ltr._model import TwoTowerScorer
+from jax_ltr._metrics import ranking_metrics, retrieval_metrics
+from jax_ltr._model import MODEL_CLASSES
 from ltr_common.config import ConfigError, TrainConfig
-from ltr_common.files import read_checkpoint_bytes, write_checkpoint_bytes
+from ltr_common.files import CheckpointError, read_checkpoint_bytes, write_checkpoint_bytes
 from ltr_common.losses import training_objective
-from ltr_common.models import initial_weights, model_parameters
+from ltr_common.models import initial_weights, model_options, model_parameters, weight_decay
 from ltr_common.weights import from_canonical, to_canonical
 
 # Dropout draws its masks with the "rbg" generator (XLA's RngBitGenerator): the default
 # threefry hash compiles to a large program, about 1 s of every step's compilation on a CPU.
+# JAX does not promise rbg's bits to be the same on every backend or sharding: a run resumes
+# exactly on the machine it started on (tested on CPU, 1 and 4 devices), not across them.
 DROPOUT_RNG = "rbg"
 
 
@@ -50,16 +52,22 @@ def clip_by_global_norm(max_norm: float, *, eps: float = 1e-6) -> optax.Gradient
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    """Clip by global norm, then Adam (AdamW when weight_decay > 0)."""
-    if config.weight_decay > 0:
-        adam = optax.adamw(config.learning_rate, weight_decay=config.weight_decay)
-    else:
-        adam = optax.adam(config.learning_rate)
-    return optax.chain(clip_by_global_norm(config.grad_clip_norm), adam)
+    """Clip by global norm, then Adam, with decoupled weight decay where it is positive
+    (``ltr_common.models.weight_decay``: one rate for matrices, one for biases): AdamW,
+    ``optax.adamw``'s chain with a rate per parameter."""
+    parts = [clip_by_global_norm(config.grad_clip_norm), optax.scale_by_adam()]
+    for rate in sorted({config.weight_decay, config.bias_weight_decay} - {0.0}):
+        mask = functools.partial(
+            jax.tree.map, lambda p, rate=rate: weight_decay(config, jnp.shape(p)) == rate
+        )
+        parts.append(optax.add_decayed_weights(rate, mask=mask))
+    parts.append(optax.scale_by_learning_rate(config.learning_rate))
+    return optax.chain(*parts)
 
 
-def make_model(config: TrainConfig, num_users: int, num_items: int) -> TwoTowerScorer:
-    return TwoTowerScorer(num_users, num_items, config.embedding_dim, config.mlp_hidden, config.dropout)
+def make_model(config: TrainConfig, num_users: int, num_items: int):
+    """The ``config.model`` scorer (``MODEL_CLASSES``) with its dimensions from ``config``."""
+    return MODEL_CLASSES[config.model](num_users, num_items, **model_options(config))
 
 
 def create_train_state(config: TrainConfig, num_users: int, num_items: int) -> TrainState:
@@ -99,6 +107,17 @@ def train_step(state: TrainState, batch, pairs, tie_break, *, config: TrainConfi
 def eval_step(params, batch, *, apply_fn, top_k):
     scores = apply_fn({"params": params}, batch.user_ids, batch.item_ids, train=False)
     return ranking_metrics(scores, batch.labels, where=batch.mask, top_k=top_k)
+
+
+def catalog_step(params, users, reports, exclude, *, model, top_k):
+    """Score the whole catalog for ``users`` once and measure it against each relevance mask
+    of ``reports`` (``{prefix: [U, I] bool}``): one compiled pass."""
+    scores = model.apply({"params": params}, users, method=model.catalog_scores)
+    return {
+        f"{prefix}{name}": value
+        for prefix, relevant in reports.items()
+        for name, value in retrieval_metrics(scores, relevant, exclude=exclude, ks=top_k).items()
+    }
 
 
 def make_mesh(config: TrainConfig) -> Mesh:
@@ -143,6 +162,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, num_users: int, num_items: int):
         self.config = config
+        self.model = make_model(config, num_users, num_items)
         self._parameters = model_parameters(config, num_users, num_items)
         self.mesh = make_mesh(config)
         self._replicated = NamedSharding(self.mesh, PartitionSpec())
@@ -159,6 +179,16 @@ class Trainer:
         self._train_step = jax.jit(step, donate_argnums=0, out_shardings=(self._replicated, self._replicated))
         self._eval_step = jax.jit(  # metrics gathered on device: every host can read them
             functools.partial(eval_step, apply_fn=self.state.apply_fn, top_k=tuple(config.top_k)),
+            out_shardings=self._replicated,
+        )
+        self._scores = jax.jit(
+            lambda params, users: self.model.apply(
+                {"params": params}, users, method=self.model.catalog_scores
+            ),
+            out_shardings=self._replicated,
+        )
+        self._catalog_step = jax.jit(
+            functools.partial(catalog_step, model=self.model, top_k=tuple(config.top_k)),
             out_shardings=self._replicated,
         )
 
@@ -183,6 +213,14 @@ class Trainer:
 
     def batch_metrics(self, batch) -> dict[str, np.ndarray]:
         return jax.device_get(self._eval_step(self.state.params, self._batch(batch)))
+
+    def catalog_scores(self, users) -> np.ndarray:
+        users = _place(np.asarray(users, np.int32), self._replicated)
+        return np.asarray(jax.device_get(self._scores(self.state.params, users)))
+
+    def catalog_metrics(self, users, reports, exclude) -> dict[str, np.ndarray]:
+        args = _place((np.asarray(users, np.int32), dict(reports), exclude), self._replicated)
+        return jax.device_get(self._catalog_step(self.state.params, *args))
 
     def learning_rate(self, step: int) -> float:
         return self.config.learning_rate
@@ -217,17 +255,30 @@ class Trainer:
             "opt_state": self.state.opt_state,
             "dropout_key": self.state.dropout_key,
         }
-        restored = flax.serialization.from_state_dict(target, raw["state"])
+        try:
+            restored = flax.serialization.from_state_dict(target, raw["state"])
+        except (KeyError, ValueError, TypeError) as err:
+            raise CheckpointError(f"{path}: does not hold this model's training state ({err})") from None
+        # from_state_dict checks names, not shapes: a checkpoint of another model size, or of
+        # a version with another dropout key, is refused here rather than failing a step later.
+        for (name, want), have in zip(
+            jax.tree_util.tree_leaves_with_path(target), jax.tree.leaves(restored), strict=True
+        ):
+            want_shape, have_shape = jnp.shape(want), jnp.shape(have)
+            if want_shape != have_shape or jnp.result_type(want) != jnp.result_type(have):
+                raise CheckpointError(
+                    f"{path}: {jax.tree_util.keystr(name)} has shape {have_shape} and dtype "
+                    f"{jnp.result_type(have)}; this model's is {want_shape} and {jnp.result_type(want)}"
+                )
         self.state = self.state.replace(**_place(restored, self._replicated))
         return raw["progress"]
 
     def _canonical(self) -> dict[str, np.ndarray]:
         params = jax.device_get(self.state.params)
-        return to_canonical(params, TwoTowerScorer.LAYOUT, parameters=self._parameters, source="flax")
+        return to_canonical(params, self.model.LAYOUT, parameters=self._parameters, source="flax")
 
-    def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
-        weights = self._canonical()
-        return weights["user_embedding"], weights["item_embedding"]
+    def weights(self) -> dict[str, np.ndarray]:
+        return self._canonical()
 
     def set_user_embeddings(self, users: np.ndarray) -> None:
         """Replace the user embedding matrix (same shape), e.g. for an ablation."""
@@ -235,6 +286,6 @@ class Trainer:
         if users.shape != weights["user_embedding"].shape:
             raise ValueError(f"users: expected shape {weights['user_embedding'].shape}, got {users.shape}")
         weights["user_embedding"] = users
-        tree = from_canonical(weights, TwoTowerScorer.LAYOUT, parameters=self._parameters, target="flax")
+        tree = from_canonical(weights, self.model.LAYOUT, parameters=self._parameters, target="flax")
         params = jax.tree.map(lambda old, new: np.asarray(new, old.dtype), self.state.params, tree)
         self.state = self.state.replace(params=_place(params, self._replicated))

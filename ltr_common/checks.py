@@ -136,3 +136,18 @@ def check_pair_ranges(ranges: Sequence[tuple[int, int] | None], shape: tuple[int
     for name, found, bound in zip(PAIR_NAMES, ranges, pair_bounds(shape), strict=True):
         if found is not None and (found[0] < 0 or found[1] >= bound):
             raise ValueError(f"pairs: {name} must lie in [0, {bound}), found [{found[0]}, {found[1]}]")
+
+
+def check_retrieval(scores: ArrayInfo, relevant: ArrayInfo, exclude: ArrayInfo | None, ks) -> None:
+    """``retrieval_metrics``' arguments: [U, I] float scores, bool masks of the same shape."""
+    if scores.kind != "float" or len(scores.shape) != 2:
+        raise ValueError(f"scores must be a [users, items] floating-point array, got {scores.describe()}")
+    for name, info in (("relevant", relevant), ("exclude", exclude)):
+        if info is not None and (info.kind != "bool" or info.shape != scores.shape):
+            raise ValueError(
+                f"{name} must be a boolean mask shaped like scores {scores.shape}, got {info.describe()}"
+            )
+    if not ks:
+        raise ValueError("ks must hold at least one cut-off")
+    for k in ks:
+        check_k(k, "ks")

@@ -27,6 +27,8 @@ class Loss:
     takes_pairs: bool = False  # trained on sampled pairs (``pairs=``)
     takes_tie_break: bool = False  # trained with a random order among tied labels (``tie_break=``)
     parts: tuple[str, ...] = ()  # a weighted combination of these losses (trained term by term)
+    ranking: bool = True  # depends on the scores only through their order's likelihood: a
+    # constant added to a list's scores changes nothing, and each list's gradient sums to 0
 
 
 LOSSES: dict[str, Loss] = {
@@ -50,6 +52,7 @@ LOSSES: dict[str, Loss] = {
             "alpha * listmle + (1 - alpha) * pairwise_pl",
             parts=("listmle", "pairwise_pl"),
         ),
+        Loss("pointwise_mse", "pointwise_mse_loss", "squared error against the labels", ranking=False),
     )
 }
 
@@ -64,18 +67,27 @@ def mix(alpha, first, second):
     return weighted_sum(((alpha, first), (1.0 - alpha, second)))
 
 
-def objective_terms(loss: str, *, hybrid_alpha: float) -> tuple[tuple[str, float], ...]:
+def objective_terms(
+    loss: str, *, hybrid_alpha: float, pointwise_weight: float = 0.0
+) -> tuple[tuple[str, float], ...]:
     """The training objective as ``((registered loss, weight), ...)``; zero weights left out.
 
+    ``loss`` with weight 1 (the hybrid: its two parts, ``alpha`` and ``1 - alpha``), plus
+    ``pointwise_weight`` of the pointwise squared error when that is positive.
+
     Example:
-      >>> objective_terms("hybrid", hybrid_alpha=0.75)
-      (('listmle', 0.75), ('pairwise_pl', 0.25))
+      >>> objective_terms("hybrid", hybrid_alpha=0.75, pointwise_weight=0.1)
+      (('listmle', 0.75), ('pairwise_pl', 0.25), ('pointwise_mse', 0.1))
     """
     spec = LOSSES[loss]
-    if not spec.parts:
-        return ((loss, 1.0),)
-    first, second = spec.parts
-    return tuple((name, w) for name, w in ((first, hybrid_alpha), (second, 1.0 - hybrid_alpha)) if w > 0)
+    if spec.parts:
+        first, second = spec.parts
+        terms = [(first, hybrid_alpha), (second, 1.0 - hybrid_alpha)]
+    else:
+        terms = [(loss, 1.0)]
+    if pointwise_weight > 0:
+        terms.append(("pointwise_mse", pointwise_weight))
+    return tuple((name, weight) for name, weight in terms if weight > 0)
 
 
 def weighted_sum(terms):

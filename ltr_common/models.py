@@ -36,14 +36,44 @@ def two_tower_mlp(
     }
 
 
-MODELS: dict[str, Callable[..., dict[str, Parameter]]] = {"mlp": two_tower_mlp}
+def dot_product(num_users: int, num_items: int, *, embedding_dim: int) -> dict[str, Parameter]:
+    """``s(u, i) = <e_u, e_i> + b_i + b_u``: a true two tower, the catalog one matrix product."""
+    return {
+        "user_embedding": Parameter((num_users, embedding_dim), "xavier_uniform"),
+        "item_embedding": Parameter((num_items, embedding_dim), "xavier_uniform"),
+        "user_bias": Parameter((num_users,), "zeros"),
+        "item_bias": Parameter((num_items,), "zeros"),
+    }
+
+
+MODELS: dict[str, Callable[..., dict[str, Parameter]]] = {"mlp": two_tower_mlp, "dot": dot_product}
+
+
+def model_dimensions(config) -> dict[str, int]:
+    """The keyword arguments the model a ``TrainConfig`` names takes from it."""
+    if config.model == "mlp":
+        return {"embedding_dim": config.embedding_dim, "mlp_hidden": config.mlp_hidden}
+    return {"embedding_dim": config.embedding_dim}
+
+
+def model_options(config) -> dict:
+    """The keyword arguments a framework's model class takes from a ``TrainConfig``."""
+    options = model_dimensions(config)
+    if config.model == "mlp":
+        options["dropout"] = config.dropout
+    return options
 
 
 def model_parameters(config, num_users: int, num_items: int) -> dict[str, Parameter]:
     """The canonical parameters of the model a ``TrainConfig`` describes."""
-    return MODELS["mlp"](
-        num_users, num_items, embedding_dim=config.embedding_dim, mlp_hidden=config.mlp_hidden
-    )
+    return MODELS[config.model](num_users, num_items, **model_dimensions(config))
+
+
+def weight_decay(config, shape: tuple[int, ...]) -> float:
+    """The decoupled weight decay of a parameter of ``shape``: ``config.weight_decay`` for
+    matrices (embeddings, kernels), ``config.bias_weight_decay`` for vectors (biases), whose
+    values carry an item's or a user's level rather than a direction."""
+    return config.weight_decay if len(shape) >= 2 else config.bias_weight_decay
 
 
 def initial_weights(parameters: dict[str, Parameter], seed: int) -> dict[str, np.ndarray]:

@@ -13,11 +13,12 @@ with ``magnitude`` computed in float64 NumPy from the inputs, per compared entry
   ``exp(s_k - c_i)`` that is ``1 + |s_k| + |c_i|``, because its exponent is only resolved to
   an ulp of ``|s_k| + |c_i|`` and ``exp`` turns that absolute error into a relative one;
 * the accumulation adds about an ulp of the magnitude: JAX's running sums are
-  Kahan-compensated or log-depth trees, XLA's reductions are trees, and PyTorch's CPU
-  float32 reductions and cumulative sums accumulate in float64; float32 matrix products
-  accumulate in float32, where a sum of n terms drifts by about sqrt(n) ulps of its
-  magnitude at worst in practice (up to 0.9 ulp seen for the 24-term sums of a parameter
-  gradient, ``parity_tests/test_training_parity.py``), still within the budget below;
+  Kahan-compensated or log-depth trees, XLA's reductions are trees, PyTorch's CPU float32
+  cumulative sums accumulate in float64 and its float32 sums are cascaded (blocked pairwise:
+  about log2(n) roundings, each of a partial sum); float32 matrix products accumulate in
+  float32, where a sum of n terms drifts by about sqrt(n) ulps of its magnitude at worst in
+  practice (up to 0.9 ulp seen for the 24-term sums of a parameter gradient,
+  ``parity_tests/_training.py``), still within the budget below;
 * after the sum, up to three more roundings of a result no larger than the magnitude: a
   loss weight (the hybrid's ``alpha``), a mean's division by its count, a cotangent;
 * ``ULPS = 8``: each framework lies within ``4 eps × magnitude`` of the exact value — the
@@ -37,6 +38,8 @@ than these tolerances. ``scripts/check_parity.py`` reports the worst observed
 from __future__ import annotations
 
 import numpy as np
+
+from ltr_common.losses import LOSSES
 
 ULPS = 8
 FLOAT64 = (1e-12, 1e-12)  # (rtol, atol)
@@ -121,6 +124,19 @@ def pairwise(scores, labels, where, pairs=None, *, score_scale=None):
     return value.reshape(scores.shape[:-1]), grad.reshape(scores.shape), len(rows)
 
 
+def pointwise(scores, labels, where, *, score_scale=None):
+    """Per-list value magnitudes [B], per-item gradient magnitudes [B, L] and the item count.
+
+    ``(s - y)^2`` is resolved to an ulp of ``(|s| + |y|)`` in its difference: value
+    ``(|s| + |y|)^2`` per item, gradient ``2 (|s| + |y|)``.
+    """
+    scores = np.where(where, scores, 0.0).astype(np.float64)
+    labels = np.where(where, labels, 0.0).astype(np.float64)
+    scale = np.abs(scores) if score_scale is None else np.where(where, score_scale, 0.0)
+    size = np.where(where, scale + np.abs(labels), 0.0)
+    return (size * size).sum(-1), 2.0 * size, int(np.asarray(where).sum())
+
+
 def metric(scores, labels, where):
     """Per-list value magnitudes [B] of a ranking metric (all lie in [0, 1]) and the count.
 
@@ -145,21 +161,42 @@ def reduce(magnitude, cotangent, reduction: str):
     return value.sum() * scale, None if grad is None else grad * scale
 
 
+def loss_parts(function: str, scores, labels, where, *, tie_break=None, pairs=None, score_scale=None):
+    """``(value [B], gradient [B, L], count)`` magnitudes of a registered loss function, before
+    its reduction; ``score_scale`` as in ``listmle``. A loss function missing here has no
+    bound: add one with the loss."""
+    if function == "listmle_loss":
+        return listmle(scores, labels, where, tie_break, score_scale=score_scale)
+    if function == "pairwise_pl_loss":
+        return pairwise(scores, labels, where, pairs, score_scale=score_scale)
+    if function == "pointwise_mse_loss":
+        return pointwise(scores, labels, where, score_scale=score_scale)
+    raise KeyError(f"{function}: no rounding bound in parity_tests/_bounds.py")
+
+
 def loss_magnitude(function: str, scores, labels, where, cotangent, reduction: str, **options):
     """The reduced ``(value, gradient)`` magnitudes of a registered loss function's call.
 
-    ``options``: ``tie_break`` and ``pairs`` as passed (None: position order, all pairs) and the
-    hybrid's ``alpha``. A loss function missing here has no bound: add one with the loss.
+    ``options``: ``tie_break`` and ``pairs`` as passed (None: position order, all pairs) and,
+    for a combination (``Loss.parts``), its ``alpha``.
     """
-    if function == "listmle_loss":
-        return reduce(listmle(scores, labels, where, options.get("tie_break")), cotangent, reduction)
-    if function == "pairwise_pl_loss":
-        return reduce(pairwise(scores, labels, where, options.get("pairs")), cotangent, reduction)
-    if function == "hybrid_loss":
-        alpha = options["alpha"]
-        listwise = loss_magnitude("listmle_loss", scores, labels, where, cotangent, reduction)
-        pairs = loss_magnitude(
-            "pairwise_pl_loss", scores, labels, where, cotangent, reduction, pairs=options.get("pairs")
-        )
-        return tuple(alpha * a + (1 - alpha) * b for a, b in zip(listwise, pairs, strict=True))
-    raise KeyError(f"{function}: no rounding bound in parity_tests/_bounds.py")
+    spec = next(loss for loss in LOSSES.values() if loss.function == function)
+    if spec.parts:
+        weights = (options["alpha"], 1.0 - options["alpha"])
+        total = None
+        for part, weight in zip(spec.parts, weights, strict=True):
+            part_spec = LOSSES[part]
+            part_options = {
+                "tie_break": options.get("tie_break") if part_spec.takes_tie_break else None,
+                "pairs": options.get("pairs") if part_spec.takes_pairs else None,
+            }
+            reduced = loss_magnitude(
+                part_spec.function, scores, labels, where, cotangent, reduction, **part_options
+            )
+            scaled = tuple(weight * m for m in reduced)
+            total = scaled if total is None else tuple(a + b for a, b in zip(total, scaled, strict=True))
+        return total
+    parts = loss_parts(
+        function, scores, labels, where, tie_break=options.get("tie_break"), pairs=options.get("pairs")
+    )
+    return reduce(parts, cotangent, reduction)

@@ -104,6 +104,7 @@ LOSS_ROWS = {
     ],
     "pairwise_pl_loss": [{"pairs": "all"}, {"pairs": f"sampled{PAIRS_PER_LIST}"}],
     "hybrid_loss": [{"alpha": 0.7, "pairs": "all"}, {"alpha": 0.7, "pairs": f"sampled{PAIRS_PER_LIST}"}],
+    "pointwise_mse_loss": [{}],
 }
 JAX_ONLY = {"method"}
 

@@ -15,6 +15,8 @@ from ltr_common.losses import LOSSES as REGISTRY
 
 FRAMEWORKS = ("jax", "torch")
 LOSSES = tuple(loss.function for loss in REGISTRY.values())  # every registered loss
+# those that see the scores only through their order's likelihood (``Loss.ranking``)
+RANKING_LOSSES = tuple(loss.function for loss in REGISTRY.values() if loss.ranking)
 METRICS = ("ndcg_at_k", "mrr", "average_precision", "recall_at_k")
 
 

@@ -120,6 +120,9 @@ def _per_list(name: str, scores, labels, options: dict):
     if name == "pairwise_pl_loss":
         value, count, grad = pairwise(scores, labels)
         return value, grad, count
+    if name == "pointwise_mse_loss":
+        value = sum((s - y) ** 2 for s, y in zip(scores, labels, strict=True))
+        return value, [2.0 * (s - y) for s, y in zip(scores, labels, strict=True)], n
     if name == "hybrid_loss":
         raise ValueError("hybrid_loss: combine the two references")
     metric = {
@@ -161,8 +164,30 @@ def reference(name: str, scores, labels, where, *, reduction: str = "none", **op
         if grad is not None:
             grads[b, keep] = grad
     values = np.array(values)
-    has_grad = name in ("listmle_loss", "pairwise_pl_loss")
+    has_grad = name in ("listmle_loss", "pairwise_pl_loss", "pointwise_mse_loss")
     if reduction == "none":
         return values, grads if has_grad else None
     scale = 1.0 if reduction == "sum" else 1.0 / max(sum(counts), 1)
     return values.sum() * scale, grads * scale if has_grad else None
+
+
+def retrieval(scores, relevant, exclude, ks) -> dict[str, list[float]]:
+    """Full-catalog metrics per user, by sorting every user's items one by one (NaN: no
+    relevant item). Ties go to the lower item index; excluded items are dropped first."""
+    out = {f"{name}@{k}": [] for k in ks for name in ("recall", "ndcg", "hr")}
+    for row_scores, row_relevant, row_exclude in zip(scores, relevant, exclude, strict=True):
+        candidates = [i for i in range(len(row_scores)) if not row_exclude[i]]
+        ranking = sorted(candidates, key=lambda i: (-row_scores[i], i))
+        total = int(sum(row_relevant))
+        for k in ks:
+            hits = [bool(row_relevant[i]) for i in ranking[:k]]
+            if total == 0:
+                for name in ("recall", "ndcg", "hr"):
+                    out[f"{name}@{k}"].append(math.nan)
+                continue
+            dcg = sum(1.0 / math.log2(rank + 2) for rank, hit in enumerate(hits) if hit)
+            ideal = sum(1.0 / math.log2(rank + 2) for rank in range(min(k, total)))
+            out[f"recall@{k}"].append(sum(hits) / total)
+            out[f"ndcg@{k}"].append(dcg / ideal)
+            out[f"hr@{k}"].append(float(any(hits)))
+    return out

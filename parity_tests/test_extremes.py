@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from parity_tests._frameworks import FRAMEWORKS, LOSSES, evaluate
+from parity_tests._frameworks import FRAMEWORKS, LOSSES, RANKING_LOSSES, evaluate
 from parity_tests._references import reference
 
 ALL = (*LOSSES, "ndcg_at_k", "mrr", "average_precision", "recall_at_k")
@@ -71,7 +71,7 @@ def test_extremes_finite_and_equal(name, dtype, reduction):
         # All-masked and one-item lists carry no order: every loss and metric is 0 there,
         # except that a one-item list has a perfect ranking when its label is relevant.
         assert jax_value[2] == 0
-        if name in LOSSES:
+        if name in RANKING_LOSSES:
             assert jax_value[3] == 0
         if name == "pairwise_pl_loss":
             assert jax_value[4] == 0  # all labels equal: no pair counts
@@ -79,6 +79,14 @@ def test_extremes_finite_and_equal(name, dtype, reduction):
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize("name", LOSSES)
+def test_no_valid_item_gives_zero_with_zero_gradient(framework, name):
+    scores, labels = np.array([[1.0, 2.0, 3.0]]), np.array([[2.0, 1.0, 3.0]])
+    value, grad = evaluate(framework, name, scores, labels, where=np.zeros((1, 3), bool), reduction="mean")
+    assert value == 0 and (grad == 0).all()
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("name", RANKING_LOSSES)
 def test_nothing_to_count_gives_zero_with_zero_gradient(framework, name):
     scores = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
     labels = np.array([[2.0, 2.0, 2.0], [1.0, 3.0, 2.0]])

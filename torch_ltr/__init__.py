@@ -5,12 +5,26 @@ options: ``method=`` and ``key=``).
 """
 
 from torch_ltr._batch import as_arrays
-from torch_ltr._losses import hybrid_loss, listmle_loss, pairwise_pl_loss, suffix_logsumexp
-from torch_ltr._metrics import average_precision, mrr, ndcg_at_k, ranking_metrics, recall_at_k
-from torch_ltr._model import TwoTowerScorer
+from torch_ltr._losses import (
+    hybrid_loss,
+    listmle_loss,
+    pairwise_pl_loss,
+    pointwise_mse_loss,
+    suffix_logsumexp,
+)
+from torch_ltr._metrics import (
+    average_precision,
+    mrr,
+    ndcg_at_k,
+    ranking_metrics,
+    recall_at_k,
+    retrieval_metrics,
+)
+from torch_ltr._model import DotProductScorer, TwoTowerScorer
 from torch_ltr._train import Trainer, make_optimizer, train_step
 
 __all__ = [
+    "DotProductScorer",
     "Trainer",
     "TwoTowerScorer",
     "as_arrays",
@@ -21,8 +35,10 @@ __all__ = [
     "mrr",
     "ndcg_at_k",
     "pairwise_pl_loss",
+    "pointwise_mse_loss",
     "ranking_metrics",
     "recall_at_k",
+    "retrieval_metrics",
     "suffix_logsumexp",
     "train_step",
 ]

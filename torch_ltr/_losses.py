@@ -136,8 +136,24 @@ def hybrid_loss(
       0.693147
     """
     checks.check_weight(alpha, "alpha")
+    if pairs is not None:  # refused before anything is computed, as every other argument
+        _check_pairs(pairs, tuple(torch.as_tensor(scores).shape), torch.as_tensor(scores).device)
     listwise = listmle_loss(
         scores, labels, where=where, tie_break=tie_break, levels=levels, reduction=reduction
     )
     pairwise = pairwise_pl_loss(scores, labels, where=where, pairs=pairs, reduction=reduction)
     return mix(alpha, listwise, pairwise)
+
+
+def pointwise_mse_loss(scores, labels, *, where=None, reduction: str = "mean") -> torch.Tensor:
+    """Pointwise squared error: ``sum_{valid i} (s_i - y_i)^2`` per list; "mean" over valid items.
+
+    Example:
+      >>> pointwise_mse_loss(torch.tensor([1.0, 2.0]), torch.tensor([3.0, 2.0])).item()
+      2.0
+    """
+    check_reduction(reduction)
+    out_dtype = torch.as_tensor(scores).dtype
+    scores, labels, where, _ = check_inputs(scores, labels, where)
+    error = torch.where(where, scores - torch.where(where, labels, 0.0), 0.0)
+    return safe_reduce((error * error).sum(-1), where, reduction).to(out_dtype)

@@ -6,9 +6,10 @@ import sys
 
 import torch
 
+from ltr_common import checks
 from ltr_common.checks import check_k, check_reduction
 from ltr_common.evaluation import ranking_metric_set
-from torch_ltr._utils import check_inputs, descending_order, safe_reduce, take
+from torch_ltr._utils import array_info, check_inputs, descending_order, safe_reduce, take
 
 
 def _ranked(scores, labels, where):
@@ -134,3 +135,37 @@ def ranking_metrics(
         recall_k=recall_k,
         relevance_threshold=relevance_threshold,
     )
+
+
+def retrieval_metrics(scores, relevant, *, exclude=None, ks=(10, 20)) -> dict:
+    """Full-catalog retrieval metrics per user (see ``jax_ltr.retrieval_metrics``).
+
+    Example:
+      >>> m = retrieval_metrics(torch.tensor([[0.1, 0.9, 0.5]]), torch.tensor([[True, False, False]]),
+      ...                       exclude=torch.tensor([[False, True, False]]), ks=(1, 2))
+      >>> {k: round(v[0].item(), 6) for k, v in m.items()}
+      {'recall@1': 0.0, 'ndcg@1': 0.0, 'hr@1': 0.0, 'recall@2': 1.0, 'ndcg@2': 0.63093, 'hr@2': 1.0}
+    """
+    scores, relevant = torch.as_tensor(scores), torch.as_tensor(relevant)
+    exclude = None if exclude is None else torch.as_tensor(exclude)
+    checks.check_retrieval(*(None if x is None else array_info(x) for x in (scores, relevant, exclude)), ks)
+    dtype = torch.promote_types(scores.dtype, torch.float32)
+    ranked = scores.to(dtype) if exclude is None else torch.where(exclude, -torch.inf, scores.to(dtype))
+    depth = min(max(ks), scores.shape[-1])
+    top = torch.sort(ranked, dim=-1, descending=True, stable=True).indices[:, :depth]  # ties: lower index
+    hits = relevant.gather(-1, top).to(dtype)
+    count = relevant.sum(-1).to(dtype)
+    discount = 1.0 / torch.log2(torch.arange(2, depth + 2, dtype=dtype, device=scores.device))
+    ideal = torch.cat([discount.new_zeros(1), discount.cumsum(0)])
+    none = count == 0
+    safe = torch.where(none, 1.0, count)
+    out = {}
+    for k in ks:
+        found = hits[:, :k].sum(-1)
+        best = ideal[torch.clamp(count, max=min(k, depth)).long()]
+        out[f"recall@{k}"] = torch.where(none, torch.nan, found / safe)
+        out[f"ndcg@{k}"] = torch.where(
+            none, torch.nan, (hits[:, :k] * discount[:k]).sum(-1) / torch.where(none, 1.0, best)
+        )
+        out[f"hr@{k}"] = torch.where(none, torch.nan, (found > 0).to(dtype))
+    return out

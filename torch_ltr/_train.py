@@ -10,27 +10,32 @@ import numpy as np
 import torch
 
 from ltr_common.config import TrainConfig
-from ltr_common.files import read_checkpoint_bytes, write_checkpoint_bytes
+from ltr_common.files import CheckpointError, read_checkpoint_bytes, write_checkpoint_bytes
 from ltr_common.losses import training_objective
-from ltr_common.models import initial_weights, model_parameters
+from ltr_common.models import initial_weights, model_options, model_parameters, weight_decay
 from ltr_common.weights import from_canonical, to_canonical
 from torch_ltr import _losses
 from torch_ltr._batch import as_arrays
-from torch_ltr._metrics import ranking_metrics
-from torch_ltr._model import TwoTowerScorer
+from torch_ltr._metrics import ranking_metrics, retrieval_metrics
+from torch_ltr._model import MODEL_CLASSES
 
 
-def make_model(config: TrainConfig, num_users: int, num_items: int) -> TwoTowerScorer:
-    return TwoTowerScorer(num_users, num_items, config.embedding_dim, config.mlp_hidden, config.dropout)
+def make_model(config: TrainConfig, num_users: int, num_items: int):
+    """The ``config.model`` scorer (``MODEL_CLASSES``) with its dimensions from ``config``."""
+    return MODEL_CLASSES[config.model](num_users, num_items, **model_options(config))
 
 
 def make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    """Adam (AdamW when weight_decay > 0); clipping happens in ``train_step``."""
-    if config.weight_decay > 0:
-        return torch.optim.AdamW(
-            model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-        )
-    return torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    """Adam, with decoupled weight decay where it is positive (``ltr_common.models.weight_decay``:
+    one rate for matrices, one for biases): AdamW with a parameter group per rate. Clipping
+    happens in ``train_step``."""
+    if config.weight_decay == config.bias_weight_decay == 0:
+        return torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    rates: dict[float, list] = {}
+    for parameter in model.parameters():
+        rates.setdefault(weight_decay(config, tuple(parameter.shape)), []).append(parameter)
+    groups = [{"params": params, "weight_decay": rate} for rate, params in rates.items()]
+    return torch.optim.AdamW(groups, lr=config.learning_rate)
 
 
 def train_step(model, optimizer, batch, pairs, tie_break, *, config: TrainConfig) -> dict:
@@ -94,6 +99,25 @@ class Trainer:
         metrics = ranking_metrics(scores, b.labels, where=b.mask, top_k=tuple(self.config.top_k))
         return {k: v.cpu().numpy() for k, v in metrics.items()}
 
+    @torch.no_grad()
+    def catalog_scores(self, users) -> np.ndarray:
+        self.model.eval()
+        users = torch.as_tensor(users, device=self.device).long()
+        return self.model.catalog_scores(users).cpu().numpy()
+
+    @torch.no_grad()
+    def catalog_metrics(self, users, reports, exclude) -> dict[str, np.ndarray]:
+        self.model.eval()
+        device = self.device
+        scores = self.model.catalog_scores(torch.as_tensor(users, device=device).long())
+        exclude = torch.as_tensor(exclude, device=device)
+        out = {}
+        for prefix, relevant in reports.items():
+            relevant = torch.as_tensor(relevant, device=device)
+            metrics = retrieval_metrics(scores, relevant, exclude=exclude, ks=tuple(self.config.top_k))
+            out.update({f"{prefix}{k}": v.cpu().numpy() for k, v in metrics.items()})
+        return out
+
     def learning_rate(self, step: int) -> float:
         return self.optimizer.param_groups[0]["lr"]
 
@@ -114,18 +138,20 @@ class Trainer:
         payload = torch.load(
             io.BytesIO(read_checkpoint_bytes(path)), map_location=self.device, weights_only=False
         )
-        self.model.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        torch.set_rng_state(payload["rng"])
+        try:
+            self.model.load_state_dict(payload["model"])
+            self.optimizer.load_state_dict(payload["optimizer"])
+            torch.set_rng_state(payload["rng"])
+        except (KeyError, RuntimeError, ValueError) as err:
+            raise CheckpointError(f"{path}: does not hold this model's training state ({err})") from None
         return payload["progress"]
 
     def _canonical(self) -> dict[str, np.ndarray]:
         state = {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
         return to_canonical(state, self.model.LAYOUT, parameters=self._parameters, source="torch")
 
-    def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
-        weights = self._canonical()
-        return weights["user_embedding"], weights["item_embedding"]
+    def weights(self) -> dict[str, np.ndarray]:
+        return self._canonical()
 
     @torch.no_grad()
     def set_user_embeddings(self, users: np.ndarray) -> None:
