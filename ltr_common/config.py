@@ -16,6 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ltr_common.losses import LOSSES, objective_terms
+from ltr_common.models import MODELS
+
+TASKS = ("rerank", "retrieve")
 
 
 class ConfigError(ValueError):
@@ -30,30 +33,49 @@ def _field(default, help: str, **kwargs):
 class TrainConfig:
     """Everything a training run depends on."""
 
-    loss: str = _field("hybrid", "training loss", choices=tuple(LOSSES))
+    task: str = _field(
+        "retrieve",
+        "rerank: order each user's held-out rated items; retrieve: rank the "
+        "whole catalog for each user, held-out items relevant",
+        choices=TASKS,
+    )
+    model: str = _field(
+        "dot", "mlp: MLP over concatenated embeddings; dot: dot product + biases", choices=tuple(MODELS)
+    )
+    loss: str = _field(
+        "listmle",
+        "training loss: " + "; ".join(f"{name}: {loss.summary}" for name, loss in LOSSES.items()),
+        choices=tuple(LOSSES),
+    )
     hybrid_alpha: float = _field(0.7, "weight of ListMLE in the hybrid loss, in [0, 1]")
+    pointwise_weight: float = _field(0.0, "weight of the pointwise squared error added to the loss")
+    negatives: int = _field(100, "retrieve: items a user never rated added to each training list, label 0")
     embedding_dim: int = _field(64, "user and item embedding size")
     mlp_hidden: int = _field(128, "hidden units of the scoring MLP")
     dropout: float = _field(0.1, "dropout rate in the MLP, in [0, 1)")
-    epochs: int = _field(30, "training epochs")
+    epochs: int = _field(100, "training epochs")
     batch_size: int = _field(32, "lists per batch")
-    learning_rate: float = _field(1e-3, "Adam learning rate")
-    weight_decay: float = _field(0.0, "decoupled weight decay (AdamW when > 0)")
+    learning_rate: float = _field(3e-3, "Adam learning rate")
+    weight_decay: float = _field(0.5, "decoupled weight decay of the matrices (AdamW when > 0)")
+    bias_weight_decay: float = _field(0.5, "decoupled weight decay of the biases (vectors)")
     grad_clip_norm: float = _field(5.0, "clip gradients to this global norm")
     seed: int = _field(42, "seed for initialisation, shuffling and pair sampling")
-    max_list_size: int = _field(200, "keep at most this many newest ratings per training list")
+    max_list_size: int = _field(1000, "keep at most this many newest ratings per training list")
     test_size: int = _field(10, "newest ratings per user held out for testing")
     validation_size: int = _field(10, "ratings per user before the test ones, for validation")
     pairs_per_list: int = _field(32, "sampled pairs per list for the pairwise loss; 0 = all pairs")
     length_bucketing: bool = _field(True, "group lists of similar length into batches")
     eval_every: int = _field(400, "evaluate every this many steps (and at each epoch end)")
-    early_stop_patience: int = _field(5, "stop after this many evaluations without improvement")
+    early_stop_patience: int = _field(10, "stop after this many evaluations without improvement")
     top_k: tuple[int, ...] = _field((5, 10, 20), "NDCG/recall cut-offs")
     data_dir: str | None = _field(None, "folder with a GroupLens u.data (else cache/fetch)")
     cache_dir: str | None = _field(None, "data cache folder (default $XDG_CACHE_HOME/jax-ltr)")
     devices: int = _field(0, "JAX: devices to split each batch over (0 = every device JAX sees)")
     compilation_cache: bool = _field(
         True, "JAX: keep compiled steps on disk under <cache folder>/xla, for later runs"
+    )
+    refit: bool = _field(
+        False, "train on training + validation ratings for exactly --epochs epochs, then test"
     )
 
     def __post_init__(self) -> None:
@@ -64,7 +86,10 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(f"--{name}: expected {what}, got {getattr(self, name)!r}")
 
+        need("task", self.task in TASKS, f"one of {', '.join(TASKS)}")
+        need("model", self.model in MODELS, f"one of {', '.join(MODELS)}")
         need("loss", self.loss in LOSSES, f"one of {', '.join(LOSSES)}")
+        need("pointwise_weight", self.pointwise_weight >= 0, "a number >= 0")
         need("hybrid_alpha", 0.0 <= self.hybrid_alpha <= 1.0, "a number in [0, 1]")
         for name in (
             "embedding_dim",
@@ -76,6 +101,7 @@ class TrainConfig:
             "validation_size",
             "eval_every",
             "early_stop_patience",
+            "negatives",
         ):
             value = getattr(self, name)
             need(
@@ -94,6 +120,7 @@ class TrainConfig:
         need("dropout", 0.0 <= self.dropout < 1.0, "a number in [0, 1)")
         need("learning_rate", self.learning_rate > 0, "a number > 0")
         need("weight_decay", self.weight_decay >= 0, "a number >= 0")
+        need("bias_weight_decay", self.bias_weight_decay >= 0, "a number >= 0")
         need("grad_clip_norm", self.grad_clip_norm > 0, "a number > 0")
         need(
             "top_k",
@@ -107,7 +134,16 @@ class TrainConfig:
     @property
     def objective_terms(self) -> tuple[tuple[str, float], ...]:
         """The training objective: ``((registered loss, weight), ...)`` (``ltr_common.losses``)."""
-        return objective_terms(self.loss, hybrid_alpha=self.hybrid_alpha)
+        return objective_terms(
+            self.loss, hybrid_alpha=self.hybrid_alpha, pointwise_weight=self.pointwise_weight
+        )
+
+
+# The defaults that differ by task: the dataclass's are retrieval's, the main job's. Each set
+# was chosen on the validation lists (README: Results), and --task picks its own.
+TASK_DEFAULTS: dict[str, dict] = {
+    "rerank": {"embedding_dim": 128, "weight_decay": 2.0, "bias_weight_decay": 0.0, "pointwise_weight": 1.0},
+}
 
 
 def _base_type(annotation) -> type:
@@ -126,6 +162,18 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def for_task(task: str, **overrides) -> TrainConfig:
+    """The configuration of ``task`` with its own defaults (``TASK_DEFAULTS``), then ``overrides``.
+
+    Example:
+      >>> for_task("rerank").pointwise_weight == TASK_DEFAULTS["rerank"]["pointwise_weight"]
+      True
+    """
+    if task not in TASKS:
+        raise ConfigError(f"--task: expected one of {', '.join(TASKS)}, got {task!r}")
+    return _build(TrainConfig, {**TASK_DEFAULTS.get(task, {}), "task": task, **overrides}, origin="for_task")
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig) -> None:
     """One flag per field of ``cls``; defaults are left to the dataclass (``None`` = not given)."""
     hints = typing.get_type_hints(cls)
@@ -137,7 +185,12 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig) -> No
     )
     for field in dataclasses.fields(cls):
         hint = _base_type(hints[field.name])
-        kwargs = {"default": None, "help": f"{field.metadata['help']} (default: {field.default})"}
+        by_task = "".join(
+            f"; with --task {task}: {values[field.name]}"
+            for task, values in TASK_DEFAULTS.items()
+            if field.name in values and cls is TrainConfig
+        )
+        kwargs = {"default": None, "help": f"{field.metadata['help']} (default: {field.default}{by_task})"}
         if typing.get_origin(hint) is tuple:
             kwargs.update(type=int, nargs="+")
         elif hint is bool:
@@ -150,7 +203,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig) -> No
 
 
 def config_from_args(args: argparse.Namespace, cls=TrainConfig):
-    """Defaults, then the ``--config`` file, then the flags that were given."""
+    """Defaults (the task's own first), then the ``--config`` file, then the flags given."""
     values: dict = {}
     if args.config is not None:
         values.update(load_config_file(args.config, cls))
@@ -158,23 +211,29 @@ def config_from_args(args: argparse.Namespace, cls=TrainConfig):
         given = getattr(args, field.name)
         if given is not None:
             values[field.name] = given
+    if cls is TrainConfig:
+        values = {**TASK_DEFAULTS.get(values.get("task", TrainConfig.task), {}), **values}
     return _build(cls, values, origin="command line")
 
 
-def load_config_file(path: Path, cls=TrainConfig, *, allow: set[str] = frozenset()) -> dict:
-    """Read a JSON object of overrides, rejecting unknown keys."""
+def load_config_file(
+    path: Path, cls=TrainConfig, *, allow: set[str] = frozenset(), flag: str | None = "--config"
+) -> dict:
+    """Read a JSON object of overrides, rejecting unknown keys; errors start with ``flag``
+    (the option that named the file) when there is one, and always name the file."""
+    prefix = f"{flag}: " if flag else ""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"--config: no such file {path}") from None
+        raise ConfigError(f"{prefix}no such file {path}") from None
     except json.JSONDecodeError as err:
-        raise ConfigError(f"--config: {path} is not valid JSON ({err})") from None
+        raise ConfigError(f"{prefix}{path} is not valid JSON ({err})") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"--config: {path} must hold a JSON object, found {type(data).__name__}")
+        raise ConfigError(f"{prefix}{path} must hold a JSON object, found {type(data).__name__}")
     known = {f.name for f in dataclasses.fields(cls)} | set(allow)
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ConfigError(f"--config: {path} has unknown option(s) {', '.join(unknown)}")
+        raise ConfigError(f"{prefix}{path} has unknown option(s) {', '.join(unknown)}")
     if isinstance(data.get("top_k"), list):
         data["top_k"] = tuple(data["top_k"])
     return data

@@ -34,9 +34,12 @@ def ranking_metric_set(
 
 
 def metric_order(name: str) -> tuple:
-    """Sort key: ndcg@k by k, then mrr, map, recall@k — the same columns for every scorer."""
-    family, _, k = name.partition("@")
-    return ({"ndcg": 0, "mrr": 1, "map": 2, "recall": 3}.get(family, 4), int(k) if k else 0, name)
+    """Sort key: ndcg@k by k, then mrr, map, recall@k, hr@k; ``liked/`` ones after the rest —
+    the same columns for every scorer."""
+    liked = name.startswith("liked/")
+    family, _, k = name.removeprefix("liked/").partition("@")
+    rank = {"ndcg": 0, "mrr": 1, "map": 2, "recall": 3, "hr": 4}.get(family, 5)
+    return (liked, rank, int(k) if k else 0, name)
 
 
 def _batches(metric_fn: MetricFn, lists: Lists, batch_size: int) -> Iterator[tuple[np.ndarray, dict]]:

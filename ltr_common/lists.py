@@ -51,13 +51,23 @@ class Split:
     validation: Lists
     test: Lists
     counts: dict[str, int]  # how many users each rule touched
+    older: Lists | None = None  # ratings before each training list, cut by max_list_size
+    num_items: int = 0  # the catalog: item indices 0 .. num_items - 1
+    num_users: int = 0
+
+    def history(self, part: str) -> Lists:
+        """Every rating a user made before the lists of ``part`` ("validation" or "test"),
+        each user's in time order: what a model of that moment may know, and what retrieval
+        leaves out of the ranking."""
+        pieces = [self.older, self.train] + ([self.validation] if part == "test" else [])
+        return concatenate_by_user([p for p in pieces if p is not None], self.num_users)
 
     def summary(self) -> str:
         """A small table of list counts and lengths, for the console."""
         lines = [f"{'split':<11}{'lists':>7}{'ratings':>9}{'min len':>9}{'mean len':>10}{'max len':>9}"]
         for name in ("train", "validation", "test"):
             part = getattr(self, name)
-            n = part.lengths
+            n = part.lengths if len(part) else np.zeros(1, np.int64)
             lines.append(f"{name:<11}{len(part):>7}{n.sum():>9}{n.min():>9}{n.mean():>10.1f}{n.max():>9}")
         lines += [f"{rule}: {count}" for rule, count in self.counts.items()]
         return "\n".join(lines)
@@ -93,7 +103,8 @@ def temporal_split(
     Args:
       ratings: validated ratings.
       test_size: ratings per user in the test list (the newest).
-      validation_size: ratings per user in the validation list (just before the test ones).
+      validation_size: ratings per user in the validation list (just before the test ones);
+        0 gives them to training (a refit on everything before the test lists).
       max_list_size: a training list keeps at most this many of its newest ratings.
 
     Returns:
@@ -101,7 +112,7 @@ def temporal_split(
     """
     for name, value, low in (
         ("test_size", test_size, 1),
-        ("validation_size", validation_size, 1),
+        ("validation_size", validation_size, 0),
         ("max_list_size", max_list_size, 1),
     ):
         if int(value) != value or value < low:
@@ -132,4 +143,42 @@ def temporal_split(
         validation=_make_lists(ratings, order, validation_start, test_start),
         test=_make_lists(ratings, order, test_start, stop),
         counts=rule_counts,
+        older=_make_lists(ratings, order, start, train_start),
+        num_items=ratings.num_items,
+        num_users=ratings.num_users,
+    )
+
+
+def concatenate_by_user(parts: list[Lists], num_users: int) -> Lists:
+    """One list per user holding, in order, that user's items of each of ``parts`` (whose
+    lists are each in time order and earlier parts older); users with none are left out."""
+    keys, rows = [], []
+    for rank, part in enumerate(parts):
+        users = np.repeat(part.users, part.lengths)
+        within = np.arange(len(part.items)) - np.repeat(part.offsets[:-1], part.lengths)
+        keys.append(np.stack([users, np.full(len(users), rank), within]))
+        rows.append((part, np.arange(len(part.items))))
+    if not keys:
+        empty = np.zeros(0, np.int64)
+        return Lists(
+            np.zeros(0, np.int32),
+            np.zeros(1, np.int64),
+            empty.astype(np.int32),
+            empty.astype(np.float32),
+            empty,
+            empty,
+        )
+    key = np.concatenate(keys, axis=1)
+    order = np.lexsort((key[2], key[1], key[0]))
+    field = lambda name: np.concatenate([getattr(p, name) for p, _ in rows])[order]  # noqa: E731
+    users = key[0][order]
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if len(users) else np.zeros(0, np.int64)
+    offsets = np.r_[starts, len(users)].astype(np.int64)
+    return Lists(
+        users=users[starts].astype(np.int32),
+        offsets=offsets,
+        items=field("items"),
+        labels=field("labels"),
+        timestamps=field("timestamps"),
+        rows=field("rows"),
     )

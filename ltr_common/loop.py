@@ -18,13 +18,10 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from loguru import logger
 
-from ltr_common.batching import Batch, iterate_batches
+from ltr_common.batching import Batch
 from ltr_common.config import TrainConfig
-from ltr_common.evaluation import evaluate
 from ltr_common.files import restore_with_fallback
-from ltr_common.lists import Lists, Split
-from ltr_common.losses import LOSSES
-from ltr_common.pairs import sample_pairs
+from ltr_common.tasks import Task
 
 SELECTION_METRIC = "ndcg@10"
 LOG_EVERY = 10
@@ -50,6 +47,12 @@ class Backend(Protocol):
     def batch_metrics(self, batch: Batch) -> dict[str, np.ndarray]:
         """Per-list evaluation metrics of the current model (``ranking_metrics``)."""
 
+    def catalog_scores(self, users: np.ndarray) -> np.ndarray:
+        """Scores of every item [U, num_items] for ``users`` [U], by the current model."""
+
+    def catalog_metrics(self, users: np.ndarray, reports: dict, exclude: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-user full-catalog metrics of the current model (``tasks.base.Scorer``)."""
+
     def learning_rate(self, step: int) -> float: ...
 
     def save(self, path: Path, progress: dict) -> None:
@@ -58,8 +61,8 @@ class Backend(Protocol):
     def restore(self, path: Path) -> dict:
         """Load a checkpoint; returns its ``progress``."""
 
-    def embeddings(self) -> tuple[np.ndarray, np.ndarray]:
-        """The user and item embedding matrices."""
+    def weights(self) -> dict[str, np.ndarray]:
+        """The model's weights by canonical name (``ltr_common.models``), as NumPy."""
 
     def set_user_embeddings(self, users: np.ndarray) -> None:
         """Replace the user embedding matrix (same shape)."""
@@ -79,39 +82,9 @@ class Progress:
         return dataclasses.asdict(self)
 
 
-def evaluate_lists(backend: Backend, lists: Lists, config: TrainConfig) -> dict[str, float]:
-    """Mean of each metric of the backend's current model over ``lists``."""
-    return evaluate(backend.batch_metrics, lists, batch_size=config.batch_size)
-
-
-def host_inputs(batch: Batch, config: TrainConfig, *, epoch: int, index: int):
-    """The sampled pairs (or None for all pairs / no pairwise term) and the tie order."""
-    rng = np.random.default_rng([config.seed, epoch, index])
-    tie_break = rng.random(batch.labels.shape, dtype=np.float32)
-    pairs = None
-    wants_pairs = any(LOSSES[name].takes_pairs for name, _ in config.objective_terms)
-    if wants_pairs and config.pairs_per_list > 0:
-        pairs = sample_pairs(batch.labels, batch.mask, pairs_per_list=config.pairs_per_list, rng=rng)
-    return pairs, tie_break
-
-
-def epoch_inputs(lists: Lists, config: TrainConfig, *, epoch: int, start_batch: int = 0):
-    """``(batch, pairs, tie_break)`` for the training batches of ``epoch`` from ``start_batch``."""
-    batches = iterate_batches(
-        lists,
-        batch_size=config.batch_size,
-        seed=config.seed,
-        epoch=epoch,
-        length_bucketing=config.length_bucketing,
-        start_batch=start_batch,
-    )
-    for index, batch in enumerate(batches, start=start_batch):
-        yield (batch, *host_inputs(batch, config, epoch=epoch, index=index))
-
-
 def train(
     config: TrainConfig,
-    split: Split,
+    task: Task,
     backend: Backend,
     run_dir: Path,
     *,
@@ -120,9 +93,11 @@ def train(
     progress_bar: Callable | None = None,
     after_step: Callable[[Progress], None] | None = None,
 ) -> Progress:
-    """Train until ``config.epochs`` or early stopping; checkpoints go to ``run_dir``.
+    """Train on ``task`` until ``config.epochs`` or early stopping; checkpoints go to ``run_dir``.
 
-    ``after_step`` is called after every step (tests use it to interrupt a run).
+    With ``config.refit`` there are no validation lists: every checkpoint is also the best,
+    and the last weights are the ones tested. ``after_step`` is called after every step
+    (tests use it to interrupt a run).
     """
     latest, best = run_dir / "checkpoint_latest", run_dir / "checkpoint_best"
     progress = Progress()
@@ -135,7 +110,7 @@ def train(
             progress.batch,
             progress.step,
         )
-    steps_per_epoch = -(-len(split.train) // config.batch_size)
+    steps_per_epoch = task.steps_per_epoch()
     bar = progress_bar(total=config.epochs * steps_per_epoch, initial=progress.step) if progress_bar else None
     pending: list[tuple[int, dict]] = []
     window_start, window_lists = time.perf_counter(), 0
@@ -166,7 +141,12 @@ def train(
 
     def evaluate_and_checkpoint() -> None:
         flush()  # every step up to here was finite before anything is saved
-        metrics = evaluate_lists(backend, split.validation, config)
+        if config.refit:  # nothing to select on: the latest weights are the best
+            progress.best_step = progress.step
+            backend.save(best, progress.to_dict())
+            backend.save(latest, progress.to_dict())
+            return
+        metrics = task.evaluate(backend, "validation")
         if writer is not None:
             for key, value in metrics.items():
                 writer.add_scalar(f"val/{key}", value, progress.step)
@@ -192,7 +172,7 @@ def train(
         backend.save(latest, progress.to_dict())
 
     while progress.epoch < config.epochs and not progress.stopped_early:
-        inputs = epoch_inputs(split.train, config, epoch=progress.epoch, start_batch=progress.batch)
+        inputs = task.epoch_inputs(epoch=progress.epoch, start_batch=progress.batch)
         for batch, pairs, tie_break in inputs:
             pending.append((progress.step + 1, backend.train_step(batch, pairs, tie_break)))
             window_lists += int((batch.list_ids >= 0).sum())

@@ -36,9 +36,34 @@ from ltr_common.files import atomic_write_text
 
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 GROUPLENS_MEMBER = "ml-100k/u.data"
+GROUPLENS_ITEMS = "ml-100k/u.item"
 RECBOLE_REQUIREMENT = "recbole==1.2.1"
 RECBOLE_MEMBER = "recbole/dataset_example/ml-100k/ml-100k.inter"
 RECBOLE_HEADER = ("user_id:token", "item_id:token", "rating:float", "timestamp:float")
+RECBOLE_ITEMS = "recbole/dataset_example/ml-100k/ml-100k.item"
+RECBOLE_ITEMS_HEADER = ("item_id:token", "movie_title:token_seq", "release_year:token", "class:token_seq")
+MOVIES_FILE = "movies.tsv"  # the cache's copy of the titles, in the recbole member's format
+GENRES = (  # u.item's genre flags, in order
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
 DATA_DIR_ENV = "JAX_LTR_DATA_DIR"
 CACHE_DIR_ENV = "JAX_LTR_CACHE_DIR"
 RATING_RANGE = (1, 5)
@@ -241,22 +266,8 @@ def read_recbole_wheel(wheel: Path) -> np.ndarray:
 def fetch_recbole(*, timeout: float = 600.0) -> tuple[np.ndarray, str]:
     """``pip download --no-deps recbole==1.2.1`` into a temporary folder and read the ratings."""
     with tempfile.TemporaryDirectory(prefix="jax-ltr-recbole-") as tmp:
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--quiet",
-            "-d",
-            tmp,
-            RECBOLE_REQUIREMENT,
-        ]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-        wheels = glob.glob(os.path.join(tmp, "recbole-*.whl"))
-        if done.returncode != 0 or not wheels:
-            raise OSError(f"`{' '.join(cmd)}` failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
-        return read_recbole_wheel(Path(wheels[0])), f"PyPI wheel {RECBOLE_REQUIREMENT} ({RECBOLE_MEMBER})"
+        wheel = _download_recbole(tmp, timeout)
+        return read_recbole_wheel(wheel), f"PyPI wheel {RECBOLE_REQUIREMENT} ({RECBOLE_MEMBER})"
 
 
 def load_movielens(
@@ -306,3 +317,141 @@ def load_movielens(
         f"MovieLens 100K is not available: no {DATA_DIR_ENV}/data_dir, nothing cached at {cached}, "
         f"and every fetch failed: {' | '.join(failures)}"
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class Movies:
+    """Titles, release years and genres of the movies, by raw item id."""
+
+    raw_ids: np.ndarray  # [M] int64
+    titles: tuple[str, ...]
+    years: tuple[str, ...]  # "" where unknown
+    genres: tuple[tuple[str, ...], ...]
+    source: str
+
+    def describe(self, raw_id: int) -> str:
+        """``"Title (year) [genre, ...]"``, or ``"item <id>"`` for an id without a title."""
+        index = np.searchsorted(self.raw_ids, raw_id)
+        if index == len(self.raw_ids) or self.raw_ids[index] != raw_id:
+            return f"item {raw_id}"
+        year = f" ({self.years[index]})" if self.years[index] else ""
+        return f"{self.titles[index]}{year} [{', '.join(self.genres[index])}]"
+
+
+def parse_movies(text: str, *, path: str) -> Movies:
+    """Parse the recbole ``ml-100k.item`` format (also the cache's): id, title, year, genres."""
+    lines = [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+    if not lines or tuple(lines[0].split("\t")) != RECBOLE_ITEMS_HEADER:
+        found = lines[0][:80] if lines else "an empty file"
+        raise DataError(
+            f"{path}: line 1: expected the header {chr(9).join(RECBOLE_ITEMS_HEADER)!r}, found {found!r}"
+        )
+    rows = []
+    for lineno, line in enumerate(lines[1:], start=2):
+        fields = line.split("\t")
+        if len(fields) != 4:
+            raise DataError(f"{path}: line {lineno}: expected 4 tab-separated fields, found {len(fields)}")
+        raw = _parse_int(fields[0], path=path, lineno=lineno, name="item")
+        rows.append((raw, fields[1], fields[2], tuple(fields[3].split())))
+    return _movies(rows, path)
+
+
+def parse_uitem(text: str, *, path: str) -> Movies:
+    """Parse a GroupLens ``u.item`` (pipe-separated; the year taken from the release date)."""
+    rows = []
+    for lineno, line in enumerate((x for x in text.split("\n") if x.strip()), start=1):
+        fields = line.rstrip("\r").split("|")
+        if len(fields) != 5 + len(GENRES):
+            raise DataError(
+                f"{path}: line {lineno}: expected {5 + len(GENRES)} |-separated fields, found {len(fields)}"
+            )
+        raw = _parse_int(fields[0], path=path, lineno=lineno, name="item")
+        title = fields[1].rsplit(" (", 1)[0] if fields[1].endswith(")") else fields[1]
+        year = fields[2][-4:] if len(fields[2]) >= 4 else ""
+        genres = tuple(g for g, flag in zip(GENRES, fields[5:], strict=True) if flag.strip() == "1")
+        rows.append((raw, title, year, genres))
+    return _movies(rows, path)
+
+
+def _movies(rows: list, source: str) -> Movies:
+    rows.sort()
+    raw_ids = np.array([r[0] for r in rows], np.int64)
+    if len(np.unique(raw_ids)) != len(raw_ids):
+        raise DataError(f"{source}: an item id appears twice")
+    return Movies(raw_ids, *(tuple(r[k] for r in rows) for k in (1, 2, 3)), source=source)
+
+
+def format_movies(movies: Movies) -> str:
+    lines = ["\t".join(RECBOLE_ITEMS_HEADER)]
+    for raw, title, year, genres in zip(
+        movies.raw_ids.tolist(), movies.titles, movies.years, movies.genres, strict=True
+    ):
+        lines.append(f"{raw}\t{title}\t{year}\t{' '.join(genres)}")
+    return "\n".join(lines) + "\n"
+
+
+def _download_recbole(tmp: str, timeout: float) -> Path:
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, RECBOLE_REQUIREMENT]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    wheels = glob.glob(os.path.join(tmp, "recbole-*.whl"))
+    if done.returncode != 0 or not wheels:
+        raise OSError(f"`{' '.join(cmd)}` failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
+    return Path(wheels[0])
+
+
+def _read_member(archive_path, member: str) -> str:
+    try:
+        with zipfile.ZipFile(archive_path) as archive:
+            raw = archive.read(member)
+    except (zipfile.BadZipFile, KeyError, zipfile.LargeZipFile, OSError, EOFError) as err:
+        raise DataError(f"{archive_path}: cannot read {member} ({err})") from None
+    return raw.decode("utf-8", errors="replace")
+
+
+def load_movies(
+    *,
+    data_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    download_timeout: float = 10.0,
+) -> Movies:
+    """Titles and genres of MovieLens 100K, from the first source that has them.
+
+    A local folder's GroupLens ``u.item`` (``data_dir``, ``$JAX_LTR_DATA_DIR``), the cache's
+    ``ml-100k/movies.tsv``, the GroupLens zip, then only the ``ml-100k.item`` member of the
+    recbole wheel; whatever was fetched is cached (written to a temporary file, then renamed).
+    """
+    data_dir = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV) or None
+    if data_dir is not None:
+        path = Path(data_dir) / "u.item"
+        if not path.is_file():
+            raise DataError(f"{path}: no such file (expected a GroupLens u.item file of titles)")
+        return parse_uitem(path.read_text(encoding="latin-1"), path=str(path))
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cached = cache / "ml-100k" / MOVIES_FILE
+    if cached.exists():
+        return parse_movies(cached.read_text(encoding="utf-8"), path=str(cached))
+    failures = []
+
+    def grouplens():
+        with urllib.request.urlopen(GROUPLENS_URL, timeout=download_timeout) as response:
+            payload = io.BytesIO(response.read())
+        text = _read_member(payload, GROUPLENS_ITEMS)
+        return parse_uitem(text, path=f"{GROUPLENS_URL}!{GROUPLENS_ITEMS}")
+
+    def recbole():
+        with tempfile.TemporaryDirectory(prefix="jax-ltr-recbole-") as tmp:
+            wheel = _download_recbole(tmp, 600.0)
+            return parse_movies(
+                _read_member(wheel, RECBOLE_ITEMS), path=f"{RECBOLE_REQUIREMENT}!{RECBOLE_ITEMS}"
+            )
+
+    for fetch in (grouplens, recbole):
+        try:
+            movies = fetch()
+        except (OSError, subprocess.SubprocessError) as err:
+            logger.warning("MovieLens 100K titles: source unavailable: {}", err)
+            failures.append(str(err))
+            continue
+        atomic_write_text(cached, format_movies(movies))
+        return movies
+    raise DataError(f"MovieLens 100K titles are not available: {' | '.join(failures)}")

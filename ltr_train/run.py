@@ -20,9 +20,12 @@ from ltr_common.data import load_split
 from ltr_common.evaluation import metric_order
 from ltr_common.files import restore_with_fallback, write_json
 from ltr_common.lists import Split
-from ltr_common.loop import evaluate_lists, train
+from ltr_common.loop import SELECTION_METRIC, train
 from ltr_common.movielens import Ratings
-from ltr_train.backends import make_backend
+from ltr_common.stats import format_difference
+from ltr_common.tasks import make_task
+from ltr_train.backends import FRAMEWORKS, make_backend
+from ltr_train.compare import compare, fit_baselines, framework_metrics
 
 
 def summary_writer_class():
@@ -50,12 +53,21 @@ def default_run_dir(framework: str, config: TrainConfig) -> Path:
 
 
 def load_run_config(run_dir: Path) -> tuple[str, TrainConfig]:
+    """The framework and configuration a run directory was trained with (its ``config.json``)."""
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a run directory (it has no config.json)")
-    data = load_config_file(path, TrainConfig, allow={"framework"})
+    data = load_config_file(path, TrainConfig, allow={"framework"}, flag=None)
     framework = data.pop("framework", "jax")
-    return framework, TrainConfig(**data)
+    if framework not in FRAMEWORKS:
+        raise ConfigError(f"{path}: framework must be one of {', '.join(FRAMEWORKS)}, found {framework!r}")
+    try:
+        return framework, TrainConfig(**data)
+    except (ConfigError, TypeError) as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+RUN_BASELINES = ("popularity", "item_mean")  # beside the model in every run's table
 
 
 def run(
@@ -68,10 +80,12 @@ def run(
     progress_bar=True,
     after_step=None,
 ) -> dict:
-    """Train, then evaluate the best checkpoint on validation and test; returns ``metrics.json``'s data.
+    """Train, then evaluate the best checkpoint; returns ``metrics.json``'s data.
 
-    ``data``: the ratings and their split (default: MovieLens 100K as ``config`` says, through
-    ``load_split``); tests pass small synthetic data here.
+    Validation and test metrics (for a refit, test only), how many lists each counts, and
+    ``RUN_BASELINES`` on the same lists with the model's paired per-list differences.
+    ``data``: the ratings and their split (default: MovieLens 100K as ``config`` says,
+    through ``load_split``); tests pass small synthetic data here.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -81,19 +95,20 @@ def run(
         write_json(run_dir / "config.json", {"framework": framework, **dataclasses.asdict(config)})
         ratings, split = data if data is not None else load_split(config)
         logger.info("ratings from {}: {}; lists:\n{}", ratings.source, len(ratings), split.summary())
+        task = make_task(config, split)
         trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
         logger.info("{} trainer on {}; run directory {}", framework, trainer.devices(), run_dir)
         SummaryWriter = summary_writer_class()
         started = time.perf_counter()
         with SummaryWriter(str(run_dir)) as writer:
             bar = (
-                (lambda **kw: tqdm(desc=f"{framework} {config.loss}", unit="step", **kw))
+                (lambda **kw: tqdm(desc=f"{framework} {config.task} {config.loss}", unit="step", **kw))
                 if progress_bar
                 else None
             )
             progress = train(
                 config,
-                split,
+                task,
                 trainer,
                 run_dir,
                 writer=writer,
@@ -103,15 +118,19 @@ def run(
             )
         seconds = time.perf_counter() - started
         best = restore_with_fallback(trainer.restore, run_dir / "checkpoint_best")
+        parts = ("test",) if config.refit else ("validation", "test")
         results = {
             "framework": framework,
+            "task": config.task,
             "best_step": best.get("best_step", progress.best_step),  # of the weights evaluated
             "steps": progress.step,
             "stopped_early": progress.stopped_early,
             "train_seconds": seconds,
-            "validation": evaluate_lists(trainer, split.validation, config),
-            "test": evaluate_lists(trainer, split.test, config),
+            **{part: task.evaluate(trainer, part) for part in parts},
+            "lists": {part: task.counts(part) for part in parts},
         }
+        others = fit_baselines(RUN_BASELINES, config, ratings, split, framework_metrics(framework))
+        results.update(compare(task, trainer, others, parts))
         write_json(run_dir / "metrics.json", results)
         return results
     finally:
@@ -119,8 +138,25 @@ def run(
 
 
 def format_table(results: dict) -> str:
-    names = sorted(results["test"], key=metric_order)
-    lines = [f"{'split':<11}" + "".join(f"{n:>11}" for n in names)]
-    for split in ("validation", "test"):
-        lines.append(f"{split:<11}" + "".join(f"{results[split][n]:>11.4f}" for n in names))
+    """The model's metrics per split, then ndcg@10 beside each baseline with the paired
+    difference (model minus baseline) and its standard error."""
+    parts = [p for p in ("validation", "test") if p in results]
+    names = sorted(results[parts[-1]], key=metric_order)
+    if len(names) > 8:  # retrieval: the cut-offs 10 and 20 (every metric is in metrics.json)
+        names = [n for n in names if n.endswith(("@10", "@20"))]
+    lines = [f"{'split':<11}" + "".join(f"{n:>14}" for n in names)]
+    for part in parts:
+        lines.append(f"{part:<11}" + "".join(f"{results[part][n]:>14.4f}" for n in names))
+    for part in parts:
+        counts = results.get("lists", {}).get(part, {})
+        lines.append(
+            f"\n{part} {SELECTION_METRIC} on the same {counts.get('lists', '?')} lists "
+            f"(left out: {counts.get('left out', 0)}); model minus baseline, ± paired standard error"
+        )
+        lines.append(f"  {'model':<12}{results[part][SELECTION_METRIC]:>8.4f}")
+        for name, by_part in results.get("baselines", {}).items():
+            mean, se, _ = results["paired"][name][part][SELECTION_METRIC]
+            lines.append(
+                f"  {name:<12}{by_part[part][SELECTION_METRIC]:>8.4f}   {format_difference(mean, se)}"
+            )
     return "\n".join(lines)

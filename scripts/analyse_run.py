@@ -5,7 +5,8 @@
 Loads the run's best checkpoint (JAX or PyTorch) and prints, for the validation and test lists,
 the mean per-list metric of: the model; the same model with every user's embedding replaced by
 the mean embedding of the users that have a training order (>= 2 training ratings), which
-removes personalisation and keeps the learned item scores; and the item mean rating. Rows split
+removes personalisation and keeps the learned item scores; and the item mean rating (shrunk
+toward the global mean, the prior chosen on validation). Rows split
 the lists by user (with or without a training order) and by whether a list holds an item that
 no training list holds.
 """
@@ -18,10 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from jax_ltr import ranking_metrics
-from ltr_common import iterate_batches, load_split, per_list_metrics
-from ltr_common.baselines import baseline_metrics, item_tables
+from ltr_common import ConfigError, DataError, iterate_batches, load_split
+from ltr_common.baselines import popularity
+from ltr_common.files import CheckpointError
+from ltr_common.tasks import make_task
 from ltr_train import load_run_config, make_backend
+from ltr_train.compare import fit_baselines, framework_metrics
 
 SCORERS = ("model", "model, mean user", "item mean")
 
@@ -29,26 +32,28 @@ SCORERS = ("model", "model, mean user", "item mean")
 def analyse(run_dir: Path, metric: str = "ndcg@10") -> dict[str, list[dict]]:
     """Per split: rows ``{"group", "lists", <scorer>: mean metric}``."""
     framework, config = load_run_config(Path(run_dir))
+    if config.task != "rerank" or config.refit:
+        raise ConfigError(
+            f"{run_dir} is a --task {config.task}{' --refit' if config.refit else ''} run; this analysis "
+            "is of --task rerank runs with validation lists"
+        )
     ratings, split = load_split(config)
+    task = make_task(config, split)
     trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
     trainer.restore(Path(run_dir) / "checkpoint_best")
     probe = trainer.batch_metrics(next(iterate_batches(split.test, batch_size=1, shuffle=False)))
     if metric not in probe:
-        raise ValueError(f"--metric: expected one of {', '.join(probe)}, got {metric!r}")
+        raise ConfigError(f"--metric: expected one of {', '.join(probe)}, got {metric!r}")
 
-    tables = item_tables(split.train, ratings.num_items)
-    counts = tables["popularity"]
+    counts = popularity(split.train, ratings.num_items)
     train_length = np.zeros(ratings.num_users, np.int64)
     train_length[split.train.users] = split.train.lengths
     ordered = train_length >= 2
 
-    item_mean_metrics = baseline_metrics("item_mean", tables, ranking_metrics, top_k=config.top_k)
+    (item_mean,) = fit_baselines(["item_mean"], config, ratings, split, framework_metrics(framework)).values()
     parts = ("validation", "test")
-    results = {
-        part: {"model": per_list_metrics(trainer.batch_metrics, getattr(split, part))[metric]}
-        for part in parts
-    }
-    users_matrix, _ = trainer.embeddings()
+    results = {part: {"model": task.per_list(trainer, part)[metric]} for part in parts}
+    users_matrix = trainer.weights()["user_embedding"]
     ablated = np.array(users_matrix, copy=True)
     ablated[:] = users_matrix[ordered].mean(axis=0)
     trainer.set_user_embeddings(ablated)
@@ -58,8 +63,8 @@ def analyse(run_dir: Path, metric: str = "ndcg@10") -> dict[str, list[dict]]:
         users = lists.users
         unseen = np.add.reduceat(counts[lists.items] == 0, lists.offsets[:-1]) > 0
         scores = results[part]
-        scores["model, mean user"] = per_list_metrics(trainer.batch_metrics, lists)[metric]
-        scores["item mean"] = per_list_metrics(item_mean_metrics, lists)[metric]
+        scores["model, mean user"] = task.per_list(trainer, part)[metric]
+        scores["item mean"] = task.per_list(item_mean, part)[metric]
         groups = {
             "all lists": np.ones(len(lists), bool),
             "users with a training order": ordered[users],
@@ -82,7 +87,11 @@ def main(argv=None) -> int:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--metric", default="ndcg@10", help="per-list metric to compare (default ndcg@10)")
     args = parser.parse_args(argv)
-    for part, rows in analyse(args.run_dir, args.metric).items():
+    try:
+        analysis = analyse(args.run_dir, args.metric)
+    except (ConfigError, CheckpointError, DataError) as err:
+        parser.error(str(err))
+    for part, rows in analysis.items():
         print(f"\n{part} {args.metric}\n")
         print("| lists | count | " + " | ".join(SCORERS) + " |")
         print("| --- | ---: |" + " ---: |" * len(SCORERS))

@@ -1,55 +1,163 @@
-"""Evaluate the non-learned baselines on the validation and test lists.
+"""Baselines, and trained runs beside them, on the same lists: means and paired differences.
 
-python scripts/baselines.py [--seeds 3]
+    python scripts/baselines.py [--task rerank|retrieve] [--refit]
+                                [--run LABEL=RUN_DIR[,RUN_DIR...] ...] [--baselines NAME,...]
 
-Same lists and the same metric code as the trained models (``ltr_common.evaluate`` with
-``jax_ltr.ranking_metrics``).
+Fits every baseline (``ltr_common.baselines``: random, popularity, item mean shrunk toward the
+global mean, rating MF by ALS) on the training lists only — settings chosen on validation —
+and evaluates it with the same task and metric code as the models (``jax_ltr`` metrics). Each
+``--run`` is a model: one run directory per seed, all of the same task; its per-list metrics
+are averaged over the seeds, and the table shows, for each model against each baseline and
+each other model, the mean per-list difference ± its paired standard error on the same lists.
+``--refit`` fits the baselines on training + validation ratings and reports test only, as a
+refit run does.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
-from jax_ltr import ranking_metrics
-from ltr_common import TrainConfig, evaluate, load_split
-from ltr_common.baselines import BASELINES, baseline_metrics, item_tables
+import jax_ltr
+from ltr_common import ConfigError, load_split
+from ltr_common.baselines import BASELINES
+from ltr_common.config import for_task
 from ltr_common.evaluation import metric_order
+from ltr_common.stats import format_difference, paired_difference
+from ltr_common.tasks import make_task
+from ltr_train import load_run_config, make_backend
+from ltr_train.compare import fit_baselines
+
+HEADLINE = ("ndcg@10", "ndcg@20", "recall@10", "recall@20", "hr@10", "liked/ndcg@10", "mrr", "map")
 
 
-def evaluate_baselines(seeds: int = 3) -> dict[str, dict[str, float]]:
-    """``{"<baseline>/<split>": {metric: mean}}``; the random baseline averaged over ``seeds`` draws."""
-    config = TrainConfig()
+def parse_runs(values: list[str]) -> dict[str, list[Path]]:
+    runs = {}
+    for value in values:
+        label, sep, dirs = value.partition("=")
+        if not sep or not label or not dirs:
+            raise ConfigError(f"--run: expected LABEL=RUN_DIR[,RUN_DIR...], got {value!r}")
+        runs[label] = [Path(d) for d in dirs.split(",")]
+    return runs
+
+
+def load_model(run_dir: Path, task_name: str, refit: bool):
+    """The best checkpoint of ``run_dir``, checked to be a run of ``task_name``."""
+    framework, config = load_run_config(run_dir)
+    if config.task != task_name:
+        raise ConfigError(
+            f"--run: {run_dir} is a --task {config.task} run; this comparison is --task {task_name}"
+        )
+    if config.refit != refit:
+        raise ConfigError(f"--run: {run_dir} has refit={config.refit}; this comparison has --refit {refit}")
+    ratings, _ = load_split(config)
+    backend = make_backend(framework, config, ratings.num_users, ratings.num_items)
+    backend.restore(run_dir / "checkpoint_best")
+    return backend
+
+
+def evaluate_all(task_name: str, refit: bool, names, runs: dict[str, list[Path]]) -> dict:
+    """``{part: {label: per-list metrics}}`` for the baselines ``names`` and each run label
+    (the mean over its run directories, list by list)."""
+    config = for_task(task_name, refit=refit)
     ratings, split = load_split(config)
-    tables = item_tables(split.train, ratings.num_items)
-    results = {}
-    for name in BASELINES:
-        for part in ("validation", "test"):
-            draws = [
-                evaluate(
-                    baseline_metrics(
-                        name, tables, ranking_metrics, top_k=config.top_k, rng=np.random.default_rng(seed)
-                    ),
-                    getattr(split, part),
-                )
-                for seed in range(seeds if name == "random" else 1)
-            ]
-            results[f"{name}/{part}"] = {k: float(np.mean([d[k] for d in draws])) for k in draws[0]}
-    return results
+    task = make_task(config, split)
+    parts = ("test",) if refit else ("validation", "test")
+    scorers = fit_baselines(names, config, ratings, split, jax_ltr)
+    out = {part: {name: task.per_list(scorer, part) for name, scorer in scorers.items()} for part in parts}
+    for label, dirs in runs.items():
+        models = [load_model(d, task_name, refit) for d in dirs]
+        for part in parts:
+            seeds = [task.per_list(model, part) for model in models]
+            out[part][label] = {k: np.mean([s[k] for s in seeds], axis=0) for k in seeds[0]}
+            out[part][label]["seeds"] = np.array(
+                [[np.nanmean(s[k]) for k in HEADLINE if k in s] for s in seeds]
+            )
+    return out
+
+
+def report(results: dict, runs: dict) -> str:
+    lines = []
+    for part, scorers in results.items():
+        names = [n for n in HEADLINE if n in next(iter(scorers.values()))]
+        lines += [f"\n{part}: means over the lists that count\n", "| scorer | " + " | ".join(names) + " |"]
+        lines.append("| --- |" + " ---: |" * len(names))
+        for label, metrics in scorers.items():
+            cells = []
+            for i, n in enumerate(names):
+                cell = f"{np.nanmean(metrics[n]):.4f}"
+                if "seeds" in metrics and len(metrics["seeds"]) > 1:
+                    cell += f" ± {metrics['seeds'][:, i].std(ddof=1):.4f}"  # across seeds
+                cells.append(cell)
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        for label in runs:
+            lines += [f"\n{part}: {label} minus each other scorer, ± paired standard error\n"]
+            lines.append("| against | " + " | ".join(names) + " |")
+            lines.append("| --- |" + " ---: |" * len(names))
+            for other, metrics in scorers.items():
+                if other != label:
+                    diffs = [
+                        format_difference(*paired_difference(scorers[label][n], metrics[n])[:2])
+                        for n in names
+                    ]
+                    lines.append(f"| {other} | " + " | ".join(diffs) + " |")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seeds", type=int, default=3, help="draws averaged for the random baseline")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--task", choices=("rerank", "retrieve"), default="rerank")
+    parser.add_argument("--refit", action="store_true", help="fit on training + validation, report test")
+    parser.add_argument("--run", action="append", default=[], metavar="LABEL=RUN_DIR[,RUN_DIR...]")
+    parser.add_argument(
+        "--baselines", default=",".join(BASELINES), help=f"comma list of {', '.join(BASELINES)}"
+    )
     args = parser.parse_args(argv)
-    results = evaluate_baselines(args.seeds)
-    names = sorted(next(iter(results.values())), key=metric_order)
-    print(f"{'baseline':<22}" + "".join(f"{n:>10}" for n in names))
-    for key, metrics in results.items():
-        print(f"{key:<22}" + "".join(f"{metrics[n]:>10.4f}" for n in names))
+    names = [n for n in args.baselines.split(",") if n]
+    try:
+        runs = parse_runs(args.run)
+        unknown = sorted(set(names) - set(BASELINES))
+        if unknown:
+            raise ConfigError(f"--baselines: unknown {unknown}; known: {', '.join(BASELINES)}")
+        missing = [str(d) for dirs in runs.values() for d in dirs if not (d / "checkpoint_best").is_file()]
+        if missing:
+            raise ConfigError(f"--run: no checkpoint_best in {', '.join(missing)}")
+        results = evaluate_all(args.task, args.refit, names, runs)
+    except ConfigError as err:
+        parser.error(str(err))
+    print(report(results, runs))
     return 0
+
+
+def evaluate_baselines(
+    seeds: int = 3, task: str = "rerank", baselines: Sequence[str] = BASELINES
+) -> dict[str, dict[str, float]]:
+    """``{"<baseline>/<split>": {metric: mean}}`` (the random baseline: ``seeds`` draws averaged)."""
+    config = for_task(task)
+    ratings, split = load_split(config)
+    evaluator = make_task(config, split)
+    results = {}
+    for seed in range(seeds):
+        scorers = fit_baselines(
+            baselines if seed == 0 else [name for name in baselines if name == "random"],
+            for_task(task, seed=seed),
+            ratings,
+            split,
+            jax_ltr,
+        )
+        for name, scorer in scorers.items():
+            for part in ("validation", "test"):
+                results.setdefault(f"{name}/{part}", []).append(evaluator.evaluate(scorer, part))
+    return {
+        key: {k: float(np.mean([d[k] for d in draws])) for k in sorted(draws[0], key=metric_order)}
+        for key, draws in results.items()
+    }
 
 
 if __name__ == "__main__":

@@ -355,8 +355,8 @@ def train_throughput(batch_sizes=(32,), *, synthetic: bool = False, epochs: int 
     steady state. Data: ML-100K, or with ``synthetic`` ``synthetic_ratings()`` (2,000 users,
     20,000 items, about 200,000 ratings), split the same way."""
     from ltr_common import TrainConfig, load_split, temporal_split
-    from ltr_common.loop import epoch_inputs
     from ltr_common.synthetic import synthetic_ratings
+    from ltr_common.tasks import make_task
     from ltr_train import make_backend
 
     rows = []
@@ -372,7 +372,7 @@ def train_throughput(batch_sizes=(32,), *, synthetic: bool = False, epochs: int 
             for epoch in range(epochs):
                 lists, metrics = 0, []
                 start = time.perf_counter()
-                for batch, pairs, tie_break in epoch_inputs(split.train, config, epoch=epoch):
+                for batch, pairs, tie_break in make_task(config, split).epoch_inputs(epoch=epoch):
                     metrics.append(trainer.train_step(batch, pairs, tie_break))
                     lists += int((batch.list_ids >= 0).sum())
                 trainer.metrics_to_host(metrics)  # waits for the last step

@@ -1,6 +1,10 @@
 """Compare every jax_ltr loss and metric with its torch_ltr reference on real MovieLens batches.
 
     python scripts/check_parity.py --batches 20 [--dtype float32|float64] [--json PATH]
+    python scripts/check_parity.py --training 10
+
+``--training N``: instead, the worst ratio of a float32 parameter-gradient difference to its
+bound, per training loss, over the first N training batches (``parity_tests._training``).
 
 Prints one row per (function, variant, dtype, mode): the largest absolute difference over
 all batches and reductions, values and gradients together, the worst ratio of a difference
@@ -39,14 +43,32 @@ def parse_args(argv):
     parser.add_argument("--lists-per-batch", type=int, default=48)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
+    parser.add_argument("--training", type=int, default=0, metavar="N", help="parameter gradients instead")
     args = parser.parse_args(argv)
     if args.batches < 1:
         parser.error(f"--batches must be >= 1, got {args.batches}")
     return args
 
 
+def training_ratios(batches: int) -> int:
+    from parity_tests._training import worst_parameter_gradient_ratio
+
+    split = temporal_split(load_movielens())  # as the training-parity tests split it
+    print("| training loss | worst float32 parameter-gradient |difference| / bound |")
+    print("| --- | ---: |")
+    worst = 0.0
+    for loss in ("listmle", "pairwise_pl", "hybrid"):
+        ratio = worst_parameter_gradient_ratio(split, loss, batches=batches)
+        worst = max(worst, ratio)
+        print(f"| {loss} | {ratio:.3f} |")
+    print(f"\n{batches} batches; {'pass' if worst <= 1 else 'FAIL'}")
+    return 0 if worst <= 1 else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.training:
+        return training_ratios(args.training)
     dtypes = args.dtype or ["float32", "float64"]
     cases = [c for c in build_cases() if args.functions is None or c.function in args.functions]
     if not cases:

@@ -5,6 +5,11 @@
 Writes ``embeddings.npz`` (``user_embeddings`` [U, d], ``item_embeddings`` [I, d],
 ``user_raw_ids`` [U], ``item_raw_ids`` [I]: row k belongs to raw id ``*_raw_ids[k]``) and
 ``user_ids.csv`` / ``item_ids.csv`` (index, raw_id). Works for JAX and PyTorch runs alike.
+
+For the dot-product model it also writes ``user_vectors`` [U, d + 1] and ``item_vectors``
+[I, d + 1], ready for a nearest-neighbour (maximum inner product) index: ``user_vectors[u] .
+item_vectors[i]`` is the model's score of item ``i`` for user ``u`` up to the user's own bias,
+which orders no user's items.
 """
 
 from __future__ import annotations
@@ -30,15 +35,14 @@ def export(run_dir: Path, out_dir: Path | None = None) -> Path:
     ratings = load_movielens(data_dir=config.data_dir, cache_dir=config.cache_dir)
     trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
     trainer.restore(run_dir / "checkpoint_best")
-    users, items = trainer.embeddings()
+    weights = trainer.weights()
+    users, items = weights["user_embedding"], weights["item_embedding"]
+    arrays = {"user_embeddings": users, "item_embeddings": items}
+    if "item_bias" in weights:  # s(u, i) = <e_u, e_i> + b_i + b_u: append b_i, and a 1 for users
+        arrays["user_vectors"] = np.hstack([users, np.ones((len(users), 1), users.dtype)])
+        arrays["item_vectors"] = np.hstack([items, weights["item_bias"][:, None]])
     buffer = io.BytesIO()
-    np.savez(
-        buffer,
-        user_embeddings=np.asarray(users),
-        item_embeddings=np.asarray(items),
-        user_raw_ids=ratings.user_raw_ids,
-        item_raw_ids=ratings.item_raw_ids,
-    )
+    np.savez(buffer, **arrays, user_raw_ids=ratings.user_raw_ids, item_raw_ids=ratings.item_raw_ids)
     atomic_write_bytes(out_dir / "embeddings.npz", buffer.getvalue())
     for name, raw in (("user_ids.csv", ratings.user_raw_ids), ("item_ids.csv", ratings.item_raw_ids)):
         table = pd.DataFrame({"index": np.arange(len(raw)), "raw_id": raw})

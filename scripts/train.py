@@ -1,7 +1,7 @@
 """Train a two-tower ranker on MovieLens 100K with JAX (default) or PyTorch.
 
     python scripts/train.py [--framework jax|torch] [--run-dir DIR] [--<option> VALUE ...]
-    python scripts/train.py --resume RUN_DIR
+    python scripts/train.py --resume RUN_DIR [--epochs N] [--data_dir DIR] [--cache_dir DIR]
 
 Every option of ``ltr_common.TrainConfig`` is a flag (``--help`` lists them); ``--config
 FILE.json`` overrides the defaults and flags override the file. The run directory gets the
@@ -22,12 +22,14 @@ from ltr_common.files import CheckpointError
 from ltr_common.loop import NonFiniteError
 from ltr_train import FRAMEWORKS, configure, default_run_dir, format_table, load_run_config, run
 
-# Options that may change when a run is resumed: more epochs continue the same trajectory.
-RESUMABLE = ("--epochs",)
+# Options that may change when a run is resumed: more epochs continue the same trajectory;
+# where the data and the compiled programs are cached, and how many devices, are the machine's.
+RESUMABLE = ("--epochs", "--data_dir", "--cache_dir", "--compilation_cache", "--devices")
 
 
 def resumed_config(args: argparse.Namespace) -> tuple[str, TrainConfig]:
-    """The saved framework and config of ``--resume RUN_DIR``, with ``--epochs`` applied.
+    """The saved framework and config of ``--resume RUN_DIR``, with the ``RESUMABLE`` options
+    given applied (``--epochs`` only upward).
 
     Every other option would silently disagree with the checkpoint (or, for ``--run-dir``
     and ``--framework``, with the run being resumed), so giving one is an error naming it.
@@ -46,14 +48,19 @@ def resumed_config(args: argparse.Namespace) -> tuple[str, TrainConfig]:
     if refused:
         raise ConfigError(
             f"--resume continues {args.resume} with its saved config; {', '.join(refused)} cannot "
-            f"apply to it (only {', '.join(RESUMABLE)} may be given, to train longer)"
+            f"apply to it (only {', '.join(RESUMABLE)} may be given)"
         )
     try:
         framework, config = load_run_config(args.resume)
     except ConfigError as err:
         raise ConfigError(f"--resume: {err}") from None
-    if args.epochs is not None:
-        config = dataclasses.replace(config, epochs=args.epochs)
+    if args.epochs is not None and args.epochs < config.epochs:
+        raise ConfigError(
+            f"--epochs: {args.epochs} is fewer than the {config.epochs} {args.resume} was started "
+            "with; a resumed run can only train longer"
+        )
+    given = {name.removeprefix("--"): getattr(args, name.removeprefix("--")) for name in RESUMABLE}
+    config = dataclasses.replace(config, **{k: v for k, v in given.items() if v is not None})
     return framework, config
 
 

@@ -8,8 +8,16 @@ import functools
 from ltr_common import TrainConfig, temporal_split
 from ltr_common.synthetic import synthetic_ratings
 
-# One padded width per batch (no length bucketing): about one compilation per run.
+# The original design's reranker, small; one padded width per batch (no length bucketing):
+# about one compilation per run. Every setting the defaults could change is spelled out.
 SMALL = TrainConfig(
+    task="rerank",
+    model="mlp",
+    learning_rate=1e-3,
+    weight_decay=0.0,
+    bias_weight_decay=0.0,
+    max_list_size=200,
+    early_stop_patience=5,
     embedding_dim=16,
     mlp_hidden=16,
     batch_size=64,

@@ -15,6 +15,27 @@ def test_cli_defaults_are_the_dataclass_defaults():
     assert config == TrainConfig()
 
 
+def test_a_task_brings_its_own_defaults_and_flags_still_win(tmp_path):
+    from ltr_common.config import TASK_DEFAULTS, for_task
+
+    config, _ = parse_config(["--task", "rerank"])
+    assert (
+        config
+        == for_task("rerank")
+        == dataclasses.replace(TrainConfig(task="rerank"), **TASK_DEFAULTS["rerank"])
+    )
+    config, _ = parse_config(["--task", "rerank", "--weight_decay", "0.25"])
+    assert (
+        config.weight_decay == 0.25 and config.pointwise_weight == TASK_DEFAULTS["rerank"]["pointwise_weight"]
+    )
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"task": "rerank", "embedding_dim": 16}))
+    config, _ = parse_config(["--config", str(path)])
+    assert config.embedding_dim == 16 and config.weight_decay == TASK_DEFAULTS["rerank"]["weight_decay"]
+    with pytest.raises(ConfigError, match="--task: expected one of rerank, retrieve, got 'rank'"):
+        for_task("rank")
+
+
 def test_every_field_is_a_flag():
     config, _ = parse_config(
         [
@@ -51,7 +72,10 @@ def test_config_file_then_flags(tmp_path):
         ({"batch_size": 0}, "--batch_size: expected an integer >= 1, got 0"),
         ({"hybrid_alpha": 1.5}, "--hybrid_alpha: expected a number in [0, 1], got 1.5"),
         ({"top_k": (0, 5)}, "--top_k: expected one or more integers >= 1"),
-        ({"loss": "softmax"}, "--loss: expected one of listmle, pairwise_pl, hybrid, got 'softmax'"),
+        (
+            {"loss": "listnet"},
+            "--loss: expected one of listmle, pairwise_pl, hybrid, pointwise_mse, got 'listnet'",
+        ),
         ({"dropout": 1.0}, "--dropout: expected a number in [0, 1)"),
         ({"pairs_per_list": -2}, "--pairs_per_list: expected an integer >= 0"),
     ],

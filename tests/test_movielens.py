@@ -226,3 +226,24 @@ def test_corrupt_wheel_is_named(tmp_path):
 
 def _must_not_fetch(**kwargs):
     raise AssertionError("no fetch expected when a local source exists")
+
+
+def test_movie_titles_in_both_formats(tmp_path):
+    from ltr_common.movielens import Movies, load_movies, parse_movies, parse_uitem
+
+    genres = ["0"] * 19
+    genres[3], genres[5] = "1", "1"  # Animation, Comedy
+    uitem = "1|Toy Story (1995)|01-Jan-1995||http://x|" + "|".join(genres) + "\n"
+    movies = parse_uitem(uitem, path="u.item")
+    assert movies.describe(1) == "Toy Story (1995) [Animation, Comedy]" and movies.describe(2) == "item 2"
+    header = "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n"
+    recbole = header + "1\tToy Story\t1995\tAnimation Comedy\n"
+    assert parse_movies(recbole, path="x").describe(1) == movies.describe(1)
+    with pytest.raises(DataError, match=r"u.item: line 1: expected 24 \|-separated fields, found 3"):
+        parse_uitem("1|a|b\n", path="u.item")
+    with pytest.raises(DataError, match="x: line 1: expected the header"):
+        parse_movies("id\ttitle\n", path="x")
+    (tmp_path / "u.item").write_text(uitem, encoding="latin-1")
+    assert isinstance(load_movies(data_dir=tmp_path), Movies)
+    with pytest.raises(DataError, match=r"u\.item: no such file"):
+        load_movies(data_dir=tmp_path / "missing")

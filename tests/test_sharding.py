@@ -23,13 +23,20 @@ import pytest
 from ltr_common import ConfigError, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
+# One configuration for the in-process runs and the two-process launch, parsed the same way.
+CONFIG_FLAGS = (
+    "--task rerank --model mlp --loss hybrid --pointwise_weight 0 --learning_rate 1e-3 --weight_decay 0"
+    " --bias_weight_decay 0 --max_list_size 200 --early_stop_patience 5 --epochs 1 --batch_size 128"
+    " --embedding_dim 16 --mlp_hidden 16 --eval_every 4 --pairs_per_list 8 --length_bucketing false"
+    " --compilation_cache false"
+).split()
 PROGRAM = textwrap.dedent(
     """
     import dataclasses, json, sys, tempfile
     import jax, numpy as np
     from jax_ltr import _train
-    from ltr_common import ConfigError, TrainConfig, iterate_batches, load_split
-    from ltr_common.loop import host_inputs
+    from ltr_common import ConfigError, TrainConfig, iterate_batches, load_split, parse_config
+    from ltr_common.tasks import host_inputs
     from ltr_train import run
 
     assert len(jax.devices()) == 4, jax.devices()
@@ -39,10 +46,7 @@ PROGRAM = textwrap.dedent(
             _train.make_mesh(TrainConfig(**flags))
         except ConfigError as err:
             errors[json.dumps(flags)] = str(err)
-    config = TrainConfig(
-        embedding_dim=16, mlp_hidden=16, batch_size=128, epochs=1, eval_every=4,
-        pairs_per_list=8, length_bucketing=False, compilation_cache=False,
-    )
+    config, _ = parse_config(sys.argv[1:])  # the same flags as the two-process launch below
     ratings, split = load_split(config)
     batch = next(iterate_batches(split.train, batch_size=128, shuffle=True, seed=42, epoch=0))
     pairs, tie_break = host_inputs(batch, config, epoch=0, index=0)
@@ -67,7 +71,12 @@ PROGRAM = textwrap.dedent(
 def four_devices():
     env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
     done = subprocess.run(
-        [sys.executable, "-c", PROGRAM], capture_output=True, text=True, env=env, timeout=900, check=False
+        [sys.executable, "-c", PROGRAM, *CONFIG_FLAGS],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -105,8 +114,7 @@ def _free_port() -> int:
 def test_two_processes_of_two_devices_train_like_one_device(four_devices, tmp_path):
     # The README's multi-host launch, on one machine: two processes, two CPU devices each.
     env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    flags = "--epochs 1 --batch_size 128 --embedding_dim 16 --mlp_hidden 16 --eval_every 4"
-    flags += " --pairs_per_list 8 --length_bucketing false --compilation_cache false --no-progress"
+    flags = [*CONFIG_FLAGS, "--no-progress"]
     address = f"localhost:{_free_port()}"
     processes = [
         subprocess.Popen(
@@ -115,7 +123,7 @@ def test_two_processes_of_two_devices_train_like_one_device(four_devices, tmp_pa
                 str(ROOT / "scripts" / "train.py"),
                 "--run-dir",
                 str(tmp_path),
-                *flags.split(),
+                *flags,
                 "--coordinator_address",
                 address,
                 "--num_processes",

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from jax_ltr import _train as jax_train
-from ltr_common.loop import NonFiniteError, epoch_inputs
+from ltr_common.loop import NonFiniteError
+from ltr_common.tasks import RerankTask
 from ltr_train import run
 from tests._small import SMALL, small_data
 
@@ -35,7 +36,7 @@ def load_script(name):
 @pytest.fixture(scope="module")
 def random_order(movielens):
     """Validation and test NDCG@10 of a random order, averaged over three draws."""
-    results = load_script("baselines").evaluate_baselines(seeds=3)
+    results = load_script("baselines").evaluate_baselines(seeds=3, baselines=("random",))
     return {part: results[f"random/{part}"]["ndcg@10"] for part in ("validation", "test")}
 
 
@@ -46,6 +47,8 @@ def test_one_epoch_run_writes_a_complete_run_directory(framework, tmp_path, caps
         [
             "--framework",
             framework,
+            "--task",
+            "rerank",
             "--epochs",
             "1",
             "--batch_size",
@@ -101,7 +104,7 @@ def test_the_trainers_step_compiles_once_per_batch_shape():
     trainer = jax_train.Trainer(config, ratings.num_users, ratings.num_items)
     shapes = []
     for epoch in range(2):
-        for batch, pairs, tie_break in epoch_inputs(split.train, config, epoch=epoch):
+        for batch, pairs, tie_break in RerankTask(config, split).epoch_inputs(epoch=epoch):
             trainer.train_step(batch, pairs, tie_break)
             shapes.append(batch.item_ids.shape)
     # The trainer's own jitted step records each trace: one per distinct batch shape.
@@ -109,10 +112,31 @@ def test_the_trainers_step_compiles_once_per_batch_shape():
     assert 1 < len(set(shapes)) < len(shapes)
 
 
-def test_a_trainer_leaves_global_jax_configuration_alone():
+@pytest.fixture
+def no_compilation_cache():
+    """JAX's cache folder unset for the test (the test run sets one), then put back."""
     before = jax.config.jax_compilation_cache_dir
-    jax_train.Trainer(SMALL, 5, 7)
-    assert jax.config.jax_compilation_cache_dir == before
+    jax.config.update("jax_compilation_cache_dir", None)
+    yield
+    jax.config.update("jax_compilation_cache_dir", before)
+
+
+def test_a_trainer_leaves_global_jax_configuration_alone(no_compilation_cache):
+    jax_train.Trainer(dataclasses.replace(SMALL, compilation_cache=True), 5, 7)
+    assert jax.config.jax_compilation_cache_dir is None
+
+
+def test_configure_turns_on_the_compilation_cache_under_the_cache_folder(no_compilation_cache, tmp_path):
+    from ltr_train import configure
+
+    configure("jax", dataclasses.replace(SMALL, compilation_cache=False, cache_dir=str(tmp_path)))
+    assert jax.config.jax_compilation_cache_dir is None
+    configure("torch", dataclasses.replace(SMALL, cache_dir=str(tmp_path)))
+    assert jax.config.jax_compilation_cache_dir is None
+    configure("jax", dataclasses.replace(SMALL, cache_dir=str(tmp_path)))
+    assert jax.config.jax_compilation_cache_dir == str(tmp_path / "xla")
+    configure("jax", dataclasses.replace(SMALL, cache_dir=str(tmp_path / "other")))  # one set stays
+    assert jax.config.jax_compilation_cache_dir == str(tmp_path / "xla")
 
 
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, monkeypatch):
@@ -148,12 +172,13 @@ def test_export_embeddings_and_analyse_run(tmp_path, movielens):
         part: {r["group"]: r for r in table}
         for part, table in load_script("analyse_run").analyse(tmp_path).items()
     }
-    baselines = load_script("baselines").evaluate_baselines(seeds=1)
     for part in ("validation", "test"):
         everything = rows[part]["all lists"]
         assert everything["lists"] == 943
         assert everything["model"] == pytest.approx(results[part]["ndcg@10"], abs=1e-6)
-        assert everything["item mean"] == pytest.approx(baselines[f"item_mean/{part}"]["ndcg@10"], abs=1e-6)
+        # The same shrunk item mean, chosen and fit the same way, as the run's own table has.
+        item_mean = results["baselines"]["item_mean"][part]["ndcg@10"]
+        assert everything["item mean"] == pytest.approx(item_mean, abs=1e-6)
         by_user = (
             rows[part]["users with a training order"]["lists"]
             + rows[part]["users with < 2 training ratings"]["lists"]
@@ -166,12 +191,12 @@ def test_set_user_embeddings_replaces_every_user(framework):
     from ltr_train import make_backend
 
     trainer = make_backend(framework, SMALL, 5, 7)
-    users, _ = trainer.embeddings()
+    users = trainer.weights()["user_embedding"]
     with pytest.raises(ValueError, match=r"users: expected shape \(5, 16\)"):
         trainer.set_user_embeddings(users[:4])
     same = np.broadcast_to(users[2], users.shape).copy()
     trainer.set_user_embeddings(same)
-    np.testing.assert_array_equal(trainer.embeddings()[0], same)
+    np.testing.assert_array_equal(trainer.weights()["user_embedding"], same)
 
 
 def test_bad_option_is_refused_before_loading(capsys):
@@ -186,21 +211,43 @@ def test_resume_refuses_options_that_cannot_apply_and_takes_more_epochs(tmp_path
 
     write_json(tmp_path / "config.json", {"framework": "torch", **SMALL.to_dict()})
     train = load_script("train")
+
+    def refused(argv, message):
+        with pytest.raises(SystemExit) as exit_info:
+            train.parse_command_line(["--resume", str(tmp_path), *argv])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err, err
+
     for extra, named in (
         (["--learning_rate", "0.1"], "--learning_rate"),
         (["--run-dir", "elsewhere"], "--run-dir"),
         (["--framework", "jax", "--batch_size", "4"], "--batch_size, --framework"),
     ):
-        with pytest.raises(SystemExit) as exit_info:
-            train.parse_command_line(["--resume", str(tmp_path), *extra])
-        assert exit_info.value.code == 2
-        err = capsys.readouterr().err
-        assert f"{named} cannot apply to it (only --epochs may be given" in err, err
-    framework, config, _ = train.parse_command_line(["--resume", str(tmp_path), "--epochs", "5"])
-    assert framework == "torch" and config == dataclasses.replace(SMALL, epochs=5)
+        refused(extra, f"{named} cannot apply to it (only --epochs, --data_dir")
+    refused(["--epochs", "1"], "--epochs: 1 is fewer than the 2")
+    argv = ["--resume", str(tmp_path), "--epochs", "5", "--cache_dir", "/elsewhere"]
+    framework, config, _ = train.parse_command_line(argv)
+    assert framework == "torch" and config == dataclasses.replace(SMALL, epochs=5, cache_dir="/elsewhere")
     with pytest.raises(SystemExit):
         train.parse_command_line(["--resume", str(tmp_path / "missing")])
     assert "--resume: " in capsys.readouterr().err
+
+
+def test_a_run_config_that_is_wrong_names_the_file(tmp_path, capsys):
+    from ltr_common.files import write_json
+
+    train = load_script("train")
+    for data, message in (
+        ({"framework": "tensorflow"}, "config.json: framework must be one of jax, torch, found 'tensorflow'"),
+        ({"epochs": 0}, "config.json: --epochs: expected an integer >= 1, got 0"),
+        ({"bogus": 1}, "config.json has unknown option(s) bogus"),
+    ):
+        write_json(tmp_path / "config.json", {**SMALL.to_dict(), **data})
+        with pytest.raises(SystemExit):
+            train.parse_command_line(["--resume", str(tmp_path)])
+        error = capsys.readouterr().err.strip().splitlines()[-1]  # after the usage lines
+        assert message in error and "--config" not in error, error
 
 
 def test_export_embeddings_from_a_folder_that_is_no_run_is_one_line_and_status_2(tmp_path, capsys):
@@ -210,3 +257,88 @@ def test_export_embeddings_from_a_folder_that_is_no_run_is_one_line_and_status_2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].endswith(f"error: {tmp_path} is not a run directory (it has no config.json)")
     assert not any("Traceback" in line for line in err)
+
+
+@pytest.mark.parametrize("framework", ["jax", "torch"])
+def test_a_retrieval_run_beside_its_baselines(framework, tmp_path):
+    config = dataclasses.replace(SMALL, task="retrieve", model="dot", negatives=20, epochs=2)
+    results = run(framework, config, tmp_path, data=small_data(), progress_bar=False)
+    ratings, _ = small_data()
+    for part in ("validation", "test"):
+        assert {"ndcg@10", "recall@10", "hr@10", "liked/ndcg@10"} <= set(results[part])
+        assert results["lists"][part]["lists"] + results["lists"][part]["left out"] == ratings.num_users
+        for name in ("popularity", "item_mean"):
+            mean, se, n = results["paired"][name][part]["ndcg@10"]
+            model, baseline = results[part]["ndcg@10"], results["baselines"][name][part]["ndcg@10"]
+            assert (
+                mean == pytest.approx(model - baseline, abs=1e-9)
+                and se > 0
+                and n == results["lists"][part]["lists"]
+            )
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["task"] == "retrieve" and saved["paired"] == json.loads(json.dumps(results["paired"]))
+
+
+def test_a_refit_trains_on_validation_too_and_reports_test_only(tmp_path):
+    config = dataclasses.replace(SMALL, refit=True)
+    ratings, _ = small_data()
+    from ltr_common.data import split_ratings
+
+    split = split_ratings(ratings, config)
+    assert len(split.validation) == 0
+    results = run("jax", config, tmp_path, data=(ratings, split), progress_bar=False)
+    assert "validation" not in results and set(results["lists"]) == {"test"}
+    assert results["best_step"] == results["steps"]  # nothing to select on: the last weights
+    plain = split_ratings(ratings, dataclasses.replace(config, refit=False))
+    assert split.train.lengths.sum() == plain.train.lengths.sum() + plain.validation.lengths.sum()
+
+
+def test_recommend_export_and_task_checks_on_a_movielens_retrieval_run(tmp_path, capsys, movielens):
+    config = [
+        "--framework",
+        "torch",
+        "--task",
+        "retrieve",
+        "--model",
+        "dot",
+        "--negatives",
+        "20",
+        "--embedding_dim",
+        "8",
+        "--epochs",
+        "1",
+        "--batch_size",
+        "128",
+        "--no-progress",
+    ]
+    assert load_script("train").main([*config, "--run-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    recommend = load_script("recommend")
+    assert recommend.main([str(tmp_path), "--user", "1", "--k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("top 3 unrated movies, by score:") and "rated highest in training" in out
+    recommended, rated = recommend.recommend(tmp_path, 1, 3)
+    assert len(recommended) == 3 and not {raw for raw, _ in recommended} & {raw for raw, _ in rated}
+    assert [r for _, r in rated] == sorted((r for _, r in rated), reverse=True) and len(rated) > 3
+    path = load_script("export_embeddings").export(tmp_path, tmp_path / "out")
+    data = np.load(path)
+    from ltr_train import load_run_config, make_backend
+
+    framework, run_config = load_run_config(tmp_path)
+    backend = make_backend(framework, run_config, 943, 1682)
+    backend.restore(tmp_path / "checkpoint_best")
+    scores = backend.catalog_scores(np.arange(5, dtype=np.int32))
+    user_bias = backend.weights()["user_bias"][:5, None]
+    np.testing.assert_allclose(
+        data["user_vectors"][:5] @ data["item_vectors"].T + user_bias, scores, rtol=1e-5, atol=1e-5
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        load_script("baselines").main(
+            ["--task", "rerank", "--run", f"dot={tmp_path}", "--baselines", "popularity"]
+        )
+    assert exit_info.value.code == 2
+    assert "is a --task retrieve run; this comparison is --task rerank" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        load_script("analyse_run").main([str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "is a --task retrieve run; this analysis is of --task rerank runs" in capsys.readouterr().err

@@ -1,0 +1,82 @@
+"""What every task shares: the protocols of a task and of what it evaluates, and the random
+inputs of a training batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Protocol
+
+import numpy as np
+
+from ltr_common.batching import Batch, iterate_batches
+from ltr_common.config import TrainConfig
+from ltr_common.lists import Lists
+from ltr_common.losses import LOSSES
+from ltr_common.pairs import sample_pairs
+
+
+class Scorer(Protocol):
+    """Anything a task can evaluate: a trained model (a ``Backend``) or a baseline."""
+
+    def batch_metrics(self, batch: Batch) -> Mapping[str, object]:
+        """Per-list ``ranking_metrics`` [B] of the lists of a padded batch."""
+
+    def catalog_metrics(
+        self, users: np.ndarray, reports: Mapping[str, np.ndarray], exclude: np.ndarray
+    ) -> Mapping[str, object]:
+        """Per-user ``retrieval_metrics`` [U] over the whole catalog, scored once, for each
+        relevance mask of ``reports`` (``{name prefix: [U, num_items] bool}``), the metric names
+        prefixed; ``exclude`` [U, num_items] bool."""
+
+
+class Task(Protocol):
+    """What a training list is, and how a model is evaluated. One module per task."""
+
+    name: str
+
+    def steps_per_epoch(self) -> int: ...
+
+    def epoch_inputs(self, *, epoch: int, start_batch: int = 0) -> Iterator[tuple[Batch, object, np.ndarray]]:
+        """``(batch, pairs, tie_break)`` for each training step of ``epoch`` from ``start_batch``."""
+
+    def per_list(self, scorer: Scorer, part: str) -> dict[str, np.ndarray]:
+        """Each evaluated list's metrics on ``part`` ("validation" or "test"); NaN where a list
+        does not count (a user with nothing relevant)."""
+
+    def evaluate(self, scorer: Scorer, part: str) -> dict[str, float]:
+        """The mean of each metric over the lists of ``part`` that count."""
+
+    def counts(self, part: str) -> dict[str, int]:
+        """How many lists of ``part`` count, and how many are left out."""
+
+
+def host_inputs(batch: Batch, config: TrainConfig, *, epoch: int, index: int):
+    """The sampled pairs (None: all pairs, or no pairwise term) and the random tie order of a
+    training batch, drawn in NumPy from ``(seed, epoch, index)``: the same in both frameworks."""
+    rng = np.random.default_rng([config.seed, epoch, index])
+    tie_break = rng.random(batch.labels.shape, dtype=np.float32)
+    pairs = None
+    wants_pairs = any(LOSSES[name].takes_pairs for name, _ in config.objective_terms)
+    if wants_pairs and config.pairs_per_list > 0:
+        pairs = sample_pairs(batch.labels, batch.mask, pairs_per_list=config.pairs_per_list, rng=rng)
+    return pairs, tie_break
+
+
+def training_inputs(
+    config: TrainConfig, train: Lists, *, epoch: int, start_batch: int = 0, extend=None
+) -> Iterator[tuple[Batch, object, np.ndarray]]:
+    """``(batch, pairs, tie_break)`` for each training step of ``epoch`` over the lists of
+    ``train`` from ``start_batch``; ``extend(batch, epoch=, index=)``, when given, turns each
+    batch into the one trained on (e.g. adds sampled negatives) before its pairs are drawn."""
+    batches = iterate_batches(
+        train,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        epoch=epoch,
+        length_bucketing=config.length_bucketing,
+        start_batch=start_batch,
+    )
+    for index, batch in enumerate(batches, start=start_batch):
+        if extend is not None:
+            batch = extend(batch, epoch=epoch, index=index)
+        yield (batch, *host_inputs(batch, config, epoch=epoch, index=index))

@@ -1,0 +1,124 @@
+"""Retrieval: rank the whole catalog for each user; the user's held-out items are relevant.
+
+Training lists are a user's training ratings (labels 1..5) plus ``--negatives`` items the user
+had not rated by the end of the training period (label 0), drawn anew for every batch from
+``(seed, epoch, batch)`` in NumPy, so both frameworks see the same lists. Every loss applies
+unchanged: ListMLE ranks the rated items above the sampled ones, pairwise PL on (rated,
+sampled) pairs is BPR. Items rated later (validation, test) can be drawn: at training time
+they are not known to be liked.
+
+Evaluation on a validation or test list: every item the user rated before it is left out of
+the ranking (the training list, the older ratings ``max_list_size`` cut from it, and for test
+the validation list), the rest of the catalog is ranked by score, and the list's items are
+the relevant ones — ``recall@k``, ``ndcg@k`` (binary gains, ideal ``min(k, relevant)``) and
+``hr@k`` from ``retrieval_metrics``; the ``liked/`` metrics count only ratings of 4 and 5. A
+user with nothing relevant is left out of a mean, and counted (``counts``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ltr_common.batching import Batch
+from ltr_common.config import ConfigError, TrainConfig
+from ltr_common.lists import Lists, Split
+from ltr_common.tasks.base import Scorer, training_inputs
+
+NEGATIVE_STREAM = 0x4E47  # a seed word of its own: the negatives' draws are not the pairs'
+LIKED = 4.0  # the rating from which a held-out item counts in the liked/ report
+
+
+def user_items(lists: Lists, num_users: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(offsets [num_users + 1], items)``: user ``u``'s items are ``items[offsets[u]:offsets[u+1]]``."""
+    counts = np.zeros(num_users, np.int64)
+    counts[lists.users] = lists.lengths
+    order = np.argsort(lists.users, kind="stable")
+    items = np.concatenate([lists.items[lists.offsets[k] : lists.offsets[k + 1]] for k in order] or [[]])
+    return np.concatenate([[0], np.cumsum(counts)]), items.astype(np.int64)
+
+
+def dense_mask(lists: Lists, num_users: int, num_items: int, keep=None) -> np.ndarray:
+    """[num_users, num_items] bool: True at each (user, item) of ``lists`` (where ``keep``)."""
+    mask = np.zeros((num_users, num_items), bool)
+    users = np.repeat(lists.users, lists.lengths)
+    chosen = slice(None) if keep is None else keep
+    mask[users[chosen], lists.items[chosen]] = True
+    return mask
+
+
+class RetrieveTask:
+    name = "retrieve"
+
+    def __init__(self, config: TrainConfig, split: Split):
+        self.config, self.split = config, split
+        self.num_users, self.num_items = split.num_users, split.num_items
+        # Everything rated up to the end of the training lists: never drawn as a negative.
+        self.known_offsets, self.known_items = user_items(split.history("validation"), self.num_users)
+        known = np.diff(self.known_offsets)[split.train.users]
+        unrated = self.num_items - int(known.max()) if len(known) else self.num_items
+        if config.negatives > unrated:
+            user = int(split.train.users[np.argmax(known)])
+            raise ConfigError(
+                f"--negatives: {config.negatives} sampled items per list, but user index {user} has "
+                f"only {unrated} items left unrated of {self.num_items}; use at most {unrated}"
+            )
+        self._masks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def steps_per_epoch(self) -> int:
+        return -(-len(self.split.train) // self.config.batch_size)
+
+    def sample_negatives(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """[B, negatives] distinct items each user (index, -1 for none) had not rated: uniform."""
+        count = self.config.negatives
+        keys = rng.random((len(users), self.num_items), dtype=np.float32)
+        real = users >= 0
+        starts, stops = self.known_offsets[users[real]], self.known_offsets[users[real] + 1]
+        rows = np.repeat(np.flatnonzero(real), stops - starts)
+        within = np.arange(rows.size) - np.repeat(
+            np.cumsum(stops - starts) - (stops - starts), stops - starts
+        )
+        keys[rows, self.known_items[np.repeat(starts, stops - starts) + within]] = 2.0  # never chosen
+        return np.argpartition(keys, count - 1, axis=1)[:, :count].astype(np.int32)
+
+    def with_negatives(self, batch: Batch, *, epoch: int, index: int) -> Batch:
+        """``batch`` with ``negatives`` sampled items (label 0) appended to every real list."""
+        rng = np.random.default_rng([self.config.seed, epoch, index, NEGATIVE_STREAM])
+        real = batch.list_ids >= 0
+        users = np.where(real, batch.user_ids, -1)
+        negatives = self.sample_negatives(users, rng)
+        shape = negatives.shape
+        return batch._replace(
+            item_ids=np.concatenate([batch.item_ids, np.where(real[:, None], negatives, 0)], axis=1),
+            labels=np.concatenate([batch.labels, np.zeros(shape, batch.labels.dtype)], axis=1),
+            mask=np.concatenate([batch.mask, np.broadcast_to(real[:, None], shape)], axis=1),
+        )
+
+    def epoch_inputs(self, *, epoch: int, start_batch: int = 0):
+        return training_inputs(
+            self.config, self.split.train, epoch=epoch, start_batch=start_batch, extend=self.with_negatives
+        )
+
+    def masks(self, part: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(relevant, liked, exclude)``, each [num_users, num_items] bool, for ``part``."""
+        if part not in self._masks:
+            target, shape = getattr(self.split, part), (self.num_users, self.num_items)
+            self._masks[part] = (
+                dense_mask(target, *shape),
+                dense_mask(target, *shape, keep=target.labels >= LIKED),
+                dense_mask(self.split.history(part), *shape),
+            )
+        return self._masks[part]
+
+    def per_list(self, scorer: Scorer, part: str) -> dict[str, np.ndarray]:
+        relevant, liked, exclude = self.masks(part)
+        users = np.arange(self.num_users, dtype=np.int32)
+        metrics = scorer.catalog_metrics(users, {"": relevant, "liked/": liked}, exclude)
+        return {k: np.asarray(v, np.float64) for k, v in metrics.items()}
+
+    def evaluate(self, scorer: Scorer, part: str) -> dict[str, float]:
+        return {k: float(np.nanmean(v)) for k, v in self.per_list(scorer, part).items()}
+
+    def counts(self, part: str) -> dict[str, int]:
+        relevant, liked, _ = self.masks(part)
+        users, users_liked = int(relevant.any(1).sum()), int(liked.any(1).sum())
+        return {"lists": users, "left out": self.num_users - users, "liked lists": users_liked}

@@ -1,0 +1,92 @@
+"""A model beside the baselines on the same lists: their means and the paired differences.
+
+Baselines are fit on the model's training lists only; the item mean's shrinkage and the
+rating MF's regularisation are chosen on the validation lists (for a refit, on the split
+that has them, then fit again on the refit's training lists).
+"""
+
+from __future__ import annotations
+
+from loguru import logger
+
+from ltr_common import baselines
+from ltr_common.config import TrainConfig
+from ltr_common.data import split_ratings
+from ltr_common.lists import Split
+from ltr_common.movielens import Ratings
+from ltr_common.stats import paired_difference
+from ltr_common.tasks import Scorer, Task, make_task
+
+SELECTION_METRIC = "ndcg@10"
+MF_REGULARISATION = (3.0, 10.0, 30.0)
+
+
+def framework_metrics(framework: str):
+    """The framework's module of metric functions (``ranking_metrics``, ``retrieval_metrics``)."""
+    if framework == "torch":
+        import torch_ltr
+
+        return torch_ltr
+    import jax_ltr
+
+    return jax_ltr
+
+
+def fit_baselines(
+    names, config: TrainConfig, ratings: Ratings, split: Split, metrics
+) -> dict[str, baselines.ScoreScorer]:
+    """The baselines ``names`` (``ltr_common.baselines.BASELINES``) fit on ``split.train``."""
+    unknown = sorted(set(names) - set(baselines.BASELINES))
+    if unknown:
+        raise ValueError(f"baselines: unknown {unknown}; known: {', '.join(baselines.BASELINES)}")
+    users, items = ratings.num_users, ratings.num_items
+    # name -> (its settings, fit(training lists, setting) -> score function)
+    fits = {
+        "random": ((None,), lambda train, _: baselines.random_scores(config.seed)),
+        "popularity": ((None,), lambda train, _: baselines.item_scores(baselines.popularity(train, items))),
+        "item_mean": (
+            baselines.PRIORS,
+            lambda train, prior: baselines.item_scores(baselines.item_mean(train, items, prior=prior)),
+        ),
+        "rating_mf": (
+            MF_REGULARISATION,
+            lambda train, reg: baselines.rating_mf(train, users, items, reg=reg, seed=config.seed),
+        ),
+    }
+
+    def scorer(score):
+        return baselines.ScoreScorer(score, metrics, top_k=config.top_k, num_items=items)
+
+    # Settings are chosen on validation lists: this split's, or for a refit the plain split's.
+    chosen_on = split if len(split.validation) else split_ratings(ratings, config, refit=False)
+    out = {}
+    for name in names:
+        settings, fit = fits[name]
+        setting = settings[0]
+        if len(settings) > 1:
+            task = make_task(config, chosen_on)
+            values = {
+                s: task.evaluate(scorer(fit(chosen_on.train, s)), "validation")[SELECTION_METRIC]
+                for s in settings
+            }
+            setting = max(values, key=values.get)
+            logger.info("{}: setting {} chosen on validation {}", name, setting, values)
+        out[name] = scorer(fit(split.train, setting))
+    return out
+
+
+def compare(task: Task, model: Scorer, others: dict[str, Scorer], parts) -> dict:
+    """``{"baselines": {name: {part: means}}, "paired": {name: {part: {metric: [mean, se, n]}}}}``:
+    each baseline's means, and the model's per-list advantage over it on the same lists."""
+    result = {"baselines": {}, "paired": {}}
+    for part in parts:
+        ours = task.per_list(model, part)
+        for name, other in others.items():
+            theirs = task.per_list(other, part)
+            result["baselines"].setdefault(name, {})[part] = {
+                k: float(v[v == v].mean()) if (v == v).any() else float("nan") for k, v in theirs.items()
+            }
+            result["paired"].setdefault(name, {})[part] = {
+                k: list(paired_difference(ours[k], theirs[k])) for k in ours
+            }
+    return result

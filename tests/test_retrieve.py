@@ -1,0 +1,106 @@
+"""The retrieval task's data: sampled negatives, what each part leaves out of the ranking,
+and its bad input (on small synthetic data, and on MovieLens where its counts are known)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from ltr_common import ConfigError, TrainConfig
+from ltr_common.tasks import RetrieveTask
+from ltr_common.tasks.retrieve import dense_mask
+from tests._small import SMALL, small_data
+
+CONFIG = dataclasses.replace(SMALL, task="retrieve", negatives=20)
+
+
+@pytest.fixture(scope="module")
+def task():
+    return RetrieveTask(CONFIG, small_data()[1])
+
+
+def rated_before(split, part):
+    """{user: set of items} rated before ``part``'s lists, straight from the lists."""
+    pieces = [split.older, split.train] + ([split.validation] if part == "test" else [])
+    out = {}
+    for lists in pieces:
+        for k, user in enumerate(lists.users):
+            out.setdefault(int(user), set()).update(lists.list_at(k)[0].tolist())
+    return out
+
+
+def test_history_is_everything_rated_before_a_part(task):
+    split = task.split
+    for part in ("validation", "test"):
+        expected = rated_before(split, part)
+        history = split.history(part)
+        assert {int(u): set(history.list_at(k)[0].tolist()) for k, u in enumerate(history.users)} == expected
+        _, _, exclude = task.masks(part)
+        for user, items in expected.items():
+            assert set(np.flatnonzero(exclude[user])) == items
+
+
+def test_relevant_are_the_parts_items_and_liked_the_high_ratings(task):
+    relevant, liked, exclude = task.masks("test")
+    test = task.split.test
+    for k, user in enumerate(test.users):
+        items, labels = test.list_at(k)
+        assert set(np.flatnonzero(relevant[user])) == set(items.tolist())
+        assert set(np.flatnonzero(liked[user])) == set(items[labels >= 4].tolist())
+    assert not (relevant & exclude).any()
+    assert task.counts("test") == {
+        "lists": len(test),
+        "left out": task.num_users - len(test),
+        "liked lists": int(liked.any(1).sum()),
+    }
+
+
+def test_negatives_are_unrated_distinct_and_the_same_for_the_same_batch(task):
+    known = rated_before(task.split, "validation")
+    seen_counts = np.zeros(task.num_items)
+    for epoch in range(2):
+        for batch, _, _ in task.epoch_inputs(epoch=epoch):
+            width = batch.item_ids.shape[1]
+            negatives = batch.item_ids[:, width - CONFIG.negatives :]
+            labels = batch.labels[:, width - CONFIG.negatives :]
+            for row in np.flatnonzero(batch.list_ids >= 0):
+                user = int(batch.user_ids[row])
+                chosen = negatives[row]
+                assert len(set(chosen.tolist())) == CONFIG.negatives
+                assert not set(chosen.tolist()) & known.get(user, set())
+                assert (labels[row] == 0).all() and batch.mask[row, width - CONFIG.negatives :].all()
+                seen_counts[chosen] += 1
+            assert not batch.mask[batch.list_ids < 0].any()  # padding rows stay empty
+    first = [b.item_ids for b, _, _ in task.epoch_inputs(epoch=0)]
+    again = [b.item_ids for b, _, _ in task.epoch_inputs(epoch=0)]
+    other = [b.item_ids for b, _, _ in task.epoch_inputs(epoch=1)]
+    assert all((a == b).all() for a, b in zip(first, again, strict=True))  # (seed, epoch, batch)
+    assert any(a.shape != b.shape or (a != b).any() for a, b in zip(first, other, strict=True))
+    resumed = [b.item_ids for b, _, _ in task.epoch_inputs(epoch=0, start_batch=2)]
+    assert all((a == b).all() for a, b in zip(first[2:], resumed, strict=True))
+    assert (seen_counts > 0).mean() > 0.9  # uniform over the catalog, not a few favourites
+
+
+def test_too_many_negatives_names_the_flag():
+    _, split = small_data()
+    with pytest.raises(
+        ConfigError,
+        match=r"--negatives: 590 sampled items per list, but user index \d+ has only \d+ items left",
+    ):
+        RetrieveTask(dataclasses.replace(CONFIG, negatives=590), split)
+
+
+def test_dense_mask_marks_each_rating(task):
+    mask = dense_mask(task.split.validation, task.num_users, task.num_items)
+    assert mask.sum() == task.split.validation.lengths.sum()
+
+
+def test_movielens_retrieval_counts(movielens_split):
+    task = RetrieveTask(TrainConfig(task="retrieve"), movielens_split)
+    assert task.counts("test")["lists"] == 943 and task.counts("test")["left out"] == 0
+    _, _, exclude = task.masks("test")
+    per_user = exclude.sum(1)
+    assert per_user.sum() == 100_000 - 9_430  # every rating but the test lists
+    assert (per_user >= 10).all()
