@@ -236,10 +236,12 @@ def listmle_loss(
         ``tie_break``.
       levels: the values the valid labels take, when they are few and known (ratings
         ``(1, 2, 3, 4, 5)``, grades ``range(5)``). Without ``tie_break``/``key`` the label
-        order is then found by a counting sort instead of a comparison sort, with the same
-        result, several times faster on CPU. A valid label outside ``levels`` is a
-        ``ValueError`` outside ``jit``; under ``jit`` that list's loss is NaN (the trainer's
-        guard stops on it).
+        order is then found by a counting pass instead of an integer sort, with the same
+        result, the fastest order for graded labels on CPU (docs/benchmark.md). Without
+        ``levels`` the order comes from single-operand integer sorts for any labels
+        (``jax_ltr._utils.descending_order``), never a comparison sort. A valid label
+        outside ``levels`` is a ``ValueError`` outside ``jit``; under ``jit`` that list's
+        loss is NaN (the trainer's guard stops on it).
       method: how the suffix log-sum-exp is computed (see ``suffix_logsumexp``); every
         method gives the same values.
       reduction: "none" → per-list losses [...]; "sum"; "mean" → over lists with at least

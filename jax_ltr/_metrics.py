@@ -7,8 +7,10 @@ score, ties by position; invalid items are never ranked.
 
 from __future__ import annotations
 
+import functools
 import sys
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -18,6 +20,7 @@ from jax_ltr._utils import (
     descending_order,
     nan_for_bad_labels,
     safe_reduce,
+    sort_keys,
     take,
 )
 from ltr_common import checks
@@ -157,6 +160,18 @@ def ranking_metrics(
       >>> {k: round(float(v[0]), 4) for k, v in m.items()}
       {'ndcg@2': 0.5081, 'mrr': 0.5, 'map': 0.5833, 'recall@10': 1.0}
     """
+    scores, labels = jnp.asarray(scores), jnp.asarray(labels)
+    where = None if where is None else jnp.asarray(where)
+    check_inputs(scores, labels, where)  # outside jit: the value checks too, before compiling
+    for k in (*top_k, *recall_k):
+        check_k(k)
+    return _ranking_metrics(scores, labels, where, tuple(top_k), tuple(recall_k), float(relevance_threshold))
+
+
+# One compiled program per shape for callers outside jit (the baselines score batches in
+# NumPy): op by op, the set is hundreds of dispatches. Under an outer jit it is inlined.
+@functools.partial(jax.jit, static_argnums=(3, 4, 5))
+def _ranking_metrics(scores, labels, where, top_k, recall_k, relevance_threshold):
     return ranking_metric_set(
         sys.modules[__name__],
         scores,
@@ -196,10 +211,19 @@ def retrieval_metrics(scores, relevant, *, exclude=None, ks=(10, 20)) -> dict:
     scores, relevant = jnp.asarray(scores), jnp.asarray(relevant)
     exclude = None if exclude is None else jnp.asarray(exclude)
     checks.check_retrieval(*(None if x is None else array_info(x) for x in (scores, relevant, exclude)), ks)
+    return _retrieval_metrics(scores, relevant, exclude, tuple(ks))
+
+
+@functools.partial(jax.jit, static_argnums=3)  # one program per shape (see _ranking_metrics)
+def _retrieval_metrics(scores, relevant, exclude, ks):
     dtype = jnp.promote_types(scores.dtype, jnp.float32)
-    ranked = scores.astype(dtype) if exclude is None else jnp.where(exclude, -jnp.inf, scores.astype(dtype))
-    # top_k orders by bits, -0.0 below +0.0; + 0.0 folds them so they tie (lower index first).
-    _, top = lax.top_k(ranked + 0.0, min(max(ks), scores.shape[-1]))
+    # Ranked by an integer key in the scores' order (``sort_keys``: -0.0 ties +0.0, excluded
+    # items last); top_k puts ties at the lower index first.
+    keep = jnp.ones(scores.shape, bool) if exclude is None else ~exclude
+    keys = ~sort_keys(scores.astype(dtype), keep, descending=True)  # larger: better
+    signed = {4: jnp.int32, 8: jnp.int64}[keys.dtype.itemsize]
+    top_bit = jnp.asarray(1 << (8 * keys.dtype.itemsize - 1), keys.dtype)
+    _, top = lax.top_k(lax.bitcast_convert_type(keys ^ top_bit, signed), min(max(ks), scores.shape[-1]))
     hits = jnp.take_along_axis(relevant, top, axis=-1).astype(dtype)
     count = jnp.sum(relevant, axis=-1).astype(dtype)
     discount = 1.0 / jnp.log2(jnp.arange(2, top.shape[-1] + 2, dtype=dtype))

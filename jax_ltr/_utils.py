@@ -84,16 +84,120 @@ def descending_order(keys, where, tie_break=None):
     """The permutation that sorts ``keys`` descending along the last axis, valid items first.
 
     Ties are broken by ascending ``tie_break`` (when given), then by position: a stable
-    lexicographic sort. ``+ 0.0`` folds -0.0 into +0.0 so signed zeros tie, as in PyTorch.
+    lexicographic sort. -0.0 and +0.0 tie, as in PyTorch.
+
+    Computed without a multi-operand comparison sort (see ``stable_order``): the keys become
+    unsigned integers in the same order, and a ``tie_break`` is applied first, as a stable
+    sort of its own whose result the label sort keeps (least significant key first).
+    """
+    label_keys = sort_keys(keys, where, descending=True)
+    if tie_break is None:
+        return stable_order(label_keys, where)
+    first = stable_order(sort_keys(tie_break, where, descending=False), where)
+    second = stable_order(take(label_keys, first), take(where, first))
+    return take(first, second)
+
+
+_UNSIGNED = {4: jnp.uint32, 8: jnp.uint64}
+
+
+def sort_keys(x, where, *, descending: bool):
+    """Unsigned integers in the order of float ``x`` (reversed when ``descending``), every
+    invalid item given the largest value and every valid one a smaller value.
+
+    The float bits are made order-preserving (flip all bits of negatives, set the sign bit of
+    the rest); -0.0 and +0.0 are one key. Half-precision floats widen to
+    float32 exactly; float64 (with x64 on) gives uint64.
+    """
+    x = jnp.asarray(x)
+    if x.dtype.itemsize < 4 or not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.float32)
+    unsigned = _UNSIGNED[x.dtype.itemsize]
+    sign = jnp.asarray(1 << (8 * x.dtype.itemsize - 1), unsigned)
+    bits = lax.bitcast_convert_type(x, unsigned)
+    # -0.0 is +0.0, on the bits: XLA folds ``x + 0.0`` away, and ``x == 0`` flushes subnormals.
+    bits = jnp.where(bits == sign, jnp.asarray(0, unsigned), bits)
+    ordered = jnp.where((bits & sign) != 0, ~bits, bits | sign)
+    if descending:
+        ordered = ~ordered
+    last = jnp.asarray(jnp.iinfo(unsigned).max, unsigned)
+    return jnp.where(where, jnp.minimum(ordered, last - 1), last)
+
+
+def stable_order(keys, where):
+    """The stable ascending order of unsigned ``keys`` [..., L] (``sort_keys``), from one
+    single-operand integer sort of unique packed keys.
+
+    The low bits of each packed key hold the item's position, so ties keep their positions'
+    order and the sorted low bits are the permutation. Above them go:
+
+    - the key's own high bits, when its low ``p = ceil(log2 L)`` bits carry no order (every
+      valid item's are all zeros, or all ones, as for small-integer labels such as ratings,
+      grades or tie ranks): one uint32 sort;
+    - otherwise, for 32-bit keys, the whole key in the high half of a uint64 (x64 switched on
+      for these few operations only, whatever the caller's setting);
+    - for 64-bit keys, and on TPUs (which emulate 64-bit integers), the key's dense rank in
+      its list, from a first sort and a vectorised binary search; lists longer than 65,536
+      items there need x64, or fall back to the stable two-operand comparison sort.
+
+    Every path gives the same permutation; ``lax.cond`` runs only the one the keys need.
     """
     axis = keys.ndim - 1
-    primary = jnp.where(where, -keys, jnp.inf) + 0.0
+    length = keys.shape[-1]
+    bits = (length - 1).bit_length()
     position = lax.broadcasted_iota(jnp.int32, keys.shape, axis)
-    if tie_break is None:
-        operands, num_keys = (primary, position), 1
+    if bits == 0:
+        return position
+    low = jnp.asarray((1 << bits) - 1, keys.dtype)
+    own = keys & low
+    high_max = jnp.asarray(jnp.iinfo(keys.dtype).max >> bits, keys.dtype)
+    alike = (keys >> bits) != high_max  # valid items: high bits below the invalid ones'
+    # Every valid item of the array with the same low bits, all zeros or all ones.
+    uniform = jnp.all(alike & (own == 0) | ~where) | jnp.all(alike & (own == low) | ~where)
+
+    def by_high_bits():
+        return _packed_order((keys & ~low) | position.astype(keys.dtype), bits)
+
+    def by_wide_key():  # a 32-bit key and the position in one uint64
+        with jax.enable_x64(True):
+            wide = (keys.astype(jnp.uint64) << 32) | position.astype(jnp.uint64)
+            return _packed_order(wide, 32)
+
+    def by_rank():
+        packed = jnp.uint32 if 2 * bits <= 32 else jnp.uint64
+        rank = _count_below(lax.sort(keys, dimension=axis, is_stable=False), keys)
+        return _packed_order((rank.astype(packed) << bits) | position.astype(packed), bits)
+
+    def by_comparison():  # no integer wide enough for rank and position
+        return lax.sort((keys, position), dimension=axis, is_stable=True, num_keys=1)[1]
+
+    if keys.dtype == jnp.uint32 and jax.default_backend() != "tpu":  # TPUs emulate 64-bit integers
+        general = by_wide_key
+    elif 2 * bits <= 32 or jax.config.jax_enable_x64:
+        general = by_rank
     else:
-        operands, num_keys = (primary, jnp.where(where, tie_break, 0.0) + 0.0, position), 2
-    return lax.sort(operands, dimension=axis, is_stable=True, num_keys=num_keys)[-1]
+        general = by_comparison
+    return lax.cond(uniform, by_high_bits, general)
+
+
+def _packed_order(packed, bits: int):
+    """The positions held in the low ``bits`` of unique ``packed`` keys, in sorted order."""
+    ordered = lax.sort(packed, dimension=packed.ndim - 1, is_stable=False)  # unique: stable anyway
+    return (ordered & jnp.asarray((1 << bits) - 1, packed.dtype)).astype(jnp.int32)
+
+
+def _count_below(sorted_keys, keys):
+    """For each key, how many of its list's ``sorted_keys`` are smaller: a branchless binary
+    search, one gather per bit of the length, every item at once."""
+    length = keys.shape[-1]
+    count = jnp.zeros(keys.shape, jnp.int32)
+    step = 1 << (length.bit_length() - 1)
+    while step:
+        candidate = count + step
+        probe = jnp.take_along_axis(sorted_keys, jnp.minimum(candidate, length) - 1, axis=-1)
+        count = jnp.where((candidate <= length) & (probe < keys), candidate, count)
+        step >>= 1
+    return count
 
 
 def labels_in_levels(labels, where, levels: tuple[float, ...]):

@@ -52,9 +52,17 @@ class Task(Protocol):
 
 def host_inputs(batch: Batch, config: TrainConfig, *, epoch: int, index: int):
     """The sampled pairs (None: all pairs, or no pairwise term) and the random tie order of a
-    training batch, drawn in NumPy from ``(seed, epoch, index)``: the same in both frameworks."""
+    training batch, drawn in NumPy from ``(seed, epoch, index)``: the same in both frameworks.
+
+    The tie order is each item's rank (0 .. L-1, as float32) in a uniform draw, ties of the
+    draw by position: ordering tied labels by it is ordering them by the draw. Small integers
+    let the JAX loss order labels and ties with single-operand integer sorts (no comparison
+    sort on the training step); the draw is what the trainers used before, so runs repeat.
+    """
     rng = np.random.default_rng([config.seed, epoch, index])
-    tie_break = rng.random(batch.labels.shape, dtype=np.float32)
+    draw = rng.random(batch.labels.shape, dtype=np.float32)
+    rank = np.argsort(np.argsort(draw, axis=-1, kind="stable"), axis=-1, kind="stable")
+    tie_break = rank.astype(np.float32)
     pairs = None
     wants_pairs = any(LOSSES[name].takes_pairs for name, _ in config.objective_terms)
     if wants_pairs and config.pairs_per_list > 0:

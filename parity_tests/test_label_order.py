@@ -1,0 +1,133 @@
+"""The label order of ListMLE and the metrics: the stable lexicographic sort, from integer sorts.
+
+``jax_ltr._utils.descending_order`` packs keys and positions into unsigned integers and sorts
+one operand (``stable_order``). These tests hold it to a plain-Python stable sort on every
+corner the comparison sort handled — ties, a ``tie_break``, NaN at masked positions, ±inf,
+-0.0, subnormals, float64, lists past 65,536 items — and check that the trainer's step does
+not fall back to a comparison sort.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.extend
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jax_ltr
+from jax_ltr import _train as jax_train
+from jax_ltr._utils import descending_order
+from ltr_common.tasks import make_task
+from tests._small import SMALL, small_data
+
+
+def python_order(keys, where, tie_break=None) -> np.ndarray:
+    """Valid items first, labels descending (-0.0 = +0.0), ties by ascending tie_break, then
+    by position: Python's stable ``sorted`` on exact float keys."""
+    rows = []
+    for r in range(keys.shape[0]):
+        tie = np.zeros(keys.shape[1]) if tie_break is None else np.where(where[r], tie_break[r], 0.0)
+
+        def key(i, r=r, tie=tie):
+            return (not where[r, i], -float(keys[r, i]) if where[r, i] else 0.0, float(tie[i]) + 0.0, i)
+
+        rows.append(sorted(range(keys.shape[1]), key=key))
+    return np.array(rows, dtype=np.int32).reshape(keys.shape)
+
+
+KINDS = {
+    "ratings": lambda rng, shape: rng.integers(1, 6, shape).astype(float),
+    "continuous": lambda rng, shape: rng.normal(size=shape),
+    "infinities and signed zeros": lambda rng, shape: rng.choice(
+        [-np.inf, np.inf, 0.0, -0.0, 1.5, -2.0], shape
+    ),
+    "subnormals": lambda rng, shape: rng.choice([1e-45, -1e-45, 3e-39, 0.0, -0.0, 1e-30], shape),
+    "large integers": lambda rng, shape: rng.integers(0, 3, shape) * 2.0**20 + rng.integers(0, 2, shape),
+}
+
+
+def _draw(kind, shape, dtype, seed):
+    rng = np.random.default_rng(seed)
+    keys = KINDS[kind](rng, shape).astype(dtype)
+    where = rng.random(shape) < 0.8
+    return keys, where, rng
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("length", [1, 2, 7, 200])
+def test_the_order_is_the_stable_sort(kind, length):
+    keys, where, rng = _draw(kind, (9, length), np.float32, seed=length)
+    masked = np.where(where, keys, np.nan).astype(np.float32)  # NaN at masked positions
+    order = jax.jit(descending_order)
+    np.testing.assert_array_equal(np.asarray(order(masked, where)), python_order(keys, where))
+    for tie in (
+        rng.random(keys.shape),
+        rng.integers(0, 3, keys.shape),
+        rng.permutation(length) * np.ones((9, 1)),
+    ):
+        tie = tie.astype(np.float32)
+        got = np.asarray(order(masked, where, tie))
+        np.testing.assert_array_equal(got, python_order(keys, where, tie))
+
+
+@pytest.mark.parametrize("kind", ["ratings", "continuous"])
+def test_float64_and_lists_longer_than_65536(kind):
+    keys, where, rng = _draw(kind, (2, 70_000), np.float32, seed=1)
+    tie = rng.random(keys.shape).astype(np.float32)
+    np.testing.assert_array_equal(
+        np.asarray(descending_order(keys, where, tie)), python_order(keys, where, tie)
+    )
+    with jax.enable_x64(True):
+        keys, where, rng = _draw(kind, (3, 300), np.float64, seed=2)
+        keys[0, :2] = [0.1, 0.1 + 2**-55]  # one float64 ulp apart: not equal in float32
+        where[0, :2] = True
+        tie = rng.random(keys.shape)
+        np.testing.assert_array_equal(np.asarray(descending_order(keys, where)), python_order(keys, where))
+        got = np.asarray(descending_order(keys, where, tie))
+        np.testing.assert_array_equal(got, python_order(keys, where, tie))
+
+
+def _sorts(jaxpr):
+    """Every ``sort`` equation of a jaxpr, inner jaxprs (cond branches, scans, custom
+    derivatives, nested jits) included."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "sort":
+            yield eqn
+        for inner in jax.extend.core.jaxprs_in_params(eqn.params):
+            yield from _sorts(inner)
+
+
+def _comparison_sorts(jaxpr) -> list[str]:
+    """The sorts that are not one unsigned-integer operand: the multi-operand comparison sort."""
+    found = list(_sorts(jaxpr))
+    assert found, "no sort at all: the check would pass vacuously"
+    return [
+        str(eqn)
+        for eqn in found
+        if len(eqn.invars) != 1 or not jnp.issubdtype(eqn.invars[0].aval.dtype, jnp.unsignedinteger)
+    ]
+
+
+def test_the_default_loss_call_has_no_comparison_sort():
+    scores, labels, where = jnp.zeros((4, 200)), jnp.ones((4, 200)), jnp.ones((4, 200), bool)
+    for options in ({}, {"tie_break": jnp.zeros((4, 200))}):
+        value_and_grad = jax.value_and_grad(
+            lambda s, o=options: jax_ltr.listmle_loss(s, labels, where=where, **o)
+        )
+        assert _comparison_sorts(jax.make_jaxpr(value_and_grad)(scores).jaxpr) == []
+    # The check sees a comparison sort where there is one: XLA's stable argsort.
+    argsort = jax.make_jaxpr(lambda y: jnp.argsort(-y, stable=True))(jnp.ones((4, 200)))
+    assert len(_comparison_sorts(argsort.jaxpr)) == 1
+
+
+@pytest.mark.parametrize("task", ["rerank", "retrieve"])
+def test_the_trainers_step_has_no_comparison_sort(task):
+    config = dataclasses.replace(SMALL, task=task, loss="hybrid", negatives=20)
+    ratings, split = small_data()
+    trainer = jax_train.Trainer(config, ratings.num_users, ratings.num_items)
+    batch, pairs, tie_break = next(iter(make_task(config, split).epoch_inputs(epoch=0)))
+    traced = trainer._train_step.trace(trainer.state, trainer._batch(batch), pairs, tie_break)
+    assert _comparison_sorts(traced.jaxpr.jaxpr) == []
