@@ -20,7 +20,6 @@ from jax_ltr._utils import (
     descending_order,
     nan_for_bad_labels,
     safe_reduce,
-    sort_keys,
     take,
 )
 from ltr_common import checks
@@ -217,13 +216,15 @@ def retrieval_metrics(scores, relevant, *, exclude=None, ks=(10, 20)) -> dict:
 @functools.partial(jax.jit, static_argnums=3)  # one program per shape (see _ranking_metrics)
 def _retrieval_metrics(scores, relevant, exclude, ks):
     dtype = jnp.promote_types(scores.dtype, jnp.float32)
-    # Ranked by an integer key in the scores' order (``sort_keys``: -0.0 ties +0.0, excluded
-    # items last); top_k puts ties at the lower index first.
-    keep = jnp.ones(scores.shape, bool) if exclude is None else ~exclude
-    keys = ~sort_keys(scores.astype(dtype), keep, descending=True)  # larger: better
-    signed = {4: jnp.int32, 8: jnp.int64}[keys.dtype.itemsize]
-    top_bit = jnp.asarray(1 << (8 * keys.dtype.itemsize - 1), keys.dtype)
-    _, top = lax.top_k(lax.bitcast_convert_type(keys ^ top_bit, signed), min(max(ks), scores.shape[-1]))
+    ranked = scores.astype(dtype) if exclude is None else jnp.where(exclude, -jnp.inf, scores.astype(dtype))
+    # top_k orders -0.0 below +0.0; they must tie (lower index first). Cleared on the bits:
+    # XLA folds a ``+ 0.0`` away. (top_k on an integer key would be exact for subnormals too,
+    # but XLA's CPU top_k is fast only for floats, which compare subnormals as zero there.)
+    unsigned = {4: jnp.uint32, 8: jnp.uint64}[jnp.dtype(dtype).itemsize]
+    negative_zero = lax.bitcast_convert_type(ranked, unsigned) == jnp.asarray(
+        1 << (8 * jnp.dtype(dtype).itemsize - 1), unsigned
+    )
+    _, top = lax.top_k(jnp.where(negative_zero, 0.0, ranked), min(max(ks), scores.shape[-1]))
     hits = jnp.take_along_axis(relevant, top, axis=-1).astype(dtype)
     count = jnp.sum(relevant, axis=-1).astype(dtype)
     discount = 1.0 / jnp.log2(jnp.arange(2, top.shape[-1] + 2, dtype=dtype))

@@ -92,8 +92,12 @@ def train(
     resume: bool = False,
     progress_bar: Callable | None = None,
     after_step: Callable[[Progress], None] | None = None,
+    epoch_seconds: list[float] | None = None,
 ) -> Progress:
     """Train on ``task`` until ``config.epochs`` or early stopping; checkpoints go to ``run_dir``.
+
+    ``epoch_seconds``, when given, gets the wall time of each epoch this call completes
+    (its steps, host inputs, evaluation and checkpoints; the first includes compilation).
 
     With ``config.refit`` there are no validation lists: every checkpoint is also the best,
     and the last weights are the ones tested. ``after_step`` is called after every step
@@ -172,6 +176,7 @@ def train(
         backend.save(latest, progress.to_dict())
 
     while progress.epoch < config.epochs and not progress.stopped_early:
+        epoch_start = time.perf_counter()
         inputs = task.epoch_inputs(epoch=progress.epoch, start_batch=progress.batch)
         for batch, pairs, tie_break in inputs:
             pending.append((progress.step + 1, backend.train_step(batch, pairs, tie_break)))
@@ -187,6 +192,8 @@ def train(
                 progress.epoch, progress.batch = progress.epoch + 1, 0
             if progress.step % config.eval_every == 0 or end_of_epoch:
                 evaluate_and_checkpoint()
+            if end_of_epoch and epoch_seconds is not None:
+                epoch_seconds.append(time.perf_counter() - epoch_start)
             if after_step is not None:
                 after_step(progress)
             if progress.stopped_early:

@@ -99,7 +99,7 @@ def run(
         trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
         logger.info("{} trainer on {}; run directory {}", framework, trainer.devices(), run_dir)
         SummaryWriter = summary_writer_class()
-        started = time.perf_counter()
+        started, epoch_seconds = time.perf_counter(), []
         with SummaryWriter(str(run_dir)) as writer:
             bar = (
                 (lambda **kw: tqdm(desc=f"{framework} {config.task} {config.loss}", unit="step", **kw))
@@ -115,6 +115,7 @@ def run(
                 resume=resume,
                 progress_bar=bar,
                 after_step=after_step,
+                epoch_seconds=epoch_seconds,
             )
         seconds = time.perf_counter() - started
         best = restore_with_fallback(trainer.restore, run_dir / "checkpoint_best")
@@ -126,6 +127,7 @@ def run(
             "steps": progress.step,
             "stopped_early": progress.stopped_early,
             "train_seconds": seconds,
+            "epoch_seconds": epoch_seconds,
             **{part: task.evaluate(trainer, part) for part in parts},
             "lists": {part: task.counts(part) for part in parts},
         }

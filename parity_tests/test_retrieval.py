@@ -59,6 +59,18 @@ def test_retrieval_metrics_equal_a_brute_force_sort(framework, dtype):
 
 
 @pytest.mark.parametrize("framework", ["jax", "torch"])
+def test_signed_zeros_tie_and_go_to_the_lower_index(framework):
+    module = jax_ltr if framework == "jax" else torch_ltr
+    scores = np.array([[0.0, -0.0, 1.0, -0.0], [-0.0, 0.0, 1.0, 0.0]], np.float32)
+    relevant = np.array([[False, True, False, False], [True, False, False, False]])
+    if framework == "torch":
+        scores, relevant = torch.from_numpy(scores), torch.from_numpy(relevant)
+    out = module.retrieval_metrics(scores, relevant, ks=(2,))
+    # Ranks 1, 2: item 2, then the first of the tied zeros, item 0 — whatever its sign.
+    np.testing.assert_array_equal(np.asarray(out["hr@2"]), [0.0, 1.0])
+
+
+@pytest.mark.parametrize("framework", ["jax", "torch"])
 def test_retrieval_arguments_are_checked(framework):
     module = jax_ltr if framework == "jax" else torch_ltr
     scores, relevant = np.zeros((2, 3), np.float32), np.zeros((2, 3), bool)

@@ -4,6 +4,7 @@ original per-row Python loop and Rax, on the same inputs; and the two trainers e
     python scripts/benchmark.py [--grid 64x50,1024x200] [--losses listmle,pairwise_pl,hybrid]
                                 [--modes forward,forward+backward] [--dtypes float32,bfloat16]
                                 [--implementations NAME ...] [--runs 20] [--out DIR] [--train]
+                                [--main-job retrieve,rerank] [--skip-grid]
 
 Each cell (loss, implementation, B x L, dtype, mode) is compiled and warmed up first; then
 ``--runs`` calls are timed one by one (JAX: ``block_until_ready``) and the median and the
@@ -132,10 +133,16 @@ def implementations() -> list[Impl]:
     return impls
 
 
-def make_inputs(batch: int, length: int, seed: int = 0):
+LABELS = ("ratings", "continuous")  # graded 1..5 (many ties); standard normal (no ties)
+
+
+def make_inputs(batch: int, length: int, seed: int = 0, labels: str = "ratings"):
     rng = np.random.default_rng(seed)
     scores = rng.normal(0.0, 1.0, (batch, length))
-    labels = rng.integers(1, 6, (batch, length)).astype(np.float64)
+    if labels == "ratings":
+        labels = rng.integers(1, 6, (batch, length)).astype(np.float64)
+    else:
+        labels = rng.normal(0.0, 1.0, (batch, length))
     where = rng.random((batch, length)) >= 0.1
     where[:, :2] = True
     return scores, labels, where
@@ -199,7 +206,9 @@ def time_torch(impl: Impl, inputs, dtype: str, mode: str, runs: int) -> dict:
     return {"times": times, "compile_s": compile_s, "memory_bytes": None, "value": float(value.detach())}
 
 
-def skip_reason(impl: Impl, batch: int, length: int, dtype: str, args) -> str | None:
+def skip_reason(impl: Impl, batch: int, length: int, dtype: str, args, labels: str = "ratings") -> str | None:
+    if "levels" in impl.name and labels != "ratings":
+        return "levels need graded labels"
     if dtype not in impl.dtypes:
         return f"not run in {dtype}"
     if impl.loop and batch * length > args.loop_max_items:
@@ -216,31 +225,35 @@ def run_grid(args) -> list[dict]:
         if i.loss in args.losses and (not args.implementations or i.name in args.implementations)
     ]
     cells = [
-        (impl, batch, length, dtype, mode)
+        (impl, batch, length, dtype, mode, labels)
+        for labels in args.labels
         for batch, length in args.grid
         for dtype in args.dtypes
         for mode in args.modes
         for impl in impls
     ]
     rows, references = [], {}
-    for impl, batch, length, dtype, mode in tqdm(cells, desc="benchmark", unit="cell", file=sys.stderr):
+    for impl, batch, length, dtype, mode, labels in tqdm(
+        cells, desc="benchmark", unit="cell", file=sys.stderr
+    ):
         row = {
             "loss": impl.loss,
             "implementation": impl.name,
+            "labels": labels,
             "B": batch,
             "L": length,
             "dtype": dtype,
             "mode": mode,
         }
-        reason = skip_reason(impl, batch, length, dtype, args)
+        reason = skip_reason(impl, batch, length, dtype, args, labels)
         if reason:
             rows.append({**row, "skipped": reason})
             continue
-        inputs = make_inputs(batch, length)
+        inputs = make_inputs(batch, length, labels=labels)
         timer = time_jax if impl.framework == "jax" else time_torch
         result = timer(impl, inputs, dtype, mode, args.runs)
         q1, median, q3 = _quartiles(result["times"])
-        key = (impl.loss, batch, length, dtype, mode)
+        key = (impl.loss, labels, batch, length, dtype, mode)
         if impl.name == "torch eager":
             references[key] = result["value"]
         rows.append(
@@ -256,7 +269,7 @@ def run_grid(args) -> list[dict]:
             }
         )
     for row in rows:
-        ref = references.get((row["loss"], row["B"], row["L"], row["dtype"], row["mode"]))
+        ref = references.get((row["loss"], row["labels"], row["B"], row["L"], row["dtype"], row["mode"]))
         if "value" in row and ref is not None:
             row["vs_ref"] = abs(row["value"] - ref) / max(abs(ref), 1e-30)
     return rows
@@ -268,13 +281,14 @@ def _fmt(value, spec: str, missing: str = "–") -> str:
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| loss | implementation | B x L | dtype | mode | median ms | IQR ms | compile s | XLA temp MB "
-        "| vs ref |",
-        "| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| loss | implementation | labels | B x L | dtype | mode | median ms | IQR ms | compile s "
+        "| XLA temp MB | vs ref |",
+        "| --- | --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
         size = f"{row['B']}x{row['L']}"
-        head = f"| {row['loss']} | {row['implementation']} | {size} | {row['dtype']} | {row['mode']} "
+        head = f"| {row['loss']} | {row['implementation']} | {row['labels']} | {size} "
+        head += f"| {row['dtype']} | {row['mode']} "
         if "skipped" in row:
             lines.append(head + f"| n/a | {row['skipped']} | | | |")
             continue
@@ -286,8 +300,11 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def ratios(rows: list[dict], batch: int, length: int, dtype: str = "float32") -> list[str]:
-    """Per loss and mode at (batch, length): every implementation's time over jax_ltr's fastest."""
+def ratios(
+    rows: list[dict], batch: int, length: int, dtype: str = "float32", labels: str = "ratings"
+) -> list[str]:
+    """Per loss and mode at (batch, length): every implementation's time over jax_ltr's
+    default call ("jax") and over its fastest."""
     lines = []
     for loss in LOSS_NAMES:
         for mode in MODES:
@@ -295,6 +312,7 @@ def ratios(rows: list[dict], batch: int, length: int, dtype: str = "float32") ->
                 r
                 for r in rows
                 if r["loss"] == loss
+                and r["labels"] == labels
                 and r["B"] == batch
                 and r["L"] == length
                 and r["dtype"] == dtype
@@ -304,15 +322,16 @@ def ratios(rows: list[dict], batch: int, length: int, dtype: str = "float32") ->
             ours = [r for r in cell if r["implementation"].split()[0] == "jax"]
             if not ours:
                 continue
-            best = min(ours, key=lambda r: r["median_ms"])
+            default = [r for r in ours if r["implementation"] == "jax"]
+            base = default[0] if default else min(ours, key=lambda r: r["median_ms"])
             others = ", ".join(
-                f"{r['implementation']} {r['median_ms'] / best['median_ms']:.2f}"
+                f"{r['implementation']} {r['median_ms'] / base['median_ms']:.2f}"
                 for r in sorted(cell, key=lambda r: r["median_ms"])
-                if r is not best
+                if r is not base
             )
             lines.append(
-                f"{loss} {mode} {batch}x{length} {dtype}: jax_ltr's fastest is {best['implementation']} "
-                f"{best['median_ms']:.2f} ms; time of the others over it: {others}"
+                f"{loss} {mode} {batch}x{length} {dtype} {labels} labels: {base['implementation']} "
+                f"{base['median_ms']:.2f} ms; time of the others over it: {others}"
             )
     return lines
 
@@ -326,7 +345,11 @@ def plot(rows: list[dict], dtype: str = "float32") -> bytes:
     panels = [(loss, mode) for loss in LOSS_NAMES for mode in MODES]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
     for ax, (loss, mode) in zip(axes[0], panels, strict=True):
-        cell = [r for r in rows if r["loss"] == loss and r["mode"] == mode and r["dtype"] == dtype]
+        cell = [
+            r
+            for r in rows
+            if r["loss"] == loss and r["mode"] == mode and r["dtype"] == dtype and r["labels"] == "ratings"
+        ]
         for name in sorted({r["implementation"] for r in cell}):
             points = sorted(
                 (r["L"], r["median_ms"] * 1e3 / r["B"])
@@ -390,6 +413,72 @@ def train_throughput(batch_sizes=(32,), *, synthetic: bool = False, epochs: int 
     return rows
 
 
+MAIN_JOB_RUNS = (("torch", "torch", False), ("jax cold", "jax", True), ("jax warm", "jax", False))
+
+
+def main_job(tasks=("retrieve", "rerank"), *, work: Path) -> list[dict]:
+    """``python scripts/train.py`` with the default configuration of each task, as a user runs
+    it, side by side: PyTorch, then JAX with an empty compilation cache (cold), then JAX again
+    with the cache the cold run left (warm). Each run is its own process; ``seconds`` is its
+    wall time, start-up and imports included. ``epoch_seconds`` is the median of the epochs
+    after the first (steps, host inputs, evaluation and checkpoints: the steady state), from
+    the run's ``metrics.json``. The three runs train the same lists and must agree."""
+    import subprocess
+
+    from ltr_common import load_split
+    from ltr_common.config import for_task
+    from ltr_common.movielens import default_cache_dir
+
+    load_split(for_task("rerank"))  # the ratings in the user's data cache, fetched if need be
+    data_dir = os.environ.get("JAX_LTR_DATA_DIR") or str(default_cache_dir() / "ml-100k")
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    rows = []
+    for task in tasks:
+        cache = work / task / "cache"  # compiled programs only: empty before the cold run
+        for label, framework, cold in MAIN_JOB_RUNS:
+            if cold and cache.exists():
+                raise SystemExit(f"--main-job: {cache} should not exist before the cold run")
+            run_dir = work / task / label.replace(" ", "-")
+            command = [sys.executable, str(ROOT / "scripts" / "train.py"), "--framework", framework]
+            command += ["--task", task, "--data_dir", data_dir, "--cache_dir", str(cache)]
+            command += ["--run-dir", str(run_dir), "--no-progress"]
+            start = time.perf_counter()
+            done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+            seconds = time.perf_counter() - start
+            if done.returncode != 0:
+                raise SystemExit(f"--main-job: {' '.join(command)} failed:\n{done.stderr[-3000:]}")
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+            rows.append(
+                {
+                    "task": task,
+                    "run": label,
+                    "seconds": seconds,
+                    "epochs": len(metrics["epoch_seconds"]),
+                    "epoch_seconds": statistics.median(metrics["epoch_seconds"][1:]),
+                    "steps": metrics["steps"],
+                    "test_ndcg@10": metrics["test"]["ndcg@10"],
+                }
+            )
+            print(f"{task} {label}: {seconds:.1f} s", file=sys.stderr)
+    return rows
+
+
+def main_job_table(rows: list[dict]) -> str:
+    lines = [
+        "| task | run | wall s | vs torch | epochs | steady epoch ms | torch epoch / this | test ndcg@10 |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        torch_row = next(r for r in rows if r["task"] == row["task"] and r["run"] == "torch")
+        lines.append(
+            f"| {row['task']} | {row['run']} | {row['seconds']:.1f} "
+            f"| {row['seconds'] / torch_row['seconds']:.2f}x "
+            f"| {row['epochs']} | {row['epoch_seconds'] * 1e3:.0f} "
+            f"| {torch_row['epoch_seconds'] / row['epoch_seconds']:.2f}x | {row['test_ndcg@10']:.4f} |"
+        )
+    return "\n".join(lines)
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -449,6 +538,7 @@ def parse_args(argv):
     parser.add_argument("--losses", type=_choices(LOSS_NAMES), default=list(LOSS_NAMES))
     parser.add_argument("--modes", type=_choices(MODES), default=list(MODES))
     parser.add_argument("--dtypes", type=_choices(("float32", "bfloat16")), default=["float32"])
+    parser.add_argument("--labels", type=_choices(LABELS), default=list(LABELS), help="label kinds")
     parser.add_argument("--implementations", nargs="+", default=None, help="only these names")
     parser.add_argument("--runs", type=int, default=20, help="timed calls per cell (>= 2)")
     parser.add_argument("--loop-max-items", type=int, default=1024 * 200)
@@ -458,7 +548,13 @@ def parse_args(argv):
         "--train-batch-sizes", type=parse_sizes, default=[32], help="batch sizes for --train (1,2,...)"
     )
     parser.add_argument("--train-synthetic", action="store_true", help="--train on synthetic data")
-    parser.add_argument("--skip-grid", action="store_true", help="no loss grid (with --train)")
+    parser.add_argument(
+        "--main-job",
+        type=_choices(("retrieve", "rerank")),
+        default=None,
+        help="also time scripts/train.py with each task's defaults: torch, JAX cold, JAX warm",
+    )
+    parser.add_argument("--skip-grid", action="store_true", help="no loss grid (with --train, --main-job)")
     parser.add_argument("--out", type=Path, default=None, help="write benchmark.{csv,json,png} here")
     args = parser.parse_args(argv)
     if args.runs < 2:
@@ -476,9 +572,10 @@ def main(argv=None) -> int:
     rows = [] if args.skip_grid else run_grid(args)
     print(markdown(rows))
     print()
-    for batch, length in args.grid:
-        for line in ratios(rows, batch, length):
-            print(line)
+    for labels in args.labels:
+        for batch, length in args.grid:
+            for line in ratios(rows, batch, length, labels=labels):
+                print(line)
     result = {"machine": machine(), "rows": rows}
     if args.train:
         result["train"] = train_throughput(args.train_batch_sizes, synthetic=args.train_synthetic)
@@ -489,6 +586,12 @@ def main(argv=None) -> int:
                 f"| {row['data']} | {row['batch_size']} | {row['framework']} | {row['epoch']} "
                 f"| {row['seconds']:.2f} | {row['lists_per_s']:.0f} |"
             )
+    if args.main_job:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as work:
+            result["main_job"] = main_job(args.main_job, work=Path(work))
+        print("\n" + main_job_table(result["main_job"]))
     if args.out is not None:
         import pandas as pd
 

@@ -24,7 +24,10 @@ def test_tiny_grid_writes_agreeing_rows(bench_script, tmp_path, capsys):
     code = bench_script.main([*flags, "--out", str(tmp_path), "--implementations", *names])
     assert code == 0
     out = capsys.readouterr().out
-    assert "| listmle | original loop | 3x7 | bfloat16 | forward+backward | n/a | not run in bfloat16" in out
+    assert (
+        "| listmle | original loop | ratings | 3x7 | bfloat16 | forward+backward | n/a | not run in bf" in out
+    )
+    assert "| listmle | jax scan levels | continuous | 3x7 | float32 | forward+backward | n/a | levels" in out
     rows = json.loads((tmp_path / "benchmark.json").read_text())["rows"]
     timed = [r for r in rows if "median_ms" in r]
     # Every implementation runs for each loss/mode/dtype it supports (the loop in float32 only),
@@ -45,7 +48,10 @@ def test_the_original_loop_is_not_run_past_its_size_limit(bench_script, capsys):
     flags = ["--grid", "2x40", "--runs", "2", "--loop-max-items", "50", "--losses", "listmle"]
     assert bench_script.main([*flags, "--modes", "forward", "--implementations", "original loop"]) == 0
     out = capsys.readouterr().out
-    assert "| listmle | original loop | 2x40 | float32 | forward | n/a | B*L > --loop-max-items 50" in out
+    assert (
+        "| listmle | original loop | ratings | 2x40 | float32 | forward | n/a | B*L > --loop-max-items 50"
+        in out
+    )
 
 
 def test_bad_arguments_name_the_flag(bench_script, capsys):
@@ -53,6 +59,7 @@ def test_bad_arguments_name_the_flag(bench_script, capsys):
         (["--grid", "10by20"], "--grid: expected BxL pairs like 1024x200"),
         (["--losses", "listnet"], "expected a comma list of listmle, pairwise_pl, hybrid"),
         (["--implementations", "numpy"], "--implementations: unknown ['numpy']"),
+        (["--labels", "grades"], "expected a comma list of ratings, continuous"),
         (["--runs", "1"], "--runs: need at least 2 timed calls"),
         (["--train-batch-sizes", "32,0"], "batch sizes must be >= 1"),
     ):
