@@ -24,7 +24,7 @@ from jax_ltr._utils import (
 )
 from ltr_common import checks
 from ltr_common.checks import check_k, check_reduction
-from ltr_common.evaluation import ranking_metric_set
+from ltr_common.evaluation import metric_order, ranking_metric_set
 
 
 def _ranked(scores, labels, where):
@@ -164,7 +164,13 @@ def ranking_metrics(
     check_inputs(scores, labels, where)  # outside jit: the value checks too, before compiling
     for k in (*top_k, *recall_k):
         check_k(k)
-    return _ranking_metrics(scores, labels, where, tuple(top_k), tuple(recall_k), float(relevance_threshold))
+    out = _ranking_metrics(scores, labels, where, tuple(top_k), tuple(recall_k), float(relevance_threshold))
+    return _in_metric_order(out)
+
+
+def _in_metric_order(out: dict) -> dict:
+    """A compiled function's dict comes back with its keys sorted as strings."""
+    return dict(sorted(out.items(), key=lambda item: metric_order(item[0])))
 
 
 # One compiled program per shape for callers outside jit (the baselines score batches in
@@ -205,12 +211,12 @@ def retrieval_metrics(scores, relevant, *, exclude=None, ks=(10, 20)) -> dict:
       >>> m = retrieval_metrics(jnp.array([[0.1, 0.9, 0.5]]), jnp.array([[True, False, False]]),
       ...                       exclude=jnp.array([[False, True, False]]), ks=(1, 2))
       >>> {k: round(float(v[0]), 6) for k, v in m.items()}
-      {'recall@1': 0.0, 'ndcg@1': 0.0, 'hr@1': 0.0, 'recall@2': 1.0, 'ndcg@2': 0.63093, 'hr@2': 1.0}
+      {'ndcg@1': 0.0, 'ndcg@2': 0.63093, 'recall@1': 0.0, 'recall@2': 1.0, 'hr@1': 0.0, 'hr@2': 1.0}
     """
     scores, relevant = jnp.asarray(scores), jnp.asarray(relevant)
     exclude = None if exclude is None else jnp.asarray(exclude)
     checks.check_retrieval(*(None if x is None else array_info(x) for x in (scores, relevant, exclude)), ks)
-    return _retrieval_metrics(scores, relevant, exclude, tuple(ks))
+    return _in_metric_order(_retrieval_metrics(scores, relevant, exclude, tuple(ks)))
 
 
 @functools.partial(jax.jit, static_argnums=3)  # one program per shape (see _ranking_metrics)

@@ -16,7 +16,7 @@ from ltr_common.batching import Batch, iterate_batches
 from ltr_common.lists import Lists
 
 MetricFn = Callable[[Batch], Mapping[str, object]]
-EVAL_BATCH_SIZE = 256
+EVAL_BATCH_SIZE = 1024
 
 
 def ranking_metric_set(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -55,8 +55,9 @@ class Backend(Protocol):
 
     def learning_rate(self, step: int) -> float: ...
 
-    def save(self, path: Path, progress: dict) -> None:
-        """Write a checkpoint: model, optimiser and RNG state, and ``progress``."""
+    def save(self, paths: Sequence[Path], progress: dict) -> None:
+        """Write one checkpoint (model, optimiser and RNG state, and ``progress``), serialised
+        once, to each of ``paths``."""
 
     def restore(self, path: Path) -> dict:
         """Load a checkpoint; returns its ``progress``."""
@@ -147,8 +148,7 @@ def train(
         flush()  # every step up to here was finite before anything is saved
         if config.refit:  # nothing to select on: the latest weights are the best
             progress.best_step = progress.step
-            backend.save(best, progress.to_dict())
-            backend.save(latest, progress.to_dict())
+            backend.save([best, latest], progress.to_dict())
             return
         metrics = task.evaluate(backend, "validation")
         if writer is not None:
@@ -161,9 +161,9 @@ def train(
             progress.epoch,
             ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()),
         )
-        if score > progress.best:
+        improved = score > progress.best
+        if improved:
             progress.best, progress.best_step, progress.evals_since_best = score, progress.step, 0
-            backend.save(best, progress.to_dict())
         else:
             progress.evals_since_best += 1
             if progress.evals_since_best >= config.early_stop_patience:
@@ -173,7 +173,7 @@ def train(
                     SELECTION_METRIC,
                     config.early_stop_patience,
                 )
-        backend.save(latest, progress.to_dict())
+        backend.save([best, latest] if improved else [latest], progress.to_dict())
 
     while progress.epoch < config.epochs and not progress.stopped_early:
         epoch_start = time.perf_counter()

@@ -90,6 +90,21 @@ def test_float64_and_lists_longer_than_65536(kind):
         np.testing.assert_array_equal(got, python_order(keys, where, tie))
 
 
+def test_the_32_bit_paths_of_tpus(monkeypatch):
+    # TPUs emulate 64-bit integers: there the general path is a dense rank packed with the
+    # position in a uint32, and past 65,536 items (no room for both) the comparison sort.
+    monkeypatch.setattr(jax, "default_backend", lambda: "tpu")
+    for shape in ((9, 200), (2, 70_000)):
+        keys, where, rng = _draw("continuous", shape, np.float32, seed=3)
+        tie = rng.random(shape).astype(np.float32)
+        np.testing.assert_array_equal(np.asarray(descending_order(keys, where)), python_order(keys, where))
+        got = np.asarray(descending_order(keys, where, tie))
+        np.testing.assert_array_equal(got, python_order(keys, where, tie))
+        fresh = lambda k, w: descending_order(k, w)  # noqa: E731 (a new function: no cached trace)
+        sorts = list(_sorts(jax.make_jaxpr(fresh)(keys, where).jaxpr))
+        assert all(eqn.invars[0].aval.dtype != jnp.uint64 for eqn in sorts), [str(e) for e in sorts]
+
+
 def _sorts(jaxpr):
     """Every ``sort`` equation of a jaxpr, inner jaxprs (cond branches, scans, custom
     derivatives, nested jits) included."""

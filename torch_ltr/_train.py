@@ -121,7 +121,7 @@ class Trainer:
     def learning_rate(self, step: int) -> float:
         return self.optimizer.param_groups[0]["lr"]
 
-    def save(self, path: Path, progress: dict) -> None:
+    def save(self, paths, progress: dict) -> None:
         buffer = io.BytesIO()
         torch.save(
             {
@@ -132,7 +132,9 @@ class Trainer:
             },
             buffer,
         )
-        write_checkpoint_bytes(path, buffer.getvalue())
+        payload = buffer.getvalue()
+        for path in paths:
+            write_checkpoint_bytes(path, payload)
 
     def restore(self, path: Path) -> dict:
         payload = torch.load(

@@ -61,8 +61,9 @@ def host_inputs(batch: Batch, config: TrainConfig, *, epoch: int, index: int):
     """
     rng = np.random.default_rng([config.seed, epoch, index])
     draw = rng.random(batch.labels.shape, dtype=np.float32)
-    rank = np.argsort(np.argsort(draw, axis=-1, kind="stable"), axis=-1, kind="stable")
-    tie_break = rank.astype(np.float32)
+    order = np.argsort(draw, axis=-1, kind="stable")
+    tie_break = np.empty(draw.shape, np.float32)  # the inverse permutation: each item's rank
+    np.put_along_axis(tie_break, order, np.arange(draw.shape[-1], dtype=np.float32), axis=-1)
     pairs = None
     wants_pairs = any(LOSSES[name].takes_pairs for name, _ in config.objective_terms)
     if wants_pairs and config.pairs_per_list > 0:

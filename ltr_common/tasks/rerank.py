@@ -8,7 +8,7 @@ gain ``2^y - 1``, MRR, MAP, recall@k with relevance ``y >= 4``).
 from __future__ import annotations
 
 from ltr_common.config import TrainConfig
-from ltr_common.evaluation import evaluate, per_list_metrics
+from ltr_common.evaluation import EVAL_BATCH_SIZE, evaluate, per_list_metrics
 from ltr_common.lists import Lists, Split
 from ltr_common.tasks.base import Scorer, training_inputs
 
@@ -22,6 +22,11 @@ class RerankTask:
     def lists(self, part: str) -> Lists:
         return getattr(self.split, part)
 
+    def eval_batch_size(self) -> int:
+        """Lists per evaluation call: a multiple of the training batch (so that it splits over
+        the same devices), about ``EVAL_BATCH_SIZE``: a whole split in one or a few calls."""
+        return self.config.batch_size * max(1, EVAL_BATCH_SIZE // self.config.batch_size)
+
     def steps_per_epoch(self) -> int:
         return -(-len(self.split.train) // self.config.batch_size)
 
@@ -29,10 +34,10 @@ class RerankTask:
         return training_inputs(self.config, self.split.train, epoch=epoch, start_batch=start_batch)
 
     def per_list(self, scorer: Scorer, part: str):
-        return per_list_metrics(scorer.batch_metrics, self.lists(part), batch_size=self.config.batch_size)
+        return per_list_metrics(scorer.batch_metrics, self.lists(part), batch_size=self.eval_batch_size())
 
     def evaluate(self, scorer: Scorer, part: str):
-        return evaluate(scorer.batch_metrics, self.lists(part), batch_size=self.config.batch_size)
+        return evaluate(scorer.batch_metrics, self.lists(part), batch_size=self.eval_batch_size())
 
     def counts(self, part: str):
         return {"lists": len(self.lists(part)), "left out": 0}
