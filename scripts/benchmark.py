@@ -370,21 +370,24 @@ def plot(rows: list[dict], dtype: str = "float32") -> bytes:
     return buffer.getvalue()
 
 
-def train_throughput(batch_sizes=(32,), *, synthetic: bool = False, epochs: int = 3) -> list[dict]:
+def train_throughput(
+    batch_sizes=(32,), *, synthetic: bool = False, epochs: int = 3, tasks=("retrieve",)
+) -> list[dict]:
     """Lists/s of the JAX and PyTorch trainers over the same batches, epoch by epoch.
 
-    The default configuration at each batch size, with JAX's persistent compilation cache
+    Each task's default configuration at each batch size, JAX's persistent compilation cache
     off: the first JAX epoch includes one compilation per batch width; later epochs are the
     steady state. Data: ML-100K, or with ``synthetic`` ``synthetic_ratings()`` (2,000 users,
     20,000 items, about 200,000 ratings), split the same way."""
-    from ltr_common import TrainConfig, load_split, temporal_split
+    from ltr_common import load_split, temporal_split
+    from ltr_common.config import for_task
     from ltr_common.synthetic import synthetic_ratings
     from ltr_common.tasks import make_task
     from ltr_train import make_backend
 
     rows = []
-    for batch_size in batch_sizes:
-        config = TrainConfig(batch_size=batch_size, compilation_cache=False)
+    for task, batch_size in ((t, b) for t in tasks for b in batch_sizes):
+        config = for_task(task, batch_size=batch_size, compilation_cache=False)
         if synthetic:
             ratings = synthetic_ratings()
             split = temporal_split(ratings, max_list_size=config.max_list_size)
@@ -403,6 +406,7 @@ def train_throughput(batch_sizes=(32,), *, synthetic: bool = False, epochs: int 
                 rows.append(
                     {
                         "data": "synthetic" if synthetic else "ml-100k",
+                        "task": task,
                         "batch_size": batch_size,
                         "framework": framework,
                         "epoch": epoch,
@@ -549,6 +553,9 @@ def parse_args(argv):
     )
     parser.add_argument("--train-synthetic", action="store_true", help="--train on synthetic data")
     parser.add_argument(
+        "--train-tasks", type=_choices(("retrieve", "rerank")), default=["retrieve"], help="tasks for --train"
+    )
+    parser.add_argument(
         "--main-job",
         type=_choices(("retrieve", "rerank")),
         default=None,
@@ -578,12 +585,15 @@ def main(argv=None) -> int:
                 print(line)
     result = {"machine": machine(), "rows": rows}
     if args.train:
-        result["train"] = train_throughput(args.train_batch_sizes, synthetic=args.train_synthetic)
-        print("\n| data | batch | trainer | epoch | seconds | lists/s |")
-        print("| --- | ---: | --- | ---: | ---: | ---: |")
+        result["train"] = train_throughput(
+            args.train_batch_sizes, synthetic=args.train_synthetic, tasks=args.train_tasks
+        )
+        print("\n| data | task | batch | trainer | epoch | seconds | lists/s |")
+        print("| --- | --- | ---: | --- | ---: | ---: | ---: |")
         for row in result["train"]:
             print(
-                f"| {row['data']} | {row['batch_size']} | {row['framework']} | {row['epoch']} "
+                f"| {row['data']} | {row['task']} | {row['batch_size']} | {row['framework']} "
+                f"| {row['epoch']} "
                 f"| {row['seconds']:.2f} | {row['lists_per_s']:.0f} |"
             )
     if args.main_job:

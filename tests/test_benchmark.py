@@ -21,13 +21,13 @@ def bench_script():
 def test_tiny_grid_writes_agreeing_rows(bench_script, tmp_path, capsys):
     names = ["jax", "jax scan levels", "torch eager", "original loop", "rax"]
     flags = ["--grid", "3x7", "--runs", "2", "--dtypes", "float32,bfloat16", "--modes", "forward+backward"]
+    flags += ["--labels", "ratings"]
     code = bench_script.main([*flags, "--out", str(tmp_path), "--implementations", *names])
     assert code == 0
     out = capsys.readouterr().out
     assert (
         "| listmle | original loop | ratings | 3x7 | bfloat16 | forward+backward | n/a | not run in bf" in out
     )
-    assert "| listmle | jax scan levels | continuous | 3x7 | float32 | forward+backward | n/a | levels" in out
     rows = json.loads((tmp_path / "benchmark.json").read_text())["rows"]
     timed = [r for r in rows if "median_ms" in r]
     # Every implementation runs for each loss/mode/dtype it supports (the loop in float32 only),
@@ -42,6 +42,20 @@ def test_tiny_grid_writes_agreeing_rows(bench_script, tmp_path, capsys):
     with open(tmp_path / "benchmark.csv", newline="") as handle:
         assert len(list(csv.DictReader(handle))) == len(rows)
     assert (tmp_path / "benchmark.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_continuous_labels_run_without_levels(bench_script, capsys):
+    flags = ["--grid", "3x7", "--runs", "2", "--losses", "listmle", "--modes", "forward+backward"]
+    assert (
+        bench_script.main([*flags, "--labels", "continuous", "--implementations", "jax", "jax scan levels"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert (
+        "| listmle | jax scan levels | continuous | 3x7 | float32 | forward+backward | n/a | levels need"
+        in out
+    )
+    assert "| listmle | jax | continuous | 3x7 | float32 | forward+backward | " in out
 
 
 def test_the_original_loop_is_not_run_past_its_size_limit(bench_script, capsys):

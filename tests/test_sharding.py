@@ -11,6 +11,7 @@ Validation metrics after a 1-epoch run agree to 1e-4.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -68,18 +69,33 @@ PROGRAM = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def four_devices():
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
-    done = subprocess.run(
-        [sys.executable, "-c", PROGRAM, *CONFIG_FLAGS],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def four_devices(tmp_path_factory):
+    # Run once per test run, not once per xdist worker: the first worker to get here runs
+    # the program, the others wait on the lock and read its result (the folder is this
+    # run's own: the workers' temporary folders share it as parent).
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    result = shared / "four_devices.json"
+    with open(shared / "four_devices.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not result.exists():
+            env = {
+                **os.environ,
+                "PYTHONPATH": str(ROOT),
+                "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+            }
+            done = subprocess.run(
+                [sys.executable, "-c", PROGRAM, *CONFIG_FLAGS],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=900,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr[-4000:]
+            result.write_text(done.stdout.strip().splitlines()[-1])
+    return json.loads(result.read_text())
 
 
 def test_a_sharded_step_equals_the_single_device_step(four_devices):
