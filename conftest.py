@@ -1,5 +1,5 @@
 """Shared by tests/ and parity_tests/: the real MovieLens 100K, loaded once, and one on-disk
-XLA compilation cache for the whole test run."""
+XLA compilation cache for the whole test run, and XLA's quick compilation for tests."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ _OWNED = "JAX_LTR_TEST_OWNS_XLA_CACHE"
 
 
 def pytest_configure(config):
-    """Point JAX's persistent compilation cache at a folder made for this test run.
+    """Point JAX's persistent compilation cache at a folder made for this test run, and
+    compile without LLVM's optimisation passes.
 
     Many tests compile the same program (a small model's training step, in-process and in
     subprocesses); with the cache, the second compilation is a file read. The folder is set
@@ -24,6 +25,13 @@ def pytest_configure(config):
     tests' subprocesses share it; the process that made it removes it at the end. A cache
     folder the caller set (``JAX_COMPILATION_CACHE_DIR``) is used as it is.
     """
+    # Tests compile hundreds of small programs and run each a few times: LLVM's optimisation
+    # passes cost more than they save here (the parity table compiles in three quarters of
+    # the time). Set before JAX starts; a level the caller chose is kept. Subprocess tests
+    # that set XLA_FLAGS themselves run at the default level.
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_backend_optimization_level" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=0".strip()
     if os.environ.get(_CACHE_ENV):
         return
     os.environ[_CACHE_ENV] = tempfile.mkdtemp(prefix="jax-ltr-tests-xla-")

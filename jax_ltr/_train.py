@@ -169,7 +169,8 @@ def compiled_width(width: int) -> int:
     to these widths turns the dozen widths of length bucketing into five or six programs, for
     at most 128 (or, below 128, a doubling of) padded items per list. Padded items are
     masked: the step's values are those of the unpadded batch up to float32 rounding (sums
-    over more, zero, terms may group differently).
+    over more, zero, terms may group differently), except that the MLP's dropout masks are
+    drawn for the padded shape, so real items get another (equally random) draw.
 
     Example:
       >>> [compiled_width(w) for w in (8, 64, 96, 192, 256, 292, 717)]

@@ -99,11 +99,16 @@ def descending_order(keys, where, tie_break=None):
 
 
 _UNSIGNED = {4: jnp.uint32, 8: jnp.uint64}
+# The scoped x64 switch: ``jax.enable_x64`` in current JAX, ``jax.experimental`` before it.
+_enable_x64 = getattr(jax, "enable_x64", None)
+if _enable_x64 is None:  # pragma: no cover (older JAX)
+    from jax.experimental import enable_x64 as _enable_x64
 
 
 def sort_keys(x, where, *, descending: bool):
     """Unsigned integers in the order of float ``x`` (reversed when ``descending``), every
-    invalid item given the largest value and every valid one a smaller value.
+    invalid item given the largest value and every valid one a smaller value (NaN the
+    largest of those).
 
     The float bits are made order-preserving (flip all bits of negatives, set the sign bit of
     the rest); -0.0 and +0.0 are one key. Half-precision floats widen to
@@ -121,7 +126,11 @@ def sort_keys(x, where, *, descending: bool):
     if descending:
         ordered = ~ordered
     last = jnp.asarray(jnp.iinfo(unsigned).max, unsigned)
-    return jnp.where(where, jnp.minimum(ordered, last - 1), last)
+    # A NaN at a valid position goes after every other valid item, whatever its sign bit (as
+    # in PyTorch's sort, where the invalid items come after it too: no metric or loss sees
+    # the difference, as nothing ranks invalid items).
+    valid = jnp.where(x != x, last - 1, jnp.minimum(ordered, last - 1))
+    return jnp.where(where, valid, last)
 
 
 def stable_order(keys, where):
@@ -159,7 +168,7 @@ def stable_order(keys, where):
         return _packed_order((keys & ~low) | position.astype(keys.dtype), bits)
 
     def by_wide_key():  # a 32-bit key and the position in one uint64
-        with jax.enable_x64(True):
+        with _enable_x64(True):
             wide = (keys.astype(jnp.uint64) << 32) | position.astype(jnp.uint64)
             return _packed_order(wide, 32)
 

@@ -97,8 +97,9 @@ def train(
 ) -> Progress:
     """Train on ``task`` until ``config.epochs`` or early stopping; checkpoints go to ``run_dir``.
 
-    ``epoch_seconds``, when given, gets the wall time of each epoch this call completes
-    (its steps, host inputs, evaluation and checkpoints; the first includes compilation).
+    ``epoch_seconds``, when given, gets the wall time of each whole epoch this call runs
+    (its steps, host inputs, evaluation and checkpoints; the first includes compilation;
+    the rest of an epoch resumed mid-way is not one).
 
     With ``config.refit`` there are no validation lists: every checkpoint is also the best,
     and the last weights are the ones tested. ``after_step`` is called after every step
@@ -176,7 +177,7 @@ def train(
         backend.save([best, latest] if improved else [latest], progress.to_dict())
 
     while progress.epoch < config.epochs and not progress.stopped_early:
-        epoch_start = time.perf_counter()
+        epoch_start, whole_epoch = time.perf_counter(), progress.batch == 0  # not a resumed part
         inputs = task.epoch_inputs(epoch=progress.epoch, start_batch=progress.batch)
         for batch, pairs, tie_break in inputs:
             pending.append((progress.step + 1, backend.train_step(batch, pairs, tie_break)))
@@ -192,7 +193,7 @@ def train(
                 progress.epoch, progress.batch = progress.epoch + 1, 0
             if progress.step % config.eval_every == 0 or end_of_epoch:
                 evaluate_and_checkpoint()
-            if end_of_epoch and epoch_seconds is not None:
+            if end_of_epoch and epoch_seconds is not None and whole_epoch:
                 epoch_seconds.append(time.perf_counter() - epoch_start)
             if after_step is not None:
                 after_step(progress)

@@ -73,6 +73,20 @@ def test_the_order_is_the_stable_sort(kind, length):
         np.testing.assert_array_equal(got, python_order(keys, where, tie))
 
 
+def test_nan_at_a_valid_position_goes_after_the_other_valid_items():
+    import torch
+
+    import torch_ltr._utils as torch_utils
+
+    negative_nan = np.frombuffer(np.uint32(0xFFC00000).tobytes(), np.float32)[0]  # sign bit set
+    keys = np.array([[1.0, np.nan, 3.0, negative_nan, 2.0, 5.0]], np.float32)
+    where = np.array([[True, True, True, True, True, False]])
+    got = np.asarray(jax.jit(descending_order)(keys, where))
+    np.testing.assert_array_equal(got, [[2, 4, 0, 1, 3, 5]])
+    theirs = torch_utils.descending_order(torch.from_numpy(keys), torch.from_numpy(where)).numpy()[0]
+    np.testing.assert_array_equal(theirs[where[0][theirs]], got[0][:5])  # the valid items alike
+
+
 @pytest.mark.parametrize("kind", ["ratings", "continuous"])
 def test_float64_and_lists_longer_than_65536(kind):
     keys, where, rng = _draw(kind, (2, 70_000), np.float32, seed=1)

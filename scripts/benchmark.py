@@ -458,7 +458,10 @@ def main_job(tasks=("retrieve", "rerank"), *, work: Path) -> list[dict]:
                     "run": label,
                     "seconds": seconds,
                     "epochs": len(metrics["epoch_seconds"]),
-                    "epoch_seconds": statistics.median(metrics["epoch_seconds"][1:]),
+                    # after the first (compiling) epoch; a one-epoch run has only that one
+                    "epoch_seconds": statistics.median(
+                        metrics["epoch_seconds"][1:] or metrics["epoch_seconds"]
+                    ),
                     "steps": metrics["steps"],
                     "test_ndcg@10": metrics["test"]["ndcg@10"],
                 }

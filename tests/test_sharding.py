@@ -79,6 +79,8 @@ def four_devices(tmp_path_factory):
     result = shared / "four_devices.json"
     with open(shared / "four_devices.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        failed = shared / "four_devices.failed"  # one failure fails every worker at once
+        assert not failed.exists(), failed.read_text()
         if not result.exists():
             env = {
                 **os.environ,
@@ -93,6 +95,8 @@ def four_devices(tmp_path_factory):
                 timeout=900,
                 check=False,
             )
+            if done.returncode != 0:
+                failed.write_text(done.stderr[-4000:])
             assert done.returncode == 0, done.stderr[-4000:]
             result.write_text(done.stdout.strip().splitlines()[-1])
     return json.loads(result.read_text())
