@@ -13,16 +13,23 @@ from ltr_common.movielens import default_cache_dir
 FRAMEWORKS = ("jax", "torch")
 
 
-def make_backend(framework: str, config: TrainConfig, num_users: int, num_items: int) -> Backend:
-    """A new trainer of ``framework`` ("jax" or "torch") for ``config``; each framework is
-    imported only when asked for."""
+def framework_package(framework: str):
+    """The package of ``framework`` ("jax" or "torch"): ``jax_ltr`` or ``torch_ltr``, its
+    trainer and its metric functions; each framework is imported only when asked for."""
     if framework == "jax":
-        from jax_ltr import Trainer
-    elif framework == "torch":
-        from torch_ltr import Trainer
-    else:
-        raise ConfigError(f"--framework: expected one of {', '.join(FRAMEWORKS)}, got {framework!r}")
-    return Trainer(config, num_users, num_items)
+        import jax_ltr
+
+        return jax_ltr
+    if framework == "torch":
+        import torch_ltr
+
+        return torch_ltr
+    raise ConfigError(f"--framework: expected one of {', '.join(FRAMEWORKS)}, got {framework!r}")
+
+
+def make_backend(framework: str, config: TrainConfig, num_users: int, num_items: int) -> Backend:
+    """A new trainer of ``framework`` ("jax" or "torch") for ``config``."""
+    return framework_package(framework).Trainer(config, num_users, num_items)
 
 
 def configure(framework: str, config: TrainConfig) -> None:

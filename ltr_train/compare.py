@@ -21,17 +21,6 @@ SELECTION_METRIC = "ndcg@10"
 MF_REGULARISATION = (3.0, 10.0, 30.0)
 
 
-def framework_metrics(framework: str):
-    """The framework's module of metric functions (``ranking_metrics``, ``retrieval_metrics``)."""
-    if framework == "torch":
-        import torch_ltr
-
-        return torch_ltr
-    import jax_ltr
-
-    return jax_ltr
-
-
 def fit_baselines(
     names, config: TrainConfig, ratings: Ratings, split: Split, metrics
 ) -> dict[str, baselines.ScoreScorer]:

@@ -24,8 +24,8 @@ from ltr_common.loop import SELECTION_METRIC, train
 from ltr_common.movielens import Ratings
 from ltr_common.stats import format_difference
 from ltr_common.tasks import make_task
-from ltr_train.backends import FRAMEWORKS, make_backend
-from ltr_train.compare import compare, fit_baselines, framework_metrics
+from ltr_train.backends import FRAMEWORKS, framework_package, make_backend
+from ltr_train.compare import compare, fit_baselines
 
 
 def summary_writer_class():
@@ -131,7 +131,7 @@ def run(
             **{part: task.evaluate(trainer, part) for part in parts},
             "lists": {part: task.counts(part) for part in parts},
         }
-        others = fit_baselines(RUN_BASELINES, config, ratings, split, framework_metrics(framework))
+        others = fit_baselines(RUN_BASELINES, config, ratings, split, framework_package(framework))
         results.update(compare(task, trainer, others, parts))
         write_json(run_dir / "metrics.json", results)
         return results

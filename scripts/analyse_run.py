@@ -24,7 +24,8 @@ from ltr_common.baselines import popularity
 from ltr_common.files import CheckpointError
 from ltr_common.tasks import make_task
 from ltr_train import load_run_config, make_backend
-from ltr_train.compare import fit_baselines, framework_metrics
+from ltr_train.backends import framework_package
+from ltr_train.compare import fit_baselines
 
 SCORERS = ("model", "model, mean user", "item mean")
 
@@ -50,7 +51,7 @@ def analyse(run_dir: Path, metric: str = "ndcg@10") -> dict[str, list[dict]]:
     train_length[split.train.users] = split.train.lengths
     ordered = train_length >= 2
 
-    (item_mean,) = fit_baselines(["item_mean"], config, ratings, split, framework_metrics(framework)).values()
+    (item_mean,) = fit_baselines(["item_mean"], config, ratings, split, framework_package(framework)).values()
     parts = ("validation", "test")
     results = {part: {"model": task.per_list(trainer, part)[metric]} for part in parts}
     users_matrix = trainer.weights()["user_embedding"]

@@ -28,15 +28,6 @@ NEGATIVE_STREAM = 0x4E47  # a seed word of its own: the negatives' draws are not
 LIKED = 4.0  # the rating from which a held-out item counts in the liked/ report
 
 
-def user_items(lists: Lists, num_users: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(offsets [num_users + 1], items)``: user ``u``'s items are ``items[offsets[u]:offsets[u+1]]``."""
-    counts = np.zeros(num_users, np.int64)
-    counts[lists.users] = lists.lengths
-    order = np.argsort(lists.users, kind="stable")
-    items = np.concatenate([lists.items[lists.offsets[k] : lists.offsets[k + 1]] for k in order] or [[]])
-    return np.concatenate([[0], np.cumsum(counts)]), items.astype(np.int64)
-
-
 def dense_mask(lists: Lists, num_users: int, num_items: int, keep=None) -> np.ndarray:
     """[num_users, num_items] bool: True at each (user, item) of ``lists`` (where ``keep``)."""
     mask = np.zeros((num_users, num_items), bool)
@@ -52,9 +43,11 @@ class RetrieveTask:
     def __init__(self, config: TrainConfig, split: Split):
         self.config, self.split = config, split
         self.num_users, self.num_items = split.num_users, split.num_items
-        # Everything rated up to the end of the training lists: never drawn as a negative.
-        self.known_offsets, self.known_items = user_items(split.history("validation"), self.num_users)
-        known = np.diff(self.known_offsets)[split.train.users]
+        self._masks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        # Everything rated up to the end of the training lists, never drawn as a negative:
+        # what validation leaves out of its ranking.
+        self.known = self.masks("validation")[2]
+        known = self.known[split.train.users].sum(axis=1)
         unrated = self.num_items - int(known.max()) if len(known) else self.num_items
         if config.negatives > unrated:
             user = int(split.train.users[np.argmax(known)])
@@ -62,7 +55,6 @@ class RetrieveTask:
                 f"--negatives: {config.negatives} sampled items per list, but user index {user} has "
                 f"only {unrated} items left unrated of {self.num_items}; use at most {unrated}"
             )
-        self._masks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def steps_per_epoch(self) -> int:
         return -(-len(self.split.train) // self.config.batch_size)
@@ -71,13 +63,8 @@ class RetrieveTask:
         """[B, negatives] distinct items each user (index, -1 for none) had not rated: uniform."""
         count = self.config.negatives
         keys = rng.random((len(users), self.num_items), dtype=np.float32)
-        real = users >= 0
-        starts, stops = self.known_offsets[users[real]], self.known_offsets[users[real] + 1]
-        rows = np.repeat(np.flatnonzero(real), stops - starts)
-        within = np.arange(rows.size) - np.repeat(
-            np.cumsum(stops - starts) - (stops - starts), stops - starts
-        )
-        keys[rows, self.known_items[np.repeat(starts, stops - starts) + within]] = 2.0  # never chosen
+        rated = self.known[np.maximum(users, 0)] & (users >= 0)[:, None]
+        keys[rated] = 2.0  # above every draw: never chosen
         return np.argpartition(keys, count - 1, axis=1)[:, :count].astype(np.int32)
 
     def with_negatives(self, batch: Batch, *, epoch: int, index: int) -> Batch:
