@@ -19,6 +19,7 @@ from jax_ltr._utils import (
     check_inputs,
     descending_order,
     nan_for_bad_labels,
+    positive_zero,
     safe_reduce,
     take,
 )
@@ -223,14 +224,10 @@ def retrieval_metrics(scores, relevant, *, exclude=None, ks=(10, 20)) -> dict:
 def _retrieval_metrics(scores, relevant, exclude, ks):
     dtype = jnp.promote_types(scores.dtype, jnp.float32)
     ranked = scores.astype(dtype) if exclude is None else jnp.where(exclude, -jnp.inf, scores.astype(dtype))
-    # top_k orders -0.0 below +0.0; they must tie (lower index first). Cleared on the bits:
-    # XLA folds a ``+ 0.0`` away. (top_k on an integer key would be exact for subnormals too,
-    # but XLA's CPU top_k is fast only for floats, which compare subnormals as zero there.)
-    unsigned = {4: jnp.uint32, 8: jnp.uint64}[jnp.dtype(dtype).itemsize]
-    negative_zero = lax.bitcast_convert_type(ranked, unsigned) == jnp.asarray(
-        1 << (8 * jnp.dtype(dtype).itemsize - 1), unsigned
-    )
-    _, top = lax.top_k(jnp.where(negative_zero, 0.0, ranked), min(max(ks), scores.shape[-1]))
+    # top_k orders -0.0 below +0.0; they must tie (lower index first). (top_k on an integer
+    # key would be exact for subnormals too, but XLA's CPU top_k is fast only for floats,
+    # which compare subnormals as zero there.)
+    _, top = lax.top_k(positive_zero(ranked), min(max(ks), scores.shape[-1]))
     hits = jnp.take_along_axis(relevant, top, axis=-1).astype(dtype)
     count = jnp.sum(relevant, axis=-1).astype(dtype)
     discount = 1.0 / jnp.log2(jnp.arange(2, top.shape[-1] + 2, dtype=dtype))

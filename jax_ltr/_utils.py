@@ -105,6 +105,19 @@ if _enable_x64 is None:  # pragma: no cover (older JAX)
     from jax.experimental import enable_x64 as _enable_x64
 
 
+def _sign_bit(unsigned):
+    return jnp.asarray(1 << (8 * jnp.dtype(unsigned).itemsize - 1), unsigned)
+
+
+def positive_zero(x):
+    """Float ``x`` (32 or 64 bits) with -0.0 made +0.0, so that sorts and ``top_k`` (which
+    order by bits) tie them. Done on the bits: XLA folds a ``+ 0.0`` away, and ``x == 0``
+    holds for subnormals too on CPUs that flush them."""
+    unsigned = _UNSIGNED[x.dtype.itemsize]
+    bits = lax.bitcast_convert_type(x, unsigned)
+    return jnp.where(bits == _sign_bit(unsigned), jnp.zeros((), x.dtype), x)
+
+
 def sort_keys(x, where, *, descending: bool):
     """Unsigned integers in the order of float ``x`` (reversed when ``descending``), every
     invalid item given the largest value and every valid one a smaller value (NaN the
@@ -118,10 +131,8 @@ def sort_keys(x, where, *, descending: bool):
     if x.dtype.itemsize < 4 or not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.float32)
     unsigned = _UNSIGNED[x.dtype.itemsize]
-    sign = jnp.asarray(1 << (8 * x.dtype.itemsize - 1), unsigned)
-    bits = lax.bitcast_convert_type(x, unsigned)
-    # -0.0 is +0.0, on the bits: XLA folds ``x + 0.0`` away, and ``x == 0`` flushes subnormals.
-    bits = jnp.where(bits == sign, jnp.asarray(0, unsigned), bits)
+    sign = _sign_bit(unsigned)
+    bits = lax.bitcast_convert_type(positive_zero(x), unsigned)
     ordered = jnp.where((bits & sign) != 0, ~bits, bits | sign)
     if descending:
         ordered = ~ordered
