@@ -20,6 +20,7 @@ from jax_ltr import _losses
 from jax_ltr._metrics import ranking_metrics, retrieval_metrics
 from jax_ltr._model import MODEL_CLASSES
 from ltr_common.config import ConfigError, TrainConfig
+from ltr_common.evaluation import catalog_reports
 from ltr_common.files import CheckpointError, read_checkpoint_bytes, write_checkpoint_bytes
 from ltr_common.losses import training_objective
 from ltr_common.models import initial_weights, model_options, model_parameters, weight_decay
@@ -113,11 +114,7 @@ def catalog_step(params, users, reports, exclude, *, model, top_k):
     """Score the whole catalog for ``users`` once and measure it against each relevance mask
     of ``reports`` (``{prefix: [U, I] bool}``): one compiled pass."""
     scores = model.apply({"params": params}, users, method=model.catalog_scores)
-    return {
-        f"{prefix}{name}": value
-        for prefix, relevant in reports.items()
-        for name, value in retrieval_metrics(scores, relevant, exclude=exclude, ks=top_k).items()
-    }
+    return catalog_reports(retrieval_metrics, scores, reports, exclude=exclude, ks=top_k)
 
 
 def make_mesh(config: TrainConfig) -> Mesh:

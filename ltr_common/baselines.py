@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ltr_common.batching import Batch
+from ltr_common.evaluation import catalog_reports
 from ltr_common.lists import Lists
 
 BASELINES = ("random", "popularity", "item_mean", "rating_mf")
@@ -37,13 +38,9 @@ class ScoreScorer:
 
     def catalog_metrics(self, users, reports, exclude):
         scores = np.asarray(self.score(users[:, None], np.arange(self.num_items)[None, :]), np.float32)
-        return {
-            f"{prefix}{name}": value
-            for prefix, relevant in reports.items()
-            for name, value in self.metrics.retrieval_metrics(
-                scores, relevant, exclude=exclude, ks=self.top_k
-            ).items()
-        }
+        return catalog_reports(
+            self.metrics.retrieval_metrics, scores, reports, exclude=exclude, ks=self.top_k
+        )
 
 
 def random_scores(seed: int) -> ScoreFn:

@@ -33,6 +33,17 @@ def ranking_metric_set(
     return out
 
 
+def catalog_reports(retrieval_metrics, scores, reports: Mapping, *, exclude, ks) -> dict:
+    """Full-catalog ``scores`` measured against each relevance mask of ``reports``
+    (``{name prefix: [U, I] bool}``) by a framework's ``retrieval_metrics``, the metric names
+    prefixed: one scoring, several reports."""
+    return {
+        f"{prefix}{name}": value
+        for prefix, relevant in reports.items()
+        for name, value in retrieval_metrics(scores, relevant, exclude=exclude, ks=ks).items()
+    }
+
+
 def metric_order(name: str) -> tuple:
     """Sort key: ndcg@k by k, then mrr, map, recall@k, hr@k; ``liked/`` ones after the rest —
     the same columns for every scorer."""

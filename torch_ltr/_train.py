@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ltr_common.config import TrainConfig
+from ltr_common.evaluation import catalog_reports
 from ltr_common.files import CheckpointError, read_checkpoint_bytes, write_checkpoint_bytes
 from ltr_common.losses import training_objective
 from ltr_common.models import initial_weights, model_options, model_parameters, weight_decay
@@ -111,12 +112,11 @@ class Trainer:
         device = self.device
         scores = self.model.catalog_scores(torch.as_tensor(users, device=device).long())
         exclude = torch.as_tensor(exclude, device=device)
-        out = {}
-        for prefix, relevant in reports.items():
-            relevant = torch.as_tensor(relevant, device=device)
-            metrics = retrieval_metrics(scores, relevant, exclude=exclude, ks=tuple(self.config.top_k))
-            out.update({f"{prefix}{k}": v.cpu().numpy() for k, v in metrics.items()})
-        return out
+        reports = {prefix: torch.as_tensor(relevant, device=device) for prefix, relevant in reports.items()}
+        out = catalog_reports(
+            retrieval_metrics, scores, reports, exclude=exclude, ks=tuple(self.config.top_k)
+        )
+        return {name: value.cpu().numpy() for name, value in out.items()}
 
     def learning_rate(self, step: int) -> float:
         return self.optimizer.param_groups[0]["lr"]
