@@ -57,7 +57,7 @@ def host_inputs(batch: Batch, config: TrainConfig, *, epoch: int, index: int):
     The tie order is each item's rank (0 .. L-1, as float32) in a uniform draw, ties of the
     draw by position: ordering tied labels by it is ordering them by the draw. Small integers
     let the JAX loss order labels and ties with single-operand integer sorts (no comparison
-    sort on the training step); the draw is what the trainers used before, so runs repeat.
+    sort on the training step), in the same order as the float draw itself would give.
     """
     rng = np.random.default_rng([config.seed, epoch, index])
     draw = rng.random(batch.labels.shape, dtype=np.float32)
