@@ -24,6 +24,9 @@ import pytest
 from ltr_common import ConfigError, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
+# The suite's quick compilation (conftest.py) in every subprocess here, so that the runs
+# compared with each other compile alike.
+QUICK_COMPILE = "--xla_backend_optimization_level=0"
 # One configuration for the in-process runs and the two-process launch, parsed the same way.
 CONFIG_FLAGS = (
     "--task rerank --model mlp --loss hybrid --pointwise_weight 0 --learning_rate 1e-3 --weight_decay 0"
@@ -85,7 +88,7 @@ def four_devices(tmp_path_factory):
             env = {
                 **os.environ,
                 "PYTHONPATH": str(ROOT),
-                "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+                "XLA_FLAGS": f"--xla_force_host_platform_device_count=4 {QUICK_COMPILE}",
             }
             done = subprocess.run(
                 [sys.executable, "-c", PROGRAM, *CONFIG_FLAGS],
@@ -133,7 +136,11 @@ def _free_port() -> int:
 
 def test_two_processes_of_two_devices_train_like_one_device(four_devices, tmp_path):
     # The README's multi-host launch, on one machine: two processes, two CPU devices each.
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count=2 {QUICK_COMPILE}",
+    }
     flags = [*CONFIG_FLAGS, "--no-progress"]
     address = f"localhost:{_free_port()}"
     processes = [
