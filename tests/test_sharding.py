@@ -24,9 +24,9 @@ import pytest
 from ltr_common import ConfigError, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-# The suite's quick compilation (conftest.py) in every subprocess here, so that the runs
-# compared with each other compile alike.
-QUICK_COMPILE = "--xla_backend_optimization_level=0"
+# The suite's quick compilation (conftest.py sets XLA_FLAGS) in every subprocess here, so
+# that the runs compared with each other compile alike.
+QUICK_COMPILE = os.environ.get("XLA_FLAGS", "")
 # One configuration for the in-process runs and the two-process launch, parsed the same way.
 CONFIG_FLAGS = (
     "--task rerank --model mlp --loss hybrid --pointwise_weight 0 --learning_rate 1e-3 --weight_decay 0"
