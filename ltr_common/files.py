@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from loguru import logger
@@ -45,18 +45,33 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def write_checkpoint_bytes(path: Path, payload: bytes) -> None:
-    """Write ``payload`` with a SHA-256 header; the previous file is kept as ``*.prev``.
+def write_checkpoint_bytes(paths: Path | Sequence[Path], payload: bytes) -> None:
+    """Write ``payload`` with a SHA-256 header to each of ``paths``; the previous file at each
+    path is kept as ``*.prev``.
 
-    The new file is written in full (atomically, as ``*.next``) before the old one is moved
-    aside, so a process killed mid-write leaves the current checkpoint where it was.
+    Each new file is written in full (atomically, as ``*.next``) before the old one is moved
+    aside, so a process killed mid-write leaves the current checkpoint where it was. The
+    payload is hashed and written once: the other paths are hard links to that file (a
+    checkpoint file is only ever replaced by a rename, never changed in place, so the names
+    stay independent), or copies where the file system has no hard links.
     """
-    path = Path(path)
-    fresh = path.with_name(path.name + ".next")
-    atomic_write_bytes(fresh, _MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
-    if path.exists():
-        os.replace(path, path.with_name(path.name + ".prev"))
-    os.replace(fresh, path)
+    paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    data = _MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+    written = None
+    for path in paths:
+        fresh = path.with_name(path.name + ".next")
+        if written is None:
+            atomic_write_bytes(fresh, data)
+        else:
+            fresh.unlink(missing_ok=True)
+            try:
+                os.link(written, fresh)
+            except OSError:
+                atomic_write_bytes(fresh, data)
+        if path.exists():
+            os.replace(path, path.with_name(path.name + ".prev"))
+        os.replace(fresh, path)
+        written = path
 
 
 def read_checkpoint_bytes(path: Path) -> bytes:

@@ -158,5 +158,5 @@ def test_the_trainers_step_has_no_comparison_sort(task):
     ratings, split = small_data()
     trainer = jax_train.Trainer(config, ratings.num_users, ratings.num_items)
     batch, pairs, tie_break = next(iter(make_task(config, split).epoch_inputs(epoch=0)))
-    traced = trainer._train_step.trace(trainer.state, trainer._batch(batch), pairs, tie_break)
+    traced = trainer._train_step.trace(trainer.state, batch, pairs, tie_break)
     assert _comparison_sorts(traced.jaxpr.jaxpr) == []

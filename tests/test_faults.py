@@ -105,3 +105,21 @@ def test_a_corrupt_checkpoint_is_named_and_the_previous_one_loads(tmp_path):
     with pytest.raises(CheckpointError, match=r"checkpoint_latest.*; and .*checkpoint_latest.prev"):
         latest.write_bytes(data[:10])
         run("jax", SMALL, tmp_path, data=small_data(), resume=True, progress_bar=False)
+
+
+def test_one_checkpoint_written_to_two_names_stays_two_checkpoints(tmp_path):
+    # The second name is a hard link to the first's file: replacing one name later must
+    # leave the other with its bytes, and keep the replaced one's as ``*.prev``.
+    from ltr_common.files import read_checkpoint_bytes, write_checkpoint_bytes
+
+    best, latest = tmp_path / "checkpoint_best", tmp_path / "checkpoint_latest"
+    write_checkpoint_bytes([best, latest], b"first")
+    write_checkpoint_bytes([latest], b"second")
+    assert read_checkpoint_bytes(best) == b"first"
+    assert read_checkpoint_bytes(latest) == b"second"
+    assert read_checkpoint_bytes(tmp_path / "checkpoint_latest.prev") == b"first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint_best",
+        "checkpoint_latest",
+        "checkpoint_latest.prev",
+    ]

@@ -133,8 +133,7 @@ class Trainer:
             buffer,
         )
         payload = buffer.getvalue()
-        for path in paths:
-            write_checkpoint_bytes(path, payload)
+        write_checkpoint_bytes(paths, payload)
 
     def restore(self, path: Path) -> dict:
         payload = torch.load(
