@@ -11,7 +11,11 @@ from jax_ltr._losses import (
     listmle_loss,
     pairwise_pl_loss,
     pointwise_mse_loss,
+    position_listmle_loss,
+    sigmoid_cross_entropy_loss,
+    softmax_loss,
     suffix_logsumexp,
+    topk_listmle_loss,
 )
 from jax_ltr._metrics import (
     average_precision,
@@ -40,9 +44,13 @@ __all__ = [
     "ndcg_at_k",
     "pairwise_pl_loss",
     "pointwise_mse_loss",
+    "position_listmle_loss",
     "ranking_metrics",
     "recall_at_k",
     "retrieval_metrics",
+    "sigmoid_cross_entropy_loss",
+    "softmax_loss",
     "suffix_logsumexp",
+    "topk_listmle_loss",
     "train_step",
 ]

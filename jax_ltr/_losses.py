@@ -30,7 +30,7 @@ from jax_ltr._utils import (
 )
 from ltr_common import checks
 from ltr_common.checks import check_levels
-from ltr_common.losses import mix
+from ltr_common.losses import mix, position_weights, top_k_weights
 
 LISTMLE_METHODS = ("scan", "associative")
 
@@ -128,8 +128,8 @@ def suffix_logsumexp(x, *, where=None, method: str = "auto"):
     return jnp.where(seen, high + jnp.log(jnp.where(seen, total, 1.0)), -jnp.inf)
 
 
-def ranked_listmle(ranked, valid, method: str):
-    """Per-list ListMLE of scores already in label order: ``sum over valid i of c_i - s_i``.
+def ranked_listmle(ranked, valid, method: str, weights=None):
+    """Per-list ListMLE of scores already in label order: ``sum over valid i of w_i (c_i - s_i)``.
 
     ``valid`` must be a prefix along the last axis (every valid item before every invalid
     one): the closed-form gradient chains each item to the one before it in the ranking,
@@ -143,6 +143,8 @@ def ranked_listmle(ranked, valid, method: str):
       ranked: [..., L] float array, scores in label order.
       valid: [..., L] bool array, a prefix along the last axis.
       method: "scan" or "associative".
+      weights: [L] or [..., L] weights of the places (position-aware and top-k ListMLE);
+        None: every place weighs 1.
 
     Returns:
       [...] per-list values.
@@ -151,37 +153,37 @@ def ranked_listmle(ranked, valid, method: str):
         host = np.asarray(valid)  # NumPy: no tracer when a jitted caller closes over it
         if host.shape[-1] > 1 and (host[..., 1:] & ~host[..., :-1]).any():
             raise ValueError("valid must be a prefix along the last axis (valid items first)")
-    return _ranked_listmle_compiled(ranked, valid, method)
+    weights = valid.astype(ranked.dtype) if weights is None else jnp.where(valid, weights, 0.0)
+    return _ranked_listmle_compiled(ranked, valid, weights.astype(ranked.dtype), method)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _ranked_listmle(ranked, valid, method):
-    return _ranked_listmle_fwd(ranked, valid, method)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _ranked_listmle(ranked, valid, weights, method):
+    return _ranked_listmle_fwd(ranked, valid, weights, method)[0]
 
 
-def _ranked_listmle_fwd(ranked, valid, method):
+def _ranked_listmle_fwd(ranked, valid, weights, method):
     high, total = _running_max_sum(ranked, valid, method=method, reverse=True)
     high = jnp.where(valid, high, 0.0)
     log_total = jnp.log(jnp.where(valid, total, 1.0))
     # c_i - s_i = (high_i - s_i) + log(total_i): both parts small, no cancellation at |c|.
-    per_list = jnp.sum(jnp.where(valid, (high - ranked) + log_total, 0.0), axis=-1)
-    return per_list, (ranked, valid, high, log_total)
+    per_list = jnp.sum(weights * jnp.where(valid, (high - ranked) + log_total, 0.0), axis=-1)
+    return per_list, (ranked, valid, weights, high, log_total)
 
 
 def _ranked_listmle_bwd(method, residuals, cotangent):
-    # d/ds_k = sum_{valid i <= k} exp(s_k - c_i) - 1 = p_k * T_k - 1, with c the suffix
-    # log-sum-exp, p_k = exp(s_k - c_k) <= 1 and T_k = sum_{i <= k} exp(c_k - c_i), which obeys
-    # T_k = 1 + exp(c_k - c_{k-1}) * T_{k-1} (c never increases along the ranking, so every
-    # factor is <= 1). Differences of c are taken on (high, log total) separately, so no
+    # d/ds_k = sum_{valid i <= k} w_i exp(s_k - c_i) - w_k = p_k * T_k - w_k, with c the suffix
+    # log-sum-exp, p_k = exp(s_k - c_k) <= 1 and T_k = sum_{i <= k} w_i exp(c_k - c_i), which
+    # obeys T_k = w_k + exp(c_k - c_{k-1}) * T_{k-1} (c never increases along the ranking, so
+    # every factor is <= 1). Differences of c are taken on (high, log total) separately, so no
     # rounding at the magnitude of c enters; no overflow for any finite input.
-    ranked, valid, high, log_total = residuals
+    ranked, valid, ones, high, log_total = residuals
     axis = ranked.ndim - 1
 
     def shifted(x):  # x_{k-1}, with x_0 for k = 0
         return jnp.concatenate([x[..., :1], x[..., :-1]], axis=axis)
 
     decay = jnp.where(valid, jnp.exp((high - shifted(high)) + (log_total - shifted(log_total))), 0.0)
-    ones = valid.astype(ranked.dtype)
     if method == "scan":
 
         def step(carry, column):
@@ -201,14 +203,14 @@ def _ranked_listmle_bwd(method, residuals, cotangent):
 
         _, totals = lax.associative_scan(compose, (decay, ones), axis=axis)
     own = jnp.exp(jnp.where(valid, (ranked - high) - log_total, 0.0))
-    grad = jnp.where(valid, own * totals - 1.0, 0.0)
-    return cotangent[..., None] * grad, None
+    grad = jnp.where(valid, own * totals - ones, 0.0)
+    return cotangent[..., None] * grad, None, None
 
 
 _ranked_listmle.defvjp(_ranked_listmle_fwd, _ranked_listmle_bwd)
 # Compiled as one unit even when the caller runs eagerly: op by op, the log-depth scan would
 # dispatch (and compile) hundreds of small operations. Under an outer jit it is inlined.
-_ranked_listmle_compiled = jax.jit(_ranked_listmle, static_argnums=2)
+_ranked_listmle_compiled = jax.jit(_ranked_listmle, static_argnums=3)
 
 
 def listmle_loss(
@@ -255,6 +257,12 @@ def listmle_loss(
       >>> float(listmle_loss(jnp.array([0.0, 0.0]), jnp.array([1.0, 0.0])))  # log 2
       0.6931471824645996
     """
+    return _listmle(scores, labels, where, tie_break, key, levels, method, reduction, place_weights=None)
+
+
+def _listmle(scores, labels, where, tie_break, key, levels, method, reduction, *, place_weights):
+    """ListMLE with the places of the label order weighted by ``place_weights(L)`` (a [L]
+    NumPy array; None: all 1): ``listmle_loss`` and its top-k and position-aware forms."""
     check_reduction(reduction)
     method = _check_method(method)
     levels = check_levels(levels)
@@ -264,6 +272,7 @@ def listmle_loss(
             raise ValueError("give tie_break or key, not both")
         tie_break = jax.random.uniform(key, jnp.shape(scores))
     scores, labels, where, tie_break = check_inputs(scores, labels, where, tie_break)
+    weights = None if place_weights is None else place_weights(scores.shape[-1])
     in_levels = None if levels is None else labels_in_levels(labels, where, levels)  # raises first
     scores = jnp.where(where, scores, 0.0)
     if levels is not None and tie_break is None and scores.shape[-1] > 0:
@@ -271,7 +280,9 @@ def listmle_loss(
     else:
         order = descending_order(labels, where, tie_break)
         ranked, valid = take(scores, order), take(where, order)
-    per_list = ranked_listmle(ranked, valid, method)
+    if weights is not None:
+        weights = jnp.asarray(weights, scores.dtype)
+    per_list = ranked_listmle(ranked, valid, method, weights)
     if in_levels is not None:
         per_list = jnp.where(in_levels, per_list, jnp.nan)
     per_list = nan_for_bad_labels(per_list, labels, where)
@@ -507,6 +518,174 @@ def hybrid_loss(
     )
     pairwise = pairwise_pl_loss(scores, labels, where=where, pairs=pairs, reduction=reduction)
     return mix(alpha, listwise, pairwise)
+
+
+def topk_listmle_loss(
+    scores,
+    labels,
+    *,
+    k: int | None = 10,
+    where=None,
+    tie_break=None,
+    key: jax.Array | None = None,
+    levels=None,
+    method: str = "auto",
+    reduction: str = "mean",
+):
+    """Top-k ListMLE (Xia, Liu & Li, 2009): the Plackett–Luce likelihood of the first ``k``
+    places of the label order only.
+
+    Per list: ``sum_{valid i, place(i) < k} [ log sum_{valid j, place(j) >= place(i)} exp(s_j)
+    - s_i ]``: the items past place ``k`` still compete for the first ``k`` places, but their
+    own order does not count. ``k=None`` (or ``k`` >= the list) is ``listmle_loss``. Other
+    arguments, the order of ties and "mean" (over lists with at least two valid items) as in
+    ``listmle_loss``; the same sort-free label order and closed-form gradient.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> round(float(topk_listmle_loss(jnp.zeros(3), jnp.array([2.0, 1.0, 0.0]), k=1)), 6)  # log 3
+      1.098612
+    """
+    return _listmle(
+        scores,
+        labels,
+        where,
+        tie_break,
+        key,
+        levels,
+        method,
+        reduction,
+        place_weights=functools.partial(top_k_weights, k),
+    )
+
+
+def position_listmle_loss(
+    scores,
+    labels,
+    *,
+    weights="dcg",
+    where=None,
+    tie_break=None,
+    key: jax.Array | None = None,
+    levels=None,
+    method: str = "auto",
+    reduction: str = "mean",
+):
+    """Position-aware ListMLE (Lan et al., 2014): each place's term of the ListMLE sum weighted.
+
+    Per list: ``sum_{valid i} w_{place(i)} [ log sum_{valid j, place(j) >= place(i)} exp(s_j)
+    - s_i ]``. ``weights``: "dcg" (default: ``w_p = 1 / log2(p + 2)`` for places ``p = 0, 1,
+    ...``, decreasing, so mistakes at the top cost most, as the paper requires for consistency
+    with NDCG-like measures) or a 1-D sequence of numbers >= 0 for the first places (later
+    places weigh 0); ``ltr_common.losses.position_weights``. Other arguments as in
+    ``listmle_loss``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> round(float(position_listmle_loss(jnp.zeros(2), jnp.array([1.0, 0.0]), weights=[2.0])), 6)
+      1.386294
+    """
+    return _listmle(
+        scores,
+        labels,
+        where,
+        tie_break,
+        key,
+        levels,
+        method,
+        reduction,
+        place_weights=functools.partial(position_weights, weights),
+    )
+
+
+def softmax_loss(scores, labels, *, where=None, reduction: str = "mean"):
+    """Softmax cross-entropy, ListNet's top-one form (Cao et al., 2007).
+
+    Per list: ``-sum_{valid i} p_i log softmax(s)_i`` with ``p = labels / sum(labels)`` over the
+    valid items, i.e. ``logsumexp(s) - sum_i p_i s_i``. Labels must be >= 0. A list whose
+    valid labels sum to 0 (nothing relevant) has no target distribution: it contributes 0 and
+    is not counted.
+
+    Args:
+      scores: [..., L] float array.
+      labels: [..., L] array of labels >= 0.
+      where: [..., L] bool array, True = valid item.
+      reduction: "none" → per-list values [...]; "sum"; "mean" → over lists whose labels sum
+        to more than 0.
+
+    Returns:
+      The reduced loss, in the scores' dtype. A negative valid label is a ``ValueError``
+      outside ``jit``; under ``jit`` it makes that list's value NaN.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> round(float(softmax_loss(jnp.zeros(2), jnp.array([1.0, 0.0]))), 6)  # log 2
+      0.693147
+    """
+    check_reduction(reduction)
+    out_dtype = jnp.asarray(scores).dtype
+    scores, labels, where, _ = check_inputs(scores, labels, where)
+    if is_concrete(labels) and is_concrete(where):
+        checks.check_nonnegative_labels(np.asarray(labels), np.asarray(where))
+    labels = jnp.where(where, labels, 0.0)
+    scores = jnp.where(where, scores, -jnp.inf)
+    total = jnp.sum(labels, axis=-1, keepdims=True)
+    counted = total[..., 0] > 0
+    target = labels / jnp.where(total > 0, total, 1.0)
+    high = lax.stop_gradient(jnp.max(scores, axis=-1, keepdims=True, initial=-jnp.inf))
+    high = jnp.where(jnp.isfinite(high), high, 0.0)
+    shifted = jnp.where(where, scores - high, 0.0)  # the log-softmax, shift-invariant
+    norm = jnp.sum(jnp.where(where, jnp.exp(shifted), 0.0), axis=-1, keepdims=True)
+    log_norm = jnp.log(jnp.where(norm > 0, norm, 1.0))  # an empty list: log 1, no NaN gradient
+    per_list = jnp.sum(jnp.where(where, target * (log_norm - shifted), 0.0), axis=-1)
+    per_list = jnp.where(counted, per_list, 0.0)
+    per_list = jnp.where(jnp.any(where & (labels < 0), axis=-1), jnp.nan, per_list)
+    per_list = nan_for_bad_labels(per_list, labels, where)
+    return safe_reduce(per_list, counted, reduction).astype(out_dtype)
+
+
+def sigmoid_cross_entropy_loss(scores, labels, *, where=None, threshold=None, reduction: str = "mean"):
+    """Pointwise sigmoid cross-entropy: each valid item's logistic loss against its relevance.
+
+    Per item ``-t log sigma(s) - (1 - t) log(1 - sigma(s)) = softplus(s) - t s``, softplus as
+    ``logaddexp(s, 0)`` (no overflow); per list, the sum over valid items.
+
+    Args:
+      scores: [..., L] float array (logits).
+      labels: [..., L] array: targets in [0, 1], or with ``threshold`` any labels, relevant
+        (``t = 1``) where ``label >= threshold`` (``threshold=1`` on the retrieve task's lists:
+        every rated item against the sampled unrated ones, labelled 0).
+      where: [..., L] bool array, True = valid item.
+      threshold: None, or the label from which an item counts as relevant.
+      reduction: "none" → per-list sums [...]; "sum"; "mean" → over valid items.
+
+    Returns:
+      The reduced loss, in the scores' dtype. Without ``threshold``, a valid label outside
+      [0, 1] is a ``ValueError`` outside ``jit`` and makes that list NaN under ``jit``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> round(float(sigmoid_cross_entropy_loss(jnp.zeros(2), jnp.array([1.0, 0.0]))), 6)  # log 2
+      0.693147
+    """
+    check_reduction(reduction)
+    checks.check_threshold(threshold)
+    out_dtype = jnp.asarray(scores).dtype
+    scores, labels, where, _ = check_inputs(scores, labels, where)
+    if threshold is None and is_concrete(labels) and is_concrete(where):
+        checks.check_probability_labels(np.asarray(labels), np.asarray(where))
+    labels = jnp.where(where, labels, 0.0)
+    if threshold is None:
+        target, outside = labels, jnp.any(where & ((labels < 0) | (labels > 1)), axis=-1)
+    else:
+        target, outside = (labels >= threshold).astype(scores.dtype), None
+    s = jnp.where(where, scores, 0.0)
+    terms = jnp.logaddexp(s, 0.0) - target * s  # softplus: exact gradient sigma(s) - t, at 0 too
+    per_list = jnp.sum(jnp.where(where, terms, 0.0), axis=-1)
+    if outside is not None:
+        per_list = jnp.where(outside, jnp.nan, per_list)
+    per_list = nan_for_bad_labels(per_list, labels, where)
+    return safe_reduce(per_list, where, reduction).astype(out_dtype)
 
 
 def pointwise_mse_loss(scores, labels, *, where=None, reduction: str = "mean"):

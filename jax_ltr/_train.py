@@ -96,7 +96,7 @@ def train_step(state: TrainState, batch, pairs, tie_break, *, config: TrainConfi
             {"params": params}, batch.user_ids, batch.item_ids, train=True, rngs={"dropout": dropout_key}
         )
         return training_objective(
-            _losses, scores, batch.labels, batch.mask, pairs, tie_break, config.objective_terms
+            _losses, scores, batch.labels, batch.mask, pairs, tie_break, config.objective_terms, config
         )
 
     (total, terms), grads = jax.value_and_grad(objective, has_aux=True)(state.params)

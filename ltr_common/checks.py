@@ -81,6 +81,35 @@ def check_finite_labels(labels: np.ndarray, where: np.ndarray) -> None:
         raise non_finite_label_error(labels[index], index)
 
 
+def check_nonnegative_labels(labels: np.ndarray, where: np.ndarray) -> None:
+    """Labels that weigh a distribution (softmax cross-entropy) must be >= 0 where valid."""
+    bad = np.asarray(where, bool) & (np.asarray(labels) < 0)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"labels must be >= 0 at valid positions, found {labels[index]} at index {index}")
+
+
+def check_probability_labels(labels: np.ndarray, where: np.ndarray) -> None:
+    """Targets of a logistic loss without a threshold must lie in [0, 1] where valid."""
+    labels = np.asarray(labels)
+    bad = np.asarray(where, bool) & ((labels < 0) | (labels > 1))
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"labels must lie in [0, 1] at valid positions (or give threshold=), "
+            f"found {labels[index]} at index {index}"
+        )
+
+
+def check_threshold(threshold) -> None:
+    if threshold is None:
+        return
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float | np.number):
+        raise ValueError(f"threshold must be a finite number or None, got {threshold!r}")
+    if not math.isfinite(threshold):
+        raise ValueError(f"threshold must be a finite number or None, got {threshold!r}")
+
+
 def check_levels(levels) -> tuple[float, ...] | None:
     """``levels`` as an ascending tuple of distinct finite numbers, or None.
 

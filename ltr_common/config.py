@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import types
 import typing
 from collections.abc import Sequence
@@ -49,6 +50,10 @@ class TrainConfig:
     )
     hybrid_alpha: float = _field(0.7, "weight of ListMLE in the hybrid loss, in [0, 1]")
     pointwise_weight: float = _field(0.0, "weight of the pointwise squared error added to the loss")
+    listmle_k: int = _field(10, "topk_listmle: places of the label order in the likelihood")
+    relevance_threshold: float = _field(
+        1.0, "sigmoid_ce: a label >= this is relevant (retrieve: any rating; rerank: 4, liked)"
+    )
     negatives: int = _field(100, "retrieve: items a user never rated added to each training list, label 0")
     embedding_dim: int = _field(64, "user and item embedding size")
     mlp_hidden: int = _field(128, "hidden units of the scoring MLP")
@@ -91,6 +96,7 @@ class TrainConfig:
         need("loss", self.loss in LOSSES, f"one of {', '.join(LOSSES)}")
         need("pointwise_weight", self.pointwise_weight >= 0, "a number >= 0")
         need("hybrid_alpha", 0.0 <= self.hybrid_alpha <= 1.0, "a number in [0, 1]")
+        need("relevance_threshold", math.isfinite(self.relevance_threshold), "a finite number")
         for name in (
             "embedding_dim",
             "mlp_hidden",
@@ -102,6 +108,7 @@ class TrainConfig:
             "eval_every",
             "early_stop_patience",
             "negatives",
+            "listmle_k",
         ):
             value = getattr(self, name)
             need(
@@ -142,7 +149,13 @@ class TrainConfig:
 # The defaults that differ by task: the dataclass's are retrieval's, the main job's. Each set
 # was chosen on the validation lists (README: Results), and --task picks its own.
 TASK_DEFAULTS: dict[str, dict] = {
-    "rerank": {"embedding_dim": 128, "weight_decay": 2.0, "bias_weight_decay": 0.0, "pointwise_weight": 1.0},
+    "rerank": {
+        "embedding_dim": 128,
+        "weight_decay": 2.0,
+        "bias_weight_decay": 0.0,
+        "pointwise_weight": 1.0,
+        "relevance_threshold": 4.0,
+    },
 }
 
 

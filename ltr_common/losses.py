@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 
 @dataclasses.dataclass(frozen=True)
 class Loss:
@@ -29,6 +31,8 @@ class Loss:
     parts: tuple[str, ...] = ()  # a weighted combination of these losses (trained term by term)
     ranking: bool = True  # depends on the scores only through their order's likelihood: a
     # constant added to a list's scores changes nothing, and each list's gradient sums to 0
+    # keyword -> the TrainConfig field a trainer passes as it (e.g. top-k ListMLE's ``k``)
+    config_options: tuple[tuple[str, str], ...] = ()
 
 
 LOSSES: dict[str, Loss] = {
@@ -53,6 +57,31 @@ LOSSES: dict[str, Loss] = {
             parts=("listmle", "pairwise_pl"),
         ),
         Loss("pointwise_mse", "pointwise_mse_loss", "squared error against the labels", ranking=False),
+        Loss(
+            "softmax",
+            "softmax_loss",
+            "ListNet top-one: cross-entropy of softmax(scores) against labels / sum(labels)",
+        ),
+        Loss(
+            "topk_listmle",
+            "topk_listmle_loss",
+            "ListMLE over the first --listmle_k places of the label order",
+            takes_tie_break=True,
+            config_options=(("k", "listmle_k"),),
+        ),
+        Loss(
+            "position_listmle",
+            "position_listmle_loss",
+            "ListMLE with place i weighted 1 / log2(i + 2) (position-aware ListMLE)",
+            takes_tie_break=True,
+        ),
+        Loss(
+            "sigmoid_ce",
+            "sigmoid_cross_entropy_loss",
+            "pointwise logistic loss, relevant = label >= --relevance_threshold",
+            ranking=False,
+            config_options=(("threshold", "relevance_threshold"),),
+        ),
     )
 }
 
@@ -104,20 +133,63 @@ def weighted_sum(terms):
     return total
 
 
-def training_objective(functions, scores, labels, where, pairs, tie_break, terms):
+def training_objective(functions, scores, labels, where, pairs, tie_break, terms, config=None):
     """``(total, {loss name: value})`` of a weighted objective, the losses taken from ``functions``.
 
     ``functions`` is a framework's module of loss functions (``jax_ltr._losses``,
     ``torch_ltr._losses``), ``terms`` an objective's ``((registered loss, weight), ...)``; each
-    loss gets the sampled ``pairs`` or the ``tie_break`` order when it trains with them.
+    loss gets the sampled ``pairs`` or the ``tie_break`` order when it trains with them, and
+    its ``config_options`` from ``config`` (a ``TrainConfig``; without one, the defaults).
     """
     values = {}
     for name, _ in terms:
         spec = LOSSES[name]
         options = {}
+        if config is not None:
+            options.update({keyword: getattr(config, field) for keyword, field in spec.config_options})
         if spec.takes_tie_break:
             options["tie_break"] = tie_break
         if spec.takes_pairs:
             options["pairs"] = pairs
         values[name] = getattr(functions, spec.function)(scores, labels, where=where, **options)
     return weighted_sum([(weight, values[name]) for name, weight in terms]), values
+
+
+def position_weights(weights, length: int) -> np.ndarray:
+    """The [length] float64 weights of the places 0 .. length - 1 of a label order.
+
+    ``weights``: "dcg" (``1 / log2(i + 2)``, the DCG discount: decreasing, as position-aware
+    ListMLE asks) or a 1-D sequence of finite numbers >= 0 for the first places; places past
+    its end weigh 0 (so ``[1] * k`` is top-k ListMLE). The same in both frameworks.
+
+    Example:
+      >>> position_weights("dcg", 3).round(4).tolist()
+      [1.0, 0.6309, 0.5]
+      >>> position_weights([2.0, 1.0], 3).tolist()
+      [2.0, 1.0, 0.0]
+    """
+    if isinstance(weights, str):
+        if weights != "dcg":
+            raise ValueError(f"weights must be 'dcg' or a sequence of numbers >= 0, got {weights!r}")
+        return 1.0 / np.log2(np.arange(length) + 2.0)
+    try:
+        given = np.asarray(weights, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"weights must be 'dcg' or a sequence of numbers >= 0, got {weights!r}") from None
+    if given.ndim != 1 or not np.isfinite(given).all() or (given < 0).any():
+        raise ValueError(f"weights must be a 1-D sequence of finite numbers >= 0, got {weights!r}")
+    out = np.zeros(length)
+    out[: min(length, len(given))] = given[:length]
+    return out
+
+
+def top_k_weights(k, length: int) -> np.ndarray:
+    """Weight 1 for the places before ``k`` (every place for ``k=None``), 0 after.
+
+    Example:
+      >>> top_k_weights(2, 4).tolist()
+      [1.0, 1.0, 0.0, 0.0]
+    """
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1):
+        raise ValueError(f"k must be an integer >= 1 or None, got {k!r}")
+    return (np.arange(length) < (length if k is None else k)).astype(np.float64)

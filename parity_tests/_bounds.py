@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ltr_common.losses import LOSSES
+from ltr_common.losses import LOSSES, position_weights, top_k_weights
 
 ULPS = 8
 FLOAT64 = (1e-12, 1e-12)  # (rtol, atol)
@@ -61,13 +61,15 @@ def _label_order(labels, where, tie_break=None):
     return np.lexsort((positions, ties, primary), axis=-1)
 
 
-def listmle(scores, labels, where, tie_break=None, *, score_scale=None):
+def listmle(scores, labels, where, tie_break=None, *, score_scale=None, weights=None):
     """Per-list value magnitudes [B], per-item gradient magnitudes [B, L] and the mean's count.
 
-    Value ``sum_i c_i - s_i`` over the label order: ``sum_i 1 + |c_i| + |s_i|``. Gradient
-    ``d/ds_k = sum_{i <= k} exp(s_k - c_i) - 1``: ``sum_{i <= k} exp(s_k - c_i) (1 + |s_k| + |c_i|)
-    + 1``. ``score_scale`` (default ``|scores|``) replaces ``|s|`` where the scores themselves
-    carry rounding (the output of a network: the magnitude of the sum that made them).
+    Value ``sum_i w_i (c_i - s_i)`` over the label order: ``sum_i w_i (1 + |c_i| + |s_i|)``.
+    Gradient ``d/ds_k = sum_{i <= k} w_i exp(s_k - c_i) - w_k``: ``sum_{i <= k} w_i exp(s_k -
+    c_i) (1 + |s_k| + |c_i|) + w_k``. ``weights``: [L] weights of the places (top-k and
+    position-aware ListMLE; default 1). ``score_scale`` (default ``|scores|``) replaces ``|s|``
+    where the scores themselves carry rounding (the output of a network: the magnitude of the
+    sum that made them).
     """
     scores = np.where(where, scores, 0.0).astype(np.float64)
     scale = np.abs(scores) if score_scale is None else np.where(where, score_scale, 0.0)
@@ -80,14 +82,16 @@ def listmle(scores, labels, where, tie_break=None, *, score_scale=None):
     # c_i is resolved to an ulp of the largest magnitude among the scores it sums.
     suffix_scale = np.flip(np.maximum.accumulate(np.flip(ranked_scale, -1), axis=-1), -1)
     c_abs = np.where(valid, np.maximum(np.abs(suffix), suffix_scale), 0.0)
-    value = np.where(valid, 1.0 + c_abs + ranked_scale, 0.0).sum(-1)
-    # log sum_{i <= k} exp(-c_i) (1 + |c_i|), running along the ranking, overflow-free.
-    minus_c = np.where(valid, -suffix, -np.inf)
+    w = np.ones(scores.shape[-1]) if weights is None else np.asarray(weights, np.float64)
+    w = np.where(valid, w, 0.0)
+    value = (w * np.where(valid, 1.0 + c_abs + ranked_scale, 0.0)).sum(-1)
+    # log sum_{i <= k} w_i exp(-c_i) (1 + |c_i|), running along the ranking, overflow-free.
     with np.errstate(divide="ignore"):
+        minus_c = np.where(valid, -suffix, -np.inf) + np.log(w)
         log_weighted = np.logaddexp.accumulate(minus_c + np.log1p(c_abs), axis=-1)
     log_plain = np.logaddexp.accumulate(minus_c, axis=-1)
     terms = np.exp(ranked + log_weighted) + ranked_scale * np.exp(ranked + log_plain)
-    grad_ranked = np.where(valid, terms + 1.0, 0.0)
+    grad_ranked = np.where(valid, terms + w, 0.0)
     grad = np.zeros_like(grad_ranked)
     np.put_along_axis(grad, order, grad_ranked, -1)
     count = (np.asarray(where).sum(-1) >= 2).sum()
@@ -137,6 +141,49 @@ def pointwise(scores, labels, where, *, score_scale=None):
     return (size * size).sum(-1), 2.0 * size, int(np.asarray(where).sum())
 
 
+def softmax(scores, labels, where, *, score_scale=None):
+    """Per-list value magnitudes [B], per-item gradient magnitudes [B, L] and the list count.
+
+    With ``p = y / sum(y)``, ``m`` the largest valid score and ``z = log sum_j exp(s_j - m)``:
+    each term ``p_i (z - (s_i - m))`` is resolved to an ulp of ``1 + |s_i| + |m| + |z|`` (plus
+    ``log2 n`` for the rounding of the sum in ``z``), so the value's magnitude is ``sum_i p_i
+    (1 + log2 n + |s_i| + |m| + |z|)``. The gradient ``softmax_k * sum(p) - p_k``: ``softmax_k``
+    carries the same exponent error relative to itself, ``sum(p)`` ``log2 n`` ulps, ``p_k`` a
+    couple: ``softmax_k (1 + log2 n + |s_k| + |m| + |z|) + 2 p_k``.
+    """
+    where = np.asarray(where, bool)
+    scores = np.where(where, scores, 0.0).astype(np.float64)
+    labels = np.where(where, labels, 0.0).astype(np.float64)
+    scale = np.abs(scores) if score_scale is None else np.where(where, score_scale, 0.0)
+    total = labels.sum(-1, keepdims=True)
+    p = labels / np.where(total > 0, total, 1.0)
+    high = np.where(where, scores, -np.inf).max(-1, keepdims=True, initial=-np.inf)
+    high = np.where(np.isfinite(high), high, 0.0)
+    with np.errstate(divide="ignore"):
+        z = np.log(np.where(where, np.exp(scores - high), 0.0).sum(-1, keepdims=True))
+    z = np.where(np.isfinite(z), z, 0.0)
+    n = np.maximum(where.sum(-1, keepdims=True), 1)
+    size = np.where(where, 1.0 + np.log2(n) + scale + np.abs(high) + np.abs(z), 0.0)
+    softmax_k = np.where(where, np.exp(scores - high - z), 0.0)
+    value = (p * size).sum(-1)
+    grad = np.where(total > 0, softmax_k * size + 2.0 * p, 0.0)
+    return value, grad, int((total[..., 0] > 0).sum())
+
+
+def sigmoid(scores, labels, where, *, score_scale=None):
+    """Per-list value magnitudes [B], per-item gradient magnitudes [B, L] and the item count.
+
+    ``max(s, 0) - t s + log1p(exp(-|s|))`` adds terms of size ``|s|`` and at most ``log 2``:
+    ``2 (1 + |s|)`` per item. The gradient ``sigma(s) - t``: ``sigma`` computed from
+    ``exp(-|s|)``, relatively within an ulp of ``1 + |s|``: ``2 + |s|``.
+    """
+    where = np.asarray(where, bool)
+    scores = np.where(where, scores, 0.0).astype(np.float64)
+    scale = np.abs(scores) if score_scale is None else np.where(where, score_scale, 0.0)
+    value = np.where(where, 2.0 * (1.0 + scale), 0.0).sum(-1)
+    return value, np.where(where, 2.0 + scale, 0.0), int(where.sum())
+
+
 def metric(scores, labels, where):
     """Per-list value magnitudes [B] of a ranking metric (all lie in [0, 1]) and the count.
 
@@ -161,12 +208,27 @@ def reduce(magnitude, cotangent, reduction: str):
     return value.sum() * scale, None if grad is None else grad * scale
 
 
-def loss_parts(function: str, scores, labels, where, *, tie_break=None, pairs=None, score_scale=None):
+def loss_parts(
+    function: str, scores, labels, where, *, tie_break=None, pairs=None, score_scale=None, options=None
+):
     """``(value [B], gradient [B, L], count)`` magnitudes of a registered loss function, before
-    its reduction; ``score_scale`` as in ``listmle``. A loss function missing here has no
+    its reduction; ``score_scale`` as in ``listmle``, ``options`` the call's other keyword
+    arguments (``k``, ``weights``, ``threshold``). A loss function missing here has no
     bound: add one with the loss."""
+    options = options or {}
+    length = np.shape(scores)[-1]
     if function == "listmle_loss":
         return listmle(scores, labels, where, tie_break, score_scale=score_scale)
+    if function == "topk_listmle_loss":
+        weights = top_k_weights(options.get("k", 10), length)
+        return listmle(scores, labels, where, tie_break, score_scale=score_scale, weights=weights)
+    if function == "position_listmle_loss":
+        weights = position_weights(options.get("weights", "dcg"), length)
+        return listmle(scores, labels, where, tie_break, score_scale=score_scale, weights=weights)
+    if function == "softmax_loss":
+        return softmax(scores, labels, where, score_scale=score_scale)
+    if function == "sigmoid_cross_entropy_loss":
+        return sigmoid(scores, labels, where, score_scale=score_scale)
     if function == "pairwise_pl_loss":
         return pairwise(scores, labels, where, pairs, score_scale=score_scale)
     if function == "pointwise_mse_loss":
@@ -196,7 +258,14 @@ def loss_magnitude(function: str, scores, labels, where, cotangent, reduction: s
             scaled = tuple(weight * m for m in reduced)
             total = scaled if total is None else tuple(a + b for a, b in zip(total, scaled, strict=True))
         return total
+    options.pop("alpha", None)
     parts = loss_parts(
-        function, scores, labels, where, tie_break=options.get("tie_break"), pairs=options.get("pairs")
+        function,
+        scores,
+        labels,
+        where,
+        tie_break=options.pop("tie_break", None),
+        pairs=options.pop("pairs", None),
+        options=options,
     )
     return reduce(parts, cotangent, reduction)

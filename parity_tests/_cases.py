@@ -105,8 +105,19 @@ LOSS_ROWS = {
     "pairwise_pl_loss": [{"pairs": "all"}, {"pairs": f"sampled{PAIRS_PER_LIST}"}],
     "hybrid_loss": [{"alpha": 0.7, "pairs": "all"}, {"alpha": 0.7, "pairs": f"sampled{PAIRS_PER_LIST}"}],
     "pointwise_mse_loss": [{}],
+    "softmax_loss": [{}],
+    "topk_listmle_loss": [
+        {"k": 5, "tie_break": "random"},
+        {"k": 1, "tie_break": "position", "levels": "1..5"},
+    ],
+    "position_listmle_loss": [
+        {"weights": "dcg", "tie_break": "random"},
+        {"weights": (3.0, 2.0, 1.0), "tie_break": "position"},
+    ],
+    "sigmoid_cross_entropy_loss": [{"threshold": 4.0}],
 }
 JAX_ONLY = {"method"}
+BOUND_OPTIONS = {"k", "weights", "threshold"}  # options that change a loss's rounding bound
 
 
 def _resolve(options: dict, tie_break, pairs, *, jax: bool) -> dict:
@@ -138,6 +149,7 @@ def _loss_magnitude(inputs: Inputs, reduction: str, *, function: str, options: d
         tie_break=tie_break,
         pairs=pairs,
         alpha=options.get("alpha"),
+        **{k: v for k, v in options.items() if k in BOUND_OPTIONS},
     )
 
 

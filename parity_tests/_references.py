@@ -28,14 +28,16 @@ def score_order(scores) -> list[int]:
     return sorted(range(len(scores)), key=lambda i: (-scores[i], i))
 
 
-def brute_listmle(scores, labels, tie_break=None) -> float:
-    """-log P(label-sorted permutation) under Plackett–Luce, as an explicit product."""
+def brute_listmle(scores, labels, tie_break=None, weights=None) -> float:
+    """-log P(label-sorted permutation) under Plackett–Luce, as an explicit product; with
+    ``weights`` (one per place, missing places 0), ``-sum_p w_p log P(place p's choice)``."""
     order = label_order(labels, tie_break)
-    probability = 1.0
+    total = 0.0
     for position, item in enumerate(order):
+        weight = 1.0 if weights is None else (weights[position] if position < len(weights) else 0.0)
         rest = order[position:]
-        probability *= math.exp(scores[item]) / sum(math.exp(scores[j]) for j in rest)
-    return -math.log(probability)
+        total -= weight * math.log(math.exp(scores[item]) / sum(math.exp(scores[j]) for j in rest))
+    return total
 
 
 def _logsumexp(values) -> float:
@@ -43,20 +45,40 @@ def _logsumexp(values) -> float:
     return top + math.log(sum(math.exp(v - top) for v in values))
 
 
-def listmle(scores, labels, tie_break=None) -> tuple[float, list[float]]:
+def listmle(scores, labels, tie_break=None, weights=None) -> tuple[float, list[float]]:
     """Value and gradient of ListMLE for one list, safe for any finite scores.
 
-    ``c_i = log sum_{j >= i} exp(s_j)`` along the label order; the value is ``sum_i c_i - s_i``
-    and ``d/ds_k = sum_{i <= k} exp(s_k - c_i) - 1`` (every exponent is <= 0).
+    ``c_i = log sum_{j >= i} exp(s_j)`` along the label order; the value is ``sum_i w_i (c_i -
+    s_i)`` and ``d/ds_k = sum_{i <= k} w_i exp(s_k - c_i) - w_k`` (every exponent is <= 0);
+    ``weights`` one per place (missing places 0), default all 1.
     """
     order = label_order(labels, tie_break)
+    w = [1.0 if weights is None else (weights[p] if p < len(weights) else 0.0) for p in range(len(order))]
     ranked = [scores[i] for i in order]
     suffix = [_logsumexp(ranked[i:]) for i in range(len(ranked))]
-    value = sum(c - s for c, s in zip(suffix, ranked, strict=True))
+    value = sum(wi * (c - s) for wi, c, s in zip(w, suffix, ranked, strict=True))
     grad = [0.0] * len(scores)
     for k, item in enumerate(order):
-        grad[item] = sum(math.exp(ranked[k] - suffix[i]) for i in range(k + 1)) - 1.0
+        grad[item] = sum(w[i] * math.exp(ranked[k] - suffix[i]) for i in range(k + 1)) - w[k]
     return value, grad
+
+
+def softmax(scores, labels) -> tuple[float, list[float], int]:
+    """ListNet top-one: ``-sum_i p_i log softmax(s)_i``, ``p = y / sum(y)``; its gradient
+    ``softmax(s) - p``; whether the list counts (labels summing to more than 0)."""
+    total = sum(labels)
+    if total <= 0:
+        return 0.0, [0.0] * len(scores), 0
+    norm = _logsumexp(scores)
+    p = [y / total for y in labels]
+    value = -sum(pi * (s - norm) for pi, s in zip(p, scores, strict=True))
+    return value, [math.exp(s - norm) - pi for pi, s in zip(p, scores, strict=True)], 1
+
+
+def sigmoid_cross_entropy(scores, targets) -> tuple[float, list[float]]:
+    """``sum_i -t_i log sigma(s_i) - (1 - t_i) log(1 - sigma(s_i))`` and its gradient ``sigma(s) - t``."""
+    value = sum(_softplus(s) - t * s for s, t in zip(scores, targets, strict=True))
+    return value, [_sigmoid(s) - t for s, t in zip(scores, targets, strict=True)]
 
 
 def _softplus(x: float) -> float:
@@ -114,9 +136,23 @@ def recall(scores, labels, k=None) -> float:
 def _per_list(name: str, scores, labels, options: dict):
     """``(value, gradient or None, counts toward the mean)`` for one list of valid items."""
     n = len(scores)
-    if name == "listmle_loss":
-        value, grad = listmle(scores, labels, options.get("tie_break")) if n else (0.0, [])
+    if name in ("listmle_loss", "topk_listmle_loss", "position_listmle_loss"):
+        weights = None
+        if name == "topk_listmle_loss":
+            k = options.get("k", 10)
+            weights = [1.0] * (n if k is None else k)
+        elif name == "position_listmle_loss":
+            given = options.get("weights", "dcg")
+            weights = [1.0 / math.log2(p + 2) for p in range(n)] if given == "dcg" else list(given)
+        value, grad = listmle(scores, labels, options.get("tie_break"), weights) if n else (0.0, [])
         return value, grad, int(n >= 2)
+    if name == "softmax_loss":
+        return softmax(scores, labels)
+    if name == "sigmoid_cross_entropy_loss":
+        threshold = options.get("threshold")
+        targets = labels if threshold is None else [float(y >= threshold) for y in labels]
+        value, grad = sigmoid_cross_entropy(scores, targets)
+        return value, grad, n
     if name == "pairwise_pl_loss":
         value, count, grad = pairwise(scores, labels)
         return value, grad, count
@@ -164,7 +200,7 @@ def reference(name: str, scores, labels, where, *, reduction: str = "none", **op
         if grad is not None:
             grads[b, keep] = grad
     values = np.array(values)
-    has_grad = name in ("listmle_loss", "pairwise_pl_loss", "pointwise_mse_loss")
+    has_grad = name.endswith("_loss")
     if reduction == "none":
         return values, grads if has_grad else None
     scale = 1.0 if reduction == "sum" else 1.0 / max(sum(counts), 1)

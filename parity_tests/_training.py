@@ -116,6 +116,7 @@ def training_magnitudes(config, params, batch, pairs, tie_break):
             tie_break=tie_break if spec.takes_tie_break else None,
             pairs=pairs if spec.takes_pairs else None,
             score_scale=absolute,
+            options={keyword: getattr(config, field) for keyword, field in spec.config_options},
         )
         reduced = _bounds.reduce(parts, None, "mean")
         value, grad = value + weight * reduced[0], grad + weight * reduced[1]
@@ -137,7 +138,7 @@ def parameter_gradients(config, dtype, batch, pairs, tie_break):
             labels = jnp.asarray(batch.labels, dtype)
             terms = config.objective_terms
             return training_objective(
-                jax_losses, scores, labels, batch.mask, pairs, jnp.asarray(tie_break), terms
+                jax_losses, scores, labels, batch.mask, pairs, jnp.asarray(tie_break), terms, config
             )[0]
 
         value, grads = jax.jit(jax.value_and_grad(objective))(params)
@@ -150,6 +151,7 @@ def parameter_gradients(config, dtype, batch, pairs, tie_break):
         None if pairs is None else tuple(torch.from_numpy(p) for p in pairs),
         torch.from_numpy(tie_break),
         config.objective_terms,
+        config,
     )[0]
     total.backward()
     torch_grads = {k: v.grad.numpy() for k, v in model.named_parameters()}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from parity_tests._frameworks import FRAMEWORKS, LOSSES, RANKING_LOSSES, evaluate
+from parity_tests._frameworks import FRAMEWORKS, LOSSES, NEEDED_OPTIONS, RANKING_LOSSES, evaluate
 from parity_tests._references import reference
 
 ALL = (*LOSSES, "ndcg_at_k", "mrr", "average_precision", "recall_at_k")
@@ -54,7 +54,12 @@ def test_extremes_finite_and_equal(name, dtype, reduction):
         rtol, atol = 1e-12, 1e-12 * scale
     grad_atol = atol * scores.shape[-1]
     expected_value, expected_grad = reference(
-        name, scores.astype(np.float64), labels.astype(np.float64), where, reduction=reduction
+        name,
+        scores.astype(np.float64),
+        labels.astype(np.float64),
+        where,
+        reduction=reduction,
+        **NEEDED_OPTIONS.get(name, {}),
     )
     (jax_value, jax_grad), (torch_value, torch_grad) = results["jax"], results["torch"]
     assert np.isfinite(jax_value).all() and np.isfinite(torch_value).all()

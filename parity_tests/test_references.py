@@ -157,3 +157,70 @@ HAND_CASES = [
 def test_hand_computed(framework, name, scores, labels, kwargs, expected):
     value, _ = evaluate(framework, name, np.array(scores), np.array(labels), grad=False, **kwargs)
     assert value == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
+# (function, options, the places' weights the brute force applies for a list of n items)
+WEIGHTED_LISTMLE = [
+    ("topk_listmle_loss", {"k": 1}, lambda n: [1.0]),
+    ("topk_listmle_loss", {"k": 3}, lambda n: [1.0] * 3),
+    ("position_listmle_loss", {}, lambda n: [1 / math.log2(p + 2) for p in range(n)]),
+    ("position_listmle_loss", {"weights": (3.0, 0.5)}, lambda n: [3.0, 0.5]),
+]
+
+
+@pytest.mark.parametrize(("framework", "method"), framework_methods())
+@pytest.mark.parametrize(("name", "options", "weights"), WEIGHTED_LISTMLE)
+def test_weighted_listmle_matches_brute_force_plackett_luce(framework, method, name, options, weights):
+    lists = random_lists(np.random.default_rng(15), range(1, 8), 3, score_scale=1.5, label_high=4)
+    scores, labels, ties, where = padded(lists, 7)
+    kwargs = {"reduction": "none", "where": where, "tie_break": ties, **method, **options}
+    values, grads = evaluate(framework, name, scores, labels, **kwargs)
+    for b, (s, y, t) in enumerate(lists):
+        w = weights(len(s))
+        assert values[b] == pytest.approx(ref.brute_listmle(s, y, t, w), rel=1e-12, abs=1e-12)
+        expected = numeric_grad(lambda x, y=y, t=t, w=w: ref.brute_listmle(x, y, t, w), s)
+        np.testing.assert_allclose(grads[b, : len(s)], expected, rtol=1e-6, atol=1e-7)
+        assert (grads[b, len(s) :] == 0).all()
+
+
+def brute_softmax(scores, labels):
+    """-sum_i p_i log(exp(s_i) / sum_j exp(s_j)) straight from the definition."""
+    total = sum(labels)
+    norm = sum(math.exp(s) for s in scores)
+    return -sum(y / total * math.log(math.exp(s) / norm) for s, y in zip(scores, labels, strict=True))
+
+
+def brute_sigmoid(scores, targets):
+    """-t log sigma(s) - (1 - t) log(1 - sigma(s)), summed, straight from the definition."""
+    sigma = [1 / (1 + math.exp(-s)) for s in scores]
+    return -sum(t * math.log(p) + (1 - t) * math.log(1 - p) for p, t in zip(sigma, targets, strict=True))
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_softmax_and_sigmoid_match_brute_force(framework):
+    rng = np.random.default_rng(16)
+    lists = random_lists(rng, range(1, 8), 3, score_scale=1.5, label_high=6)
+    lists.append((np.array([0.5, -1.0]), np.array([1.0, 1.0]), np.zeros(2)))  # 0 after the shift below
+    scores, labels, _, where = padded(lists, 7)
+    labels = np.where(where, labels - 1.0, np.nan)  # 0 .. 4: some lists sum to 0
+    values, grads = evaluate(framework, "softmax_loss", scores, labels, where=where, reduction="none")
+    mean, _ = evaluate(framework, "softmax_loss", scores, labels, where=where, reduction="mean")
+    counted = []
+    for b, (s, _, _) in enumerate(lists):
+        y = labels[b, : len(s)]
+        if y.sum() == 0:  # contributes nothing, counts for nothing
+            assert values[b] == 0 and (grads[b] == 0).all()
+            continue
+        counted.append(brute_softmax(s, y))
+        assert values[b] == pytest.approx(counted[-1], rel=1e-12, abs=1e-12)
+        expected = numeric_grad(lambda x, y=y: brute_softmax(x, y), s)
+        np.testing.assert_allclose(grads[b, : len(s)], expected, rtol=1e-6, atol=1e-7)
+    assert mean == pytest.approx(np.mean(counted), rel=1e-12)
+    values, grads = evaluate(
+        framework, "sigmoid_cross_entropy_loss", scores, labels, where=where, threshold=2.0, reduction="none"
+    )
+    for b, (s, _, _) in enumerate(lists):
+        t = (labels[b, : len(s)] >= 2.0).astype(float)
+        assert values[b] == pytest.approx(brute_sigmoid(s, t), rel=1e-12, abs=1e-12)
+        expected = numeric_grad(lambda x, t=t: brute_sigmoid(x, t), s)
+        np.testing.assert_allclose(grads[b, : len(s)], expected, rtol=1e-6, atol=1e-7)

@@ -11,7 +11,7 @@ import pytest
 
 import jax_ltr
 from parity_tests import _frameworks
-from parity_tests._frameworks import FRAMEWORKS, LOSSES, METRICS
+from parity_tests._frameworks import FRAMEWORKS, LOSSES, METRICS, NEEDED_OPTIONS
 
 # Outside jit: the checks that look at values (non-finite labels, levels, pair ranges) raise.
 evaluate = functools.partial(_frameworks.evaluate, jit=False)
@@ -136,11 +136,12 @@ def test_non_finite_labels_under_jit_make_that_list_nan(name, bad):
     scores = jnp.array([[0.3, -1.0, 2.0], [0.5, 1.5, -0.2], [0.1, 0.2, 0.3]])
     labels = jnp.array([[1.0, bad, 5.0], [5.0, 4.0, 1.0], [4.0, 1.0, bad]])
     where = jnp.array([[True, True, True], [True, True, True], [True, True, False]])
-    fn = jax.jit(lambda s, y, w: getattr(jax_ltr, name)(s, y, where=w, reduction="none"))
+    loss = functools.partial(getattr(jax_ltr, name), **NEEDED_OPTIONS.get(name, {}))
+    fn = jax.jit(lambda s, y, w: loss(s, y, where=w, reduction="none"))
     value = np.asarray(fn(scores, labels, where))
     assert np.isnan(value[0])
     assert np.isfinite(value[1:]).all()  # a bad label at a masked position is ignored
-    mean = jax.jit(lambda s, y, w: getattr(jax_ltr, name)(s, y, where=w))(scores, labels, where)
+    mean = jax.jit(lambda s, y, w: loss(s, y, where=w))(scores, labels, where)
     assert np.isnan(float(mean))
 
 
@@ -154,7 +155,7 @@ def test_a_jitted_function_may_close_over_labels_mask_and_pairs(name):
     )
     pairs = (jnp.array([0, 1]), jnp.array([0, 0]), jnp.array([1, 2])) if name == "pairwise_pl_loss" else None
     options = {"levels": (1, 4, 5)} if name in ("listmle_loss", "hybrid_loss") else {}
-    fn = functools.partial(getattr(jax_ltr, name), **options)
+    fn = functools.partial(getattr(jax_ltr, name), **options, **NEEDED_OPTIONS.get(name, {}))
 
     def call(s, y, w, p):
         return fn(s, y, where=w) if p is None else fn(s, y, where=w, pairs=p)
@@ -238,9 +239,9 @@ def test_every_order_hands_ranked_listmle_a_prefix(monkeypatch, levels, tie_brea
     seen = []
     real = _losses.ranked_listmle
 
-    def record(ranked, valid, method):
+    def record(ranked, valid, method, weights=None):
         seen.append(np.asarray(valid))
-        return real(ranked, valid, method)
+        return real(ranked, valid, method, weights)
 
     monkeypatch.setattr(_losses, "ranked_listmle", record)
     rng = np.random.default_rng(0)

@@ -46,6 +46,7 @@ from tqdm import tqdm  # noqa: E402
 
 import jax_ltr  # noqa: E402
 import torch_ltr  # noqa: E402
+from ltr_common.config import TrainConfig  # noqa: E402
 from ltr_common.files import atomic_write_bytes, atomic_write_text  # noqa: E402
 from ltr_common.losses import LOSSES  # noqa: E402
 
@@ -86,9 +87,16 @@ def original_listmle(scores, labels, where):
     return torch.stack(losses).mean()
 
 
-def _default_call(module, function: str):
-    fn = getattr(module, function)
-    return lambda s, y, w: fn(s, y, where=w)
+TRAINER_DEFAULTS = TrainConfig()  # options a loss takes from the configuration: the trainer's
+
+
+def _default_call(module, loss):
+    """``module``'s function of registered ``loss`` as the trainer calls it: its default
+    options, and those it takes from the configuration (``Loss.config_options``) at their
+    defaults (top-k ListMLE's ``k``, the sigmoid loss's relevance ``threshold``)."""
+    fn = getattr(module, loss.function)
+    options = {keyword: getattr(TRAINER_DEFAULTS, field) for keyword, field in loss.config_options}
+    return lambda s, y, w: fn(s, y, where=w, **options)
 
 
 def implementations() -> list[Impl]:
@@ -98,9 +106,9 @@ def implementations() -> list[Impl]:
     for loss in LOSSES.values():
         dense = loss.name in TORCH_DENSE
         impls += [
-            Impl("jax", loss.name, "jax", _default_call(jax_ltr, loss.function)),
-            Impl("torch eager", loss.name, "torch", _default_call(torch_ltr, loss.function), False, dense),
-            Impl("torch.compile", loss.name, "torch", _default_call(torch_ltr, loss.function), True, dense),
+            Impl("jax", loss.name, "jax", _default_call(jax_ltr, loss)),
+            Impl("torch eager", loss.name, "torch", _default_call(torch_ltr, loss), False, dense),
+            Impl("torch.compile", loss.name, "torch", _default_call(torch_ltr, loss), True, dense),
         ]
     for method in jax_ltr.LISTMLE_METHODS:
         impls.append(
@@ -129,11 +137,25 @@ def implementations() -> list[Impl]:
         Impl(
             "rax", "pairwise_pl", "jax", lambda s, y, w: rax.pairwise_logistic_loss(s, y, where=w), dense=True
         ),
+        Impl(
+            "rax",
+            "softmax",
+            "jax",
+            lambda s, y, w: rax.softmax_loss(s, y, where=w, label_fn=rax.utils.normalize_probabilities),
+        ),
+        Impl(
+            "rax",
+            "sigmoid_ce",
+            "jax",
+            lambda s, y, w: rax.pointwise_sigmoid_loss(
+                s, (y >= TRAINER_DEFAULTS.relevance_threshold).astype(s.dtype), where=w
+            ),
+        ),
     ]
     return impls
 
 
-LABELS = ("ratings", "continuous")  # graded 1..5 (many ties); standard normal (no ties)
+LABELS = ("ratings", "continuous")  # graded 1..5 (many ties); |standard normal| (no ties)
 
 
 def make_inputs(batch: int, length: int, seed: int = 0, labels: str = "ratings"):
@@ -141,8 +163,8 @@ def make_inputs(batch: int, length: int, seed: int = 0, labels: str = "ratings")
     scores = rng.normal(0.0, 1.0, (batch, length))
     if labels == "ratings":
         labels = rng.integers(1, 6, (batch, length)).astype(np.float64)
-    else:
-        labels = rng.normal(0.0, 1.0, (batch, length))
+    else:  # |standard normal|: no ties, and >= 0 as softmax cross-entropy's labels must be
+        labels = np.abs(rng.normal(0.0, 1.0, (batch, length)))
     where = rng.random((batch, length)) >= 0.1
     where[:, :2] = True
     return scores, labels, where

@@ -74,10 +74,13 @@ def test_config_file_then_flags(tmp_path):
         ({"top_k": (0, 5)}, "--top_k: expected one or more integers >= 1"),
         (
             {"loss": "listnet"},
-            "--loss: expected one of listmle, pairwise_pl, hybrid, pointwise_mse, got 'listnet'",
+            "--loss: expected one of listmle, pairwise_pl, hybrid, pointwise_mse, softmax, "
+            "topk_listmle, position_listmle, sigmoid_ce, got 'listnet'",
         ),
         ({"dropout": 1.0}, "--dropout: expected a number in [0, 1)"),
         ({"pairs_per_list": -2}, "--pairs_per_list: expected an integer >= 0"),
+        ({"listmle_k": 0}, "--listmle_k: expected an integer >= 1, got 0"),
+        ({"relevance_threshold": float("nan")}, "--relevance_threshold: expected a finite number, got nan"),
     ],
 )
 def test_impossible_values_name_the_option(override, message):

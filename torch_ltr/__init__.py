@@ -10,7 +10,11 @@ from torch_ltr._losses import (
     listmle_loss,
     pairwise_pl_loss,
     pointwise_mse_loss,
+    position_listmle_loss,
+    sigmoid_cross_entropy_loss,
+    softmax_loss,
     suffix_logsumexp,
+    topk_listmle_loss,
 )
 from torch_ltr._metrics import (
     average_precision,
@@ -36,9 +40,13 @@ __all__ = [
     "ndcg_at_k",
     "pairwise_pl_loss",
     "pointwise_mse_loss",
+    "position_listmle_loss",
     "ranking_metrics",
     "recall_at_k",
     "retrieval_metrics",
+    "sigmoid_cross_entropy_loss",
+    "softmax_loss",
     "suffix_logsumexp",
+    "topk_listmle_loss",
     "train_step",
 ]

@@ -11,7 +11,7 @@ import torch
 
 from ltr_common import checks
 from ltr_common.checks import check_levels, check_reduction
-from ltr_common.losses import mix
+from ltr_common.losses import mix, position_weights, top_k_weights
 from torch_ltr._utils import array_info, check_inputs, descending_order, safe_reduce, take
 
 
@@ -47,6 +47,12 @@ def listmle_loss(
       >>> round(listmle_loss(torch.zeros(2), torch.tensor([1.0, 0.0])).item(), 6)  # log 2
       0.693147
     """
+    return _listmle(scores, labels, where, tie_break, levels, reduction, weights=None)
+
+
+def _listmle(scores, labels, where, tie_break, levels, reduction, *, weights):
+    """ListMLE with the places of the label order weighted by ``weights`` ([L] float64 NumPy;
+    None: all 1): ``listmle_loss`` and its top-k and position-aware forms."""
     check_reduction(reduction)
     out_dtype = torch.as_tensor(scores).dtype
     levels = check_levels(levels)
@@ -61,7 +67,10 @@ def listmle_loss(
     valid = take(where, order)
     ranked = take(torch.where(where, scores, 0.0), order)
     suffix = suffix_logsumexp(ranked, where=valid)
-    per_list = torch.where(valid, suffix - ranked, 0.0).sum(-1)
+    terms = torch.where(valid, suffix - ranked, 0.0)
+    if weights is not None:
+        terms = terms * torch.as_tensor(weights, dtype=terms.dtype, device=terms.device)
+    per_list = terms.sum(-1)
     counted = valid.sum(-1) >= 2
     return safe_reduce(per_list, counted, reduction).to(out_dtype)
 
@@ -143,6 +152,86 @@ def hybrid_loss(
     )
     pairwise = pairwise_pl_loss(scores, labels, where=where, pairs=pairs, reduction=reduction)
     return mix(alpha, listwise, pairwise)
+
+
+def topk_listmle_loss(
+    scores, labels, *, k: int | None = 10, where=None, tie_break=None, levels=None, reduction: str = "mean"
+) -> torch.Tensor:
+    """Top-k ListMLE: the likelihood of the first ``k`` places of the label order only.
+
+    Example:
+      >>> import torch
+      >>> round(topk_listmle_loss(torch.zeros(3), torch.tensor([2.0, 1.0, 0.0]), k=1).item(), 6)
+      1.098612
+    """
+    length = torch.as_tensor(scores).shape[-1] if torch.as_tensor(scores).ndim else 0
+    weights = top_k_weights(k, length)
+    return _listmle(scores, labels, where, tie_break, levels, reduction, weights=weights)
+
+
+def position_listmle_loss(
+    scores, labels, *, weights="dcg", where=None, tie_break=None, levels=None, reduction: str = "mean"
+) -> torch.Tensor:
+    """Position-aware ListMLE: place ``p``'s term weighted by ``weights`` ("dcg": ``1 / log2(p + 2)``).
+
+    Example:
+      >>> import torch
+      >>> round(position_listmle_loss(torch.zeros(2), torch.tensor([1.0, 0.0]), weights=[2.0]).item(), 6)
+      1.386294
+    """
+    length = torch.as_tensor(scores).shape[-1] if torch.as_tensor(scores).ndim else 0
+    place = position_weights(weights, length)
+    return _listmle(scores, labels, where, tie_break, levels, reduction, weights=place)
+
+
+def softmax_loss(scores, labels, *, where=None, reduction: str = "mean") -> torch.Tensor:
+    """Softmax cross-entropy (ListNet top-one): ``-sum_i p_i log softmax(s)_i``, ``p = y / sum(y)``;
+    a list whose labels sum to 0 contributes 0 and is not counted by "mean".
+
+    Example:
+      >>> import torch
+      >>> round(softmax_loss(torch.zeros(2), torch.tensor([1.0, 0.0])).item(), 6)
+      0.693147
+    """
+    check_reduction(reduction)
+    out_dtype = torch.as_tensor(scores).dtype
+    scores, labels, where, _ = check_inputs(scores, labels, where)
+    if (where & (labels < 0)).any():  # found on the device; the labels come to the host to name it
+        checks.check_nonnegative_labels(labels.cpu().numpy(), where.cpu().numpy())
+    labels = torch.where(where, labels, 0.0)
+    total = labels.sum(-1, keepdim=True)
+    counted = total[..., 0] > 0
+    target = labels / torch.where(total > 0, total, 1.0)
+    # Masked items at the lowest finite score: exp() of them is 0, and an empty list stays finite.
+    log_softmax = torch.log_softmax(torch.where(where, scores, torch.finfo(scores.dtype).min), dim=-1)
+    per_list = -torch.where(where, target * log_softmax, 0.0).sum(-1)
+    per_list = torch.where(counted, per_list, 0.0)
+    return safe_reduce(per_list, counted, reduction).to(out_dtype)
+
+
+def sigmoid_cross_entropy_loss(
+    scores, labels, *, where=None, threshold=None, reduction: str = "mean"
+) -> torch.Tensor:
+    """Pointwise sigmoid cross-entropy ``softplus(s) - t s`` per valid item, summed per list;
+    ``t`` = the label (in [0, 1]) or, with ``threshold``, ``label >= threshold``.
+
+    Example:
+      >>> import torch
+      >>> round(sigmoid_cross_entropy_loss(torch.zeros(2), torch.tensor([1.0, 0.0])).item(), 6)
+      0.693147
+    """
+    check_reduction(reduction)
+    checks.check_threshold(threshold)
+    out_dtype = torch.as_tensor(scores).dtype
+    scores, labels, where, _ = check_inputs(scores, labels, where)
+    if threshold is None and (where & ((labels < 0) | (labels > 1))).any():
+        checks.check_probability_labels(labels.cpu().numpy(), where.cpu().numpy())
+    labels = torch.where(where, labels, 0.0)
+    target = labels if threshold is None else (labels >= threshold).to(scores.dtype)
+    terms = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.where(where, scores, 0.0), target, reduction="none"
+    )
+    return safe_reduce(torch.where(where, terms, 0.0).sum(-1), where, reduction).to(out_dtype)
 
 
 def pointwise_mse_loss(scores, labels, *, where=None, reduction: str = "mean") -> torch.Tensor:

@@ -46,7 +46,7 @@ def train_step(model, optimizer, batch, pairs, tie_break, *, config: TrainConfig
     optimizer.zero_grad(set_to_none=True)
     scores = model(batch.user_ids.long(), batch.item_ids.long())
     total, terms = training_objective(
-        _losses, scores, batch.labels, batch.mask, pairs, tie_break, config.objective_terms
+        _losses, scores, batch.labels, batch.mask, pairs, tie_break, config.objective_terms, config
     )
     total.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip_norm)

@@ -1,0 +1,80 @@
+"""Rax (Google's JAX learning-to-rank library) as a float64 reference where it defines the
+same loss: softmax cross-entropy and pointwise sigmoid cross-entropy.
+
+Where the definitions differ, the inputs avoid the difference, and it is stated here:
+
+* ``rax.softmax_loss`` with ``label_fn=rax.utils.normalize_probabilities`` is ours on every
+  list whose valid labels sum to more than 0; a list with none relevant gets a uniform
+  target distribution in Rax, and contributes 0 (and is not counted by "mean") here. Rax's
+  "mean" also counts such lists. Compared: per-list values and gradients on lists with a
+  relevant item.
+* ``rax.pointwise_sigmoid_loss`` clips labels into [0, 1] and returns per-item values; ours
+  refuses labels outside [0, 1] (or thresholds them with ``threshold=``) and sums per list.
+  Compared: per-list sums of Rax's per-item values on the thresholded targets.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import rax  # in the test extra
+
+from parity_tests._frameworks import FRAMEWORKS, evaluate
+
+
+def batch(seed: int):
+    rng = np.random.default_rng(seed)
+    shape = (24, 30)
+    scores = rng.normal(0.0, 3.0, shape)
+    labels = rng.integers(0, 5, shape).astype(np.float64)
+    where = rng.random(shape) < 0.8
+    where[:, 0] = True
+    labels[:, 0] = np.maximum(labels[:, 0], 1.0)  # every list has a relevant valid item
+    return np.where(where, scores, np.nan), np.where(where, labels, np.nan), where
+
+
+def rax_values_and_grads(fn, scores, labels, where):
+    """Per-list values and d sum / d scores of a Rax loss, float64."""
+    with jax.enable_x64(True):
+        s, y, w = (
+            jnp.asarray(x) for x in (np.where(where, scores, 0.0), np.where(where, labels, 0.0), where)
+        )
+        value, vjp = jax.vjp(lambda s: fn(s, y, w), s)
+        return np.asarray(value), np.asarray(vjp(jnp.ones_like(value))[0])
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_softmax_loss_equals_rax(framework):
+    scores, labels, where = batch(21)
+    theirs = rax_values_and_grads(
+        lambda s, y, w: rax.softmax_loss(
+            s, y, where=w, label_fn=rax.utils.normalize_probabilities, reduce_fn=None
+        ),
+        scores,
+        labels,
+        where,
+    )
+    ours = evaluate(framework, "softmax_loss", scores, labels, where=where, reduction="none")
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_sigmoid_cross_entropy_equals_rax(framework):
+    scores, labels, where = batch(22)
+    targets = np.where(where, (labels >= 3.0).astype(np.float64), 0.0)
+    theirs = rax_values_and_grads(
+        lambda s, t, w: jnp.sum(
+            jnp.where(w, rax.pointwise_sigmoid_loss(s, t, where=w, reduce_fn=None), 0.0), axis=-1
+        ),
+        scores,
+        targets,
+        where,
+    )
+    ours = evaluate(
+        framework, "sigmoid_cross_entropy_loss", scores, labels, where=where, threshold=3.0, reduction="none"
+    )
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
