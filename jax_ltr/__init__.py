@@ -7,6 +7,7 @@ mirrors every public name here with the same signature and semantics.
 from jax_ltr._batch import as_arrays
 from jax_ltr._losses import (
     LISTMLE_METHODS,
+    approx_ndcg_loss,
     hybrid_loss,
     listmle_loss,
     pairwise_pl_loss,
@@ -33,6 +34,7 @@ __all__ = [
     "DotProductScorer",
     "Trainer",
     "TwoTowerScorer",
+    "approx_ndcg_loss",
     "as_arrays",
     "average_precision",
     "clip_by_global_norm",

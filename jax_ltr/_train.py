@@ -253,9 +253,13 @@ class Trainer:
 
     @staticmethod
     def _inputs(tree, sharding: NamedSharding):
-        """Host values as the compiled functions take them: as they are in one process,
-        global arrays (``_place``) when several processes share the mesh."""
-        return tree if jax.process_count() == 1 else _place(tree, sharding)
+        """Host values as the compiled functions take them: NumPy in one process (any other
+        array brought to the host first), global arrays (``_place``) when several processes
+        share the mesh. jit may read a NumPy input after the call returns: the loop hands
+        every step arrays built for it and never changes them afterwards."""
+        if jax.process_count() > 1:
+            return _place(tree, sharding)
+        return jax.tree.map(lambda x: x if isinstance(x, np.ndarray) else np.asarray(jax.device_get(x)), tree)
 
     def train_step(self, batch, pairs, tie_break):
         batch, tie_break = pad_to_compiled_width(batch, tie_break)

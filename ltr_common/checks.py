@@ -101,6 +101,13 @@ def check_probability_labels(labels: np.ndarray, where: np.ndarray) -> None:
         )
 
 
+def check_temperature(temperature) -> None:
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float | np.number):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+
+
 def check_threshold(threshold) -> None:
     if threshold is None:
         return

@@ -51,27 +51,16 @@ def write_checkpoint_bytes(paths: Path | Sequence[Path], payload: bytes) -> None
 
     Each new file is written in full (atomically, as ``*.next``) before the old one is moved
     aside, so a process killed mid-write leaves the current checkpoint where it was. The
-    payload is hashed and written once: the other paths are hard links to that file (a
-    checkpoint file is only ever replaced by a rename, never changed in place, so the names
-    stay independent), or copies where the file system has no hard links.
+    payload is hashed once for every path; each path gets a file of its own.
     """
     paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     data = _MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
-    written = None
     for path in paths:
         fresh = path.with_name(path.name + ".next")
-        if written is None:
-            atomic_write_bytes(fresh, data)
-        else:
-            fresh.unlink(missing_ok=True)
-            try:
-                os.link(written, fresh)
-            except OSError:
-                atomic_write_bytes(fresh, data)
+        atomic_write_bytes(fresh, data)
         if path.exists():
             os.replace(path, path.with_name(path.name + ".prev"))
         os.replace(fresh, path)
-        written = path
 
 
 def read_checkpoint_bytes(path: Path) -> bytes:

@@ -39,7 +39,9 @@ class Backend(Protocol):
         """The devices it trains on, for the log."""
 
     def train_step(self, batch: Batch, pairs, tie_break: np.ndarray) -> Any:
-        """One optimiser step; returns the step's metrics, still on the device."""
+        """One optimiser step; returns the step's metrics, still on the device. The arrays
+        are the step's own: nothing changes them after the call (a backend may read them
+        while the step runs asynchronously)."""
 
     def metrics_to_host(self, metrics: list) -> list[dict[str, float]]:
         """Steps' metrics as floats: ``loss_total``, ``loss_<term>``, ``grad_norm``."""

@@ -76,6 +76,11 @@ LOSSES: dict[str, Loss] = {
             takes_tie_break=True,
         ),
         Loss(
+            "approx_ndcg",
+            "approx_ndcg_loss",
+            "1 - NDCG with smooth ranks 1 + sum_j sigma(s_j - s_i) (ApproxNDCG, temperature 1)",
+        ),
+        Loss(
             "sigmoid_ce",
             "sigmoid_cross_entropy_loss",
             "pointwise logistic loss, relevant = label >= --relevance_threshold",

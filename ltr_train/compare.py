@@ -7,15 +7,19 @@ that has them, then fit again on the refit's training lists).
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 from loguru import logger
 
 from ltr_common import baselines
-from ltr_common.config import TrainConfig
-from ltr_common.data import split_ratings
+from ltr_common.config import ConfigError, TrainConfig, for_task
+from ltr_common.data import load_split, split_ratings
 from ltr_common.lists import Split
 from ltr_common.movielens import Ratings
 from ltr_common.stats import paired_difference
 from ltr_common.tasks import Scorer, Task, make_task
+from ltr_train.backends import framework_package, make_backend
 
 SELECTION_METRIC = "ndcg@10"
 MF_REGULARISATION = (3.0, 10.0, 30.0)
@@ -79,3 +83,43 @@ def compare(task: Task, model: Scorer, others: dict[str, Scorer], parts) -> dict
                 k: list(paired_difference(ours[k], theirs[k])) for k in ours
             }
     return result
+
+
+HEADLINE = ("ndcg@10", "ndcg@20", "recall@10", "recall@20", "hr@10", "liked/ndcg@10", "mrr", "map")
+
+
+def load_model(run_dir: Path, task_name: str, refit: bool):
+    """The best checkpoint of ``run_dir``, checked to be a run of ``task_name``."""
+    from ltr_train.run import load_run_config  # ltr_train.run imports this module
+
+    framework, config = load_run_config(run_dir)
+    if config.task != task_name:
+        raise ConfigError(
+            f"--run: {run_dir} is a --task {config.task} run; this comparison is --task {task_name}"
+        )
+    if config.refit != refit:
+        raise ConfigError(f"--run: {run_dir} has refit={config.refit}; this comparison has --refit {refit}")
+    ratings, _ = load_split(config)
+    backend = make_backend(framework, config, ratings.num_users, ratings.num_items)
+    backend.restore(run_dir / "checkpoint_best")
+    return backend
+
+
+def evaluate_all(task_name: str, refit: bool, names, runs: dict[str, list[Path]]) -> dict:
+    """``{part: {label: per-list metrics}}`` for the baselines ``names`` and each run label
+    (the mean over its run directories, list by list)."""
+    config = for_task(task_name, refit=refit)
+    ratings, split = load_split(config)
+    task = make_task(config, split)
+    parts = ("test",) if refit else ("validation", "test")
+    scorers = fit_baselines(names, config, ratings, split, framework_package("jax"))
+    out = {part: {name: task.per_list(scorer, part) for name, scorer in scorers.items()} for part in parts}
+    for label, dirs in runs.items():
+        models = [load_model(d, task_name, refit) for d in dirs]
+        for part in parts:
+            seeds = [task.per_list(model, part) for model in models]
+            out[part][label] = {k: np.mean([s[k] for s in seeds], axis=0) for k in seeds[0]}
+            out[part][label]["seeds"] = np.array(
+                [[np.nanmean(s[k]) for k in HEADLINE if k in s] for s in seeds]
+            )
+    return out

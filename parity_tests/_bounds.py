@@ -43,14 +43,22 @@ from ltr_common.losses import LOSSES, position_weights, top_k_weights
 
 ULPS = 8
 FLOAT64 = (1e-12, 1e-12)  # (rtol, atol)
+# XLA on CPU flushes subnormal float32 results to zero, PyTorch keeps them: each term of a sum
+# may differ by up to the smallest normal number. Sums here have at most 2**14 terms.
+FLUSH_FLOOR = 2**14 * float(np.finfo(np.float32).tiny)
 
 
 def tolerance(magnitude, dtype: str, reference=None) -> np.ndarray:
-    """The allowed |difference| between two implementations, entry by entry."""
+    """The allowed |difference| between two implementations, entry by entry: float32, ulps
+    of the magnitude plus, where anything was summed, the flush-to-zero floor (which matters
+    only for entries whose terms all lie near the bottom of the float32 range, e.g. a top-k
+    ListMLE gradient past place k, or a softmax probability of exp(-95))."""
     if dtype == "float64":
         rtol, atol = FLOAT64
         return atol + rtol * np.abs(np.asarray(reference, np.float64))
-    return ULPS * float(np.finfo(dtype).eps) * np.asarray(magnitude, np.float64)
+    magnitude = np.asarray(magnitude, np.float64)
+    # Where nothing was summed (magnitude 0) both sides must be exactly 0: no floor there.
+    return ULPS * float(np.finfo(dtype).eps) * magnitude + np.where(magnitude > 0, FLUSH_FLOOR, 0.0)
 
 
 def _label_order(labels, where, tie_break=None):
@@ -184,6 +192,49 @@ def sigmoid(scores, labels, where, *, score_scale=None):
     return value, np.where(where, 2.0 + scale, 0.0), int(where.sum())
 
 
+def approx_ndcg(scores, labels, where, *, temperature=1.0, score_scale=None):
+    """Per-list value magnitudes [B], per-item gradient magnitudes [B, L] and the list count.
+
+    The smooth rank ``r_i = 1 + sum_j sigma((s_j - s_i) / T)`` adds terms in [0, 1], each
+    off by ``sigma' <= 1/4`` times the rounding of its argument, an ulp of ``(|s_i| + |s_j|)
+    / T``: ``r_i`` is resolved to an ulp of ``R_i = 1 + r_i + sum_j (|s_i| + |s_j|) / 4T``.
+    ``1 / log2(1 + r)`` moves by at most 0.73 of a change in ``r``, so item ``i`` adds ``g_i
+    (2 + R_i)`` to the DCG's magnitude, and the value ``1 - DCG / IDCG`` has ``1 + sum_i g_i
+    (2 + R_i) / IDCG + log2(n + 1) DCG / IDCG``. The gradient ``(1/T) sum_j sigma'_jk (c_j -
+    c_k)`` with ``c_i = g_i ln 2 / ((1 + r_i) ln^2(1 + r_i)) / IDCG``: ``sigma'`` is resolved
+    relatively to an ulp of ``4 + (|s_j| + |s_k|) / T`` and ``c_i`` to ``4 + 2 R_i`` (its
+    logarithmic derivative in ``r`` is below 2): ``(1/T) sum_j sigma'_jk [(|c_j| + |c_k|)
+    (4 + (|s_j| + |s_k|) / T) + 2 |c_j| R_j + 2 |c_k| R_k]``.
+    """
+    where = np.asarray(where, bool)
+    t = float(temperature)
+    scores = np.where(where, scores, 0.0).astype(np.float64)
+    labels = np.where(where, labels, 0.0).astype(np.float64)
+    scale = np.abs(scores) if score_scale is None else np.where(where, score_scale, 0.0)
+    gains = np.where(where, np.exp2(labels) - 1.0, 0.0)
+    n = where.sum(-1)
+    discount = 1.0 / np.log2(np.arange(scores.shape[-1]) + 2.0)
+    ideal = (-np.sort(-gains, axis=-1) * discount).sum(-1)
+    pair = where[..., None, :] & where[..., :, None]  # [..., i, j], both valid
+    p = 1.0 / (1.0 + np.exp(-(scores[..., None, :] - scores[..., :, None]) / t))
+    others = pair & ~np.eye(scores.shape[-1], dtype=bool)
+    ranks = 1.0 + np.where(others, p, 0.0).sum(-1)
+    spread = (scale[..., :, None] + scale[..., None, :]) / t
+    big_r = 1.0 + ranks + np.where(pair, spread / 4.0, 0.0).sum(-1)
+    counted = ideal > 0
+    safe_ideal = np.where(counted, ideal, 1.0)[..., None]
+    weight = np.where(counted[..., None], gains / safe_ideal, 0.0)
+    dcg_ratio = (weight / np.log2(1.0 + ranks)).sum(-1)
+    value = np.where(counted, 1.0 + (weight * (2.0 + big_r)).sum(-1) + np.log2(n + 1.0) * dcg_ratio, 0.0)
+    c = weight * np.log(2.0) / ((1.0 + ranks) * np.log1p(ranks) ** 2)
+    slope = np.where(pair, p * (1.0 - p), 0.0)  # sigma'_jk, [..., k, j]
+    c_j, c_k = c[..., None, :], c[..., :, None]
+    r_j, r_k = big_r[..., None, :], big_r[..., :, None]
+    terms = slope * ((c_j + c_k) * (4.0 + spread) + 2.0 * c_j * r_j + 2.0 * c_k * r_k)
+    grad = np.where(where, terms.sum(-1) / t, 0.0)
+    return value, grad, int(counted.sum())
+
+
 def metric(scores, labels, where):
     """Per-list value magnitudes [B] of a ranking metric (all lie in [0, 1]) and the count.
 
@@ -229,6 +280,9 @@ def loss_parts(
         return softmax(scores, labels, where, score_scale=score_scale)
     if function == "sigmoid_cross_entropy_loss":
         return sigmoid(scores, labels, where, score_scale=score_scale)
+    if function == "approx_ndcg_loss":
+        temperature = options.get("temperature", 1.0)
+        return approx_ndcg(scores, labels, where, temperature=temperature, score_scale=score_scale)
     if function == "pairwise_pl_loss":
         return pairwise(scores, labels, where, pairs, score_scale=score_scale)
     if function == "pointwise_mse_loss":

@@ -115,9 +115,10 @@ LOSS_ROWS = {
         {"weights": (3.0, 2.0, 1.0), "tie_break": "position"},
     ],
     "sigmoid_cross_entropy_loss": [{"threshold": 4.0}],
+    "approx_ndcg_loss": [{}, {"temperature": 0.25}],
 }
 JAX_ONLY = {"method"}
-BOUND_OPTIONS = {"k", "weights", "threshold"}  # options that change a loss's rounding bound
+BOUND_OPTIONS = {"k", "weights", "threshold", "temperature"}  # options that change a loss's rounding bound
 
 
 def _resolve(options: dict, tie_break, pairs, *, jax: bool) -> dict:

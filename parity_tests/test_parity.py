@@ -70,3 +70,28 @@ def test_ranking_metrics_equal(dtype, parity_batches):
         for name in ours:
             allowed = _bounds.tolerance(magnitude, dtype, reference=theirs[name])
             assert (np.abs(ours[name] - theirs[name]) <= allowed).all(), name
+
+
+@pytest.mark.parametrize(("name", "options"), [("topk_listmle_loss", {"k": 5}), ("softmax_loss", {})])
+def test_float32_results_at_the_bottom_of_the_range_are_within_the_flush_floor(name, options):
+    # XLA flushes subnormal float32 results to zero, PyTorch keeps them: gradients made only of
+    # such terms (top-k ListMLE past place k with widely spread scores; softmax probabilities
+    # of exp(-95)) differ by less than the bound's flush-to-zero floor, and by more than ulps
+    # of their magnitude alone.
+    from parity_tests._frameworks import evaluate
+
+    rng = np.random.default_rng(9)
+    scores = np.concatenate([rng.normal(0, 30, (3, 64)), np.tile([0.0, -95.0, -96.0, -97.0], (1, 16))])
+    labels = rng.integers(0, 5, scores.shape).astype("float32")
+    labels[-1] = scores[-1] == 0  # softmax: all the probability on the items scored 0
+    scores = scores.astype("float32")
+    where = np.ones(scores.shape, bool)
+    (_, ours), (_, theirs) = (
+        evaluate(fw, name, scores, labels, reduction="sum", **options) for fw in ("jax", "torch")
+    )
+    magnitude = _bounds.reduce(_bounds.loss_parts(name, scores, labels, where, options=options), None, "sum")[
+        1
+    ]
+    diff = np.abs(ours.astype(np.float64) - theirs)
+    assert (diff <= _bounds.tolerance(magnitude, "float32")).all()
+    assert (diff > _bounds.ULPS * np.finfo(np.float32).eps * magnitude).any()  # the floor is needed

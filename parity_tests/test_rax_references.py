@@ -1,7 +1,8 @@
 """Rax (Google's JAX learning-to-rank library) as a float64 reference where it defines the
-same loss: softmax cross-entropy and pointwise sigmoid cross-entropy.
+same loss: softmax cross-entropy, pointwise sigmoid cross-entropy and ApproxNDCG.
 
-Where the definitions differ, the inputs avoid the difference, and it is stated here:
+Where the definitions differ, the inputs avoid the difference, and it is stated here (and
+ApproxNDCG below: Rax's ``-NDCG`` against our ``1 - NDCG``):
 
 * ``rax.softmax_loss`` with ``label_fn=rax.utils.normalize_probabilities`` is ours on every
   list whose valid labels sum to more than 0; a list with none relevant gets a uniform
@@ -14,6 +15,8 @@ Where the definitions differ, the inputs avoid the difference, and it is stated 
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -78,3 +81,32 @@ def test_sigmoid_cross_entropy_equals_rax(framework):
     )
     for a, b in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def rax_approx_ndcg(temperature):
+    """What ``rax.approx_t12n(rax.ndcg_metric, temperature)`` computes: ``rax.ndcg_metric`` with
+    sigmoid-approximated ranks and cut-off. (``approx_t12n`` itself needs ``jax.util.wraps``,
+    which JAX 0.10 no longer has, so the metric is called with the same arguments directly.)"""
+
+    def step(x):
+        return jax.nn.sigmoid(x / temperature)
+
+    rank_fn = functools.partial(rax.utils.approx_ranks, step_fn=step)
+    cutoff_fn = functools.partial(rax.utils.approx_cutoff, step_fn=step)
+    return lambda s, y, w: (
+        -rax.ndcg_metric(s, y, where=w, rank_fn=rank_fn, cutoff_fn=cutoff_fn, reduce_fn=None)
+    )
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.3])
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_approx_ndcg_equals_rax(framework, temperature):
+    # Rax's loss is -NDCG, ours 1 - NDCG: the values differ by 1 on every list (each has a
+    # relevant item here), the gradients not at all.
+    scores, labels, where = batch(23)
+    value, grad = rax_values_and_grads(rax_approx_ndcg(temperature), scores, labels, where)
+    ours = evaluate(
+        framework, "approx_ndcg_loss", scores, labels, where=where, temperature=temperature, reduction="none"
+    )
+    np.testing.assert_allclose(ours[0], 1.0 + value, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ours[1], grad, rtol=1e-12, atol=1e-12)

@@ -224,3 +224,20 @@ def test_softmax_and_sigmoid_match_brute_force(framework):
         assert values[b] == pytest.approx(brute_sigmoid(s, t), rel=1e-12, abs=1e-12)
         expected = numeric_grad(lambda x, t=t: brute_sigmoid(x, t), s)
         np.testing.assert_allclose(grads[b, : len(s)], expected, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_approx_ndcg_matches_its_definition(framework):
+    lists = random_lists(np.random.default_rng(17), range(1, 8), 3, score_scale=1.5, label_high=4)
+    scores, labels, _, where = padded(lists, 7)
+    labels = np.where(where, labels - 1.0, np.nan)  # 0 .. 2: some lists have nothing relevant
+    values, grads = evaluate(
+        framework, "approx_ndcg_loss", scores, labels, where=where, temperature=0.5, reduction="none"
+    )
+    for b, (s, _, _) in enumerate(lists):
+        y = list(labels[b, : len(s)])
+        value, grad, _ = ref.approx_ndcg(list(s), y, 0.5)
+        assert values[b] == pytest.approx(value, rel=1e-12, abs=1e-12)
+        np.testing.assert_allclose(grads[b, : len(s)], grad, rtol=1e-10, atol=1e-12)
+        numeric = numeric_grad(lambda x, y=y: ref.approx_ndcg(list(x), y, 0.5)[0], s)
+        np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)

@@ -29,10 +29,7 @@ from ltr_common.config import for_task
 from ltr_common.evaluation import metric_order
 from ltr_common.stats import format_difference, paired_difference
 from ltr_common.tasks import make_task
-from ltr_train import load_run_config, make_backend
-from ltr_train.compare import fit_baselines
-
-HEADLINE = ("ndcg@10", "ndcg@20", "recall@10", "recall@20", "hr@10", "liked/ndcg@10", "mrr", "map")
+from ltr_train.compare import HEADLINE, evaluate_all, fit_baselines
 
 
 def parse_runs(values: list[str]) -> dict[str, list[Path]]:
@@ -43,41 +40,6 @@ def parse_runs(values: list[str]) -> dict[str, list[Path]]:
             raise ConfigError(f"--run: expected LABEL=RUN_DIR[,RUN_DIR...], got {value!r}")
         runs[label] = [Path(d) for d in dirs.split(",")]
     return runs
-
-
-def load_model(run_dir: Path, task_name: str, refit: bool):
-    """The best checkpoint of ``run_dir``, checked to be a run of ``task_name``."""
-    framework, config = load_run_config(run_dir)
-    if config.task != task_name:
-        raise ConfigError(
-            f"--run: {run_dir} is a --task {config.task} run; this comparison is --task {task_name}"
-        )
-    if config.refit != refit:
-        raise ConfigError(f"--run: {run_dir} has refit={config.refit}; this comparison has --refit {refit}")
-    ratings, _ = load_split(config)
-    backend = make_backend(framework, config, ratings.num_users, ratings.num_items)
-    backend.restore(run_dir / "checkpoint_best")
-    return backend
-
-
-def evaluate_all(task_name: str, refit: bool, names, runs: dict[str, list[Path]]) -> dict:
-    """``{part: {label: per-list metrics}}`` for the baselines ``names`` and each run label
-    (the mean over its run directories, list by list)."""
-    config = for_task(task_name, refit=refit)
-    ratings, split = load_split(config)
-    task = make_task(config, split)
-    parts = ("test",) if refit else ("validation", "test")
-    scorers = fit_baselines(names, config, ratings, split, jax_ltr)
-    out = {part: {name: task.per_list(scorer, part) for name, scorer in scorers.items()} for part in parts}
-    for label, dirs in runs.items():
-        models = [load_model(d, task_name, refit) for d in dirs]
-        for part in parts:
-            seeds = [task.per_list(model, part) for model in models]
-            out[part][label] = {k: np.mean([s[k] for s in seeds], axis=0) for k in seeds[0]}
-            out[part][label]["seeds"] = np.array(
-                [[np.nanmean(s[k]) for k in HEADLINE if k in s] for s in seeds]
-            )
-    return out
 
 
 def report(results: dict, runs: dict) -> str:

@@ -108,8 +108,8 @@ def test_a_corrupt_checkpoint_is_named_and_the_previous_one_loads(tmp_path):
 
 
 def test_one_checkpoint_written_to_two_names_stays_two_checkpoints(tmp_path):
-    # The second name is a hard link to the first's file: replacing one name later must
-    # leave the other with its bytes, and keep the replaced one's as ``*.prev``.
+    # One payload to two names: replacing or damaging one name later leaves the other whole,
+    # and the replaced one's bytes stay as ``*.prev``.
     from ltr_common.files import read_checkpoint_bytes, write_checkpoint_bytes
 
     best, latest = tmp_path / "checkpoint_best", tmp_path / "checkpoint_latest"
@@ -118,6 +118,8 @@ def test_one_checkpoint_written_to_two_names_stays_two_checkpoints(tmp_path):
     assert read_checkpoint_bytes(best) == b"first"
     assert read_checkpoint_bytes(latest) == b"second"
     assert read_checkpoint_bytes(tmp_path / "checkpoint_latest.prev") == b"first"
+    (tmp_path / "checkpoint_latest.prev").write_bytes(b"damaged in place")
+    assert read_checkpoint_bytes(best) == b"first"
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "checkpoint_best",
         "checkpoint_latest",

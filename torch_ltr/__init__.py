@@ -6,6 +6,7 @@ options: ``method=`` and ``key=``).
 
 from torch_ltr._batch import as_arrays
 from torch_ltr._losses import (
+    approx_ndcg_loss,
     hybrid_loss,
     listmle_loss,
     pairwise_pl_loss,
@@ -31,6 +32,7 @@ __all__ = [
     "DotProductScorer",
     "Trainer",
     "TwoTowerScorer",
+    "approx_ndcg_loss",
     "as_arrays",
     "average_precision",
     "hybrid_loss",

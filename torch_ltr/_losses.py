@@ -164,6 +164,7 @@ def topk_listmle_loss(
       >>> round(topk_listmle_loss(torch.zeros(3), torch.tensor([2.0, 1.0, 0.0]), k=1).item(), 6)
       1.098612
     """
+    check_reduction(reduction)  # refused in the same order as jax_ltr's
     length = torch.as_tensor(scores).shape[-1] if torch.as_tensor(scores).ndim else 0
     weights = top_k_weights(k, length)
     return _listmle(scores, labels, where, tie_break, levels, reduction, weights=weights)
@@ -179,6 +180,7 @@ def position_listmle_loss(
       >>> round(position_listmle_loss(torch.zeros(2), torch.tensor([1.0, 0.0]), weights=[2.0]).item(), 6)
       1.386294
     """
+    check_reduction(reduction)  # refused in the same order as jax_ltr's
     length = torch.as_tensor(scores).shape[-1] if torch.as_tensor(scores).ndim else 0
     place = position_weights(weights, length)
     return _listmle(scores, labels, where, tie_break, levels, reduction, weights=place)
@@ -232,6 +234,39 @@ def sigmoid_cross_entropy_loss(
         torch.where(where, scores, 0.0), target, reduction="none"
     )
     return safe_reduce(torch.where(where, terms, 0.0).sum(-1), where, reduction).to(out_dtype)
+
+
+def approx_ndcg_loss(
+    scores, labels, *, where=None, temperature: float = 1.0, reduction: str = "mean"
+) -> torch.Tensor:
+    """ApproxNDCG: ``1 - sum_i (2^{y_i} - 1) / log2(1 + r_i) / IDCG`` with the smooth rank
+    ``r_i = 1 + sum_{valid j != i} sigma((s_j - s_i) / temperature)``; a list with IDCG 0
+    contributes 0 and is not counted. The reference: dense [B, L, L] smooth ranks.
+
+    Example:
+      >>> import torch
+      >>> round(approx_ndcg_loss(torch.tensor([-1.0, 1.0, 0.0]), torch.tensor([0.0, 0.0, 1.0])).item(), 6)
+      0.36907
+    """
+    check_reduction(reduction)
+    checks.check_temperature(temperature)
+    out_dtype = torch.as_tensor(scores).dtype
+    scores, labels, where, _ = check_inputs(scores, labels, where)
+    if (where & (labels < 0)).any():  # found on the device; the labels come to the host to name it
+        checks.check_nonnegative_labels(labels.cpu().numpy(), where.cpu().numpy())
+    labels = torch.where(where, labels, 0.0)
+    gains = torch.where(where, torch.exp2(labels) - 1.0, 0.0)
+    s = torch.where(where, scores, 0.0)
+    length = s.shape[-1]
+    others = where[..., None, :] & ~torch.eye(length, dtype=torch.bool, device=s.device)
+    pair = torch.sigmoid((s[..., None, :] - s[..., :, None]) / temperature)  # [..., i, j]
+    ranks = 1.0 + torch.where(others, pair, 0.0).sum(-1)
+    dcg = torch.where(where, gains / torch.log2(1.0 + ranks), 0.0).sum(-1)
+    places = torch.arange(length, dtype=s.dtype, device=s.device)
+    ideal = (torch.sort(gains, dim=-1, descending=True).values / torch.log2(places + 2.0)).sum(-1)
+    counted = ideal > 0
+    per_list = torch.where(counted, 1.0 - dcg / torch.where(counted, ideal, 1.0), 0.0)
+    return safe_reduce(per_list, counted, reduction).to(out_dtype)
 
 
 def pointwise_mse_loss(scores, labels, *, where=None, reduction: str = "mean") -> torch.Tensor:

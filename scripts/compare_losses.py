@@ -1,0 +1,136 @@
+"""Every registered loss on one task, each tuned with the same budget, then several seeds.
+
+    python scripts/compare_losses.py --task rerank|retrieve [--losses NAME,...]
+        [--learning-rates 1e-3,3e-3,1e-2] [--seeds 42,43,44] [--framework jax] --out DIR
+
+For each loss: one run per learning rate with the first seed (the task's defaults otherwise),
+the rate with the best validation NDCG@10 kept (a run that diverged, NaN, is never chosen);
+then that rate with every other seed. Runs go to ``DIR/<loss>/lr<rate>-seed<seed>``; a finished
+one (its ``metrics.json`` written, its ``config.json`` the one asked for) is reused, so an
+interrupted comparison continues with the runs it had not finished, each from the start.
+Every loss trains with the task's other defaults: on rerank these add the pointwise squared
+error with weight 1 to every loss (``--pointwise_weight``), so ``pointwise_mse`` there is that
+term alone at twice the weight. The table: test NDCG@10 (mean over seeds ± the seeds'
+standard deviation) and the paired difference against the first loss (ListMLE by default),
+list by list on the same test lists (each model's per-list values averaged over its seeds),
+± its paired standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+
+from loguru import logger
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from ltr_common import ConfigError, load_split  # noqa: E402
+from ltr_common.config import for_task  # noqa: E402
+from ltr_common.losses import LOSSES  # noqa: E402
+from ltr_common.stats import format_difference, paired_difference  # noqa: E402
+from ltr_train import FRAMEWORKS, configure, load_run_config, run  # noqa: E402
+from ltr_train.compare import evaluate_all  # noqa: E402
+
+METRIC = "ndcg@10"
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x]
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x]
+
+
+def train_one(framework, config, run_dir: Path, data) -> dict:
+    done = run_dir / "metrics.json"
+    if done.is_file():
+        saved = load_run_config(run_dir)
+        if saved != (framework, config):
+            raise ConfigError(f"--out: {run_dir} holds a run of another configuration; use another --out")
+        return json.loads(done.read_text())
+    return run(framework, config, run_dir, data=data, progress_bar=False)
+
+
+def compare(task: str, losses, rates, seeds, framework: str, out: Path) -> dict:
+    """``{loss: {"rate": chosen, "validation": {rate: ndcg@10}, "dirs": [run dirs by seed]}}``."""
+    base = for_task(task)
+    configure(framework, base)
+    data = load_split(base)
+    chosen = {}
+    for loss in losses:
+        tried = {}
+        for rate in rates:
+            config = dataclasses.replace(base, loss=loss, learning_rate=rate, seed=seeds[0])
+            result = train_one(framework, config, out / loss / f"lr{rate:g}-seed{seeds[0]}", data)
+            tried[rate] = result["validation"][METRIC]
+        finite = {r: v for r, v in tried.items() if math.isfinite(v)}
+        if not finite:
+            raise ConfigError(f"--losses: {loss} diverged at every learning rate {tried}")
+        rate = max(finite, key=finite.get)
+        dirs = [out / loss / f"lr{rate:g}-seed{seeds[0]}"]
+        for seed in seeds[1:]:
+            config = dataclasses.replace(base, loss=loss, learning_rate=rate, seed=seed)
+            dirs.append(out / loss / f"lr{rate:g}-seed{seed}")
+            train_one(framework, config, dirs[-1], data)
+        chosen[loss] = {"rate": rate, "validation": tried, "dirs": [str(d) for d in dirs]}
+        logger.info("{}: learning rate {} (validation {} {})", loss, rate, METRIC, tried)
+    return chosen
+
+
+def table(task: str, chosen: dict) -> str:
+    runs = {loss: [Path(d) for d in info["dirs"]] for loss, info in chosen.items()}
+    results = evaluate_all(task, False, [], runs)["test"]
+    reference = next(iter(runs))
+    lines = [
+        f"| loss | learning rate | test {METRIC} (± seed std) | minus {reference} (± paired SE) |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for loss, metrics in results.items():
+        seeds = metrics["seeds"][:, 0]  # the headline metric of each seed: ndcg@10 first
+        mean = f"{seeds.mean():.4f} ± {seeds.std(ddof=1):.4f}" if len(seeds) > 1 else f"{seeds[0]:.4f}"
+        diff = (
+            "–"
+            if loss == reference
+            else format_difference(*paired_difference(metrics[METRIC], results[reference][METRIC])[:2])
+        )
+        lines.append(f"| {loss} | {chosen[loss]['rate']:g} | {mean} | {diff} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--task", choices=("rerank", "retrieve"), required=True)
+    parser.add_argument("--losses", default=",".join(LOSSES), help="comma list; the first is the reference")
+    parser.add_argument("--learning-rates", type=_floats, default=[1e-3, 3e-3, 1e-2])
+    parser.add_argument("--seeds", type=_ints, default=[42, 43, 44])
+    parser.add_argument("--framework", choices=FRAMEWORKS, default="jax")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the runs (reused)")
+    args = parser.parse_args(argv)
+    losses = [name for name in args.losses.split(",") if name]
+    unknown = sorted(set(losses) - set(LOSSES))
+    if unknown:
+        parser.error(f"--losses: unknown {unknown}; known: {', '.join(LOSSES)}")
+    if not args.learning_rates or not args.seeds:
+        parser.error("--learning-rates and --seeds need at least one value each")
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+    try:
+        chosen = compare(args.task, losses, args.learning_rates, args.seeds, args.framework, args.out)
+    except ConfigError as err:
+        parser.error(str(err))
+    print(table(args.task, chosen))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
