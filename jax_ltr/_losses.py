@@ -546,17 +546,8 @@ def topk_listmle_loss(
       >>> round(float(topk_listmle_loss(jnp.zeros(3), jnp.array([2.0, 1.0, 0.0]), k=1)), 6)  # log 3
       1.098612
     """
-    return _listmle(
-        scores,
-        labels,
-        where,
-        tie_break,
-        key,
-        levels,
-        method,
-        reduction,
-        place_weights=functools.partial(top_k_weights, k),
-    )
+    places = functools.partial(top_k_weights, k)
+    return _listmle(scores, labels, where, tie_break, key, levels, method, reduction, place_weights=places)
 
 
 def position_listmle_loss(
@@ -585,17 +576,8 @@ def position_listmle_loss(
       >>> round(float(position_listmle_loss(jnp.zeros(2), jnp.array([1.0, 0.0]), weights=[2.0])), 6)
       1.386294
     """
-    return _listmle(
-        scores,
-        labels,
-        where,
-        tie_break,
-        key,
-        levels,
-        method,
-        reduction,
-        place_weights=functools.partial(position_weights, weights),
-    )
+    places = functools.partial(position_weights, weights)
+    return _listmle(scores, labels, where, tie_break, key, levels, method, reduction, place_weights=places)
 
 
 def softmax_loss(scores, labels, *, where=None, reduction: str = "mean"):
