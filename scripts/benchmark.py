@@ -54,7 +54,8 @@ DEFAULT_GRID = "64x50,256x200,1024x200,1024x1000,64x2000"
 LEVELS = (1, 2, 3, 4, 5)
 LOSS_NAMES = tuple(LOSSES)  # the registry (ltr_common.losses): every loss the trainers train
 MODES = ("forward", "forward+backward")
-TORCH_DENSE = {"pairwise_pl", "hybrid"}  # torch_ltr's all-pairs form builds [B, L, L] arrays
+# torch_ltr's all-pairs forms build [B, L, L] arrays
+TORCH_DENSE = {"pairwise_pl", "hybrid", "approx_ndcg"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +144,7 @@ def implementations() -> list[Impl]:
             "jax",
             lambda s, y, w: rax.softmax_loss(s, y, where=w, label_fn=rax.utils.normalize_probabilities),
         ),
+        Impl("rax", "approx_ndcg", "jax", rax_approx_ndcg(rax), dense=True),
         Impl(
             "rax",
             "sigmoid_ce",
@@ -153,6 +155,18 @@ def implementations() -> list[Impl]:
         ),
     ]
     return impls
+
+
+def rax_approx_ndcg(rax):
+    """``rax.approx_t12n(rax.ndcg_metric)`` plus 1 (Rax's loss is ``-NDCG``, ours ``1 - NDCG``,
+    so that the values compare), called through ``ndcg_metric`` with approximate ranks:
+    ``approx_t12n`` itself needs ``jax.util.wraps``, which JAX 0.10 no longer has."""
+    import functools
+
+    step = jax.nn.sigmoid  # temperature 1
+    rank_fn = functools.partial(rax.utils.approx_ranks, step_fn=step)
+    cutoff_fn = functools.partial(rax.utils.approx_cutoff, step_fn=step)
+    return lambda s, y, w: 1.0 - rax.ndcg_metric(s, y, where=w, rank_fn=rank_fn, cutoff_fn=cutoff_fn)
 
 
 LABELS = ("ratings", "continuous")  # graded 1..5 (many ties); |standard normal| (no ties)
