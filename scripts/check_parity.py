@@ -51,13 +51,14 @@ def parse_args(argv):
 
 
 def training_ratios(batches: int) -> int:
+    from ltr_common.losses import LOSSES
     from parity_tests._training import worst_parameter_gradient_ratio
 
     split = temporal_split(load_movielens())  # as the training-parity tests split it
     print("| training loss | worst float32 parameter-gradient |difference| / bound |")
     print("| --- | ---: |")
     worst = 0.0
-    for loss in ("listmle", "pairwise_pl", "hybrid"):
+    for loss in LOSSES:
         ratio = worst_parameter_gradient_ratio(split, loss, batches=batches)
         worst = max(worst, ratio)
         print(f"| {loss} | {ratio:.3f} |")
