@@ -177,7 +177,7 @@ def _ranked_listmle_bwd(method, residuals, cotangent):
     # obeys T_k = w_k + exp(c_k - c_{k-1}) * T_{k-1} (c never increases along the ranking, so
     # every factor is <= 1). Differences of c are taken on (high, log total) separately, so no
     # rounding at the magnitude of c enters; no overflow for any finite input.
-    ranked, valid, ones, high, log_total = residuals
+    ranked, valid, weights, high, log_total = residuals
     axis = ranked.ndim - 1
 
     def shifted(x):  # x_{k-1}, with x_0 for k = 0
@@ -193,7 +193,7 @@ def _ranked_listmle_bwd(method, residuals, cotangent):
             return (total, error), total
 
         init = (jnp.zeros(ranked.shape[:-1], ranked.dtype),) * 2
-        _, totals = lax.scan(step, init, (jnp.moveaxis(decay, axis, 0), jnp.moveaxis(ones, axis, 0)))
+        _, totals = lax.scan(step, init, (jnp.moveaxis(decay, axis, 0), jnp.moveaxis(weights, axis, 0)))
         totals = jnp.moveaxis(totals, 0, axis)
     else:
 
@@ -201,9 +201,9 @@ def _ranked_listmle_bwd(method, residuals, cotangent):
             (a1, b1), (a2, b2) = first, second
             return a1 * a2, a2 * b1 + b2
 
-        _, totals = lax.associative_scan(compose, (decay, ones), axis=axis)
+        _, totals = lax.associative_scan(compose, (decay, weights), axis=axis)
     own = jnp.exp(jnp.where(valid, (ranked - high) - log_total, 0.0))
-    grad = jnp.where(valid, own * totals - ones, 0.0)
+    grad = jnp.where(valid, own * totals - weights, 0.0)
     return cotangent[..., None] * grad, None, None
 
 
@@ -280,8 +280,6 @@ def _listmle(scores, labels, where, tie_break, key, levels, method, reduction, *
     else:
         order = descending_order(labels, where, tie_break)
         ranked, valid = take(scores, order), take(where, order)
-    if weights is not None:
-        weights = jnp.asarray(weights, scores.dtype)
     per_list = ranked_listmle(ranked, valid, method, weights)
     if in_levels is not None:
         per_list = jnp.where(in_levels, per_list, jnp.nan)
@@ -608,7 +606,7 @@ def softmax_loss(scores, labels, *, where=None, reduction: str = "mean"):
     out_dtype = jnp.asarray(scores).dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     if is_concrete(labels) and is_concrete(where):
-        checks.check_nonnegative_labels(np.asarray(labels), np.asarray(where))
+        checks.check_label_range(np.asarray(labels), np.asarray(where))
     labels = jnp.where(where, labels, 0.0)
     scores = jnp.where(where, scores, -jnp.inf)
     total = jnp.sum(labels, axis=-1, keepdims=True)
@@ -621,8 +619,7 @@ def softmax_loss(scores, labels, *, where=None, reduction: str = "mean"):
     log_norm = jnp.log(jnp.where(norm > 0, norm, 1.0))  # an empty list: log 1, no NaN gradient
     per_list = jnp.sum(jnp.where(where, target * (log_norm - shifted), 0.0), axis=-1)
     per_list = jnp.where(counted, per_list, 0.0)
-    per_list = jnp.where(jnp.any(where & (labels < 0), axis=-1), jnp.nan, per_list)
-    per_list = nan_for_bad_labels(per_list, labels, where)
+    per_list = nan_for_bad_labels(per_list, labels, where, in_range=(0.0, jnp.inf))
     return safe_reduce(per_list, counted, reduction).astype(out_dtype)
 
 
@@ -655,53 +652,46 @@ def sigmoid_cross_entropy_loss(scores, labels, *, where=None, threshold=None, re
     out_dtype = jnp.asarray(scores).dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     if threshold is None and is_concrete(labels) and is_concrete(where):
-        checks.check_probability_labels(np.asarray(labels), np.asarray(where))
+        checks.check_label_range(np.asarray(labels), np.asarray(where), high=1.0)
     labels = jnp.where(where, labels, 0.0)
-    if threshold is None:
-        target, outside = labels, jnp.any(where & ((labels < 0) | (labels > 1)), axis=-1)
-    else:
-        target, outside = (labels >= threshold).astype(scores.dtype), None
+    target = labels if threshold is None else (labels >= threshold).astype(scores.dtype)
     s = jnp.where(where, scores, 0.0)
     terms = jnp.logaddexp(s, 0.0) - target * s  # softplus: exact gradient sigma(s) - t, at 0 too
     per_list = jnp.sum(jnp.where(where, terms, 0.0), axis=-1)
-    if outside is not None:
-        per_list = jnp.where(outside, jnp.nan, per_list)
-    per_list = nan_for_bad_labels(per_list, labels, where)
+    in_range = (0.0, 1.0) if threshold is None else None
+    per_list = nan_for_bad_labels(per_list, labels, where, in_range=in_range)
     return safe_reduce(per_list, where, reduction).astype(out_dtype)
 
 
 RANK_BLOCK = 16  # items per block of the smooth-rank sweep
 
 
-def _rank_sweep(scores, where, temperature, block, term):
-    """``sum_j term(p_ij, j-block values)`` over the valid ``j`` of each list, one block of
-    ``j`` at a time: [N, L, block] values per step, never [N, L, L]. ``p_ij = sigma((s_j -
-    s_i) / temperature)``; ``term(p, column)`` gets the step's [N, L, block] ``p`` and the
-    block's index range, and returns what to sum."""
+def _rank_sweep(scores, where, temperature, block, term, values=None):
+    """``sum_j term(p_ij, v_j)`` over the valid ``j`` of each list, one block of ``j`` at a
+    time: [N, L, block] values per step, never [N, L, L]. ``p_ij = sigma((s_j - s_i) /
+    temperature)``; ``v_j`` is the block of ``values`` ([N, L], None: none) as [N, block]."""
     n, length = scores.shape
     blocks = -(-length // block)
-    padded = blocks * block
 
     def columns(x):  # [N, L] -> [blocks, N, block], padding invalid
-        return jnp.moveaxis(jnp.pad(x, ((0, 0), (0, padded - length))).reshape(n, blocks, block), 1, 0)
+        padded = jnp.pad(x, ((0, 0), (0, blocks * block - length)))
+        return jnp.moveaxis(padded.reshape(n, blocks, block), 1, 0)
 
     def step(total, column):
-        s_j, w_j, index = column
+        s_j, w_j, v_j = column
         p = jax.nn.sigmoid((s_j[:, None, :] - scores[:, :, None]) / temperature)
-        return total + jnp.sum(jnp.where(w_j[:, None, :], term(p, index), 0.0), axis=-1), None
+        return total + jnp.sum(jnp.where(w_j[:, None, :], term(p, v_j), 0.0), axis=-1), None
 
-    starts = jnp.arange(blocks) * block
-    indices = (starts[:, None] + jnp.arange(block)[None, :]).astype(jnp.int32)  # [blocks, block]
-    total, _ = lax.scan(
-        step, jnp.zeros((n, length), scores.dtype), (columns(scores), columns(where), indices)
-    )
+    column_values = None if values is None else columns(values)
+    init = jnp.zeros((n, length), scores.dtype)
+    total, _ = lax.scan(step, init, (columns(scores), columns(where), column_values))
     return total
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _smooth_ranks(scores, where, temperature, block):
     """``1 + sum_{valid j != i} sigma((s_j - s_i) / temperature)`` for each item: [N, L]."""
-    total = _rank_sweep(scores, where, temperature, block, lambda p, index: p)
+    total = _rank_sweep(scores, where, temperature, block, lambda p, _: p)
     return 1.0 + total - jnp.where(where, 0.5, 0.0)  # the sweep counted j = i as sigma(0)
 
 
@@ -714,15 +704,11 @@ def _smooth_ranks_bwd(temperature, block, residuals, cotangent):
     # k = i. sigma' is even, so d/ds_k sum_i c_i r_i = (1/T) sum_{valid j} sigma'((s_j - s_k) /
     # T) (c_j - c_k): one sweep, in which j = k adds exactly 0.
     scores, where = residuals
-    length = scores.shape[-1]
-    blocks = -(-length // block)
-    padded = jnp.pad(cotangent, ((0, 0), (0, blocks * block - length)))
 
-    def term(p, index):
-        c_j = jnp.take(padded, index, axis=1)  # [N, block]
+    def term(p, c_j):
         return p * (1.0 - p) * (c_j[:, None, :] - cotangent[:, :, None])
 
-    grad = _rank_sweep(scores, where, temperature, block, term) / temperature
+    grad = _rank_sweep(scores, where, temperature, block, term, values=cotangent) / temperature
     return jnp.where(where, grad, 0.0), None
 
 
@@ -756,7 +742,7 @@ def approx_ndcg_loss(scores, labels, *, where=None, temperature: float = 1.0, re
     out_dtype = jnp.asarray(scores).dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     if is_concrete(labels) and is_concrete(where):
-        checks.check_nonnegative_labels(np.asarray(labels), np.asarray(where))
+        checks.check_label_range(np.asarray(labels), np.asarray(where))
     labels = jnp.where(where, labels, 0.0)
     gains = jnp.where(where, jnp.exp2(labels) - 1.0, 0.0)
     length = scores.shape[-1]
@@ -772,8 +758,7 @@ def approx_ndcg_loss(scores, labels, *, where=None, temperature: float = 1.0, re
     dcg = jnp.sum(jnp.where(where, gains / jnp.log2(1.0 + ranks), 0.0), axis=-1)
     counted = ideal > 0
     per_list = jnp.where(counted, 1.0 - dcg / jnp.where(counted, ideal, 1.0), 0.0)
-    per_list = jnp.where(jnp.any(where & (labels < 0), axis=-1), jnp.nan, per_list)
-    per_list = nan_for_bad_labels(per_list, labels, where)
+    per_list = nan_for_bad_labels(per_list, labels, where, in_range=(0.0, jnp.inf))
     return safe_reduce(per_list, counted, reduction).astype(out_dtype)
 
 

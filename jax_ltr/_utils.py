@@ -52,15 +52,19 @@ def check_inputs(scores, labels, where, tie_break=None):
     return scores.astype(dtype), labels, where, tie_break
 
 
-def nan_for_bad_labels(per_list, labels, where):
-    """NaN for every list with a non-finite label at a valid position.
+def nan_for_bad_labels(per_list, labels, where, *, in_range: tuple[float, float] | None = None):
+    """NaN for every list with a non-finite label at a valid position, or, with ``in_range=(low,
+    high)``, one outside it (``checks.check_label_range``).
 
-    Outside ``jit`` such labels are a ``ValueError`` (``check_inputs``); under ``jit`` nothing
-    can be raised, so the bad list's value is NaN instead — visible in any reduction, and
-    what the trainer's non-finite guard stops on — rather than a silently wrong number.
+    Outside ``jit`` such labels are a ``ValueError`` (``check_inputs``, the range checks);
+    under ``jit`` nothing can be raised, so the bad list's value is NaN instead — visible in
+    any reduction, and what the trainer's non-finite guard stops on — rather than a silently
+    wrong number.
     """
-    bad = jnp.any(where & ~jnp.isfinite(labels), axis=-1)
-    return jnp.where(bad, jnp.nan, per_list)
+    bad = ~jnp.isfinite(labels)
+    if in_range is not None:
+        bad |= (labels < in_range[0]) | (labels > in_range[1])
+    return jnp.where(jnp.any(where & bad, axis=-1), jnp.nan, per_list)
 
 
 def safe_reduce(per_list, counted, reduction: str):

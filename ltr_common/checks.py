@@ -81,22 +81,19 @@ def check_finite_labels(labels: np.ndarray, where: np.ndarray) -> None:
         raise non_finite_label_error(labels[index], index)
 
 
-def check_nonnegative_labels(labels: np.ndarray, where: np.ndarray) -> None:
-    """Labels that weigh a distribution (softmax cross-entropy) must be >= 0 where valid."""
-    bad = np.asarray(where, bool) & (np.asarray(labels) < 0)
-    if bad.any():
-        index = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"labels must be >= 0 at valid positions, found {labels[index]} at index {index}")
-
-
-def check_probability_labels(labels: np.ndarray, where: np.ndarray) -> None:
-    """Targets of a logistic loss without a threshold must lie in [0, 1] where valid."""
+def check_label_range(labels: np.ndarray, where: np.ndarray, *, high: float | None = None) -> None:
+    """Labels that weigh a distribution (softmax, NDCG gains) must be >= 0 where valid; a
+    logistic loss's targets without a threshold (``high=1``) must lie in [0, 1]."""
     labels = np.asarray(labels)
-    bad = np.asarray(where, bool) & ((labels < 0) | (labels > 1))
+    bad = np.asarray(where, bool) & ((labels < 0) | (labels > (np.inf if high is None else high)))
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
+        if high is None:
+            raise ValueError(
+                f"labels must be >= 0 at valid positions, found {labels[index]} at index {index}"
+            )
         raise ValueError(
-            f"labels must lie in [0, 1] at valid positions (or give threshold=), "
+            f"labels must lie in [0, {high:g}] at valid positions (or give threshold=), "
             f"found {labels[index]} at index {index}"
         )
 

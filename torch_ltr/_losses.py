@@ -199,7 +199,7 @@ def softmax_loss(scores, labels, *, where=None, reduction: str = "mean") -> torc
     out_dtype = torch.as_tensor(scores).dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     if (where & (labels < 0)).any():  # found on the device; the labels come to the host to name it
-        checks.check_nonnegative_labels(labels.cpu().numpy(), where.cpu().numpy())
+        checks.check_label_range(labels.cpu().numpy(), where.cpu().numpy())
     labels = torch.where(where, labels, 0.0)
     total = labels.sum(-1, keepdim=True)
     counted = total[..., 0] > 0
@@ -227,7 +227,7 @@ def sigmoid_cross_entropy_loss(
     out_dtype = torch.as_tensor(scores).dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     if threshold is None and (where & ((labels < 0) | (labels > 1))).any():
-        checks.check_probability_labels(labels.cpu().numpy(), where.cpu().numpy())
+        checks.check_label_range(labels.cpu().numpy(), where.cpu().numpy(), high=1.0)
     labels = torch.where(where, labels, 0.0)
     target = labels if threshold is None else (labels >= threshold).to(scores.dtype)
     terms = torch.nn.functional.binary_cross_entropy_with_logits(
@@ -253,7 +253,7 @@ def approx_ndcg_loss(
     out_dtype = torch.as_tensor(scores).dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     if (where & (labels < 0)).any():  # found on the device; the labels come to the host to name it
-        checks.check_nonnegative_labels(labels.cpu().numpy(), where.cpu().numpy())
+        checks.check_label_range(labels.cpu().numpy(), where.cpu().numpy())
     labels = torch.where(where, labels, 0.0)
     gains = torch.where(where, torch.exp2(labels) - 1.0, 0.0)
     s = torch.where(where, scores, 0.0)
