@@ -309,11 +309,14 @@ def _pair_terms(margin, counted):
 PAIR_BLOCK = 8  # items per block in the all-pairs sweep; the fastest on CPU by measurement
 
 
-def _all_pairs(scores, labels, where, *, block: int, with_grad: bool):
-    """Sum of ``softplus(s_loser - s_winner)`` over each list's valid pairs with different labels.
+def _all_pairs(scores, labels, where, items, *, block: int, with_grad: bool, weighting):
+    """Sum of ``lambda_ij softplus(s_loser - s_winner)`` over each list's valid pairs with
+    different labels (``lambda_ij = 1`` for ``weighting=None``).
 
-    ``scores``, ``labels``, ``where``: [N, L]. Returns per-list sums [N], the number of
-    counted pairs [N] and, with ``with_grad``, d(per-list sum)/d(scores) [N, L].
+    ``scores``, ``labels``, ``where``: [N, L]; ``items``: the per-item values the pair weight
+    reads (``_pair_weight``), a tuple of [N, L] arrays. Returns per-list sums [N], the number
+    of counted pairs [N] and, with ``with_grad``, d(per-list sum)/d(scores) [N, L] (the weights
+    held constant: they depend on labels and ranks only).
 
     Every unordered pair is visited once: the list is cut into blocks of ``block`` items,
     and step d pairs block b with block (b + d) mod n_blocks for d = 0 .. n_blocks // 2
@@ -321,7 +324,8 @@ def _all_pairs(scores, labels, where, *, block: int, with_grad: bool):
     takes b < n_blocks / 2). Each step holds [L, block, N] values — memory O(L·block·N), not
     O(L²·N) — and the gradient is summed in the same pass, so the backward pass stores one
     [N, L] array and is a multiply. Arrays are laid out list-axis first with N innermost,
-    which vectorises across lists.
+    which vectorises across lists. A pair weight is symmetric, so one visit serves both
+    items' gradients.
     """
     n, length = scores.shape
     blocks = -(-length // block)
@@ -330,60 +334,92 @@ def _all_pairs(scores, labels, where, *, block: int, with_grad: bool):
     def columns(x):  # [N, L] -> [padded, N], padding invalid
         return jnp.pad(x, ((0, 0), (0, padded - length))).T
 
-    s, y, w = columns(scores), columns(labels), columns(where)
-    doubled = [jnp.concatenate([x, x], axis=0) for x in (s, y, w)]
-    row_s, row_y, row_w = (x.reshape(blocks, block, 1, n) for x in (s, y, w))
+    laid_out = [columns(x) for x in (scores, labels, where, *items)]
+    doubled = [jnp.concatenate([x, x], axis=0) for x in laid_out]
+    row_s, row_y, row_w, *row_items = (x.reshape(blocks, block, 1, n) for x in laid_out)
     upper = (jnp.arange(block)[:, None] < jnp.arange(block)[None, :])[:, :, None]
     block_index = jnp.arange(blocks)[:, None, None, None]
+    dtype = laid_out[0].dtype
 
     def step(carry, d):
         total, count, grad = carry
-        col_s, col_y, col_w = (
+        col_s, col_y, col_w, *col_items = (
             lax.dynamic_slice_in_dim(x, d * block, padded, axis=0).reshape(blocks, 1, block, n)
             for x in doubled
         )
         counted = row_w & col_w & (row_y != col_y) & ((d != 0) | upper)
         if blocks % 2 == 0:
             counted &= (d != blocks // 2) | (block_index < blocks // 2)
-        sign = jnp.where(row_y > col_y, 1.0, -1.0).astype(s.dtype)
+        sign = jnp.where(row_y > col_y, 1.0, -1.0).astype(dtype)
         margin = sign * (row_s - col_s)  # winner minus loser
         decay = jnp.exp(-jnp.abs(margin))
-        terms = jnp.where(counted, jnp.maximum(-margin, 0.0) + jnp.log1p(decay), 0.0)
-        total = total + terms.sum((0, 1, 2))
-        count = count + counted.sum((0, 1, 2), dtype=s.dtype)  # float: no int32 wrap-around
+        terms = jnp.maximum(-margin, 0.0) + jnp.log1p(decay)
+        weight = None
+        if weighting is not None:
+            weight = _pair_weight(weighting, (row_y, *row_items), (col_y, *col_items))
+            terms = weight * terms
+        total = total + jnp.where(counted, terms, 0.0).sum((0, 1, 2))
+        count = count + counted.sum((0, 1, 2), dtype=dtype)  # float: no int32 wrap-around
         if with_grad:  # d softplus(-margin) / d margin = -sigma(-margin)
             sigma = jnp.where(margin >= 0, decay, 1.0) / (1.0 + decay)
-            pull = jnp.where(counted, sign * sigma, 0.0)
+            pull = sign * sigma if weight is None else weight * sign * sigma
+            pull = jnp.where(counted, pull, 0.0)
             rows = -pull.sum(2).reshape(padded, n)
             cols = pull.sum(1).reshape(padded, n)
             grad = grad + rows + jnp.roll(cols, d * block, axis=0)
         return (total, count, grad), None
 
     init = (
-        jnp.zeros(n, s.dtype),
-        jnp.zeros(n, s.dtype),
-        jnp.zeros((padded, n) if with_grad else (0, n), s.dtype),
+        jnp.zeros(n, dtype),
+        jnp.zeros(n, dtype),
+        jnp.zeros((padded, n) if with_grad else (0, n), dtype),
     )
     (total, count, grad), _ = lax.scan(step, init, jnp.arange(blocks // 2 + 1))
     return total, count, (grad[:length].T if with_grad else None)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def _all_pairs_loss(scores, labels, where, block):
-    total, count, _ = _all_pairs(scores, labels, where, block=block, with_grad=False)
-    return total, count
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def _all_pairs_loss(scores, labels, where, items, block, weighting):
+    sweep = _all_pairs(scores, labels, where, items, block=block, with_grad=False, weighting=weighting)
+    return sweep[0], sweep[1]
 
 
-def _all_pairs_loss_fwd(scores, labels, where, block):
-    total, count, grad = _all_pairs(scores, labels, where, block=block, with_grad=True)
-    return (total, count), grad
+def _all_pairs_loss_fwd(scores, labels, where, items, block, weighting):
+    total, count, grad = _all_pairs(
+        scores, labels, where, items, block=block, with_grad=True, weighting=weighting
+    )
+    return (total, count), (grad, items)
 
 
-def _all_pairs_loss_bwd(block, grad, cotangents):
-    return cotangents[0][:, None] * grad, None, None
+def _all_pairs_loss_bwd(block, weighting, residuals, cotangents):
+    grad, items = residuals
+    return cotangents[0][:, None] * grad, None, None, tuple(jnp.zeros_like(x) for x in items)
 
 
 _all_pairs_loss.defvjp(_all_pairs_loss_fwd, _all_pairs_loss_bwd)
+
+
+def _pair_weight(weighting, row, col):
+    """LambdaLoss's ``lambda_ij`` from two items' ``(label, scaled gain, rank, log2(1 + rank))``
+    (``lambda_loss``). The discount gaps are written without cancellation: ``|d(r_i) - d(r_j)|
+    = |log1p((r_j - r_i) / (1 + r_i))| / (ln 2 l_i l_j)`` and ``d(k) - d(k + 1) = log1p(1 / (k +
+    1)) / (ln 2 log2(k + 1) log2(k + 2))`` for ``d(r) = 1 / log2(1 + r)``, ``l = log2(1 + r)``:
+    each a few ulps of itself, where the plain differences lose ``d / (d(k) - d(k + 1))``
+    (about 10^3 at k = 200)."""
+    kind, mu = weighting
+    if kind == "label_diff":
+        return jnp.abs(row[0] - col[0])
+    _, gain_i, rank_i, log_i = row
+    _, gain_j, rank_j, log_j = col
+    gain_gap = jnp.abs(gain_i - gain_j)
+    parts = []
+    if kind in ("dcg", "ndcg_loss2++"):
+        parts.append(jnp.abs(jnp.log1p((rank_j - rank_i) / (1.0 + rank_i))) / (np.log(2.0) * log_i * log_j))
+    if kind in ("ndcg_loss2", "ndcg_loss2++"):
+        gap = jnp.maximum(jnp.abs(rank_i - rank_j), 1.0)  # 0 only for i = j, never counted
+        delta = jnp.log1p(1.0 / (gap + 1.0)) / (np.log(2.0) * jnp.log2(gap + 1.0) * jnp.log2(gap + 2.0))
+        parts.append(delta if kind == "ndcg_loss2" else mu * delta)
+    return gain_gap * (parts[0] if len(parts) == 1 else parts[0] + parts[1])
 
 
 def pairwise_pl_loss(scores, labels, *, where=None, pairs=None, reduction: str = "mean"):
@@ -425,7 +461,7 @@ def pairwise_pl_loss(scores, labels, *, where=None, pairs=None, reduction: str =
     elif pairs is None:
         length = scores.shape[-1]
         flat = (x.reshape(-1, length) for x in (scores, labels, where))
-        per_list, count = _all_pairs_loss(*flat, PAIR_BLOCK)
+        per_list, count = _all_pairs_loss(*flat, (), PAIR_BLOCK, None)
         per_list, count = per_list.reshape(batch_shape), count.sum()
     else:
         list_index, i_index, j_index = _check_pairs(pairs, scores.shape)
@@ -715,6 +751,12 @@ def _smooth_ranks_bwd(temperature, block, residuals, cotangent):
 _smooth_ranks.defvjp(_smooth_ranks_fwd, _smooth_ranks_bwd)
 
 
+def _ideal_dcg(gains, labels, where):
+    """Each list's DCG in its label order (the best possible): ``sum_p g_(p) / log2(p + 2)``."""
+    discount = 1.0 / jnp.log2(jnp.arange(gains.shape[-1], dtype=gains.dtype) + 2.0)
+    return jnp.sum(take(gains, descending_order(labels, where)) * discount, axis=-1)
+
+
 def approx_ndcg_loss(scores, labels, *, where=None, temperature: float = 1.0, reduction: str = "mean"):
     """ApproxNDCG (Qin, Liu & Li, 2010): one minus NDCG with each item's rank made smooth.
 
@@ -750,9 +792,7 @@ def approx_ndcg_loss(scores, labels, *, where=None, temperature: float = 1.0, re
     if length == 0:
         per_list, counted = jnp.zeros(batch_shape, scores.dtype), jnp.zeros(batch_shape, bool)
         return safe_reduce(per_list, counted, reduction).astype(out_dtype)
-    order = descending_order(labels, where)
-    discount = 1.0 / jnp.log2(jnp.arange(length, dtype=scores.dtype) + 2.0)
-    ideal = jnp.sum(take(gains, order) * discount, axis=-1)
+    ideal = _ideal_dcg(gains, labels, where)
     flat = (x.reshape(-1, length) for x in (jnp.where(where, scores, 0.0), where))
     ranks = _smooth_ranks(*flat, float(temperature), RANK_BLOCK).reshape(scores.shape)
     dcg = jnp.sum(jnp.where(where, gains / jnp.log2(1.0 + ranks), 0.0), axis=-1)
@@ -760,6 +800,88 @@ def approx_ndcg_loss(scores, labels, *, where=None, temperature: float = 1.0, re
     per_list = jnp.where(counted, 1.0 - dcg / jnp.where(counted, ideal, 1.0), 0.0)
     per_list = nan_for_bad_labels(per_list, labels, where, in_range=(0.0, jnp.inf))
     return safe_reduce(per_list, counted, reduction).astype(out_dtype)
+
+
+def lambda_loss(
+    scores,
+    labels,
+    *,
+    where=None,
+    weighting: str = "ndcg_loss2++",
+    mu: float = 10.0,
+    normalize: bool = True,
+    reduction: str = "mean",
+):
+    """LambdaLoss (Wang et al., 2018): a pairwise logistic loss weighted by ranks and gains.
+
+    Per list ``sum_{valid i, j: y_i > y_j} lambda_ij softplus(s_j - s_i)``, the scores' own
+    ranks ``r`` (1-based, ties by position) and gains ``G = n (2^y - 1) / IDCG`` (``n`` the
+    valid items; without ``normalize``, no division by IDCG), ``d(r) = 1 / log2(1 + r)``:
+
+    * "ndcg_loss2++": ``|G_i - G_j| (|d(r_i) - d(r_j)| + mu (d(|r_i - r_j|) - d(|r_i - r_j| +
+      1)))`` — NDCG-Loss2++, the LambdaRank term plus ``mu`` of NDCG-Loss2's;
+    * "ndcg_loss2": ``|G_i - G_j| (d(|r_i - r_j|) - d(|r_i - r_j| + 1))``;
+    * "dcg": ``|G_i - G_j| |d(r_i) - d(r_j)|`` (LambdaRank's weights);
+    * "label_diff": ``|y_i - y_j|`` (no gains: any real labels).
+
+    These are Rax's ``pairwise_logistic_loss`` with ``dcg_lambdaweight(normalize=True)`` +
+    ``mu * dcg2_lambdaweight(normalize=True)``, ``dcg2_lambdaweight``, ``dcg_lambdaweight`` and
+    ``labeldiff_lambdaweight``, except that Rax scales its DCG weights by the padded list
+    width where the factor ``n`` here counts valid items (padding changes nothing here). The
+    weights are constants of the gradient (ranks are piecewise constant), and the unweighted
+    loss is ``pairwise_pl_loss``. Pairs are swept in blocks as there: memory O(B·L·8), value
+    and gradient in one pass; differentiable in reverse mode.
+
+    Args:
+      scores: [..., L] float array.
+      labels: [..., L] array; >= 0 for the gain-based weightings.
+      where: [..., L] bool array, True = valid item.
+      weighting: "ndcg_loss2++", "ndcg_loss2", "dcg" or "label_diff".
+      mu: weight of NDCG-Loss2's term in "ndcg_loss2++", a finite number >= 0.
+      normalize: divide the gains by the list's ideal DCG (NDCG rather than DCG weights).
+      reduction: "none" → per-list sums [...]; "sum"; "mean" → over valid pairs with
+        different labels (Rax's mean).
+
+    Returns:
+      The reduced loss, in the scores' dtype. A negative valid label with a gain-based
+      weighting is a ``ValueError`` outside ``jit``; under ``jit`` it makes that list NaN.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> scores, labels = jnp.array([0.0, 1.0, 2.0]), jnp.array([2.0, 1.0, 0.0])
+      >>> round(float(lambda_loss(scores, labels, weighting="label_diff", reduction="sum")), 4)
+      6.8804
+    """
+    check_reduction(reduction)
+    checks.check_lambda_options(weighting, mu, normalize)
+    out_dtype = jnp.asarray(scores).dtype
+    scores, labels, where, _ = check_inputs(scores, labels, where)
+    gain_based = weighting != "label_diff"
+    if gain_based and is_concrete(labels) and is_concrete(where):
+        checks.check_label_range(np.asarray(labels), np.asarray(where))
+    scores = jnp.where(where, scores, 0.0)
+    labels = jnp.where(where, labels, 0.0)
+    batch_shape, length = scores.shape[:-1], scores.shape[-1]
+    if length == 0:  # empty lists: nothing to pair
+        return safe_reduce(jnp.zeros(batch_shape, scores.dtype), 0.0, reduction).astype(out_dtype)
+    items = ()
+    if gain_based:
+        gains = jnp.where(where, jnp.exp2(labels) - 1.0, 0.0)
+        scale = jnp.sum(where, axis=-1, keepdims=True).astype(scores.dtype)
+        if normalize:
+            ideal = _ideal_dcg(gains, labels, where)[..., None]
+            scale = scale / jnp.where(ideal > 0, ideal, 1.0)
+        order = descending_order(lax.stop_gradient(scores), where)
+        places = jnp.broadcast_to(jnp.arange(length, dtype=scores.dtype), scores.shape)
+        ranks = jnp.put_along_axis(jnp.zeros_like(scores), order, places + 1.0, axis=-1, inplace=False)
+        items = (gains * scale, ranks, jnp.log2(1.0 + ranks))
+    flat = [x.reshape(-1, length) for x in (scores, labels, where)]
+    flat_items = tuple(x.reshape(-1, length) for x in items)
+    per_list, count = _all_pairs_loss(*flat, flat_items, PAIR_BLOCK, (weighting, float(mu)))
+    per_list = nan_for_bad_labels(
+        per_list.reshape(batch_shape), labels, where, in_range=(0.0, jnp.inf) if gain_based else None
+    )
+    return safe_reduce(per_list, count.sum(), reduction).astype(out_dtype)
 
 
 def pointwise_mse_loss(scores, labels, *, where=None, reduction: str = "mean"):

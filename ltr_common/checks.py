@@ -114,6 +114,20 @@ def check_threshold(threshold) -> None:
         raise ValueError(f"threshold must be a finite number or None, got {threshold!r}")
 
 
+LAMBDA_WEIGHTINGS = ("ndcg_loss2++", "ndcg_loss2", "dcg", "label_diff")
+
+
+def check_lambda_options(weighting, mu, normalize) -> None:
+    """LambdaLoss's options: a known ``weighting``, ``mu`` finite and >= 0, ``normalize`` a bool."""
+    if weighting not in LAMBDA_WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {', '.join(LAMBDA_WEIGHTINGS)}, got {weighting!r}")
+    number = not isinstance(mu, bool) and isinstance(mu, int | float | np.number)
+    if not (number and math.isfinite(mu) and mu >= 0):
+        raise ValueError(f"mu must be a finite number >= 0, got {mu!r}")
+    if not isinstance(normalize, bool | np.bool_):
+        raise ValueError(f"normalize must be True or False, got {normalize!r}")
+
+
 def check_levels(levels) -> tuple[float, ...] | None:
     """``levels`` as an ascending tuple of distinct finite numbers, or None.
 

@@ -87,6 +87,11 @@ LOSSES: dict[str, Loss] = {
             ranking=False,
             config_options=(("threshold", "relevance_threshold"),),
         ),
+        Loss(
+            "lambdaloss",
+            "lambda_loss",
+            "pairwise logistic loss weighted by NDCG-Loss2++ (LambdaLoss, mu 10)",
+        ),
     )
 }
 

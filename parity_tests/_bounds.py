@@ -235,6 +235,70 @@ def approx_ndcg(scores, labels, where, *, temperature=1.0, score_scale=None):
     return value, grad, int(counted.sum())
 
 
+def _lambda_weights(weighting, mu, normalize, scores, labels, where):
+    """What LambdaLoss's weights [..., L, L] are computed from, in float64 (``lambda_loss``'s
+    definition): ``(|G_i| + |G_j|, discount factor)``; for "label_diff" ``(|y_i| + |y_j|, 1)``."""
+    pair_sum = np.abs(labels)[..., :, None] + np.abs(labels)[..., None, :]
+    if weighting == "label_diff":
+        return pair_sum, np.ones_like(pair_sum)
+    gains = np.where(where, np.exp2(labels) - 1.0, 0.0)
+    scale = where.sum(-1, keepdims=True).astype(np.float64)
+    if normalize:
+        discount = 1.0 / np.log2(np.arange(scores.shape[-1]) + 2.0)
+        ideal = (-np.sort(-gains, axis=-1) * discount).sum(-1, keepdims=True)
+        scale = scale / np.where(ideal > 0, ideal, 1.0)
+    gains = gains * scale
+    order = np.argsort(np.where(where, -scores, np.inf), axis=-1, kind="stable")
+    ranks = np.zeros(scores.shape)
+    np.put_along_axis(ranks, order, np.arange(1.0, scores.shape[-1] + 1.0), -1)
+    d = 1.0 / np.log2(1.0 + ranks)
+    gap = np.maximum(np.abs(ranks[..., :, None] - ranks[..., None, :]), 1.0)
+    rho = np.abs(d[..., :, None] - d[..., None, :])
+    delta = 1.0 / np.log2(gap + 1.0) - 1.0 / np.log2(gap + 2.0)
+    factor = {"dcg": rho, "ndcg_loss2": delta, "ndcg_loss2++": rho + mu * delta}[weighting]
+    return gains[..., :, None] + gains[..., None, :], factor
+
+
+def lambdaloss(scores, labels, where, *, weighting="ndcg_loss2++", mu=10.0, normalize=True, score_scale=None):
+    """Per-list value magnitudes [B], per-item gradient magnitudes [B, L] and the pair count.
+
+    A counted pair adds ``lambda_ij softplus(s_j - s_i)``. The weight is computed from gains
+    (one ``exp2`` each, a scale ``n / IDCG`` whose sum rounds ``log2 n`` times) and a discount
+    factor written without cancellation (about 7 roundings), and ``|G_i - G_j|`` is resolved
+    to an ulp of ``G_i + G_j``: ``W_ij = (8 + log2 n) (G_i + G_j) factor_ij`` (labels:
+    ``|y_i| + |y_j|``). Value ``W_ij (softplus + 1 + |s_i| + |s_j|)`` per pair (the margin's
+    rounding as in ``pairwise``); gradient ``W_ij sigma(-margin) (3 + |s_i| + |s_j|)`` on both
+    items. With ``score_scale`` (scores that carry rounding of their own) two items whose
+    scores lie within ``ULPS`` ulps of their scales may swap ranks between the frameworks:
+    every pair with such an item may then move by up to ``(G_i + G_j) (1 + 0.37 mu)``
+    (``|d(r) - d(r')| < 1``, ``d(k) - d(k + 1) <= 1 - 1 / log2 3``), which counts as that
+    change over ``ULPS eps``.
+    """
+    where = np.asarray(where, bool)
+    scores = np.where(where, scores, 0.0).astype(np.float64)
+    labels = np.where(where, labels, 0.0).astype(np.float64)
+    scale = np.abs(scores) if score_scale is None else np.where(where, score_scale, 0.0)
+    pair_sum, factor = _lambda_weights(weighting, mu, normalize, scores, labels, where)
+    size = pair_sum * factor
+    if weighting != "label_diff":
+        size = size * (8.0 + np.log2(np.maximum(where.sum(-1), 1)))[..., None, None]
+        if score_scale is not None:
+            eps = float(np.finfo(np.float32).eps)
+            both = where[..., :, None] & where[..., None, :] & ~np.eye(scores.shape[-1], dtype=bool)
+            gap = np.abs(scores[..., :, None] - scores[..., None, :])
+            close = both & (gap <= ULPS * eps * (scale[..., :, None] + scale[..., None, :]))
+            unsettled = close.any(-1)
+            moved = unsettled[..., :, None] | unsettled[..., None, :]
+            size = size + np.where(moved, pair_sum * (1.0 + 0.37 * mu) / (ULPS * eps), 0.0)
+    counted = where[..., :, None] & where[..., None, :] & (labels[..., :, None] > labels[..., None, :])
+    margin = scores[..., :, None] - scores[..., None, :]  # winner i minus loser j
+    spread = 1.0 + scale[..., :, None] + scale[..., None, :]
+    value = np.where(counted, size * (np.logaddexp(-margin, 0.0) + spread), 0.0).sum((-2, -1))
+    pull = np.where(counted, size * (2.0 + spread) / (1.0 + np.exp(np.clip(margin, -700, 700))), 0.0)
+    grad = pull.sum(-1) + pull.sum(-2)
+    return value, grad, int(counted.sum())
+
+
 def metric(scores, labels, where):
     """Per-list value magnitudes [B] of a ranking metric (all lie in [0, 1]) and the count.
 
@@ -283,6 +347,9 @@ def loss_parts(
     if function == "approx_ndcg_loss":
         temperature = options.get("temperature", 1.0)
         return approx_ndcg(scores, labels, where, temperature=temperature, score_scale=score_scale)
+    if function == "lambda_loss":
+        lambda_options = {k: options[k] for k in ("weighting", "mu", "normalize") if k in options}
+        return lambdaloss(scores, labels, where, score_scale=score_scale, **lambda_options)
     if function == "pairwise_pl_loss":
         return pairwise(scores, labels, where, pairs, score_scale=score_scale)
     if function == "pointwise_mse_loss":

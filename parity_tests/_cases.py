@@ -116,9 +116,13 @@ LOSS_ROWS = {
     ],
     "sigmoid_cross_entropy_loss": [{"threshold": 4.0}],
     "approx_ndcg_loss": [{}, {"temperature": 0.25}],
+    # NDCG-Loss2++ computes both discount terms; each weighting alone is checked against its
+    # definition and against Rax (test_references, test_rax_references).
+    "lambda_loss": [{"weighting": "ndcg_loss2++"}, {"weighting": "label_diff"}],
 }
 JAX_ONLY = {"method"}
-BOUND_OPTIONS = {"k", "weights", "threshold", "temperature"}  # options that change a loss's rounding bound
+# options that change a loss's rounding bound
+BOUND_OPTIONS = {"k", "weights", "threshold", "temperature", "weighting", "mu", "normalize"}
 
 
 def _resolve(options: dict, tie_break, pairs, *, jax: bool) -> dict:

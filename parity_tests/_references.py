@@ -118,18 +118,45 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
-def pairwise(scores, labels) -> tuple[float, int, list[float]]:
-    """Sum of ``-log sigma(s_i - s_j)`` over pairs with ``y_i > y_j``, their count, the gradient."""
+def pairwise(scores, labels, weight=None) -> tuple[float, int, list[float]]:
+    """Sum of ``-log sigma(s_i - s_j)`` over pairs with ``y_i > y_j`` (each times ``weight(i,
+    j)`` when given), their count, the gradient."""
     value, count, grad = 0.0, 0, [0.0] * len(scores)
     for i, j in itertools.permutations(range(len(scores)), 2):
         if labels[i] > labels[j]:
+            w = 1.0 if weight is None else weight(i, j)
             margin = scores[i] - scores[j]
-            value += _softplus(-margin)
+            value += w * _softplus(-margin)
             count += 1
-            pull = _sigmoid(-margin)  # d softplus(-margin) / d margin = -sigma(-margin)
+            pull = w * _sigmoid(-margin)  # d softplus(-margin) / d margin = -sigma(-margin)
             grad[i] -= pull
             grad[j] += pull
     return value, count, grad
+
+
+def lambda_weight(scores, labels, weighting="ndcg_loss2++", mu=10.0, normalize=True):
+    """LambdaLoss's ``lambda(i, j)`` for one list, from the definitions (Wang et al., 2018):
+    ranks from the scores (ties by position), gains ``n (2^y - 1) / IDCG``, discount ``1 /
+    log2(1 + rank)``, NDCG-Loss2's ``|D(|r_i - r_j|) - D(|r_i - r_j| + 1)|``."""
+    n = len(scores)
+    if weighting == "label_diff":
+        return lambda i, j: abs(labels[i] - labels[j])
+    rank = {item: place + 1 for place, item in enumerate(score_order(scores))}
+    gains = [2.0**y - 1.0 for y in labels]
+    ideal = sum(g / math.log2(p + 2) for p, g in enumerate(sorted(gains, reverse=True)))
+    scale = n / ideal if normalize and ideal > 0 else float(n)
+
+    def discount(r):
+        return 1.0 / math.log2(1.0 + r)
+
+    def weight(i, j):
+        gap = abs(rank[i] - rank[j])
+        lambdarank = abs(discount(rank[i]) - discount(rank[j]))
+        loss2 = abs(discount(gap) - discount(gap + 1))
+        factor = {"dcg": lambdarank, "ndcg_loss2": loss2, "ndcg_loss2++": lambdarank + mu * loss2}[weighting]
+        return scale * abs(gains[i] - gains[j]) * factor
+
+    return weight
 
 
 def ndcg(scores, labels, k=None) -> float:
@@ -186,6 +213,9 @@ def _per_list(name: str, scores, labels, options: dict):
         return value, grad, n
     if name == "pairwise_pl_loss":
         value, count, grad = pairwise(scores, labels)
+        return value, grad, count
+    if name == "lambda_loss":
+        value, count, grad = pairwise(scores, labels, lambda_weight(scores, labels, **options))
         return value, grad, count
     if name == "pointwise_mse_loss":
         value = sum((s - y) ** 2 for s, y in zip(scores, labels, strict=True))

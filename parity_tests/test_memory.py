@@ -1,5 +1,5 @@
-"""All-pairs pairwise PL and ApproxNDCG in bounded memory: long lists run under 2 GiB of
-peak resident memory.
+"""All-pairs pairwise PL, ApproxNDCG and LambdaLoss in bounded memory: long lists run under
+2 GiB of peak resident memory.
 
 A dense [B, L, L] formulation needs 6.4 GB for one float32 array at (16, 10000); the blocked
 sweeps keep O(B·L·block). Measured in a fresh process (peak RSS, imports included).
@@ -23,7 +23,12 @@ PROGRAM = textwrap.dedent(
     def total(name):
         return lambda s, y, w: getattr(jax_ltr, name)(s, y, where=w, reduction="sum")
 
-    cases = [("pairwise_pl_loss", 64, 2000), ("pairwise_pl_loss", 16, 10000), ("approx_ndcg_loss", 16, 10000)]
+    cases = [
+        ("pairwise_pl_loss", 64, 2000),
+        ("pairwise_pl_loss", 16, 10000),
+        ("approx_ndcg_loss", 16, 10000),
+        ("lambda_loss", 16, 10000),
+    ]
     for name, batch, length in cases:
         loss = jax.jit(jax.value_and_grad(total(name)))
         rng = np.random.default_rng(0)

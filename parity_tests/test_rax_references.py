@@ -1,5 +1,5 @@
 """Rax (Google's JAX learning-to-rank library) as a float64 reference where it defines the
-same loss: softmax cross-entropy, pointwise sigmoid cross-entropy and ApproxNDCG.
+same loss: softmax cross-entropy, pointwise sigmoid cross-entropy, ApproxNDCG and LambdaLoss.
 
 Where the definitions differ, the inputs avoid the difference, and it is stated here (and
 ApproxNDCG below: Rax's ``-NDCG`` against our ``1 - NDCG``):
@@ -12,6 +12,9 @@ ApproxNDCG below: Rax's ``-NDCG`` against our ``1 - NDCG``):
 * ``rax.pointwise_sigmoid_loss`` clips labels into [0, 1] and returns per-item values; ours
   refuses labels outside [0, 1] (or thresholds them with ``threshold=``) and sums per list.
   Compared: per-list sums of Rax's per-item values on the thresholded targets.
+* ``rax.pairwise_logistic_loss`` with a DCG lambdaweight multiplies the weights by the padded
+  list width; ``lambda_loss`` by the number of valid items, so that padding changes nothing.
+  Compared: each list's valid items alone, where the two are the same number.
 """
 
 from __future__ import annotations
@@ -110,3 +113,66 @@ def test_approx_ndcg_equals_rax(framework, temperature):
     )
     np.testing.assert_allclose(ours[0], 1.0 + value, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(ours[1], grad, rtol=1e-12, atol=1e-12)
+
+
+def rax_lambdaweight(weighting, mu):
+    """The Rax lambdaweight function that defines ``lambda_loss``'s ``weighting``."""
+    dcg = functools.partial(rax.dcg_lambdaweight, normalize=True)
+    dcg2 = functools.partial(rax.dcg2_lambdaweight, normalize=True)
+    return {
+        "ndcg_loss2++": lambda *args, **kwargs: dcg(*args, **kwargs) + mu * dcg2(*args, **kwargs),
+        "ndcg_loss2": dcg2,
+        "dcg": dcg,
+        "label_diff": rax.labeldiff_lambdaweight,
+    }[weighting]
+
+
+def lambda_batch():
+    """24 lists of width 30 with exactly 24 valid items each, at random places, and the same
+    lists compacted to [24, 24]: the width Rax sees equals the valid count."""
+    rng = np.random.default_rng(24)
+    shape, valid = (24, 30), 24
+    compact_scores = rng.normal(0.0, 3.0, (shape[0], valid))
+    compact_labels = rng.integers(0, 5, (shape[0], valid)).astype(np.float64)
+    where = np.zeros(shape, bool)
+    for row in where:
+        row[rng.choice(shape[1], valid, replace=False)] = True
+    scores, labels = np.full(shape, np.nan), np.full(shape, np.nan)
+    scores[where], labels[where] = compact_scores.ravel(), compact_labels.ravel()
+    return (scores, labels, where), (compact_scores, compact_labels)
+
+
+@functools.cache
+def rax_lambda_loss(weighting, mu):
+    """Rax's per-list sums and their gradients, and its "mean" value and gradient, on
+    ``lambda_batch``'s compacted lists."""
+    lambdaweight = rax_lambdaweight(weighting, mu)
+    _, (scores, labels) = lambda_batch()
+    full = np.ones(scores.shape, bool)
+
+    def loss(reduce_fn):
+        return lambda s, y, w: rax.pairwise_logistic_loss(
+            s, y, where=w, lambdaweight_fn=lambdaweight, reduce_fn=reduce_fn
+        )
+
+    per_list = rax_values_and_grads(lambda s, y, w: loss(None)(s, y, w).sum(-1), scores, labels, full)
+    return per_list, rax_values_and_grads(loss(jnp.mean), scores, labels, full)
+
+
+@pytest.mark.parametrize("weighting", ["ndcg_loss2++", "ndcg_loss2", "dcg", "label_diff"])
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_lambda_loss_equals_rax(framework, weighting):
+    # Rax scales its DCG weights by the padded list width, ours by the valid items: Rax gets
+    # the lists compacted to their valid items (width = valid count), ours padded at random
+    # places, and then the two agree exactly. "mean": Rax's jnp.mean over the valid pairs
+    # with different labels.
+    (scores, labels, where), compact = lambda_batch()
+    (value, grad), mean = rax_lambda_loss(weighting, 3.0)
+    options = {"weighting": weighting, "mu": 3.0}
+    ours = evaluate(framework, "lambda_loss", scores, labels, where=where, reduction="none", **options)
+    np.testing.assert_allclose(ours[0], value, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ours[1][where], grad.ravel(), rtol=1e-12, atol=1e-12)
+    assert (ours[1][~where] == 0).all()
+    ours = evaluate(framework, "lambda_loss", *compact, reduction="mean", **options)
+    for a, b in zip(ours, mean, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

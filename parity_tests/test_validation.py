@@ -276,5 +276,5 @@ def test_mean_counts_do_not_wrap_around_at_int32():
     mean = safe_reduce(jnp.ones(3), jnp.full(3, 10**9, jnp.int32), "mean")
     assert float(mean) == pytest.approx(1e-9, rel=1e-6)
     scores, labels = jnp.zeros((2, 20)), jnp.tile(jnp.arange(20.0), (2, 1))
-    _, count = jax_ltr._losses._all_pairs_loss(scores, labels, jnp.ones((2, 20), bool), 8)
+    _, count = jax_ltr._losses._all_pairs_loss(scores, labels, jnp.ones((2, 20), bool), (), 8, None)
     assert count.dtype == scores.dtype  # per-list pair counts too: L**2 / 2 passes 2**31 at L = 65,536

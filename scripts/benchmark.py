@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import io
 import json
 import os
@@ -55,7 +56,7 @@ LEVELS = (1, 2, 3, 4, 5)
 LOSS_NAMES = tuple(LOSSES)  # the registry (ltr_common.losses): every loss the trainers train
 MODES = ("forward", "forward+backward")
 # torch_ltr's all-pairs forms build [B, L, L] arrays
-TORCH_DENSE = {"pairwise_pl", "hybrid", "approx_ndcg"}
+TORCH_DENSE = {"pairwise_pl", "hybrid", "approx_ndcg", "lambdaloss"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,6 +146,7 @@ def implementations() -> list[Impl]:
             lambda s, y, w: rax.softmax_loss(s, y, where=w, label_fn=rax.utils.normalize_probabilities),
         ),
         Impl("rax", "approx_ndcg", "jax", rax_approx_ndcg(rax), dense=True),
+        Impl("rax", "lambdaloss", "jax", rax_lambdaloss(rax), dense=True),
         Impl(
             "rax",
             "sigmoid_ce",
@@ -157,12 +159,30 @@ def implementations() -> list[Impl]:
     return impls
 
 
+def rax_lambdaloss(rax, mu: float = 10.0):
+    """LambdaLoss with NDCG-Loss2++ weights in Rax: ``pairwise_logistic_loss`` with
+    ``dcg_lambdaweight + mu * dcg2_lambdaweight``, both normalised. Rax scales those weights by
+    the padded width, ``lambda_loss`` by each list's valid items: the weights are rescaled to
+    the valid count (a [B, 1] multiply) so that the values compare."""
+
+    def lambdaweight(scores, labels, *, where, **kwargs):
+        both = (
+            functools.partial(rax.dcg_lambdaweight, normalize=True),
+            functools.partial(rax.dcg2_lambdaweight, normalize=True),
+        )
+        weights = both[0](scores, labels, where=where, **kwargs) + mu * both[1](
+            scores, labels, where=where, **kwargs
+        )
+        valid = jnp.sum(where, axis=-1, keepdims=True).astype(weights.dtype)  # Rax's pairs: [B, L * L]
+        return weights * valid / scores.shape[-1]
+
+    return lambda s, y, w: rax.pairwise_logistic_loss(s, y, where=w, lambdaweight_fn=lambdaweight)
+
+
 def rax_approx_ndcg(rax):
     """``rax.approx_t12n(rax.ndcg_metric)`` plus 1 (Rax's loss is ``-NDCG``, ours ``1 - NDCG``,
     so that the values compare), called through ``ndcg_metric`` with approximate ranks:
     ``approx_t12n`` itself needs ``jax.util.wraps``, which JAX 0.10 no longer has."""
-    import functools
-
     step = jax.nn.sigmoid  # temperature 1
     rank_fn = functools.partial(rax.utils.approx_ranks, step_fn=step)
     cutoff_fn = functools.partial(rax.utils.approx_cutoff, step_fn=step)

@@ -75,7 +75,7 @@ def test_config_file_then_flags(tmp_path):
         (
             {"loss": "listnet"},
             "--loss: expected one of listmle, pairwise_pl, hybrid, pointwise_mse, softmax, "
-            "topk_listmle, position_listmle, approx_ndcg, sigmoid_ce, got 'listnet'",
+            "topk_listmle, position_listmle, approx_ndcg, sigmoid_ce, lambdaloss, got 'listnet'",
         ),
         ({"dropout": 1.0}, "--dropout: expected a number in [0, 1)"),
         ({"pairs_per_list": -2}, "--pairs_per_list: expected an integer >= 0"),

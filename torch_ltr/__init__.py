@@ -8,6 +8,7 @@ from torch_ltr._batch import as_arrays
 from torch_ltr._losses import (
     approx_ndcg_loss,
     hybrid_loss,
+    lambda_loss,
     listmle_loss,
     pairwise_pl_loss,
     pointwise_mse_loss,
@@ -36,6 +37,7 @@ __all__ = [
     "as_arrays",
     "average_precision",
     "hybrid_loss",
+    "lambda_loss",
     "listmle_loss",
     "make_optimizer",
     "mrr",

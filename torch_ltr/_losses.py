@@ -7,6 +7,8 @@ bool mask (True = valid; invalid items are ignored entirely, NaN included), ``re
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ltr_common import checks
@@ -262,11 +264,82 @@ def approx_ndcg_loss(
     pair = torch.sigmoid((s[..., None, :] - s[..., :, None]) / temperature)  # [..., i, j]
     ranks = 1.0 + torch.where(others, pair, 0.0).sum(-1)
     dcg = torch.where(where, gains / torch.log2(1.0 + ranks), 0.0).sum(-1)
-    places = torch.arange(length, dtype=s.dtype, device=s.device)
-    ideal = (torch.sort(gains, dim=-1, descending=True).values / torch.log2(places + 2.0)).sum(-1)
+    ideal = _ideal_dcg(gains)
     counted = ideal > 0
     per_list = torch.where(counted, 1.0 - dcg / torch.where(counted, ideal, 1.0), 0.0)
     return safe_reduce(per_list, counted, reduction).to(out_dtype)
+
+
+def _pair_weight(weighting: str, mu: float, gains, ranks):
+    """LambdaLoss's ``lambda_ij`` [..., L, L] from scaled gains and 1-based ranks, the discount
+    gaps written without cancellation as in ``jax_ltr``."""
+    gain_gap = (gains[..., :, None] - gains[..., None, :]).abs()
+    rank_i, rank_j = ranks[..., :, None], ranks[..., None, :]
+    log_rank = torch.log2(1.0 + ranks)
+    parts = []
+    if weighting in ("dcg", "ndcg_loss2++"):
+        ratio = torch.log1p((rank_j - rank_i) / (1.0 + rank_i)).abs()
+        parts.append(ratio / (math.log(2.0) * log_rank[..., :, None] * log_rank[..., None, :]))
+    if weighting in ("ndcg_loss2", "ndcg_loss2++"):
+        gap = (rank_i - rank_j).abs().clamp(min=1.0)  # 0 only for i = j, never counted
+        logs = torch.log2(gap + 1.0) * torch.log2(gap + 2.0)
+        delta = torch.log1p(1.0 / (gap + 1.0)) / (math.log(2.0) * logs)
+        parts.append(delta if weighting == "ndcg_loss2" else mu * delta)
+    return gain_gap * (parts[0] if len(parts) == 1 else parts[0] + parts[1])
+
+
+def _ideal_dcg(gains: torch.Tensor) -> torch.Tensor:
+    """Each list's DCG with its gains sorted descending: ``sum_p g_(p) / log2(p + 2)``."""
+    places = torch.arange(gains.shape[-1], dtype=gains.dtype, device=gains.device)
+    return (torch.sort(gains, dim=-1, descending=True).values / torch.log2(places + 2.0)).sum(-1)
+
+
+def lambda_loss(
+    scores,
+    labels,
+    *,
+    where=None,
+    weighting: str = "ndcg_loss2++",
+    mu: float = 10.0,
+    normalize: bool = True,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """LambdaLoss: ``sum_{valid i, j: y_i > y_j} lambda_ij softplus(s_j - s_i)`` per list, the
+    weights from the scores' ranks (ties by position) and the gains ``n (2^y - 1) / IDCG``
+    ("ndcg_loss2++", "ndcg_loss2", "dcg") or ``|y_i - y_j|`` ("label_diff"); "mean" over
+    valid pairs with different labels. The reference: dense [B, L, L] pairs.
+
+    Example:
+      >>> import torch
+      >>> scores, labels = torch.tensor([0.0, 1.0, 2.0]), torch.tensor([2.0, 1.0, 0.0])
+      >>> round(lambda_loss(scores, labels, weighting="label_diff", reduction="sum").item(), 4)
+      6.8804
+    """
+    check_reduction(reduction)
+    checks.check_lambda_options(weighting, mu, normalize)
+    out_dtype = torch.as_tensor(scores).dtype
+    scores, labels, where, _ = check_inputs(scores, labels, where)
+    gain_based = weighting != "label_diff"
+    if gain_based and (where & (labels < 0)).any():  # the labels come to the host to name it
+        checks.check_label_range(labels.cpu().numpy(), where.cpu().numpy())
+    s = torch.where(where, scores, 0.0)
+    labels = torch.where(where, labels, 0.0)
+    counted = where[..., :, None] & where[..., None, :] & (labels[..., :, None] > labels[..., None, :])
+    terms = _pair_terms(s[..., :, None] - s[..., None, :], counted)  # [..., winner i, loser j]
+    if gain_based:
+        gains = torch.where(where, torch.exp2(labels) - 1.0, 0.0)
+        scale = where.sum(-1, keepdim=True).to(s.dtype)
+        if normalize:
+            ideal = _ideal_dcg(gains)[..., None]
+            scale = scale / torch.where(ideal > 0, ideal, 1.0)
+        order = descending_order(s.detach(), where)
+        places = torch.arange(1, s.shape[-1] + 1, dtype=s.dtype, device=s.device).expand_as(s)
+        ranks = torch.zeros_like(s).scatter(-1, order, places)
+        weight = _pair_weight(weighting, float(mu), gains * scale, ranks)
+    else:
+        weight = (labels[..., :, None] - labels[..., None, :]).abs()
+    per_list = torch.where(counted, weight * terms, 0.0).sum((-2, -1))
+    return safe_reduce(per_list, counted.sum(), reduction).to(out_dtype)
 
 
 def pointwise_mse_loss(scores, labels, *, where=None, reduction: str = "mean") -> torch.Tensor:
