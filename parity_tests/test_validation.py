@@ -75,6 +75,56 @@ def test_bad_arguments_are_named(framework, name, case, scores, labels, kwargs, 
         evaluate(framework, name, scores, labels, grad=False, **kwargs)
 
 
+NEGATIVE = np.array([[1.0, -1.0, 0.0], [1.0, 1.0, 1.0]])
+LOSS_OPTION_ERRORS = [
+    ("softmax_loss", NEGATIVE, {}, r"labels must be >= 0 at valid positions, found -1.0 at index \(0, 1\)"),
+    ("approx_ndcg_loss", NEGATIVE, {}, r"labels must be >= 0 at valid positions, found -1.0"),
+    (
+        "approx_ndcg_loss",
+        GOOD_LABELS,
+        {"temperature": 0.0},
+        r"temperature must be a finite number > 0, got 0",
+    ),
+    (
+        "sigmoid_cross_entropy_loss",
+        GOOD_LABELS * 2.0,
+        {"threshold": None},
+        r"labels must lie in \[0, 1\] at valid positions \(or give threshold=\), found 2.0",
+    ),
+    (
+        "sigmoid_cross_entropy_loss",
+        GOOD_LABELS,
+        {"threshold": np.inf},
+        r"threshold must be a finite number or None, got inf",
+    ),
+    ("lambda_loss", NEGATIVE, {}, r"labels must be >= 0 at valid positions, found -1.0"),
+    (
+        "lambda_loss",
+        GOOD_LABELS,
+        {"weighting": "ndcg"},
+        r"weighting must be one of ndcg_loss2\+\+, ndcg_loss2, dcg, label_diff, got 'ndcg'",
+    ),
+    ("lambda_loss", GOOD_LABELS, {"mu": -1.0}, r"mu must be a finite number >= 0, got -1.0"),
+    ("lambda_loss", GOOD_LABELS, {"normalize": "yes"}, r"normalize must be True or False, got 'yes'"),
+]
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize(("name", "labels", "options", "message"), LOSS_OPTION_ERRORS)
+def test_loss_options_and_label_ranges_are_checked(framework, name, labels, options, message):
+    with pytest.raises(ValueError, match=message):
+        evaluate(framework, name, GOOD_SCORES, labels, grad=False, **options)
+
+
+def test_label_difference_weights_take_any_labels_and_gains_nan_under_jit():
+    scores = jnp.array([[0.3, -1.0, 2.0], [0.5, 1.5, -0.2]])
+    labels = jnp.array([[1.0, -2.0, 0.5], [3.0, 1.0, 0.0]])
+    value = jax_ltr.lambda_loss(scores, labels, weighting="label_diff", reduction="none")
+    assert np.isfinite(np.asarray(value)).all()
+    value = jax.jit(lambda s, y: jax_ltr.lambda_loss(s, y, reduction="none"))(scores, labels)
+    assert np.isnan(value[0]) and np.isfinite(value[1])
+
+
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_option_errors(framework):
     with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\], got 1.5"):
