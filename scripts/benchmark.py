@@ -6,12 +6,14 @@ original per-row Python loop and Rax, on the same inputs; and the two trainers e
                                 [--implementations NAME ...] [--runs 20] [--out DIR] [--train]
                                 [--main-job retrieve,rerank] [--skip-grid]
 
-Each cell (loss, implementation, B x L, dtype, mode) is compiled and warmed up first; then
-``--runs`` calls are timed one by one (JAX: ``block_until_ready``) and the median and the
-interquartile range are reported, with the compile time (first call, or XLA's lower+compile)
-apart. Inputs are arguments of the compiled function, never constants closed over. Labels are
-ratings 1..5 with 10% of the items masked; "vs ref" is the largest relative difference of the
-value from PyTorch eager's on the same inputs, so every row is shown to do the same work.
+Each cell (loss, B x L, dtype, mode) compiles and warms up every implementation first; then
+``--runs`` rounds each time one call of every implementation (JAX: ``block_until_ready``), in
+an order rotated from round to round, so the implementations share the machine's slow spells
+and their ratios are side by side; the median and the interquartile range are reported, with
+the compile time (first call, or XLA's lower+compile) apart. Inputs are arguments of the
+compiled function, never constants closed over. Labels are ratings 1..5 (or continuous, see
+``--labels``) with 10% of the items masked; "vs ref" is the largest relative difference of
+the value from PyTorch eager's on the same inputs, so every row is shown to do the same work.
 Memory: XLA's compiled temporary buffers for JAX rows (the live scratch of the program);
 not measured for PyTorch on CPU. Cells that cannot run say why (``n/a``): the original loop
 beyond ``--loop-max-items`` items, dense [B, L, L] implementations beyond ``--dense-max-pairs``.
@@ -209,7 +211,9 @@ def _quartiles(times: list[float]) -> tuple[float, float, float]:
     return q1, median, q3
 
 
-def time_jax(impl: Impl, inputs, dtype: str, mode: str, runs: int) -> dict:
+def prepare_jax(impl: Impl, inputs, dtype: str, mode: str) -> dict:
+    """Compile and warm up a JAX implementation: ``{"call", "compile_s", "memory_bytes", "value"}``,
+    ``call()`` one blocking call."""
     scores, labels, where = inputs
     args = (jnp.asarray(scores, dtype), jnp.asarray(labels, dtype), jnp.asarray(where))
     fn = impl.fn if mode == "forward" else jax.value_and_grad(impl.fn)
@@ -218,18 +222,19 @@ def time_jax(impl: Impl, inputs, dtype: str, mode: str, runs: int) -> dict:
     compile_s = time.perf_counter() - start
     memory = compiled.memory_analysis()
     temp = getattr(memory, "temp_size_in_bytes", None) if memory is not None else None
+
+    def call():
+        return jax.block_until_ready(compiled(*args))
+
     for _ in range(2):
-        out = jax.block_until_ready(compiled(*args))
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
-        times.append(time.perf_counter() - start)
+        out = call()
     value = out if mode == "forward" else out[0]
-    return {"times": times, "compile_s": compile_s, "memory_bytes": temp, "value": float(value)}
+    return {"call": call, "compile_s": compile_s, "memory_bytes": temp, "value": float(value)}
 
 
-def time_torch(impl: Impl, inputs, dtype: str, mode: str, runs: int) -> dict:
+def prepare_torch(impl: Impl, inputs, dtype: str, mode: str) -> dict:
+    """``prepare_jax`` for a PyTorch implementation (torch.compile's compile time: the first
+    call minus the median of the timed ones, filled in by ``time_cells``)."""
     scores, labels, where = inputs
     torch_dtype = getattr(torch, dtype)
     s = torch.tensor(scores, dtype=torch_dtype)
@@ -253,13 +258,40 @@ def time_torch(impl: Impl, inputs, dtype: str, mode: str, runs: int) -> dict:
     value = call()
     first = time.perf_counter() - start
     call()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    compile_s = max(first - statistics.median(times), 0.0) if impl.compiled else None
-    return {"times": times, "compile_s": compile_s, "memory_bytes": None, "value": float(value.detach())}
+    return {"call": call, "first_s": first, "memory_bytes": None, "value": float(value.detach())}
+
+
+def time_cells(impls: list[Impl], inputs, dtype: str, mode: str, runs: int) -> list[dict]:
+    """Every implementation of one (loss, labels, B x L, dtype, mode) cell, prepared, then timed
+    in turns: each of ``runs`` rounds calls every implementation once, in an order rotated from
+    round to round, so a slow spell of the shared machine falls on all of them alike and their
+    ratios stay side by side. Returns each one's ``{"times", "compile_s", "memory_bytes",
+    "value"}``."""
+    prepared = [
+        (prepare_jax if impl.framework == "jax" else prepare_torch)(impl, inputs, dtype, mode)
+        for impl in impls
+    ]
+    times: list[list[float]] = [[] for _ in impls]
+    for round_index in range(runs):
+        for offset in range(len(impls)):
+            k = (round_index + offset) % len(impls)
+            start = time.perf_counter()
+            prepared[k]["call"]()
+            times[k].append(time.perf_counter() - start)
+    results = []
+    for impl, ready, timed in zip(impls, prepared, times, strict=True):
+        compile_s = ready.get("compile_s")
+        if impl.framework == "torch":
+            compile_s = max(ready["first_s"] - statistics.median(timed), 0.0) if impl.compiled else None
+        results.append(
+            {
+                "times": timed,
+                "compile_s": compile_s,
+                "memory_bytes": ready["memory_bytes"],
+                "value": ready["value"],
+            }
+        )
+    return results
 
 
 def skip_reason(impl: Impl, batch: int, length: int, dtype: str, args, labels: str = "ratings") -> str | None:
@@ -281,49 +313,46 @@ def run_grid(args) -> list[dict]:
         if i.loss in args.losses and (not args.implementations or i.name in args.implementations)
     ]
     cells = [
-        (impl, batch, length, dtype, mode, labels)
+        (loss, batch, length, dtype, mode, labels)
         for labels in args.labels
         for batch, length in args.grid
         for dtype in args.dtypes
         for mode in args.modes
-        for impl in impls
+        for loss in args.losses
     ]
     rows, references = [], {}
-    for impl, batch, length, dtype, mode, labels in tqdm(
+    for loss, batch, length, dtype, mode, labels in tqdm(
         cells, desc="benchmark", unit="cell", file=sys.stderr
     ):
-        row = {
-            "loss": impl.loss,
-            "implementation": impl.name,
-            "labels": labels,
-            "B": batch,
-            "L": length,
-            "dtype": dtype,
-            "mode": mode,
-        }
-        reason = skip_reason(impl, batch, length, dtype, args, labels)
-        if reason:
-            rows.append({**row, "skipped": reason})
+        cell = {"labels": labels, "B": batch, "L": length, "dtype": dtype, "mode": mode}
+        runnable = []
+        for impl in (i for i in impls if i.loss == loss):
+            reason = skip_reason(impl, batch, length, dtype, args, labels)
+            if reason:
+                rows.append({"loss": loss, "implementation": impl.name, **cell, "skipped": reason})
+            else:
+                runnable.append(impl)
+        if not runnable:
             continue
         inputs = make_inputs(batch, length, labels=labels)
-        timer = time_jax if impl.framework == "jax" else time_torch
-        result = timer(impl, inputs, dtype, mode, args.runs)
-        q1, median, q3 = _quartiles(result["times"])
-        key = (impl.loss, labels, batch, length, dtype, mode)
-        if impl.name == "torch eager":
-            references[key] = result["value"]
-        rows.append(
-            {
-                **row,
-                "median_ms": median * 1e3,
-                "q1_ms": q1 * 1e3,
-                "q3_ms": q3 * 1e3,
-                "runs": len(result["times"]),
-                "compile_s": result["compile_s"],
-                "memory_mb": None if result["memory_bytes"] is None else result["memory_bytes"] / 2**20,
-                "value": result["value"],
-            }
-        )
+        for impl, result in zip(runnable, time_cells(runnable, inputs, dtype, mode, args.runs), strict=True):
+            q1, median, q3 = _quartiles(result["times"])
+            if impl.name == "torch eager":
+                references[(loss, labels, batch, length, dtype, mode)] = result["value"]
+            rows.append(
+                {
+                    "loss": loss,
+                    "implementation": impl.name,
+                    **cell,
+                    "median_ms": median * 1e3,
+                    "q1_ms": q1 * 1e3,
+                    "q3_ms": q3 * 1e3,
+                    "runs": len(result["times"]),
+                    "compile_s": result["compile_s"],
+                    "memory_mb": None if result["memory_bytes"] is None else result["memory_bytes"] / 2**20,
+                    "value": result["value"],
+                }
+            )
     for row in rows:
         ref = references.get((row["loss"], row["labels"], row["B"], row["L"], row["dtype"], row["mode"]))
         if "value" in row and ref is not None:
