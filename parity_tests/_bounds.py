@@ -237,7 +237,8 @@ def approx_ndcg(scores, labels, where, *, temperature=1.0, score_scale=None):
 
 def _lambda_weights(weighting, mu, normalize, scores, labels, where):
     """What LambdaLoss's weights [..., L, L] are computed from, in float64 (``lambda_loss``'s
-    definition): ``(|G_i| + |G_j|, discount factor)``; for "label_diff" ``(|y_i| + |y_j|, 1)``."""
+    definition): ``(scale (2^{y_i} + 2^{y_j}), discount factor)`` — each gain ``scale (2^y - 1)``
+    is resolved to an ulp of ``scale 2^y`` —; for "label_diff" ``(|y_i| + |y_j|, 1)``."""
     pair_sum = np.abs(labels)[..., :, None] + np.abs(labels)[..., None, :]
     if weighting == "label_diff":
         return pair_sum, np.ones_like(pair_sum)
@@ -247,7 +248,8 @@ def _lambda_weights(weighting, mu, normalize, scores, labels, where):
         discount = 1.0 / np.log2(np.arange(scores.shape[-1]) + 2.0)
         ideal = (-np.sort(-gains, axis=-1) * discount).sum(-1, keepdims=True)
         scale = scale / np.where(ideal > 0, ideal, 1.0)
-    gains = gains * scale
+    # exp2(y) - 1 is resolved to an ulp of 2^y, not of the gain (labels in (0, 1)).
+    resolved = np.where(where, np.exp2(labels), 0.0) * scale
     order = np.argsort(np.where(where, -scores, np.inf), axis=-1, kind="stable")
     ranks = np.zeros(scores.shape)
     np.put_along_axis(ranks, order, np.arange(1.0, scores.shape[-1] + 1.0), -1)
@@ -256,7 +258,7 @@ def _lambda_weights(weighting, mu, normalize, scores, labels, where):
     rho = np.abs(d[..., :, None] - d[..., None, :])
     delta = 1.0 / np.log2(gap + 1.0) - 1.0 / np.log2(gap + 2.0)
     factor = {"dcg": rho, "ndcg_loss2": delta, "ndcg_loss2++": rho + mu * delta}[weighting]
-    return gains[..., :, None] + gains[..., None, :], factor
+    return resolved[..., :, None] + resolved[..., None, :], factor
 
 
 def lambdaloss(scores, labels, where, *, weighting="ndcg_loss2++", mu=10.0, normalize=True, score_scale=None):
@@ -264,15 +266,17 @@ def lambdaloss(scores, labels, where, *, weighting="ndcg_loss2++", mu=10.0, norm
 
     A counted pair adds ``lambda_ij softplus(s_j - s_i)``. The weight is computed from gains
     (one ``exp2`` each, a scale ``n / IDCG`` whose sum rounds ``log2 n`` times) and a discount
-    factor written without cancellation (about 7 roundings), and ``|G_i - G_j|`` is resolved
-    to an ulp of ``G_i + G_j``: ``W_ij = (8 + log2 n) (G_i + G_j) factor_ij`` (labels:
-    ``|y_i| + |y_j|``). Value ``W_ij (softplus + 1 + |s_i| + |s_j|)`` per pair (the margin's
-    rounding as in ``pairwise``); gradient ``W_ij sigma(-margin) (3 + |s_i| + |s_j|)`` on both
-    items. With ``score_scale`` (scores that carry rounding of their own) two items whose
-    scores lie within ``ULPS`` ulps of their scales may swap ranks between the frameworks:
-    every pair with such an item may then move by up to ``(G_i + G_j) (1 + 0.37 mu)``
-    (``|d(r) - d(r')| < 1``, ``d(k) - d(k + 1) <= 1 - 1 / log2 3``), which counts as that
-    change over ``ULPS eps``.
+    factor written without cancellation (``log1p`` of a positive argument, two discounts, a
+    product and a quotient: about 7 roundings), and ``|G_i - G_j|`` is resolved to an ulp of
+    the gains' size ``scale (2^{y_i} + 2^{y_j})``: ``W_ij = (8 + log2 n) scale (2^{y_i} +
+    2^{y_j}) factor_ij`` (labels: ``|y_i| + |y_j|``). Value ``W_ij (softplus + 1 + |s_i| +
+    |s_j|)`` per pair (the margin's rounding as in ``pairwise``); gradient ``W_ij sigma(-margin)
+    (3 + |s_i| + |s_j|)`` on both items. With ``score_scale`` (scores that carry rounding of
+    their own) two items whose scores lie within ``ULPS`` ulps of their scales may swap ranks
+    between the frameworks:
+    every pair with such an item may then move by up to its gains' size times the largest
+    factor — 1 for "dcg" (``|d(r) - d(r')| < 1``), 0.37 for "ndcg_loss2" (``d(k) - d(k + 1) <=
+    1 - 1 / log2 3``), ``1 + 0.37 mu`` for both — which counts as that change over ``ULPS eps``.
     """
     where = np.asarray(where, bool)
     scores = np.where(where, scores, 0.0).astype(np.float64)
@@ -289,7 +293,8 @@ def lambdaloss(scores, labels, where, *, weighting="ndcg_loss2++", mu=10.0, norm
             close = both & (gap <= ULPS * eps * (scale[..., :, None] + scale[..., None, :]))
             unsettled = close.any(-1)
             moved = unsettled[..., :, None] | unsettled[..., None, :]
-            size = size + np.where(moved, pair_sum * (1.0 + 0.37 * mu) / (ULPS * eps), 0.0)
+            largest = {"dcg": 1.0, "ndcg_loss2": 0.37, "ndcg_loss2++": 1.0 + 0.37 * mu}[weighting]
+            size = size + np.where(moved, pair_sum * largest / (ULPS * eps), 0.0)
     counted = where[..., :, None] & where[..., None, :] & (labels[..., :, None] > labels[..., None, :])
     margin = scores[..., :, None] - scores[..., None, :]  # winner i minus loser j
     spread = 1.0 + scale[..., :, None] + scale[..., None, :]

@@ -326,5 +326,17 @@ def test_mean_counts_do_not_wrap_around_at_int32():
     mean = safe_reduce(jnp.ones(3), jnp.full(3, 10**9, jnp.int32), "mean")
     assert float(mean) == pytest.approx(1e-9, rel=1e-6)
     scores, labels = jnp.zeros((2, 20)), jnp.tile(jnp.arange(20.0), (2, 1))
-    _, count = jax_ltr._losses._all_pairs_loss(scores, labels, jnp.ones((2, 20), bool), (), 8, None)
+    _, count = jax_ltr._sweeps.all_pairs_loss(scores, labels, jnp.ones((2, 20), bool), (), 8, None)
     assert count.dtype == scores.dtype  # per-list pair counts too: L**2 / 2 passes 2**31 at L = 65,536
+
+
+def test_lambda_loss_keeps_float32_with_x64_on():
+    # A float64 constant in the pair weights would promote the sweep's float32 carry.
+    scores = np.random.default_rng(0).normal(size=(3, 20)).astype(np.float32)
+    labels = np.tile(np.arange(20.0, dtype=np.float32) % 5, (3, 1))
+    with jax.enable_x64(True):
+        for weighting in ("ndcg_loss2++", "label_diff"):
+            value, grad = jax.value_and_grad(
+                lambda s, w=weighting: jax_ltr.lambda_loss(s, labels, weighting=w)
+            )(jnp.asarray(scores))
+            assert value.dtype == grad.dtype == jnp.float32

@@ -6,10 +6,11 @@ original per-row Python loop and Rax, on the same inputs; and the two trainers e
                                 [--implementations NAME ...] [--runs 20] [--out DIR] [--train]
                                 [--main-job retrieve,rerank] [--skip-grid]
 
-Each cell (loss, B x L, dtype, mode) compiles and warms up every implementation first; then
+Each cell (loss, labels, B x L, dtype, mode) compiles and warms up every implementation; then
 ``--runs`` rounds each time one call of every implementation (JAX: ``block_until_ready``), in
-an order rotated from round to round, so the implementations share the machine's slow spells
-and their ratios are side by side; the median and the interquartile range are reported, with
+an order rotated from round to round and after one untimed call for calls under 50 ms
+(``time_cells``), so the implementations share the machine's slow spells and their ratios
+are side by side; the median and the interquartile range are reported, with
 the compile time (first call, or XLA's lower+compile) apart. Inputs are arguments of the
 compiled function, never constants closed over. Labels are ratings 1..5 (or continuous, see
 ``--labels``) with 10% of the items masked; "vs ref" is the largest relative difference of
@@ -261,20 +262,34 @@ def prepare_torch(impl: Impl, inputs, dtype: str, mode: str) -> dict:
     return {"call": call, "first_s": first, "memory_bytes": None, "value": float(value.detach())}
 
 
+TURN_WARMUP_S = 0.05  # calls shorter than this get one untimed call at the start of each turn
+
+
 def time_cells(impls: list[Impl], inputs, dtype: str, mode: str, runs: int) -> list[dict]:
     """Every implementation of one (loss, labels, B x L, dtype, mode) cell, prepared, then timed
-    in turns: each of ``runs`` rounds calls every implementation once, in an order rotated from
-    round to round, so a slow spell of the shared machine falls on all of them alike and their
-    ratios stay side by side. Returns each one's ``{"times", "compile_s", "memory_bytes",
-    "value"}``."""
+    in turns: each of ``runs`` rounds times one call of every implementation, in an order
+    rotated from round to round, so a slow spell of the shared machine falls on all of them
+    alike and their ratios stay side by side. A turn of a call shorter than
+    ``TURN_WARMUP_S`` starts with one untimed call: right after another framework's turn a
+    first call is slower (measured: top-k ListMLE's JAX call at (1024, 200) took 11.0–11.6 ms
+    timed cold in turns against 8.8–9.5 ms back to back, and 9.8–10.7 ms with the untimed
+    call), which would charge the switch to whoever runs second. Returns each one's
+    ``{"times", "compile_s", "memory_bytes", "value"}``."""
     prepared = [
         (prepare_jax if impl.framework == "jax" else prepare_torch)(impl, inputs, dtype, mode)
         for impl in impls
     ]
+    warm_turn = []
+    for ready in prepared:
+        start = time.perf_counter()
+        ready["call"]()
+        warm_turn.append(time.perf_counter() - start < TURN_WARMUP_S)
     times: list[list[float]] = [[] for _ in impls]
     for round_index in range(runs):
         for offset in range(len(impls)):
             k = (round_index + offset) % len(impls)
+            if warm_turn[k]:
+                prepared[k]["call"]()
             start = time.perf_counter()
             prepared[k]["call"]()
             times[k].append(time.perf_counter() - start)
@@ -283,14 +298,8 @@ def time_cells(impls: list[Impl], inputs, dtype: str, mode: str, runs: int) -> l
         compile_s = ready.get("compile_s")
         if impl.framework == "torch":
             compile_s = max(ready["first_s"] - statistics.median(timed), 0.0) if impl.compiled else None
-        results.append(
-            {
-                "times": timed,
-                "compile_s": compile_s,
-                "memory_bytes": ready["memory_bytes"],
-                "value": ready["value"],
-            }
-        )
+        memory, value = ready["memory_bytes"], ready["value"]
+        results.append({"times": timed, "compile_s": compile_s, "memory_bytes": memory, "value": value})
     return results
 
 
@@ -318,7 +327,7 @@ def run_grid(args) -> list[dict]:
         for batch, length in args.grid
         for dtype in args.dtypes
         for mode in args.modes
-        for loss in args.losses
+        for loss in dict.fromkeys(args.losses)  # each loss once, in the order given
     ]
     rows, references = [], {}
     for loss, batch, length, dtype, mode, labels in tqdm(

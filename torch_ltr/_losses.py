@@ -1,4 +1,4 @@
-"""Ranking losses in PyTorch, the reference for ``jax_ltr``'s: ListMLE, pairwise PL, hybrid.
+"""Ranking losses in PyTorch, the reference for ``jax_ltr``'s: the same functions, same names.
 
 Same contract as ``jax_ltr``: ``[..., L]`` scores and labels (last axis = list), ``where``
 bool mask (True = valid; invalid items are ignored entirely, NaN included), ``reduction``
@@ -272,16 +272,17 @@ def approx_ndcg_loss(
 
 def _pair_weight(weighting: str, mu: float, gains, ranks):
     """LambdaLoss's ``lambda_ij`` [..., L, L] from scaled gains and 1-based ranks, the discount
-    gaps written without cancellation as in ``jax_ltr``."""
+    gaps written without cancellation and symmetrically in ``i, j``, as in ``jax_ltr``."""
     gain_gap = (gains[..., :, None] - gains[..., None, :]).abs()
     rank_i, rank_j = ranks[..., :, None], ranks[..., None, :]
-    log_rank = torch.log2(1.0 + ranks)
+    rank_gap = (rank_i - rank_j).abs()
+    discount = 1.0 / torch.log2(1.0 + ranks)
     parts = []
     if weighting in ("dcg", "ndcg_loss2++"):
-        ratio = torch.log1p((rank_j - rank_i) / (1.0 + rank_i)).abs()
-        parts.append(ratio / (math.log(2.0) * log_rank[..., :, None] * log_rank[..., None, :]))
+        ratio = torch.log1p(rank_gap / (1.0 + torch.minimum(rank_i, rank_j)))
+        parts.append(ratio * discount[..., :, None] * discount[..., None, :] / math.log(2.0))
     if weighting in ("ndcg_loss2", "ndcg_loss2++"):
-        gap = (rank_i - rank_j).abs().clamp(min=1.0)  # 0 only for i = j, never counted
+        gap = rank_gap.clamp(min=1.0)  # 0 only for i = j, never counted
         logs = torch.log2(gap + 1.0) * torch.log2(gap + 2.0)
         delta = torch.log1p(1.0 / (gap + 1.0)) / (math.log(2.0) * logs)
         parts.append(delta if weighting == "ndcg_loss2" else mu * delta)
