@@ -21,6 +21,7 @@ from jax_ltr._sweeps import PAIR_BLOCK, RANK_BLOCK, all_pairs_loss, pair_terms, 
 from jax_ltr._utils import (
     array_info,
     check_inputs,
+    check_label_range,
     check_reduction,
     descending_order,
     is_concrete,
@@ -522,8 +523,7 @@ def softmax_loss(scores, labels, *, where=None, reduction: str = "mean"):
     check_reduction(reduction)
     out_dtype = jnp.asarray(scores).dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
-    if is_concrete(labels) and is_concrete(where):
-        checks.check_label_range(np.asarray(labels), np.asarray(where))
+    check_label_range(labels, where)
     labels = jnp.where(where, labels, 0.0)
     scores = jnp.where(where, scores, -jnp.inf)
     total = jnp.sum(labels, axis=-1, keepdims=True)
@@ -568,8 +568,8 @@ def sigmoid_cross_entropy_loss(scores, labels, *, where=None, threshold=None, re
     checks.check_threshold(threshold)
     out_dtype = jnp.asarray(scores).dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
-    if threshold is None and is_concrete(labels) and is_concrete(where):
-        checks.check_label_range(np.asarray(labels), np.asarray(where), high=1.0)
+    if threshold is None:
+        check_label_range(labels, where, high=1.0)
     labels = jnp.where(where, labels, 0.0)
     target = labels if threshold is None else (labels >= threshold).astype(scores.dtype)
     s = jnp.where(where, scores, 0.0)
@@ -612,8 +612,7 @@ def approx_ndcg_loss(scores, labels, *, where=None, temperature: float = 1.0, re
     checks.check_temperature(temperature)
     out_dtype = jnp.asarray(scores).dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
-    if is_concrete(labels) and is_concrete(where):
-        checks.check_label_range(np.asarray(labels), np.asarray(where))
+    check_label_range(labels, where)
     labels = jnp.where(where, labels, 0.0)
     gains = jnp.where(where, jnp.exp2(labels) - 1.0, 0.0)
     length = scores.shape[-1]
@@ -686,8 +685,8 @@ def lambda_loss(
     out_dtype = jnp.asarray(scores).dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     gain_based = weighting != "label_diff"
-    if gain_based and is_concrete(labels) and is_concrete(where):
-        checks.check_label_range(np.asarray(labels), np.asarray(where))
+    if gain_based:
+        check_label_range(labels, where)
     scores = jnp.where(where, scores, 0.0)
     labels = jnp.where(where, labels, 0.0)
     batch_shape, length = scores.shape[:-1], scores.shape[-1]

@@ -52,6 +52,13 @@ def check_inputs(scores, labels, where, tie_break=None):
     return scores.astype(dtype), labels, where, tie_break
 
 
+def check_label_range(labels, where, *, high: float | None = None) -> None:
+    """``checks.check_label_range`` outside ``jit`` (concrete labels); under ``jit`` the loss
+    marks such a list NaN instead (``nan_for_bad_labels`` with ``in_range``)."""
+    if is_concrete(labels) and is_concrete(where):  # NumPy: no tracer when jit closes over them
+        checks.check_label_range(np.asarray(labels), np.asarray(where), high=high)
+
+
 def nan_for_bad_labels(per_list, labels, where, *, in_range: tuple[float, float] | None = None):
     """NaN for every list with a non-finite label at a valid position, or, with ``in_range=(low,
     high)``, one outside it (``checks.check_label_range``).

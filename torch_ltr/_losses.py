@@ -14,7 +14,7 @@ import torch
 from ltr_common import checks
 from ltr_common.checks import check_levels, check_reduction
 from ltr_common.losses import mix, position_weights, top_k_weights
-from torch_ltr._utils import array_info, check_inputs, descending_order, safe_reduce, take
+from torch_ltr._utils import array_info, check_inputs, check_label_range, descending_order, safe_reduce, take
 
 
 def suffix_logsumexp(x: torch.Tensor, *, where: torch.Tensor | None = None) -> torch.Tensor:
@@ -200,8 +200,7 @@ def softmax_loss(scores, labels, *, where=None, reduction: str = "mean") -> torc
     check_reduction(reduction)
     out_dtype = torch.as_tensor(scores).dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
-    if (where & (labels < 0)).any():  # found on the device; the labels come to the host to name it
-        checks.check_label_range(labels.cpu().numpy(), where.cpu().numpy())
+    check_label_range(labels, where)
     labels = torch.where(where, labels, 0.0)
     total = labels.sum(-1, keepdim=True)
     counted = total[..., 0] > 0
@@ -228,8 +227,8 @@ def sigmoid_cross_entropy_loss(
     checks.check_threshold(threshold)
     out_dtype = torch.as_tensor(scores).dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
-    if threshold is None and (where & ((labels < 0) | (labels > 1))).any():
-        checks.check_label_range(labels.cpu().numpy(), where.cpu().numpy(), high=1.0)
+    if threshold is None:
+        check_label_range(labels, where, high=1.0)
     labels = torch.where(where, labels, 0.0)
     target = labels if threshold is None else (labels >= threshold).to(scores.dtype)
     terms = torch.nn.functional.binary_cross_entropy_with_logits(
@@ -254,8 +253,7 @@ def approx_ndcg_loss(
     checks.check_temperature(temperature)
     out_dtype = torch.as_tensor(scores).dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
-    if (where & (labels < 0)).any():  # found on the device; the labels come to the host to name it
-        checks.check_label_range(labels.cpu().numpy(), where.cpu().numpy())
+    check_label_range(labels, where)
     labels = torch.where(where, labels, 0.0)
     gains = torch.where(where, torch.exp2(labels) - 1.0, 0.0)
     s = torch.where(where, scores, 0.0)
@@ -321,8 +319,8 @@ def lambda_loss(
     out_dtype = torch.as_tensor(scores).dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     gain_based = weighting != "label_diff"
-    if gain_based and (where & (labels < 0)).any():  # the labels come to the host to name it
-        checks.check_label_range(labels.cpu().numpy(), where.cpu().numpy())
+    if gain_based:
+        check_label_range(labels, where)
     s = torch.where(where, scores, 0.0)
     labels = torch.where(where, labels, 0.0)
     counted = where[..., :, None] & where[..., None, :] & (labels[..., :, None] > labels[..., None, :])

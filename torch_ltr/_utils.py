@@ -39,6 +39,14 @@ def check_inputs(scores, labels, where, tie_break=None):
     return scores.to(dtype), labels, where, tie_break
 
 
+def check_label_range(labels, where, *, high: float | None = None) -> None:
+    """``checks.check_label_range``: found on the device, the labels brought to the host only
+    to name an offending one."""
+    above = torch.inf if high is None else high
+    if (where & ((labels < 0) | (labels > above))).any():
+        checks.check_label_range(labels.cpu().numpy(), where.cpu().numpy(), high=high)
+
+
 def safe_reduce(per_list: torch.Tensor, counted: torch.Tensor, reduction: str) -> torch.Tensor:
     """ "none" keeps per-list values, "sum" adds them, "mean" divides the sum by the counted
     items (lists or pairs), an empty count giving 0 with finite gradients."""
