@@ -24,10 +24,12 @@ from jax_ltr._utils import (
     check_label_range,
     check_reduction,
     descending_order,
+    descending_places,
     is_concrete,
     labels_in_levels,
     level_rank,
     nan_for_bad_labels,
+    rows_of,
     safe_reduce,
     take,
 )
@@ -137,8 +139,9 @@ def ranked_listmle(ranked, valid, method: str, weights=None):
     ``valid`` must be a prefix along the last axis (every valid item before every invalid
     one): the closed-form gradient chains each item to the one before it in the ranking,
     and an invalid item between two valid ones would cut that chain. Both callers in
-    ``listmle_loss`` guarantee it — the comparison sort puts invalid items last (their key is
-    ``+inf``) and ``level_rank`` places them after every valid item — and tests check both.
+    ``listmle_loss`` guarantee it — the sorts put invalid items last (theirs is the largest
+    key) and the counting passes (``level_rank``, ``descending_places``) place them after
+    every valid item — and tests check every path.
     Outside ``jit`` a mask that is not a prefix is a ``ValueError``; under ``jit`` it cannot
     be checked.
 
@@ -240,13 +243,14 @@ def listmle_loss(
       key: a PRNG key that draws a uniform ``tie_break`` (random tie order); not with
         ``tie_break``.
       levels: the values the valid labels take, when they are few and known (ratings
-        ``(1, 2, 3, 4, 5)``, grades ``range(5)``). Without ``tie_break``/``key`` the label
-        order is then found by a counting pass instead of an integer sort, with the same
-        result, the fastest order for graded labels on CPU (docs/benchmark.md). Without
-        ``levels`` the order comes from single-operand integer sorts for any labels
-        (``jax_ltr._utils.descending_order``), never a comparison sort. A valid label
-        outside ``levels`` is a ``ValueError`` outside ``jit``; under ``jit`` that list's
-        loss is NaN (the trainer's guard stops on it).
+        ``(1, 2, 3, 4, 5)``, grades ``range(5)``): the label order is then found by a
+        counting pass over those levels (``jax_ltr._utils.level_rank``), and a valid label
+        outside them is a ``ValueError`` outside ``jit``; under ``jit`` that list's loss is
+        NaN (the trainer's guard stops on it). Without ``levels`` (and without
+        ``tie_break``/``key``) small-integer labels are counted too, found at run time
+        (``jax_ltr._utils.descending_places``), and any others sorted by single-operand
+        integer sorts (``descending_order``), never a comparison sort; every way gives the
+        same order.
       method: how the suffix log-sum-exp is computed (see ``suffix_logsumexp``); every
         method gives the same values.
       reduction: "none" → per-list losses [...]; "sum"; "mean" → over lists with at least
@@ -278,11 +282,14 @@ def _listmle(scores, labels, where, tie_break, key, levels, method, reduction, *
     weights = None if place_weights is None else place_weights(scores.shape[-1])
     in_levels = None if levels is None else labels_in_levels(labels, where, levels)  # raises first
     scores = jnp.where(where, scores, 0.0)
-    if levels is not None and tie_break is None and scores.shape[-1] > 0:
-        ranked, valid = _rank_by_levels(scores, labels, where, levels)
-    else:
+
+    if tie_break is not None:
         order = descending_order(labels, where, tie_break)
         ranked, valid = take(scores, order), take(where, order)
+    elif levels is not None:
+        ranked, valid = _place(scores, where, level_rank(labels, where, levels))
+    else:  # places, not an order, from either branch: no lax.cond on the gradient's path
+        ranked, valid = _place(scores, where, descending_places(labels, where))
     per_list = ranked_listmle(ranked, valid, method, weights)
     if in_levels is not None:
         per_list = jnp.where(in_levels, per_list, jnp.nan)
@@ -291,15 +298,14 @@ def _listmle(scores, labels, where, tie_break, key, levels, method, reduction, *
     return safe_reduce(per_list, counted, reduction).astype(out_dtype)
 
 
-def _rank_by_levels(scores, labels, where, levels):
-    """(scores, where) in label order, placed by ``level_rank``: one scatter, whose
+def _place(scores, where, places):
+    """(scores, where) in label order, each item put at its place (a permutation with the
+    valid items first, from ``level_rank`` or ``descending_places``): one scatter, whose
     gradient is a gather. Valid items come first, so the ranked mask is a prefix."""
-    rank = level_rank(labels, where, levels)
-    length = scores.shape[-1]
-    flat_rank = rank.reshape(-1, length)
+    flat_rank = rows_of(places)
     rows = jnp.arange(flat_rank.shape[0])[:, None]
     flat = jnp.zeros(flat_rank.shape, scores.dtype)
-    ranked = flat.at[rows, flat_rank].set(scores.reshape(-1, length), unique_indices=True)
+    ranked = flat.at[rows, flat_rank].set(rows_of(scores), unique_indices=True)
     place = lax.broadcasted_iota(jnp.int32, scores.shape, scores.ndim - 1)
     return ranked.reshape(scores.shape), place < jnp.sum(where, axis=-1, keepdims=True)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -91,6 +94,10 @@ def safe_reduce(per_list, counted, reduction: str):
     return total / jnp.maximum(count, 1)
 
 
+# Compiled as one unit even when the caller runs eagerly (as ``_ranked_listmle_compiled``):
+# op by op, the branches of ``lax.cond`` and the counting scan would be traced and compiled
+# anew at every call. Under an outer jit it is inlined.
+@jax.jit
 def descending_order(keys, where, tie_break=None):
     """The permutation that sorts ``keys`` descending along the last axis, valid items first.
 
@@ -99,7 +106,8 @@ def descending_order(keys, where, tie_break=None):
 
     Computed without a multi-operand comparison sort (see ``stable_order``): the keys become
     unsigned integers in the same order, and a ``tie_break`` is applied first, as a stable
-    sort of its own whose result the label sort keeps (least significant key first).
+    sort of its own whose result the label sort keeps (least significant key first). For
+    the places of small-integer labels a counting pass is faster: ``descending_places``.
     """
     label_keys = sort_keys(keys, where, descending=True)
     if tie_break is None:
@@ -129,6 +137,38 @@ def positive_zero(x):
     return jnp.where(bits == _sign_bit(unsigned), jnp.zeros((), x.dtype), x)
 
 
+@jax.jit
+def descending_places(labels, where):
+    """Each item's place in ``descending_order(labels, where)`` (its inverse permutation),
+    computed as cheaply as the labels allow.
+
+    Small-integer labels — ratings, grades, binary labels, at any offset: every valid label
+    an integer less than ``counted_levels(L)`` below its list's top (``integer_groups``) —
+    are placed by a counting pass (``group_rank``), several times faster than a sort on CPU;
+    any others are sorted (``descending_order``) and the order inverted. ``lax.cond`` runs
+    the branch the labels need (under ``vmap`` with a batched condition, both); both give
+    the same places.
+    """
+    length = labels.shape[-1]
+    if length < 2:  # one order: the positions'
+        return lax.broadcasted_iota(jnp.int32, labels.shape, labels.ndim - 1)
+    span = counted_levels(length)
+    group, fits = integer_groups(labels, where, span)
+    return lax.cond(
+        fits,
+        lambda: group_rank(group, span),
+        lambda: inverse_permutation(descending_order(labels, where)),
+    )
+
+
+def _as_key_float(x):
+    """``x`` as the float type its order is taken in: float32 for narrower or integer types."""
+    x = jnp.asarray(x)
+    if x.dtype.itemsize < 4 or not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.float32)
+    return x
+
+
 def sort_keys(x, where, *, descending: bool):
     """Unsigned integers in the order of float ``x`` (reversed when ``descending``), every
     invalid item given the largest value and every valid one a smaller value (NaN the
@@ -138,9 +178,7 @@ def sort_keys(x, where, *, descending: bool):
     the rest); -0.0 and +0.0 are one key. Half-precision floats widen to
     float32 exactly; float64 (with x64 on) gives uint64.
     """
-    x = jnp.asarray(x)
-    if x.dtype.itemsize < 4 or not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.float32)
+    x = _as_key_float(x)
     unsigned = _UNSIGNED[x.dtype.itemsize]
     sign = _sign_bit(unsigned)
     bits = lax.bitcast_convert_type(positive_zero(x), unsigned)
@@ -239,15 +277,12 @@ def labels_in_levels(labels, where, levels: tuple[float, ...]):
     return jnp.all(member, axis=-1)
 
 
+@functools.partial(jax.jit, static_argnums=2)
 def level_rank(labels, where, levels: tuple[float, ...]):
-    """Each item's place in ``descending_order(labels, where)``, by a stable counting sort.
-
-    With labels from a few known ``levels`` the order needs no comparison sort: an item's
-    place is the number of valid items on higher levels plus the number on its own level
-    before it. The per-level counts run in one pass along the list (``lax.scan`` over
-    positions, carrying ``len(levels) + 1`` counters per list; invalid items form the last
-    group), which on CPU is several times faster than XLA's stable sort. The result is a
-    permutation of ``0 .. L-1`` along the last axis for any labels, valid items first.
+    """Each item's place in ``descending_order(labels, where)``, by a stable counting pass
+    (``group_rank``) over the groups of the given ``levels``: the number of valid items on
+    higher levels plus the number on its own level before it. The result is a permutation
+    of ``0 .. L-1`` along the last axis for any labels, valid items first.
     """
     num = len(levels)
     above = jnp.sum(labels[..., None] > jnp.asarray(levels, labels.dtype), axis=-1)
@@ -255,18 +290,92 @@ def level_rank(labels, where, levels: tuple[float, ...]):
     # group in [0, num): the places stay a permutation, so the scatter's unique_indices
     # promise holds whatever the labels; the caller marks such a list NaN.
     group = jnp.where(where, jnp.clip(num - 1 - above, 0, num - 1), num).astype(jnp.int32)
-    flat = group.reshape(-1, group.shape[-1])
-    groups = jnp.arange(num + 1, dtype=jnp.int32)
+    return group_rank(group, num)
+
+
+def counted_levels(length: int) -> int:
+    """How many levels of small-integer labels a list of ``length`` items is counted for
+    rather than sorted: as many as ``group_rank``'s counts fit in three 32-bit words, one
+    count kept for the invalid items (11 levels up to 255 items, 8 up to 1,023, 5 up to
+    65,535, 2 beyond: binary labels). More words make each of the L steps dearer, and on short batches of
+    long lists the pass then falls behind the sort (docs/benchmark.md)."""
+    return 3 * (32 // max(length, 1).bit_length()) - 1
+
+
+def integer_groups(labels, where, span: int):
+    """``(group, fits)`` for a counting pass over small-integer labels, whatever their values.
+
+    ``group`` [..., L] int32: ``top - label`` for valid items, ``top`` the list's highest
+    valid label (0 = the top level), and ``span`` for invalid items. ``fits`` (a scalar
+    bool): every valid label is an integer less than ``span`` below its list's top —
+    ratings, grades, binary labels and tie ranks, at any offset. The difference of two
+    integer floats that is a small integer is exact, so a group is a label's exact level;
+    NaN and infinite labels never fit. Where ``fits`` is False the groups are still in
+    ``[0, span]`` (a permutation comes out of ``group_rank``) but carry no order.
+    """
+    labels = _as_key_float(labels)
+    top = jnp.max(jnp.where(where, labels, -jnp.inf), axis=-1, keepdims=True, initial=-jnp.inf)
+    below = top - labels
+    inside = (labels == jnp.floor(labels)) & (below >= 0) & (below < span)
+    fits = jnp.all(inside | ~where)
+    group = jnp.where(where, jnp.where(inside, below, span - 1).astype(jnp.int32), span)
+    return group, fits
+
+
+def group_rank(group, num: int):
+    """Each item's place when the items are ordered by ``group`` (int32 in ``[0, num]``)
+    ascending, ties by position: a stable counting sort along the last axis.
+
+    One pass along the list (``lax.scan`` over positions) keeps a count per group and list,
+    packed ``32 // b`` to a uint32 (``b`` bits hold a count up to L), so a step costs a few
+    integer operations per word whatever the number of groups. An item's place is the
+    number of items in lower groups plus the number in its own group before it. On CPU this
+    is several times faster than XLA's sort of the same [B, L] (docs/benchmark.md).
+    """
+    length = group.shape[-1]
+    if length < 2:  # one order: the positions'
+        return lax.broadcasted_iota(jnp.int32, group.shape, group.ndim - 1)
+    bits = length.bit_length()  # a count reaches L
+    per_word = 32 // bits
+    words = -(-(num + 1) // per_word)
+    flat = rows_of(group)
+    word = (flat // per_word).T
+    shift = ((flat % per_word) * bits).astype(jnp.uint32).T
+    mask = jnp.asarray((1 << bits) - 1, jnp.uint32)
 
     def step(counts, column):
-        hit = column[:, None] == groups
-        before = jnp.sum(jnp.where(hit, counts, 0), axis=-1)
-        return counts + hit, before
+        own_word, own_shift = column
+        one = jnp.left_shift(jnp.uint32(1), own_shift)
+        before = jnp.zeros(own_word.shape, jnp.uint32)
+        updated = []
+        for index, count in enumerate(counts):
+            hit = own_word == index
+            before = jnp.where(hit, count >> own_shift, before)
+            updated.append(count + jnp.where(hit, one, jnp.uint32(0)))
+        return tuple(updated), before & mask
 
-    counts, before = lax.scan(step, jnp.zeros((flat.shape[0], num + 1), jnp.int32), flat.T)
-    start = jnp.cumsum(counts, axis=-1) - counts  # first place of each group
-    rank = jnp.take_along_axis(start, flat, axis=-1) + before.T
+    init = tuple(jnp.zeros(flat.shape[:1], jnp.uint32) for _ in range(words))
+    counts, before = lax.scan(step, init, (word, shift))
+    totals = jnp.stack(
+        [(counts[g // per_word] >> ((g % per_word) * bits)) & mask for g in range(num + 1)], axis=-1
+    ).astype(jnp.int32)
+    start = jnp.cumsum(totals, axis=-1) - totals  # first place of each group
+    rank = jnp.take_along_axis(start, flat, axis=-1) + before.T.astype(jnp.int32)
     return rank.reshape(group.shape)
+
+
+def inverse_permutation(rank):
+    """The order whose places are ``rank`` (a permutation along the last axis): one scatter."""
+    flat = rows_of(rank)
+    rows = jnp.arange(flat.shape[0])[:, None]
+    position = lax.broadcasted_iota(jnp.int32, flat.shape, 1)
+    order = jnp.zeros_like(flat).at[rows, flat].set(position, unique_indices=True)
+    return order.reshape(rank.shape)
+
+
+def rows_of(x):
+    """``x`` [..., L] as [N, L] (also for L = 0, where ``reshape(-1, L)`` cannot infer N)."""
+    return x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
 
 
 def take(x, order):

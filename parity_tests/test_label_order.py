@@ -1,10 +1,12 @@
-"""The label order of ListMLE and the metrics: the stable lexicographic sort, from integer sorts.
+"""The label order of ListMLE and the metrics: the stable lexicographic sort, from a counting
+pass or integer sorts.
 
-``jax_ltr._utils.descending_order`` packs keys and positions into unsigned integers and sorts
-one operand (``stable_order``). These tests hold it to a plain-Python stable sort on every
+``jax_ltr._utils.descending_order`` places small-integer labels by a counting pass
+(``group_rank``) and sorts any others as unsigned integers packed with their positions, one
+operand (``stable_order``). These tests hold both to a plain-Python stable sort on every
 corner the comparison sort handled — ties, a ``tie_break``, NaN at masked positions, ±inf,
--0.0, subnormals, float64, lists past 65,536 items — and check that the trainer's step does
-not fall back to a comparison sort.
+-0.0, subnormals, float64, lists past 65,536 items, labels on either side of the counting
+pass's span — and check that the trainer's step does not fall back to a comparison sort.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pytest
 
 import jax_ltr
 from jax_ltr import _train as jax_train
-from jax_ltr._utils import descending_order
+from jax_ltr._utils import counted_levels, descending_order, group_rank, integer_groups
 from ltr_common.tasks import make_task
 from tests._small import SMALL, small_data
 
@@ -46,6 +48,8 @@ KINDS = {
     ),
     "subnormals": lambda rng, shape: rng.choice([1e-45, -1e-45, 3e-39, 0.0, -0.0, 1e-30], shape),
     "large integers": lambda rng, shape: rng.integers(0, 3, shape) * 2.0**20 + rng.integers(0, 2, shape),
+    "integers at an offset": lambda rng, shape: 1e6 + rng.integers(-4, 4, shape),
+    "binary": lambda rng, shape: rng.integers(0, 2, shape).astype(float),
 }
 
 
@@ -104,10 +108,14 @@ def test_float64_and_lists_longer_than_65536(kind):
         np.testing.assert_array_equal(got, python_order(keys, where, tie))
 
 
-def test_the_32_bit_paths_of_tpus(monkeypatch):
+def test_the_32_bit_paths_of_tpus(monkeypatch, request):
     # TPUs emulate 64-bit integers: there the general path is a dense rank packed with the
     # position in a uint32, and past 65,536 items (no room for both) the comparison sort.
     monkeypatch.setattr(jax, "default_backend", lambda: "tpu")
+    # descending_order is jitted: traced anew here, and again after the test, so that no
+    # other test runs the TPU trace.
+    jax.clear_caches()
+    request.addfinalizer(jax.clear_caches)
     for shape in ((9, 200), (2, 70_000)):
         keys, where, rng = _draw("continuous", shape, np.float32, seed=3)
         tie = rng.random(shape).astype(np.float32)
@@ -160,3 +168,47 @@ def test_the_trainers_step_has_no_comparison_sort(task):
     batch, pairs, tie_break = next(iter(make_task(config, split).epoch_inputs(epoch=0)))
     traced = trainer._train_step.trace(trainer.state, batch, pairs, tie_break)
     assert _comparison_sorts(traced.jaxpr.jaxpr) == []
+
+
+@pytest.mark.parametrize("length", [2, 3, 15, 255, 256, 1023, 1024])
+def test_the_counting_pass_is_a_stable_sort_of_the_groups(length):
+    # Lengths where a count's width (and so the counts per 32-bit word) changes; groups from
+    # all in one (a count reaches L) to every one of them used.
+    span = counted_levels(length)
+    rng = np.random.default_rng(length)
+    for groups in (rng.integers(0, span + 1, (5, length)), np.full((2, length), span), np.zeros((2, length))):
+        groups = groups.astype(np.int32)
+        got = np.asarray(jax.jit(group_rank, static_argnums=1)(groups, span))
+        places = np.argsort(np.argsort(groups, axis=-1, kind="stable"), axis=-1)
+        np.testing.assert_array_equal(got, places)
+
+
+def _fits(labels, where=None):
+    labels = np.asarray(labels, np.float32)[None]
+    where = np.ones(labels.shape, bool) if where is None else np.asarray(where)[None]
+    return bool(jax.jit(integer_groups, static_argnums=2)(labels, where, counted_levels(labels.shape[-1]))[1])
+
+
+def test_which_labels_are_counted():
+    span = counted_levels(200)
+    assert span == 11
+    top = 7.0
+    ramp = top - np.arange(200) % span  # every level of the span
+    assert _fits(ramp) and _fits(ramp + 3e6) and _fits(-ramp) and _fits(np.zeros(200))
+    assert _fits(np.r_[-0.0, 0.0, 1.0, np.zeros(197)])
+    assert not _fits(np.r_[top - span, ramp[1:]])  # one level too many
+    assert not _fits(np.r_[0.5, ramp[1:]])
+    for bad in (np.nan, np.inf, -np.inf):
+        assert not _fits(np.r_[bad, ramp[1:]])
+        assert _fits(np.r_[bad, ramp[1:]], np.r_[False, np.ones(199, bool)])  # masked: ignored
+    # And on either side of the span the order is the same stable sort.
+    rng = np.random.default_rng(0)
+    for low in (top - span + 1, top - span):
+        keys = rng.integers(low, top + 1, (6, 200)).astype(np.float32)
+        keys[:, 0] = top
+        where = rng.random(keys.shape) < 0.9
+        where[:, 0] = True
+        counted = jax.jit(integer_groups, static_argnums=2)(keys, where, span)[1]
+        assert bool(counted) == (low > top - span)
+        got = np.asarray(jax.jit(descending_order)(keys, where))
+        np.testing.assert_array_equal(got, python_order(keys, where))

@@ -256,7 +256,7 @@ def test_levels_are_checked_before_anything_is_computed(monkeypatch):
         raise AssertionError("the loss was computed before its levels were checked")
 
     monkeypatch.setattr(_losses, "ranked_listmle", must_not_run)
-    monkeypatch.setattr(_losses, "_rank_by_levels", must_not_run)
+    monkeypatch.setattr(_losses, "_place", must_not_run)
     with pytest.raises(ValueError, match=r"labels must be one of levels \(1.0, 2.0\)"):
         jax_ltr.listmle_loss(jnp.zeros(3), jnp.array([1.0, 2.0, 3.0]), levels=(1, 2))
 
@@ -281,9 +281,11 @@ def test_ranked_listmle_needs_valid_items_first():
         ranked_listmle(jnp.zeros((1, 3)), jnp.array([[True, False, True]]), "scan")
 
 
-@pytest.mark.parametrize("levels", [None, (1, 2, 3, 4, 5)])
+@pytest.mark.parametrize(
+    "kind, levels", [("ratings", None), ("continuous", None), ("ratings", (1, 2, 3, 4, 5))]
+)  # ratings without levels: the run-time counting pass; continuous: the sort
 @pytest.mark.parametrize("tie_break", [False, True])
-def test_every_order_hands_ranked_listmle_a_prefix(monkeypatch, levels, tie_break):
+def test_every_order_hands_ranked_listmle_a_prefix(monkeypatch, kind, levels, tie_break):
     from jax_ltr import _losses
 
     seen = []
@@ -295,7 +297,8 @@ def test_every_order_hands_ranked_listmle_a_prefix(monkeypatch, levels, tie_brea
 
     monkeypatch.setattr(_losses, "ranked_listmle", record)
     rng = np.random.default_rng(0)
-    labels = rng.integers(1, 6, (50, 12)).astype(np.float32)
+    labels = rng.integers(1, 6, (50, 12)) if kind == "ratings" else rng.normal(size=(50, 12))
+    labels = labels.astype(np.float32)
     where = rng.random((50, 12)) < 0.6
     tie = rng.random((50, 12)).astype(np.float32) if tie_break else None
     jax_ltr.listmle_loss(rng.normal(size=(50, 12)), labels, where=where, levels=levels, tie_break=tie)
