@@ -310,13 +310,20 @@ def integer_groups(labels, where, span: int):
     bool): every valid label is an integer less than ``span`` below its list's top —
     ratings, grades, binary labels and tie ranks, at any offset. The difference of two
     integer floats that is a small integer is exact, so a group is a label's exact level;
-    NaN and infinite labels never fit. Where ``fits`` is False the groups are still in
-    ``[0, span]`` (a permutation comes out of ``group_rank``) but carry no order.
+    NaN and infinite labels never fit, nor do subnormal ones (tested on the bits: XLA on
+    CPU reads subnormals as zero in float arithmetic, which would tie 1e-45 with 0, where
+    the sort orders them). Where ``fits`` is False the groups are still in ``[0, span]``
+    (a permutation comes out of ``group_rank``) but carry no order.
     """
     labels = _as_key_float(labels)
+    unsigned = _UNSIGNED[labels.dtype.itemsize]
+    magnitude = lax.bitcast_convert_type(labels, unsigned) & ~_sign_bit(unsigned)
+    tiny = jnp.asarray(jnp.finfo(labels.dtype).tiny, labels.dtype)  # the smallest normal
+    smallest_normal = lax.bitcast_convert_type(tiny, unsigned)
     top = jnp.max(jnp.where(where, labels, -jnp.inf), axis=-1, keepdims=True, initial=-jnp.inf)
     below = top - labels
     inside = (labels == jnp.floor(labels)) & (below >= 0) & (below < span)
+    inside &= (magnitude == 0) | (magnitude >= smallest_normal)
     fits = jnp.all(inside | ~where)
     group = jnp.where(where, jnp.where(inside, below, span - 1).astype(jnp.int32), span)
     return group, fits

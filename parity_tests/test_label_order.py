@@ -1,9 +1,10 @@
 """The label order of ListMLE and the metrics: the stable lexicographic sort, from a counting
 pass or integer sorts.
 
-``jax_ltr._utils.descending_order`` places small-integer labels by a counting pass
-(``group_rank``) and sorts any others as unsigned integers packed with their positions, one
-operand (``stable_order``). These tests hold both to a plain-Python stable sort on every
+``jax_ltr._utils.descending_order`` sorts labels as unsigned integers packed with their
+positions, one operand (``stable_order``); ``descending_places`` (ListMLE's order) places
+small-integer labels by a counting pass (``group_rank``) instead, and sorts any others.
+These tests hold both to a plain-Python stable sort on every
 corner the comparison sort handled — ties, a ``tie_break``, NaN at masked positions, ±inf,
 -0.0, subnormals, float64, lists past 65,536 items, labels on either side of the counting
 pass's span — and check that the trainer's step does not fall back to a comparison sort.
@@ -21,7 +22,7 @@ import pytest
 
 import jax_ltr
 from jax_ltr import _train as jax_train
-from jax_ltr._utils import counted_levels, descending_order, group_rank, integer_groups
+from jax_ltr._utils import counted_levels, descending_order, descending_places, group_rank, integer_groups
 from ltr_common.tasks import make_task
 from tests._small import SMALL, small_data
 
@@ -60,13 +61,20 @@ def _draw(kind, shape, dtype, seed):
     return keys, where, rng
 
 
+def assert_places(keys, where, places=descending_places):
+    """``places`` (``descending_places``: counting pass or sort) gives the stable sort."""
+    expected = np.argsort(python_order(np.asarray(keys), np.asarray(where)), axis=-1)
+    np.testing.assert_array_equal(np.asarray(places(keys, where)), expected)
+
+
 @pytest.mark.parametrize("kind", sorted(KINDS))
-@pytest.mark.parametrize("length", [1, 2, 7, 200])
+@pytest.mark.parametrize("length", [1, 2, 7, 200, 256])
 def test_the_order_is_the_stable_sort(kind, length):
     keys, where, rng = _draw(kind, (9, length), np.float32, seed=length)
     masked = np.where(where, keys, np.nan).astype(np.float32)  # NaN at masked positions
     order = jax.jit(descending_order)
     np.testing.assert_array_equal(np.asarray(order(masked, where)), python_order(keys, where))
+    assert_places(masked, where, jax.jit(descending_places))
     for tie in (
         rng.random(keys.shape),
         rng.integers(0, 3, keys.shape),
@@ -98,12 +106,16 @@ def test_float64_and_lists_longer_than_65536(kind):
     np.testing.assert_array_equal(
         np.asarray(descending_order(keys, where, tie)), python_order(keys, where, tie)
     )
+    assert_places(keys, where)
+    assert_places(np.round(keys) % 2, where)  # binary: counted, one count per 32-bit word
     with jax.enable_x64(True):
         keys, where, rng = _draw(kind, (3, 300), np.float64, seed=2)
+        assert_places(keys, where)  # ratings: counted in float64
         keys[0, :2] = [0.1, 0.1 + 2**-55]  # one float64 ulp apart: not equal in float32
         where[0, :2] = True
         tie = rng.random(keys.shape)
         np.testing.assert_array_equal(np.asarray(descending_order(keys, where)), python_order(keys, where))
+        assert_places(keys, where)
         got = np.asarray(descending_order(keys, where, tie))
         np.testing.assert_array_equal(got, python_order(keys, where, tie))
 
@@ -198,6 +210,10 @@ def test_which_labels_are_counted():
     assert _fits(np.r_[-0.0, 0.0, 1.0, np.zeros(197)])
     assert not _fits(np.r_[top - span, ramp[1:]])  # one level too many
     assert not _fits(np.r_[0.5, ramp[1:]])
+    # Subnormals are not integers, though XLA on CPU computes with them as zeros.
+    assert not _fits(np.r_[1e-45, ramp[1:]]) and not _fits(np.r_[-1e-45, ramp[1:]])
+    tiny = np.array([[0.0, 1e-45, 0.0, -1e-45, 1.0]], np.float32)
+    assert_places(tiny, np.ones(tiny.shape, bool))
     for bad in (np.nan, np.inf, -np.inf):
         assert not _fits(np.r_[bad, ramp[1:]])
         assert _fits(np.r_[bad, ramp[1:]], np.r_[False, np.ones(199, bool)])  # masked: ignored
@@ -212,3 +228,13 @@ def test_which_labels_are_counted():
         assert bool(counted) == (low > top - span)
         got = np.asarray(jax.jit(descending_order)(keys, where))
         np.testing.assert_array_equal(got, python_order(keys, where))
+        assert_places(keys, where)
+
+
+def test_places_under_vmap_where_some_lists_are_counted_and_some_sorted():
+    # A batched condition: lax.cond runs both branches and selects per list.
+    rng = np.random.default_rng(5)
+    keys = rng.integers(1, 6, (6, 40)).astype(np.float32)
+    keys[::2] += rng.random((3, 40)).astype(np.float32)  # every other list: not integers
+    where = rng.random(keys.shape) < 0.8
+    assert_places(keys, where, jax.jit(jax.vmap(descending_places)))

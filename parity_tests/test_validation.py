@@ -292,7 +292,7 @@ def test_every_order_hands_ranked_listmle_a_prefix(monkeypatch, kind, levels, ti
     real = _losses.ranked_listmle
 
     def record(ranked, valid, method, weights=None):
-        seen.append(np.asarray(valid))
+        seen.append((np.asarray(ranked), np.asarray(valid)))
         return real(ranked, valid, method, weights)
 
     monkeypatch.setattr(_losses, "ranked_listmle", record)
@@ -301,10 +301,15 @@ def test_every_order_hands_ranked_listmle_a_prefix(monkeypatch, kind, levels, ti
     labels = labels.astype(np.float32)
     where = rng.random((50, 12)) < 0.6
     tie = rng.random((50, 12)).astype(np.float32) if tie_break else None
-    jax_ltr.listmle_loss(rng.normal(size=(50, 12)), labels, where=where, levels=levels, tie_break=tie)
-    (valid,) = seen
+    scores = rng.normal(size=(50, 12)).astype(np.float32)
+    jax_ltr.listmle_loss(scores, labels, where=where, levels=levels, tie_break=tie)
+    ((ranked, valid),) = seen
     counts = where.sum(-1, keepdims=True)
     np.testing.assert_array_equal(valid, np.arange(12) < counts)
+    ties = np.zeros(labels.shape) if tie is None else tie
+    for row, (y, t, w) in enumerate(zip(labels, ties, where, strict=True)):
+        order = sorted(np.flatnonzero(w), key=lambda i, y=y, t=t: (-y[i], t[i], i))  # a plain stable sort
+        np.testing.assert_array_equal(ranked[row, : counts[row, 0]], scores[row, order])
 
 
 def test_explicit_pairs_out_of_range_under_jit_give_nan():
