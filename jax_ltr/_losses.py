@@ -25,6 +25,7 @@ from jax_ltr._utils import (
     check_reduction,
     descending_order,
     descending_places,
+    first_places,
     is_concrete,
     labels_in_levels,
     level_rank,
@@ -267,9 +268,17 @@ def listmle_loss(
     return _listmle(scores, labels, where, tie_break, key, levels, method, reduction, place_weights=None)
 
 
-def _listmle(scores, labels, where, tie_break, key, levels, method, reduction, *, place_weights):
+# Top-k ListMLE picks its first k places one pass each (``first_places``) rather than
+# ordering the whole list, up to this k; beyond it the full order is cheaper.
+FIRST_PLACES_MAX = 16
+
+
+def _listmle(scores, labels, where, tie_break, key, levels, method, reduction, *, place_weights, first=None):
     """ListMLE with the places of the label order weighted by ``place_weights(L)`` (a [L]
-    NumPy array; None: all 1): ``listmle_loss`` and its top-k and position-aware forms."""
+    NumPy array; None: all 1): ``listmle_loss`` and its top-k and position-aware forms.
+    ``first``: only the first places weigh (top-k ListMLE's ``k``), so without a tie order
+    and for ``first`` up to ``FIRST_PLACES_MAX`` below L only those are ordered
+    (``_first_places_listmle``)."""
     check_reduction(reduction)
     method = _check_method(method)
     levels = check_levels(levels)
@@ -282,7 +291,13 @@ def _listmle(scores, labels, where, tie_break, key, levels, method, reduction, *
     weights = None if place_weights is None else place_weights(scores.shape[-1])
     in_levels = None if levels is None else labels_in_levels(labels, where, levels)  # raises first
     scores = jnp.where(where, scores, 0.0)
-
+    length = scores.shape[-1]
+    if tie_break is None and first is not None and first < length and first <= FIRST_PLACES_MAX:
+        per_list = _first_places_listmle(scores, labels, where, first)
+        if in_levels is not None:
+            per_list = jnp.where(in_levels, per_list, jnp.nan)
+        per_list = nan_for_bad_labels(per_list, labels, where)
+        return safe_reduce(per_list, jnp.sum(where, axis=-1) >= 2, reduction).astype(out_dtype)
     if tie_break is not None:
         order = descending_order(labels, where, tie_break)
         ranked, valid = take(scores, order), take(where, order)
@@ -296,6 +311,29 @@ def _listmle(scores, labels, where, tie_break, key, levels, method, reduction, *
     per_list = nan_for_bad_labels(per_list, labels, where)
     counted = jnp.sum(valid, axis=-1) >= 2
     return safe_reduce(per_list, counted, reduction).astype(out_dtype)
+
+
+@functools.partial(jax.jit, static_argnums=3)  # one unit when called eagerly, as below
+def _first_places_listmle(scores, labels, where, k: int):
+    """Per-list top-k ListMLE from the first ``k`` places alone (``first_places``).
+
+    The suffix log-sum-exp at place ``p < k`` is that of the picked scores from ``p`` on and
+    of every valid item not picked: one masked log-sum-exp of the rest, then ``k`` steps of
+    ``logaddexp`` back to the top, each in log space (no cancellation, any spread). The
+    gradient is JAX's, through the gathers of the picked scores.
+    """
+    order, chosen, rest = first_places(labels, where, k)
+    picked = take(scores, order)
+    tail = jax.nn.logsumexp(scores, axis=-1, where=rest)  # -inf where nothing is left
+
+    def step(below, column):
+        score, valid = column
+        here = jnp.where(valid, jnp.logaddexp(below, score), below)
+        return here, jnp.where(valid, here - score, 0.0)
+
+    columns = (jnp.moveaxis(picked, -1, 0), jnp.moveaxis(chosen, -1, 0))
+    _, terms = lax.scan(step, tail, columns, reverse=True)
+    return jnp.sum(terms, axis=0)
 
 
 def _place(scores, where, places):
@@ -461,7 +499,11 @@ def topk_listmle_loss(
     - s_i ]``: the items past place ``k`` still compete for the first ``k`` places, but their
     own order does not count. ``k=None`` (or ``k`` >= the list) is ``listmle_loss``. Other
     arguments, the order of ties and "mean" (over lists with at least two valid items) as in
-    ``listmle_loss``; the same sort-free label order and closed-form gradient.
+    ``listmle_loss``. Without ``tie_break``/``key`` and for ``k`` up to ``FIRST_PLACES_MAX``
+    (16) below the list's length only the first ``k`` places are ordered, one pass over the
+    list each (``jax_ltr._utils.first_places``: exact, ties by position), and the rest enters
+    as one masked log-sum-exp; otherwise the whole label order and ListMLE's closed-form
+    gradient serve. ``method`` matters only on that second path.
 
     Example:
       >>> import jax.numpy as jnp
@@ -469,7 +511,9 @@ def topk_listmle_loss(
       1.098612
     """
     places = functools.partial(top_k_weights, k)
-    return _listmle(scores, labels, where, tie_break, key, levels, method, reduction, place_weights=places)
+    return _listmle(
+        scores, labels, where, tie_break, key, levels, method, reduction, place_weights=places, first=k
+    )
 
 
 def position_listmle_loss(

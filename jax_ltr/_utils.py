@@ -161,6 +161,30 @@ def descending_places(labels, where):
     )
 
 
+def first_places(labels, where, k: int):
+    """``(order, chosen)``: the first ``k`` items of ``descending_order(labels, where)`` and
+    whether each is valid, without ordering the rest.
+
+    ``k`` passes, each over the list: the smallest remaining key (``sort_keys``), its first
+    position, then that item's key set to the largest value, so every pick is exact and ties
+    go by position as in the full order. Where a list has fewer than ``k`` valid items the
+    later picks are invalid (``chosen`` False; their positions carry no meaning). Also
+    returns ``rest`` [..., L]: the valid items not picked.
+    """
+    keys = sort_keys(labels, where, descending=True)
+    length = keys.shape[-1]
+    position = lax.broadcasted_iota(jnp.int32, keys.shape, keys.ndim - 1)
+    used = jnp.asarray(jnp.iinfo(keys.dtype).max, keys.dtype)  # invalid items' key too
+
+    def pick(remaining, _):
+        smallest = jnp.min(remaining, axis=-1, keepdims=True)
+        first = jnp.min(jnp.where(remaining == smallest, position, length), axis=-1, keepdims=True)
+        return jnp.where(position == first, used, remaining), (first[..., 0], smallest[..., 0] != used)
+
+    remaining, (order, chosen) = lax.scan(pick, keys, None, length=k)
+    return jnp.moveaxis(order, 0, -1), jnp.moveaxis(chosen, 0, -1), remaining != used
+
+
 def _as_key_float(x):
     """``x`` as the float type its order is taken in: float32 for narrower or integer types."""
     x = jnp.asarray(x)

@@ -109,6 +109,7 @@ LOSS_ROWS = {
     "topk_listmle_loss": [
         {"k": 5, "tie_break": "random"},
         {"k": 1, "tie_break": "position", "levels": "1..5"},
+        {"k": 10, "tie_break": "position"},  # the default call: only the first k places ordered
     ],
     "position_listmle_loss": [
         {"weights": "dcg", "tie_break": "random"},

@@ -22,7 +22,14 @@ import pytest
 
 import jax_ltr
 from jax_ltr import _train as jax_train
-from jax_ltr._utils import counted_levels, descending_order, descending_places, group_rank, integer_groups
+from jax_ltr._utils import (
+    counted_levels,
+    descending_order,
+    descending_places,
+    first_places,
+    group_rank,
+    integer_groups,
+)
 from ltr_common.tasks import make_task
 from tests._small import SMALL, small_data
 
@@ -238,3 +245,23 @@ def test_places_under_vmap_where_some_lists_are_counted_and_some_sorted():
     keys[::2] += rng.random((3, 40)).astype(np.float32)  # every other list: not integers
     where = rng.random(keys.shape) < 0.8
     assert_places(keys, where, jax.jit(jax.vmap(descending_places)))
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_the_first_places_are_the_head_of_the_stable_sort(kind):
+    # Top-k ListMLE without a tie order picks its first k places one pass each.
+    keys, where, _ = _draw(kind, (9, 30), np.float32, seed=7)
+    where[0] = False  # no valid item
+    where[1, 3:] = False  # fewer valid items than k
+    masked = np.where(where, keys, np.nan).astype(np.float32)
+    expected = python_order(keys, where)
+    valid = where.sum(-1, keepdims=True)
+    for k in (1, 5, 12):
+        picks = jax.jit(first_places, static_argnums=2)(masked, where, k)
+        order, chosen, rest = (np.asarray(x) for x in picks)
+        np.testing.assert_array_equal(chosen, np.arange(k) < valid)
+        np.testing.assert_array_equal(np.where(chosen, order, -1), np.where(chosen, expected[:, :k], -1))
+        picked = np.zeros(where.shape, bool)
+        for row, place in zip(*np.nonzero(chosen), strict=True):
+            picked[row, order[row, place]] = True
+        np.testing.assert_array_equal(rest, where & ~picked)

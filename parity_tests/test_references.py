@@ -183,6 +183,23 @@ def test_weighted_listmle_matches_brute_force_plackett_luce(framework, method, n
         assert (grads[b, len(s) :] == 0).all()
 
 
+@pytest.mark.parametrize(("framework", "method"), framework_methods())
+@pytest.mark.parametrize("k", [1, 3, 6])
+def test_top_k_listmle_in_position_order_matches_brute_force(framework, method, k):
+    # Without a tie order JAX orders only the first k places (``first_places``): ratings with
+    # ties, lists shorter than k, a list with one valid item.
+    lists = random_lists(np.random.default_rng(17), range(1, 8), 3, score_scale=1.5, label_high=3)
+    scores, labels, _, where = padded(lists, 7)
+    kwargs = {"reduction": "none", "where": where, "k": k, **method}
+    values, grads = evaluate(framework, "topk_listmle_loss", scores, labels, **kwargs)
+    for b, (s, y, _) in enumerate(lists):
+        position = np.zeros(len(s))
+        assert values[b] == pytest.approx(ref.brute_listmle(s, y, position, [1.0] * k), rel=1e-12, abs=1e-12)
+        expected = numeric_grad(lambda x, y=y, t=position: ref.brute_listmle(x, y, t, [1.0] * k), s)
+        np.testing.assert_allclose(grads[b, : len(s)], expected, rtol=1e-6, atol=1e-7)
+        assert (grads[b, len(s) :] == 0).all()
+
+
 def brute_softmax(scores, labels):
     """-sum_i p_i log(exp(s_i) / sum_j exp(s_j)) straight from the definition."""
     total = sum(labels)
