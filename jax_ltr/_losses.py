@@ -317,22 +317,31 @@ def _listmle(scores, labels, where, tie_break, key, levels, method, reduction, *
 def _first_places_listmle(scores, labels, where, k: int):
     """Per-list top-k ListMLE from the first ``k`` places alone (``first_places``).
 
-    The suffix log-sum-exp at place ``p < k`` is that of the picked scores from ``p`` on and
-    of every valid item not picked: one masked log-sum-exp of the rest, then ``k`` steps of
-    ``logaddexp`` back to the top, each in log space (no cancellation, any spread). The
-    gradient is JAX's, through the gathers of the picked scores.
+    The suffix log-sum-exp at place ``p < k`` covers the picked scores from ``p`` on and
+    every valid item not picked: one masked sum for the rest, then ``k`` steps back to the
+    top. As in the full path it is kept as a running max and a rescaled sum, so each term
+    ``(high - s) + log(total)`` is a sum of small parts, with no rounding at the
+    log-sum-exp's magnitude (scores of 1e4 in float32), and nothing overflows. The max is
+    held out of the gradient (the value does not depend on it); the rest is JAX's, through
+    the gathers of the picked scores.
     """
     order, chosen, rest = first_places(labels, where, k)
     picked = take(scores, order)
-    tail = jax.nn.logsumexp(scores, axis=-1, where=rest)  # -inf where nothing is left
+    high = lax.stop_gradient(jnp.max(jnp.where(rest, scores, -jnp.inf), axis=-1, initial=-jnp.inf))
+    shift = jnp.where(jnp.isfinite(high), high, 0.0)[..., None]
+    total = jnp.sum(jnp.exp(jnp.where(rest, scores - shift, -jnp.inf)), axis=-1)  # 0: nothing left
 
-    def step(below, column):
+    def step(carry, column):
+        high, total = carry
         score, valid = column
-        here = jnp.where(valid, jnp.logaddexp(below, score), below)
-        return here, jnp.where(valid, here - score, 0.0)
+        top = lax.stop_gradient(jnp.where(total > 0, jnp.maximum(high, score), score))
+        grown = total * jnp.exp(jnp.minimum(high - top, 0.0)) + jnp.exp(score - top)
+        term = (top - score) + jnp.log(grown)
+        carry = (jnp.where(valid, top, high), jnp.where(valid, grown, total))
+        return carry, jnp.where(valid, term, 0.0)
 
     columns = (jnp.moveaxis(picked, -1, 0), jnp.moveaxis(chosen, -1, 0))
-    _, terms = lax.scan(step, tail, columns, reverse=True)
+    _, terms = lax.scan(step, (high, total), columns, reverse=True)
     return jnp.sum(terms, axis=0)
 
 

@@ -293,3 +293,29 @@ def test_lambda_loss_matches_its_definition(framework, weighting, normalize):
         numeric = numeric_grad(lambda x, y=y, weight=weight: ref.pairwise(list(x), y, weight)[0], apart)
         np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
     assert mean == pytest.approx(total / count, rel=1e-12)
+
+
+def test_top_k_first_places_keep_float32_accuracy_at_large_scores(monkeypatch):
+    # Each term is (running max - s) + log(rescaled sum): no rounding at the log-sum-exp's
+    # magnitude, so scores offset by 1e4 in float32 give what the full order's closed form
+    # gives (a difference c - s taken at |c| ~ 1e4 would be off by k ulps of 1e4, ~1e-2).
+    import jax
+    import jax.numpy as jnp
+
+    import jax_ltr
+    from jax_ltr import _losses
+
+    rng = np.random.default_rng(18)
+    scores = (rng.normal(0, 1, (4, 50)) + 1e4).astype(np.float32)
+    labels = rng.normal(size=(4, 50)).astype(np.float32)
+    # float64 Plackett–Luce on the same float32 inputs, shifted (the loss is shift-invariant;
+    # exp(1e4) overflows)
+    exact = ref.brute_listmle
+    first = jax.jit(lambda s: jax_ltr.topk_listmle_loss(s, jnp.asarray(labels), k=10, reduction="none"))
+    got = np.asarray(first(jnp.asarray(scores)))
+    for row in range(4):
+        want = exact(scores[row].astype(np.float64) - 1e4, labels[row], np.zeros(50), [1.0] * 10)
+        assert abs(got[row] - want) <= 1e-5 * want
+    monkeypatch.setattr(_losses, "FIRST_PLACES_MAX", 0)  # the full order, for comparison
+    full = np.asarray(jax.jit(lambda s: jax_ltr.topk_listmle_loss(s, jnp.asarray(labels), k=10))(scores))
+    assert abs(full - got.mean()) <= 1e-5 * full
