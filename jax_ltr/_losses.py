@@ -294,22 +294,19 @@ def _listmle(scores, labels, where, tie_break, key, levels, method, reduction, *
     length = scores.shape[-1]
     if tie_break is None and first is not None and first < length and first <= FIRST_PLACES_MAX:
         per_list = _first_places_listmle(scores, labels, where, first)
-        if in_levels is not None:
-            per_list = jnp.where(in_levels, per_list, jnp.nan)
-        per_list = nan_for_bad_labels(per_list, labels, where)
-        return safe_reduce(per_list, jnp.sum(where, axis=-1) >= 2, reduction).astype(out_dtype)
-    if tie_break is not None:
-        order = descending_order(labels, where, tie_break)
-        ranked, valid = take(scores, order), take(where, order)
-    elif levels is not None:
-        ranked, valid = _place(scores, where, level_rank(labels, where, levels))
-    else:  # places, not an order, from either branch: no lax.cond on the gradient's path
-        ranked, valid = _place(scores, where, descending_places(labels, where))
-    per_list = ranked_listmle(ranked, valid, method, weights)
+    else:
+        if tie_break is not None:
+            order = descending_order(labels, where, tie_break)
+            ranked, valid = take(scores, order), take(where, order)
+        elif levels is not None:
+            ranked, valid = _place(scores, where, level_rank(labels, where, levels))
+        else:  # places, not an order, from either branch: no lax.cond on the gradient's path
+            ranked, valid = _place(scores, where, descending_places(labels, where))
+        per_list = ranked_listmle(ranked, valid, method, weights)
     if in_levels is not None:
         per_list = jnp.where(in_levels, per_list, jnp.nan)
     per_list = nan_for_bad_labels(per_list, labels, where)
-    counted = jnp.sum(valid, axis=-1) >= 2
+    counted = jnp.sum(where, axis=-1) >= 2  # the ranked mask holds the same items
     return safe_reduce(per_list, counted, reduction).astype(out_dtype)
 
 
