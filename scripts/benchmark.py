@@ -52,7 +52,9 @@ import jax_ltr  # noqa: E402
 import torch_ltr  # noqa: E402
 from ltr_common.config import TrainConfig  # noqa: E402
 from ltr_common.files import atomic_write_bytes, atomic_write_text  # noqa: E402
-from ltr_common.losses import LOSSES  # noqa: E402
+from ltr_common.losses import LOSSES, objective_terms, training_objective  # noqa: E402
+from ltr_common.pairs import sample_pairs  # noqa: E402
+from ltr_common.tasks import random_tie_ranks  # noqa: E402
 
 DEFAULT_GRID = "64x50,256x200,1024x200,1024x1000,64x2000"
 LEVELS = (1, 2, 3, 4, 5)
@@ -72,6 +74,11 @@ class Impl:
     dense: bool = False  # materialises [B, L, L]
     loop: bool = False  # the original per-row Python loop
     dtypes: tuple[str, ...] = ("float32", "bfloat16")
+    trainer: bool = False  # the trainer's call: fn(scores, labels, where, tie_break, pairs)
+
+    @property
+    def call(self) -> str:
+        return "trainer" if self.trainer else "default"
 
 
 def original_listmle(scores, labels, where):
@@ -96,17 +103,38 @@ TRAINER_DEFAULTS = TrainConfig()  # options a loss takes from the configuration:
 
 
 def _default_call(module, loss):
-    """``module``'s function of registered ``loss`` as the trainer calls it: its default
-    options, and those it takes from the configuration (``Loss.config_options``) at their
-    defaults (top-k ListMLE's ``k``, the sigmoid loss's relevance ``threshold``)."""
+    """``module``'s function of registered ``loss`` with its default options and those it
+    takes from the configuration (``Loss.config_options``) at their defaults (top-k ListMLE's
+    ``k``, the sigmoid loss's relevance ``threshold``), but without the random inputs a
+    trainer adds (``_trainer_call``)."""
     fn = getattr(module, loss.function)
     options = {keyword: getattr(TRAINER_DEFAULTS, field) for keyword, field in loss.config_options}
     return lambda s, y, w: fn(s, y, where=w, **options)
 
 
+def _trainer_terms(loss) -> tuple[tuple[str, float], ...]:
+    return objective_terms(loss.name, hybrid_alpha=TRAINER_DEFAULTS.hybrid_alpha)
+
+
+def trains_with_random_inputs(loss) -> bool:
+    """Whether the trainer calls ``loss`` with a random tie order or sampled pairs, so that its
+    call differs from the default call."""
+    return any(LOSSES[n].takes_tie_break or LOSSES[n].takes_pairs for n, _ in _trainer_terms(loss))
+
+
+def _trainer_call(module, loss):
+    """``module``'s ``loss`` exactly as the trainers call it (``training_objective``): the
+    configuration's options, the batch's random tie order (``tie_break``, each item's rank in
+    a uniform draw) and its sampled pairs (``pairs_per_list`` per list)."""
+    terms = _trainer_terms(loss)
+    return lambda s, y, w, t, p: training_objective(module, s, y, w, p, t, terms, TRAINER_DEFAULTS)[0]
+
+
 def implementations() -> list[Impl]:
     """Every registered loss as ``jax`` (jax_ltr's default call), ``torch eager`` and
-    ``torch.compile``; then other JAX methods, Rax's version of a loss, the original loop."""
+    ``torch.compile``, and where the trainer adds a tie order or sampled pairs, the same three
+    as the trainer calls it (``... trainer``); then other JAX methods, Rax's version of a
+    loss, the original loop."""
     impls = []
     for loss in LOSSES.values():
         dense = loss.name in TORCH_DENSE
@@ -115,6 +143,31 @@ def implementations() -> list[Impl]:
             Impl("torch eager", loss.name, "torch", _default_call(torch_ltr, loss), False, dense),
             Impl("torch.compile", loss.name, "torch", _default_call(torch_ltr, loss), True, dense),
         ]
+        if trains_with_random_inputs(loss):
+            # sampled pairs, never all pairs: no [B, L, L] in either framework
+            impls += [
+                Impl("jax trainer", loss.name, "jax", _trainer_call(jax_ltr, loss), trainer=True),
+                Impl(
+                    "torch eager trainer",
+                    loss.name,
+                    "torch",
+                    _trainer_call(torch_ltr, loss),
+                    False,
+                    trainer=True,
+                ),
+                Impl(
+                    "torch.compile trainer", loss.name, "torch", _trainer_call(torch_ltr, loss), trainer=True
+                ),
+            ]
+    for method in jax_ltr.LISTMLE_METHODS:
+        impls.append(
+            Impl(
+                f"jax {method}",
+                "listmle",
+                "jax",
+                lambda s, y, w, m=method: jax_ltr.listmle_loss(s, y, where=w, method=m),
+            )
+        )
     for method in jax_ltr.LISTMLE_METHODS:
         impls.append(
             Impl(
@@ -125,12 +178,6 @@ def implementations() -> list[Impl]:
             )
         )
     impls += [
-        Impl(
-            "jax associative sort",
-            "listmle",
-            "jax",
-            lambda s, y, w: jax_ltr.listmle_loss(s, y, where=w, method="associative"),
-        ),
         Impl("original loop", "listmle", "torch", original_listmle, False, loop=True, dtypes=("float32",)),
     ]
     try:
@@ -195,7 +242,17 @@ def rax_approx_ndcg(rax):
 LABELS = ("ratings", "continuous")  # graded 1..5 (many ties); |standard normal| (no ties)
 
 
+SAMPLED_PAIRS_MAX_ENTRIES = 2**28  # sample_pairs' [B, L, L] draw beyond this: see make_inputs
+
+
 def make_inputs(batch: int, length: int, seed: int = 0, labels: str = "ratings"):
+    """``(scores, labels, where, tie_ranks, pairs)`` in NumPy: the trainer's random tie order
+    (``random_tie_ranks``) and ``pairs_per_list`` sampled pairs per list besides the default
+    call's three. The pairs come from the trainers' ``sample_pairs`` up to
+    ``SAMPLED_PAIRS_MAX_ENTRIES`` entries of its [B, L, L] draw; beyond it (a minute of NumPy
+    at (4096, 1000)) from uniform position pairs, each oriented by its labels, those with
+    equal labels or an invalid item counting as nothing: the same shapes and work, since a
+    call's time does not depend on which pairs it gathers."""
     rng = np.random.default_rng(seed)
     scores = rng.normal(0.0, 1.0, (batch, length))
     if labels == "ratings":
@@ -204,7 +261,20 @@ def make_inputs(batch: int, length: int, seed: int = 0, labels: str = "ratings")
         labels = np.abs(rng.normal(0.0, 1.0, (batch, length)))
     where = rng.random((batch, length)) >= 0.1
     where[:, :2] = True
-    return scores, labels, where
+    tie_ranks = random_tie_ranks((batch, length), rng)
+    per_list = TRAINER_DEFAULTS.pairs_per_list
+    if batch * length * length <= SAMPLED_PAIRS_MAX_ENTRIES:
+        pairs = sample_pairs(labels, where, pairs_per_list=per_list, rng=rng)
+    else:
+        first, second = rng.integers(0, length, (2, batch, per_list), dtype=np.int32)
+        rows = np.arange(batch)[:, None]
+        swap = labels[rows, first] < labels[rows, second]
+        pairs = (
+            np.repeat(np.arange(batch, dtype=np.int32), per_list),
+            np.where(swap, second, first).reshape(-1),
+            np.where(swap, first, second).reshape(-1),
+        )
+    return scores, labels, where, tie_ranks, pairs
 
 
 def _quartiles(times: list[float]) -> tuple[float, float, float]:
@@ -215,8 +285,10 @@ def _quartiles(times: list[float]) -> tuple[float, float, float]:
 def prepare_jax(impl: Impl, inputs, dtype: str, mode: str) -> dict:
     """Compile and warm up a JAX implementation: ``{"call", "compile_s", "memory_bytes", "value"}``,
     ``call()`` one blocking call."""
-    scores, labels, where = inputs
+    scores, labels, where, tie_ranks, pairs = inputs
     args = (jnp.asarray(scores, dtype), jnp.asarray(labels, dtype), jnp.asarray(where))
+    if impl.trainer:  # the trainer hands the tie order over as float32 ranks
+        args += (jnp.asarray(tie_ranks), tuple(jnp.asarray(p) for p in pairs))
     fn = impl.fn if mode == "forward" else jax.value_and_grad(impl.fn)
     start = time.perf_counter()
     compiled = jax.jit(fn).lower(*args).compile()
@@ -233,13 +305,30 @@ def prepare_jax(impl: Impl, inputs, dtype: str, mode: str) -> dict:
     return {"call": call, "compile_s": compile_s, "memory_bytes": temp, "value": float(value)}
 
 
+TORCH_DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _torch_sync():
+    if TORCH_DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def prepare_torch(impl: Impl, inputs, dtype: str, mode: str) -> dict:
-    """``prepare_jax`` for a PyTorch implementation (torch.compile's compile time: the first
-    call minus the median of the timed ones, filled in by ``time_cells``)."""
-    scores, labels, where = inputs
+    """``prepare_jax`` for a PyTorch implementation, on CUDA when there is one (torch.compile's
+    compile time: the first call minus the median of the timed ones, filled in by
+    ``time_cells``; memory: the peak CUDA allocation of a call over what was allocated
+    before it, on CUDA only)."""
+    scores, labels, where, tie_ranks, pairs = inputs
     torch_dtype = getattr(torch, dtype)
-    s = torch.tensor(scores, dtype=torch_dtype)
-    y, w = torch.tensor(labels, dtype=torch_dtype), torch.tensor(where)
+    s = torch.tensor(scores, dtype=torch_dtype, device=TORCH_DEVICE)
+    y = torch.tensor(labels, dtype=torch_dtype, device=TORCH_DEVICE)
+    w = torch.tensor(where, device=TORCH_DEVICE)
+    extra = ()
+    if impl.trainer:
+        extra = (
+            torch.tensor(tie_ranks, device=TORCH_DEVICE),
+            tuple(torch.from_numpy(p).to(TORCH_DEVICE) for p in pairs),
+        )
     fn = impl.fn
     if impl.compiled:
         torch._dynamo.reset()
@@ -248,18 +337,26 @@ def prepare_torch(impl: Impl, inputs, dtype: str, mode: str) -> dict:
     def call():
         if mode == "forward":
             with torch.no_grad():
-                return fn(s, y, w)
-        s.grad = None
-        s.requires_grad_(True)
-        loss = fn(s, y, w)
-        loss.backward()
+                loss = fn(s, y, w, *extra)
+        else:
+            s.grad = None
+            s.requires_grad_(True)
+            loss = fn(s, y, w, *extra)
+            loss.backward()
+        _torch_sync()
         return loss
 
     start = time.perf_counter()
     value = call()
     first = time.perf_counter() - start
+    memory = None
+    if TORCH_DEVICE.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        call()
+        memory = torch.cuda.max_memory_allocated() - before
     call()
-    return {"call": call, "first_s": first, "memory_bytes": None, "value": float(value.detach())}
+    return {"call": call, "first_s": first, "memory_bytes": memory, "value": float(value.detach())}
 
 
 TURN_WARMUP_S = 0.05  # calls shorter than this get one untimed call at the start of each turn
@@ -274,33 +371,67 @@ def time_cells(impls: list[Impl], inputs, dtype: str, mode: str, runs: int) -> l
     first call is slower (measured: top-k ListMLE's JAX call at (1024, 200) took 11.0–11.6 ms
     timed cold in turns against 8.8–9.5 ms back to back, and 9.8–10.7 ms with the untimed
     call), which would charge the switch to whoever runs second. Returns each one's
-    ``{"times", "compile_s", "memory_bytes", "value"}``."""
-    prepared = [
-        (prepare_jax if impl.framework == "jax" else prepare_torch)(impl, inputs, dtype, mode)
-        for impl in impls
-    ]
+    ``{"times", "compile_s", "memory_bytes", "value"}``, or ``{"failed": why}`` for one that
+    could not be prepared or called (out of device memory, say), which then leaves the turns."""
+    prepared: list[dict | None] = []
+    failed: dict[int, str] = {}
+    for index, impl in enumerate(impls):
+        try:
+            prepared.append(
+                (prepare_jax if impl.framework == "jax" else prepare_torch)(impl, inputs, dtype, mode)
+            )
+        except (RuntimeError, MemoryError) as error:  # torch's and XLA's out-of-memory errors among them
+            prepared.append(None)
+            failed[index] = _failure(error)
     warm_turn = []
-    for ready in prepared:
-        start = time.perf_counter()
-        ready["call"]()
-        warm_turn.append(time.perf_counter() - start < TURN_WARMUP_S)
+    for index, ready in enumerate(prepared):
+        warm_turn.append(False)
+        if ready is not None:
+            start = time.perf_counter()
+            _call_or_fail(ready, index, failed)
+            warm_turn[-1] = time.perf_counter() - start < TURN_WARMUP_S
     times: list[list[float]] = [[] for _ in impls]
     for round_index in range(runs):
         for offset in range(len(impls)):
             k = (round_index + offset) % len(impls)
+            if k in failed:
+                continue
             if warm_turn[k]:
-                prepared[k]["call"]()
+                _call_or_fail(prepared[k], k, failed)
             start = time.perf_counter()
-            prepared[k]["call"]()
-            times[k].append(time.perf_counter() - start)
+            if _call_or_fail(prepared[k], k, failed):
+                times[k].append(time.perf_counter() - start)
     results = []
-    for impl, ready, timed in zip(impls, prepared, times, strict=True):
+    for index, (impl, ready, timed) in enumerate(zip(impls, prepared, times, strict=True)):
+        if index in failed:
+            results.append({"failed": failed[index]})
+            continue
         compile_s = ready.get("compile_s")
         if impl.framework == "torch":
             compile_s = max(ready["first_s"] - statistics.median(timed), 0.0) if impl.compiled else None
         memory, value = ready["memory_bytes"], ready["value"]
         results.append({"times": timed, "compile_s": compile_s, "memory_bytes": memory, "value": value})
     return results
+
+
+def _failure(error: BaseException) -> str:
+    _release_device_memory()
+    return f"failed: {type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}"
+
+
+def _call_or_fail(ready: dict, index: int, failed: dict[int, str]) -> bool:
+    """One call; an error (out of device memory, say) marks implementation ``index`` failed."""
+    try:
+        ready["call"]()
+        return True
+    except (RuntimeError, MemoryError) as error:
+        failed[index] = _failure(error)
+        return False
+
+
+def _release_device_memory():
+    if TORCH_DEVICE.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def skip_reason(impl: Impl, batch: int, length: int, dtype: str, args, labels: str = "ratings") -> str | None:
@@ -315,7 +446,10 @@ def skip_reason(impl: Impl, batch: int, length: int, dtype: str, args, labels: s
     return None
 
 
-def run_grid(args) -> list[dict]:
+def run_grid(args, *, deadline: float | None = None, on_cell=None) -> list[dict]:
+    """Every cell of ``args``' grid; with a ``deadline`` (``time.monotonic()``), cells not
+    started by then are rows that say so. ``on_cell(rows)``, when given, sees the rows so far
+    after each cell."""
     impls = [
         i
         for i in implementations()
@@ -335,24 +469,31 @@ def run_grid(args) -> list[dict]:
     ):
         cell = {"labels": labels, "B": batch, "L": length, "dtype": dtype, "mode": mode}
         runnable = []
+        out_of_time = deadline is not None and time.monotonic() > deadline
         for impl in (i for i in impls if i.loss == loss):
-            reason = skip_reason(impl, batch, length, dtype, args, labels)
+            reason = (
+                "time budget spent" if out_of_time else skip_reason(impl, batch, length, dtype, args, labels)
+            )
             if reason:
-                rows.append({"loss": loss, "implementation": impl.name, **cell, "skipped": reason})
+                rows.append(
+                    {"loss": loss, "implementation": impl.name, "call": impl.call, **cell, "skipped": reason}
+                )
             else:
                 runnable.append(impl)
         if not runnable:
             continue
         inputs = make_inputs(batch, length, labels=labels)
         for impl, result in zip(runnable, time_cells(runnable, inputs, dtype, mode, args.runs), strict=True):
+            head = {"loss": loss, "implementation": impl.name, "call": impl.call, **cell}
+            if "failed" in result:
+                rows.append({**head, "skipped": result["failed"]})
+                continue
             q1, median, q3 = _quartiles(result["times"])
-            if impl.name == "torch eager":
-                references[(loss, labels, batch, length, dtype, mode)] = result["value"]
+            if impl.name.startswith("torch eager"):
+                references[(loss, impl.call, labels, batch, length, dtype, mode)] = result["value"]
             rows.append(
                 {
-                    "loss": loss,
-                    "implementation": impl.name,
-                    **cell,
+                    **head,
                     "median_ms": median * 1e3,
                     "q1_ms": q1 * 1e3,
                     "q3_ms": q3 * 1e3,
@@ -362,11 +503,20 @@ def run_grid(args) -> list[dict]:
                     "value": result["value"],
                 }
             )
+        _release_device_memory()
+        _compare_to_reference(rows, references)
+        if on_cell is not None:
+            on_cell(rows)
+    return rows
+
+
+def _compare_to_reference(rows: list[dict], references: dict) -> None:
+    """``vs_ref``: each row's value against PyTorch eager's for the same call and cell."""
     for row in rows:
-        ref = references.get((row["loss"], row["labels"], row["B"], row["L"], row["dtype"], row["mode"]))
+        key = (row["loss"], row["call"], row["labels"], row["B"], row["L"], row["dtype"], row["mode"])
+        ref = references.get(key)
         if "value" in row and ref is not None:
             row["vs_ref"] = abs(row["value"] - ref) / max(abs(ref), 1e-30)
-    return rows
 
 
 def _fmt(value, spec: str, missing: str = "–") -> str:
@@ -397,36 +547,39 @@ def markdown(rows: list[dict]) -> str:
 def ratios(
     rows: list[dict], batch: int, length: int, dtype: str = "float32", labels: str = "ratings"
 ) -> list[str]:
-    """Per loss and mode at (batch, length): every implementation's time over jax_ltr's
-    default call ("jax") and over its fastest."""
+    """Per loss, mode and call (default, trainer's) at (batch, length): every implementation's
+    time over jax_ltr's ("jax", "jax trainer") and over its fastest."""
     lines = []
     for loss in LOSS_NAMES:
         for mode in MODES:
-            cell = [
-                r
-                for r in rows
-                if r["loss"] == loss
-                and r["labels"] == labels
-                and r["B"] == batch
-                and r["L"] == length
-                and r["dtype"] == dtype
-                and r["mode"] == mode
-                and "median_ms" in r
-            ]
-            ours = [r for r in cell if r["implementation"].split()[0] == "jax"]
-            if not ours:
-                continue
-            default = [r for r in ours if r["implementation"] == "jax"]
-            base = default[0] if default else min(ours, key=lambda r: r["median_ms"])
-            others = ", ".join(
-                f"{r['implementation']} {r['median_ms'] / base['median_ms']:.2f}"
-                for r in sorted(cell, key=lambda r: r["median_ms"])
-                if r is not base
-            )
-            lines.append(
-                f"{loss} {mode} {batch}x{length} {dtype} {labels} labels: {base['implementation']} "
-                f"{base['median_ms']:.2f} ms; time of the others over it: {others}"
-            )
+            for call in ("default", "trainer"):
+                cell = [
+                    r
+                    for r in rows
+                    if r["loss"] == loss
+                    and r["call"] == call
+                    and r["labels"] == labels
+                    and r["B"] == batch
+                    and r["L"] == length
+                    and r["dtype"] == dtype
+                    and r["mode"] == mode
+                    and "median_ms" in r
+                ]
+                ours = [r for r in cell if r["implementation"].split()[0] == "jax"]
+                if not ours:
+                    continue
+                default = [r for r in ours if r["implementation"] in ("jax", "jax trainer")]
+                base = default[0] if default else min(ours, key=lambda r: r["median_ms"])
+                others = ", ".join(
+                    f"{r['implementation']} {r['median_ms'] / base['median_ms']:.2f}"
+                    for r in sorted(cell, key=lambda r: r["median_ms"])
+                    if r is not base
+                )
+                lines.append(
+                    f"{loss} {mode} {batch}x{length} {dtype} {labels} labels, {call} call: "
+                    f"{base['implementation']} {base['median_ms']:.2f} ms; "
+                    f"time of the others over it: {others}"
+                )
     return lines
 
 
@@ -465,14 +618,14 @@ def plot(rows: list[dict], dtype: str = "float32") -> bytes:
 
 
 def train_throughput(
-    batch_sizes=(32,), *, synthetic: bool = False, epochs: int = 3, tasks=("retrieve",)
+    batch_sizes=(32,), *, synthetic: bool = False, epochs: int = 3, tasks=("retrieve",), ratings=None
 ) -> list[dict]:
     """Lists/s of the JAX and PyTorch trainers over the same batches, epoch by epoch.
 
     Each task's default configuration at each batch size, JAX's persistent compilation cache
     off: the first JAX epoch includes one compilation per batch width; later epochs are the
     steady state. Data: ML-100K, or with ``synthetic`` ``synthetic_ratings()`` (2,000 users,
-    20,000 items, about 200,000 ratings), split the same way."""
+    20,000 items, about 200,000 ratings), or the ``Ratings`` given, split the same way."""
     from ltr_common import load_split, temporal_split
     from ltr_common.config import for_task
     from ltr_common.synthetic import synthetic_ratings
@@ -482,13 +635,15 @@ def train_throughput(
     rows = []
     for task, batch_size in ((t, b) for t in tasks for b in batch_sizes):
         config = for_task(task, batch_size=batch_size, compilation_cache=False)
-        if synthetic:
-            ratings = synthetic_ratings()
-            split = temporal_split(ratings, max_list_size=config.max_list_size)
+        data, used = "ml-100k", ratings
+        if used is not None or synthetic:
+            data = "synthetic" if used is None else used.source
+            used = synthetic_ratings() if used is None else used
+            split = temporal_split(used, max_list_size=config.max_list_size)
         else:
-            ratings, split = load_split(config)
+            used, split = load_split(config)
         for framework in ("jax", "torch"):
-            trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
+            trainer = make_backend(framework, config, used.num_users, used.num_items)
             for epoch in range(epochs):
                 lists, metrics = 0, []
                 start = time.perf_counter()
@@ -499,7 +654,7 @@ def train_throughput(
                 seconds = time.perf_counter() - start
                 rows.append(
                     {
-                        "data": "synthetic" if synthetic else "ml-100k",
+                        "data": data,
                         "task": task,
                         "batch_size": batch_size,
                         "framework": framework,

@@ -60,15 +60,27 @@ def host_inputs(batch: Batch, config: TrainConfig, *, epoch: int, index: int):
     sort on the training step), in the same order as the float draw itself would give.
     """
     rng = np.random.default_rng([config.seed, epoch, index])
-    draw = rng.random(batch.labels.shape, dtype=np.float32)
-    order = np.argsort(draw, axis=-1, kind="stable")
-    tie_break = np.empty(draw.shape, np.float32)  # the inverse permutation: each item's rank
-    np.put_along_axis(tie_break, order, np.arange(draw.shape[-1], dtype=np.float32), axis=-1)
+    tie_break = random_tie_ranks(batch.labels.shape, rng)
     pairs = None
     wants_pairs = any(LOSSES[name].takes_pairs for name, _ in config.objective_terms)
     if wants_pairs and config.pairs_per_list > 0:
         pairs = sample_pairs(batch.labels, batch.mask, pairs_per_list=config.pairs_per_list, rng=rng)
     return pairs, tie_break
+
+
+def random_tie_ranks(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Each item's rank (0 .. L-1 along the last axis, as float32) in a uniform draw, ties of
+    the draw by position: a uniformly random order of every list, as a tie order.
+
+    Example:
+      >>> random_tie_ranks((2, 4), np.random.default_rng(0)).sum(axis=-1).tolist()
+      [6.0, 6.0]
+    """
+    draw = rng.random(shape, dtype=np.float32)
+    order = np.argsort(draw, axis=-1, kind="stable")
+    ranks = np.empty(draw.shape, np.float32)  # the inverse permutation
+    np.put_along_axis(ranks, order, np.arange(draw.shape[-1], dtype=np.float32), axis=-1)
+    return ranks
 
 
 def training_inputs(

@@ -1,0 +1,89 @@
+"""scripts/accelerator_suite.sh in its tiny mode on the CPU: the script a GPU machine runs,
+end to end (the carried wheels installed without the network, every section written)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _wheel(folder: Path) -> Path:
+    """A minimal wheel of a module ``carried_probe``: what the script installs with pip --no-index."""
+    path = folder / "carried_probe-1.0-py3-none-any.whl"
+    info = "carried_probe-1.0.dist-info"
+    with zipfile.ZipFile(path, "w") as wheel:
+        wheel.writestr("carried_probe.py", "CARRIED = True\n")
+        wheel.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: carried-probe\nVersion: 1.0\n")
+        wheel.writestr(
+            f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
+        wheel.writestr(f"{info}/RECORD", "")
+    return path
+
+
+def test_tiny_suite_writes_every_section(tmp_path):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    _wheel(wheels)
+    out = tmp_path / "docs" / "gpu.md"
+    env = {**os.environ, "PYTHON": sys.executable}
+    command = ["bash", str(ROOT / "scripts" / "accelerator_suite.sh"), "--wheels", str(wheels)]
+    command += ["--tiny", "--runs", "2", "--budget-s", "600", "--out", str(out)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = out.read_text()
+    for heading in (
+        "## The ListMLE family at 4x9",
+        "## The pairwise family at 4x9",
+        "## Every loss at 3x7",
+        "## The ListMLE family on continuous labels",
+        "## Every loss in bfloat16",
+        "## ListMLE's suffix log-sum-exp",
+        "## Trainers",
+        "## Peak device memory",
+    ):
+        assert heading in report, heading
+    raw = json.loads(out.with_suffix(".json").read_text())
+    rows = [row for grid in raw["grids"] for row in grid["rows"]]
+    timed = [row for row in rows if "median_ms" in row]
+    assert not [row for row in rows if "skipped" in row and "failed" in row["skipped"]]
+    # the default and the trainer's call of both losses, JAX and PyTorch, agreeing on the value
+    assert {(r["loss"], r["implementation"]) for r in timed} >= {
+        (loss, name)
+        for loss in ("listmle", "pairwise_pl")
+        for name in ("jax", "jax trainer", "torch eager", "torch eager trainer")
+    }
+    for row in timed:
+        assert row["vs_ref"] < (1e-5 if row["dtype"] == "float32" else 2e-2), row
+    assert {(r["task"], r["framework"]) for r in raw["train"]} == {
+        (task, framework) for task in ("retrieve", "rerank") for framework in ("jax", "torch")
+    }
+
+
+def test_the_suite_refuses_a_cpu_and_a_missing_wheel_folder(tmp_path):
+    env = {**os.environ, "PYTHON": sys.executable}
+    script = str(ROOT / "scripts" / "accelerator_suite.sh")
+    done = subprocess.run(
+        ["bash", script, "--out", str(tmp_path / "gpu.md")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "JAX sees no accelerator (give --tiny or --allow-cpu" in done.stderr
+    assert not (tmp_path / "gpu.md").exists()
+    done = subprocess.run(
+        ["bash", script, "--wheels", str(tmp_path / "nowhere")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2 and f"--wheels: no folder {tmp_path / 'nowhere'}" in done.stderr
