@@ -23,6 +23,7 @@ from jax_ltr._utils import (
     check_inputs,
     check_label_range,
     check_reduction,
+    counting_beats_sorting,
     descending_order,
     descending_places,
     first_places,
@@ -247,11 +248,13 @@ def listmle_loss(
         ``(1, 2, 3, 4, 5)``, grades ``range(5)``): the label order is then found by a
         counting pass over those levels (``jax_ltr._utils.level_rank``), and a valid label
         outside them is a ``ValueError`` outside ``jit``; under ``jit`` that list's loss is
-        NaN (the trainer's guard stops on it). Without ``levels`` (and without
-        ``tie_break``/``key``) small-integer labels are counted too, found at run time
-        (``jax_ltr._utils.descending_places``), and any others sorted by single-operand
-        integer sorts (``descending_order``), never a comparison sort; every way gives the
-        same order.
+        NaN (the trainer's guard stops on it). Without ``levels`` small-integer labels are
+        counted too, found at run time (``jax_ltr._utils.descending_places``; on CPU, where
+        counting beats sorting), and any others sorted by single-operand integer sorts
+        (``descending_order``), never a comparison sort. A ``tie_break`` holding each item's
+        rank in a random order of its list (a permutation of ``0 .. L-1``) is applied as a
+        gather of the list before that, costing no sort of its own; any other ``tie_break``
+        is one more sort. Every way gives the same order.
       method: how the suffix log-sum-exp is computed (see ``suffix_logsumexp``); every
         method gives the same values.
       reduction: "none" → per-list losses [...]; "sum"; "mean" → over lists with at least
@@ -295,13 +298,12 @@ def _listmle(scores, labels, where, tie_break, key, levels, method, reduction, *
     if tie_break is None and first is not None and first < length and first <= FIRST_PLACES_MAX:
         per_list = _first_places_listmle(scores, labels, where, first)
     else:
-        if tie_break is not None:
-            order = descending_order(labels, where, tie_break)
-            ranked, valid = take(scores, order), take(where, order)
-        elif levels is not None:
-            ranked, valid = _place(scores, where, level_rank(labels, where, levels))
-        else:  # places, not an order, from either branch: no lax.cond on the gradient's path
-            ranked, valid = _place(scores, where, descending_places(labels, where))
+        # places, not an order, from every branch: no lax.cond on the gradient's path
+        if levels is not None and tie_break is None and counting_beats_sorting():
+            places = level_rank(labels, where, levels)
+        else:
+            places = descending_places(labels, where, tie_break)
+        ranked, valid = _place(scores, where, places)
         per_list = ranked_listmle(ranked, valid, method, weights)
     if in_levels is not None:
         per_list = jnp.where(in_levels, per_list, jnp.nan)

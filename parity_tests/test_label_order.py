@@ -30,7 +30,7 @@ from jax_ltr._utils import (
     group_rank,
     integer_groups,
 )
-from ltr_common.tasks import make_task
+from ltr_common.tasks import make_task, random_tie_ranks
 from tests._small import SMALL, small_data
 
 
@@ -82,14 +82,19 @@ def test_the_order_is_the_stable_sort(kind, length):
     order = jax.jit(descending_order)
     np.testing.assert_array_equal(np.asarray(order(masked, where)), python_order(keys, where))
     assert_places(masked, where, jax.jit(descending_places))
+    places = jax.jit(descending_places)
     for tie in (
         rng.random(keys.shape),
         rng.integers(0, 3, keys.shape),
         rng.permutation(length) * np.ones((9, 1)),
+        random_tie_ranks(keys.shape, rng),  # the trainers' tie order: placed without a sort
+        np.r_[random_tie_ranks((8, length), rng), [np.arange(length) % 2]],  # one list repeats ranks
+        np.minimum(random_tie_ranks(keys.shape, rng), length - 1.5),  # one rank not whole
     ):
         tie = tie.astype(np.float32)
-        got = np.asarray(order(masked, where, tie))
-        np.testing.assert_array_equal(got, python_order(keys, where, tie))
+        expected = python_order(keys, where, tie)
+        np.testing.assert_array_equal(np.asarray(order(masked, where, tie)), expected)
+        np.testing.assert_array_equal(np.asarray(places(masked, where, tie)), np.argsort(expected, axis=-1))
 
 
 def test_nan_at_a_valid_position_goes_after_the_other_valid_items():
@@ -146,14 +151,34 @@ def test_the_32_bit_paths_of_tpus(monkeypatch, request):
         assert all(eqn.invars[0].aval.dtype != jnp.uint64 for eqn in sorts), [str(e) for e in sorts]
 
 
-def _sorts(jaxpr):
-    """Every ``sort`` equation of a jaxpr, inner jaxprs (cond branches, scans, custom
+def test_accelerators_sort_instead_of_counting(monkeypatch, request):
+    # On a GPU the counting pass is L sequential kernels (docs/gpu.md): the places come from
+    # the integer sorts there, for the same result.
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    jax.clear_caches()  # descending_places is jitted: traced anew for "gpu", and after the test
+    request.addfinalizer(jax.clear_caches)
+    keys, where, rng = _draw("ratings", (9, 200), np.float32, seed=4)
+    fresh = lambda k, w, t=None: descending_places(k, w, t)  # noqa: E731 (no cached trace)
+    assert list(_equations(jax.make_jaxpr(fresh)(keys, where).jaxpr, "sort"))
+    assert not list(_equations(jax.make_jaxpr(fresh)(keys, where).jaxpr, "scan"))
+    assert_places(keys, where)
+    tie = random_tie_ranks(keys.shape, rng)
+    got = np.asarray(descending_places(keys, where, tie))
+    np.testing.assert_array_equal(got, np.argsort(python_order(keys, where, tie), axis=-1))
+
+
+def _equations(jaxpr, primitive: str):
+    """Every ``primitive`` equation of a jaxpr, inner jaxprs (cond branches, scans, custom
     derivatives, nested jits) included."""
     for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "sort":
+        if eqn.primitive.name == primitive:
             yield eqn
         for inner in jax.extend.core.jaxprs_in_params(eqn.params):
-            yield from _sorts(inner)
+            yield from _equations(inner, primitive)
+
+
+def _sorts(jaxpr):
+    return _equations(jaxpr, "sort")
 
 
 def _comparison_sorts(jaxpr) -> list[str]:
