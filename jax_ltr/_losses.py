@@ -36,7 +36,7 @@ from jax_ltr._utils import (
     take,
 )
 from ltr_common import checks
-from ltr_common.checks import check_levels
+from ltr_common.checks import GAIN_LABEL_MAX, GAIN_RANGE, check_levels
 from ltr_common.losses import mix, position_weights, top_k_weights
 
 LISTMLE_METHODS = ("scan", "associative")
@@ -560,7 +560,9 @@ def softmax_loss(scores, labels, *, where=None, reduction: str = "mean"):
     Per list: ``-sum_{valid i} p_i log softmax(s)_i`` with ``p = labels / sum(labels)`` over the
     valid items, i.e. ``logsumexp(s) - sum_i p_i s_i``. Labels must be >= 0. A list whose
     valid labels sum to 0 (nothing relevant) has no target distribution: it contributes 0 and
-    is not counted.
+    is not counted. Labels up to float32's largest number serve: a list with a label above 2^64
+    is first scaled by 2^-64 (exact), so that its sum stays finite and the sum's reciprocal,
+    which XLA on CPU divides by, a normal number (not flushed to 0).
 
     Args:
       scores: [..., L] float array.
@@ -583,6 +585,7 @@ def softmax_loss(scores, labels, *, where=None, reduction: str = "mean"):
     scores, labels, where, _ = check_inputs(scores, labels, where)
     check_label_range(labels, where)
     labels = jnp.where(where, labels, 0.0)
+    labels = labels * jnp.where(jnp.any(labels > 2.0**64, axis=-1, keepdims=True), 2.0**-64, 1.0)
     scores = jnp.where(where, scores, -jnp.inf)
     total = jnp.sum(labels, axis=-1, keepdims=True)
     counted = total[..., 0] > 0
@@ -651,14 +654,19 @@ def approx_ndcg_loss(scores, labels, *, where=None, temperature: float = 1.0, re
     per list the loss is ``1 - sum_i (2^{y_i} - 1) / log2(1 + r_i) / IDCG``, IDCG the DCG of the
     label order (exact ranks). The rank sums run over blocks of 16 items (memory O(B·L·16),
     a custom VJP of the same form: never a [B, L, L] array). Rax's ``approx_t12n(ndcg_metric)``
-    is ``-`` the same NDCG: the values differ by 1, the gradients are equal. Labels must be
-    >= 0; a list with nothing relevant (IDCG 0) contributes 0 and is not counted.
+    is ``-`` the same NDCG: the values differ by 1, the gradients are equal. Labels must lie in
+    [0, 64] (``ltr_common.checks.GAIN_LABEL_MAX``); a list with nothing relevant (IDCG 0)
+    contributes 0 and is not counted. Score differences are multiplied by ``1 / temperature``,
+    which must be a normal float32 number (``ltr_common.checks.TEMPERATURE_RANGE``): so a
+    temperature below float32's normal range (which XLA on CPU would read as 0) still gives the
+    true ranks, as in PyTorch.
 
     Args:
       scores: [..., L] float array.
-      labels: [..., L] graded relevance >= 0.
+      labels: [..., L] graded relevance in [0, 64].
       where: [..., L] bool array, True = valid item.
-      temperature: > 0; smaller is closer to the true ranks (and to a step function).
+      temperature: in about [2.9e-39, 8.5e37]; smaller is closer to the true ranks (and to a
+        step function).
       reduction: "none" → per-list values [...]; "sum"; "mean" → over lists with IDCG > 0.
 
     Example:
@@ -667,10 +675,10 @@ def approx_ndcg_loss(scores, labels, *, where=None, temperature: float = 1.0, re
       0.36907
     """
     check_reduction(reduction)
-    checks.check_temperature(temperature)
+    inverse_temperature = checks.check_temperature(temperature)
     out_dtype = jnp.asarray(scores).dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
-    check_label_range(labels, where)
+    check_label_range(labels, where, high=GAIN_LABEL_MAX)
     labels = jnp.where(where, labels, 0.0)
     gains = jnp.where(where, jnp.exp2(labels) - 1.0, 0.0)
     length = scores.shape[-1]
@@ -680,11 +688,11 @@ def approx_ndcg_loss(scores, labels, *, where=None, temperature: float = 1.0, re
         return safe_reduce(per_list, counted, reduction).astype(out_dtype)
     ideal = _ideal_dcg(gains, labels, where)
     flat = (x.reshape(-1, length) for x in (jnp.where(where, scores, 0.0), where))
-    ranks = smooth_ranks(*flat, float(temperature), RANK_BLOCK).reshape(scores.shape)
+    ranks = smooth_ranks(*flat, inverse_temperature, RANK_BLOCK).reshape(scores.shape)
     dcg = jnp.sum(jnp.where(where, gains / jnp.log2(1.0 + ranks), 0.0), axis=-1)
     counted = ideal > 0
     per_list = jnp.where(counted, 1.0 - dcg / jnp.where(counted, ideal, 1.0), 0.0)
-    per_list = nan_for_bad_labels(per_list, labels, where, in_range=(0.0, jnp.inf))
+    per_list = nan_for_bad_labels(per_list, labels, where, in_range=GAIN_RANGE)
     return safe_reduce(per_list, counted, reduction).astype(out_dtype)
 
 
@@ -714,13 +722,16 @@ def lambda_loss(
     ``mu * dcg2_lambdaweight(normalize=True)``, ``dcg2_lambdaweight``, ``dcg_lambdaweight`` and
     ``labeldiff_lambdaweight``, except that Rax scales its DCG weights by the padded list
     width where the factor ``n`` here counts valid items (padding changes nothing here). The
-    weights are constants of the gradient (ranks are piecewise constant), and the unweighted
-    loss is ``pairwise_pl_loss``. Pairs are swept in blocks as there: memory O(B·L·8), value
-    and gradient in one pass; differentiable in reverse mode.
+    weights are constants of the scores' gradient (ranks are piecewise constant), and the
+    unweighted loss is ``pairwise_pl_loss``. Pairs are swept in blocks as there: memory
+    O(B·L·8), value and gradient in one pass; differentiable in reverse mode. The labels are
+    differentiable too, through the gains or label gaps of the weights, as in PyTorch; that
+    sum is swept only when the labels are differentiated.
 
     Args:
       scores: [..., L] float array.
-      labels: [..., L] array; >= 0 for the gain-based weightings.
+      labels: [..., L] array; in [0, 64] for the gain-based weightings
+        (``ltr_common.checks.GAIN_LABEL_MAX``).
       where: [..., L] bool array, True = valid item.
       weighting: "ndcg_loss2++", "ndcg_loss2", "dcg" or "label_diff".
       mu: weight of NDCG-Loss2's term in "ndcg_loss2++", a finite number >= 0.
@@ -729,7 +740,7 @@ def lambda_loss(
         different labels (Rax's mean).
 
     Returns:
-      The reduced loss, in the scores' dtype. A negative valid label with a gain-based
+      The reduced loss, in the scores' dtype. A valid label outside [0, 64] with a gain-based
       weighting is a ``ValueError`` outside ``jit``; under ``jit`` it makes that list NaN.
 
     Example:
@@ -744,7 +755,7 @@ def lambda_loss(
     scores, labels, where, _ = check_inputs(scores, labels, where)
     gain_based = weighting != "label_diff"
     if gain_based:
-        check_label_range(labels, where)
+        check_label_range(labels, where, high=GAIN_LABEL_MAX)
     scores = jnp.where(where, scores, 0.0)
     labels = jnp.where(where, labels, 0.0)
     batch_shape, length = scores.shape[:-1], scores.shape[-1]
@@ -767,7 +778,7 @@ def lambda_loss(
     flat_items = tuple(x.reshape(-1, length) for x in items)
     per_list, count = all_pairs_loss(*flat, flat_items, PAIR_BLOCK, (weighting, float(mu)))
     per_list = nan_for_bad_labels(
-        per_list.reshape(batch_shape), labels, where, in_range=(0.0, jnp.inf) if gain_based else None
+        per_list.reshape(batch_shape), labels, where, in_range=GAIN_RANGE if gain_based else None
     )
     return safe_reduce(per_list, count.sum(), reduction).astype(out_dtype)
 

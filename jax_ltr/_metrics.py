@@ -1,8 +1,8 @@
 """Ranking metrics in JAX: NDCG@k, MRR, average precision, recall@k.
 
 Same contract as the losses (``[..., L]`` scores and labels, ``where`` mask, ``reduction``);
-"mean" averages over lists with at least one valid item. Items are ranked by descending
-score, ties by position; invalid items are never ranked.
+"mean" averages over lists with at least one valid item; a list of no items scores 0. Items
+are ranked by descending score, ties by position; invalid items are never ranked.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from jax import lax
 from jax_ltr._utils import (
     array_info,
     check_inputs,
+    check_label_range,
     descending_order,
     nan_for_bad_labels,
     positive_zero,
@@ -24,7 +25,7 @@ from jax_ltr._utils import (
     take,
 )
 from ltr_common import checks
-from ltr_common.checks import check_k, check_reduction
+from ltr_common.checks import GAIN_LABEL_MAX, GAIN_RANGE, check_k, check_reduction
 from ltr_common.evaluation import metric_order, ranking_metric_set
 
 
@@ -44,19 +45,22 @@ def _prepare(scores, labels, where, reduction, k=None):
     return check_inputs(scores, labels, where)[:3]
 
 
-def _finish(per_list, labels, where, reduction):
-    return safe_reduce(nan_for_bad_labels(per_list, labels, where), jnp.any(where, axis=-1), reduction)
+def _finish(per_list, labels, where, reduction, in_range=None):
+    per_list = nan_for_bad_labels(per_list, labels, where, in_range=in_range)
+    return safe_reduce(per_list, jnp.any(where, axis=-1), reduction)
 
 
 def ndcg_at_k(scores, labels, *, where=None, k: int | None = None, reduction: str = "mean"):
     """Normalised discounted cumulative gain at cut-off ``k``.
 
     ``DCG@k = sum_{rank r <= k} (2^{y_r} - 1) / log2(r + 1)``, divided by the DCG@k of the
-    label-sorted list; 0 where that ideal DCG is 0.
+    label-sorted list; 0 where that ideal DCG is 0. Labels must lie in [0, 64]
+    (``ltr_common.checks.GAIN_LABEL_MAX``: larger gains approach float32's limit); a valid
+    label outside is a ``ValueError`` outside ``jit`` and makes that list NaN under ``jit``.
 
     Args:
       scores: [..., L] float array.
-      labels: [..., L] graded relevance.
+      labels: [..., L] graded relevance in [0, 64].
       where: [..., L] bool array, True = valid item.
       k: cut-off (None = whole list).
       reduction: "none" → [...]; "sum"; "mean" over lists with a valid item.
@@ -67,6 +71,7 @@ def ndcg_at_k(scores, labels, *, where=None, k: int | None = None, reduction: st
       1.0
     """
     scores, labels, where = _prepare(scores, labels, where, reduction, k)
+    check_label_range(labels, where, high=GAIN_LABEL_MAX)
     length = scores.shape[-1]
     discount = _top_k(length, k, scores.dtype) / jnp.log2(jnp.arange(length, dtype=scores.dtype) + 2.0)
 
@@ -77,7 +82,7 @@ def ndcg_at_k(scores, labels, *, where=None, k: int | None = None, reduction: st
     actual = dcg(*_ranked(scores, labels, where))
     ideal = dcg(*_ranked(labels, labels, where))
     per_list = jnp.where(ideal > 0, actual / jnp.where(ideal > 0, ideal, 1.0), 0.0)
-    return _finish(per_list, labels, where, reduction)
+    return _finish(per_list, labels, where, reduction, in_range=GAIN_RANGE)
 
 
 def _relevant_ranked(scores, labels, where, relevance_threshold):
@@ -86,7 +91,8 @@ def _relevant_ranked(scores, labels, where, relevance_threshold):
 
 
 def mrr(scores, labels, *, where=None, relevance_threshold: float = 4.0, reduction: str = "mean"):
-    """Mean reciprocal rank of the first relevant item (label >= ``relevance_threshold``).
+    """Mean reciprocal rank of the first relevant item (label >= ``relevance_threshold``, a
+    finite number).
 
     A list with no relevant item scores 0.
 
@@ -95,10 +101,13 @@ def mrr(scores, labels, *, where=None, relevance_threshold: float = 4.0, reducti
       >>> float(mrr(jnp.array([3.0, 2.0, 1.0]), jnp.array([1.0, 5.0, 4.0])))
       0.5
     """
+    checks.check_relevance_threshold(relevance_threshold)
     scores, labels, where = _prepare(scores, labels, where, reduction)
     relevant = _relevant_ranked(scores, labels, where, relevance_threshold)
-    first = jnp.argmax(relevant, axis=-1)
-    per_list = jnp.where(jnp.any(relevant, axis=-1), 1.0 / (first.astype(scores.dtype) + 1.0), 0.0)
+    # the first relevant item, taken by a sum: argmax is undefined on empty lists
+    first = relevant & (jnp.cumsum(relevant, axis=-1) == 1)
+    ranks = jnp.arange(1, scores.shape[-1] + 1, dtype=scores.dtype)
+    per_list = jnp.sum(jnp.where(first, 1.0 / ranks, 0.0), axis=-1)
     return _finish(per_list, labels, where, reduction)
 
 
@@ -114,6 +123,7 @@ def average_precision(
       >>> round(float(average_precision(jnp.array([3.0, 2.0, 1.0]), jnp.array([1.0, 5.0, 4.0]))), 4)
       0.5833
     """
+    checks.check_relevance_threshold(relevance_threshold)
     scores, labels, where = _prepare(scores, labels, where, reduction)
     relevant = _relevant_ranked(scores, labels, where, relevance_threshold).astype(scores.dtype)
     ranks = jnp.arange(1, scores.shape[-1] + 1, dtype=scores.dtype)
@@ -141,6 +151,7 @@ def recall_at_k(
       >>> float(recall_at_k(jnp.array([3.0, 2.0, 1.0]), jnp.array([1.0, 5.0, 4.0]), k=2))
       0.5
     """
+    checks.check_relevance_threshold(relevance_threshold)
     scores, labels, where = _prepare(scores, labels, where, reduction, k)
     relevant = _relevant_ranked(scores, labels, where, relevance_threshold).astype(scores.dtype)
     hits = jnp.sum(relevant * _top_k(scores.shape[-1], k, scores.dtype), axis=-1)
@@ -153,6 +164,7 @@ def ranking_metrics(
 ) -> dict:
     """The evaluation set, per list: ``ndcg@k`` for ``k`` in ``top_k``, ``mrr``, ``map`` and
     ``recall@k`` for ``k`` in ``recall_k`` (``ltr_common.evaluation.ranking_metric_set``).
+    Arguments as the functions' (with ``top_k`` given, labels in [0, 64]: see ``ndcg_at_k``).
 
     Example:
       >>> import jax.numpy as jnp
@@ -162,10 +174,12 @@ def ranking_metrics(
     """
     scores, labels = jnp.asarray(scores), jnp.asarray(labels)
     where = None if where is None else jnp.asarray(where)
-    check_inputs(scores, labels, where)  # outside jit: the value checks too, before compiling
-    for k in (*top_k, *recall_k):
-        check_k(k)
-    out = _ranking_metrics(scores, labels, where, tuple(top_k), tuple(recall_k), float(relevance_threshold))
+    top_k, recall_k = checks.check_cutoffs(top_k, "top_k"), checks.check_cutoffs(recall_k, "recall_k")
+    checks.check_relevance_threshold(relevance_threshold)
+    _, checked_labels, valid, _ = check_inputs(scores, labels, where)  # outside jit: value checks too
+    if top_k:
+        check_label_range(checked_labels, valid, high=GAIN_LABEL_MAX)
+    out = _ranking_metrics(scores, labels, where, top_k, recall_k, float(relevance_threshold))
     return _in_metric_order(out)
 
 

@@ -57,7 +57,8 @@ def check_inputs(scores, labels, where, tie_break=None):
 
 def check_label_range(labels, where, *, high: float | None = None) -> None:
     """``checks.check_label_range`` outside ``jit`` (concrete labels); under ``jit`` the loss
-    marks such a list NaN instead (``nan_for_bad_labels`` with ``in_range``)."""
+    marks such a list NaN instead (``nan_for_bad_labels`` with ``in_range``). ``high``:
+    ``checks.GAIN_LABEL_MAX`` for labels that set a gain ``2^y - 1``, 1 for targets."""
     if is_concrete(labels) and is_concrete(where):  # NumPy: no tracer when jit closes over them
         checks.check_label_range(np.asarray(labels), np.asarray(where), high=high)
 

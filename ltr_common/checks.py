@@ -34,15 +34,49 @@ def check_reduction(reduction: str) -> None:
         raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
 
 
+def is_number(value) -> bool:
+    """Whether ``value`` is a real number given as one: a Python or NumPy int or float, not a
+    bool (nor a string, None or an array).
+
+    Example:
+      >>> [is_number(v) for v in (0.5, 3, "0.5", True, None)]
+      [True, True, False, False, False]
+    """
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= 1
+
+
 def check_k(k, name: str = "k") -> None:
-    if k is not None and (not isinstance(k, int | np.integer) or isinstance(k, bool) or k < 1):
+    if k is not None and not _is_count(k):
         raise ValueError(f"{name} must be an integer >= 1 or None, got {k!r}")
+
+
+def check_cutoffs(ks, name: str) -> tuple[int, ...]:
+    """Metric cut-offs such as ``ranking_metrics``' ``top_k``: a sequence of integers >= 1.
+
+    Example:
+      >>> check_cutoffs([5, 10], "top_k")
+      (5, 10)
+    """
+    sequence = isinstance(ks, Sequence | np.ndarray) and not isinstance(ks, str | bytes)
+    if not (sequence and all(_is_count(k) for k in ks)):
+        raise ValueError(f"{name} must be a sequence of integers >= 1, got {ks!r}")
+    return tuple(int(k) for k in ks)
 
 
 def check_weight(value, name: str) -> None:
     """A mixing weight such as the hybrid's ``alpha``: a number in [0, 1]."""
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    if not (is_number(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+
+
+def check_relevance_threshold(threshold) -> None:
+    """The metrics' ``relevance_threshold``: a finite number (a label at or above it is relevant)."""
+    if not (is_number(threshold) and math.isfinite(threshold)):
+        raise ValueError(f"relevance_threshold must be a finite number, got {threshold!r}")
 
 
 def check_arrays(
@@ -81,9 +115,24 @@ def check_finite_labels(labels: np.ndarray, where: np.ndarray) -> None:
         raise non_finite_label_error(labels[index], index)
 
 
+# The largest label a gain ``2^y - 1`` is taken of (NDCG, ApproxNDCG, LambdaLoss's gain-based
+# weights). Gains up to 2^64 keep a list's DCG, summed over any list shorter than 2^62 items,
+# below 2^126: float32 holds it, and so does its reciprocal, which XLA on CPU divides by (a
+# reciprocal below float32's smallest normal number, 2^-126, is flushed to 0 there). A label of
+# 128 already overflows the gain to inf. Ratings, grades and binary labels lie far below.
+GAIN_LABEL_MAX = 64.0
+GAIN_RANGE = (0.0, GAIN_LABEL_MAX)
+
+_RANGE_REASONS = {  # what the message adds, by the range's upper end
+    1.0: "(or give threshold=)",
+    GAIN_LABEL_MAX: "(the gain 2^y - 1 of a larger label nears float32's largest number)",
+}
+
+
 def check_label_range(labels: np.ndarray, where: np.ndarray, *, high: float | None = None) -> None:
-    """Labels that weigh a distribution (softmax, NDCG gains) must be >= 0 where valid; a
-    logistic loss's targets without a threshold (``high=1``) must lie in [0, 1]."""
+    """Labels that weigh a distribution (softmax) must be >= 0 where valid; labels that set a
+    gain ``2^y - 1`` (``high=GAIN_LABEL_MAX``) must lie in [0, 64]; a logistic loss's targets
+    without a threshold (``high=1``) must lie in [0, 1]."""
     labels = np.asarray(labels)
     bad = np.asarray(where, bool) & ((labels < 0) | (labels > (np.inf if high is None else high)))
     if bad.any():
@@ -93,24 +142,39 @@ def check_label_range(labels: np.ndarray, where: np.ndarray, *, high: float | No
                 f"labels must be >= 0 at valid positions, found {labels[index]} at index {index}"
             )
         raise ValueError(
-            f"labels must lie in [0, {high:g}] at valid positions (or give threshold=), "
+            f"labels must lie in [0, {high:g}] at valid positions {_RANGE_REASONS[high]}, "
             f"found {labels[index]} at index {index}"
         )
 
 
-def check_temperature(temperature) -> None:
-    if isinstance(temperature, bool) or not isinstance(temperature, int | float | np.number):
+_FLOAT32 = np.finfo(np.float32)
+# ApproxNDCG scales score differences by 1 / temperature, which must be a normal float32
+# number: past float32's largest one it is inf (and the item's own difference, 0, times it
+# NaN), below its smallest normal one XLA on CPU flushes it to 0 where PyTorch keeps it.
+TEMPERATURE_RANGE = (1.0 / float(_FLOAT32.max), 1.0 / float(_FLOAT32.tiny))
+
+
+def check_temperature(temperature) -> float:
+    """ApproxNDCG's ``temperature``, a number whose reciprocal is a normal float32 number
+    (``TEMPERATURE_RANGE``: about [2.9e-39, 8.5e37]); returns that reciprocal.
+
+    Example:
+      >>> check_temperature(0.5)
+      2.0
+    """
+    low, high = TEMPERATURE_RANGE
+    if not (is_number(temperature) and math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    if not low <= temperature <= high:
+        raise ValueError(
+            f"temperature must be a finite number in [{low:.4g}, {high:.4g}] (its reciprocal a "
+            f"normal float32 number), got {temperature!r}"
+        )
+    return 1.0 / float(temperature)
 
 
 def check_threshold(threshold) -> None:
-    if threshold is None:
-        return
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float | np.number):
-        raise ValueError(f"threshold must be a finite number or None, got {threshold!r}")
-    if not math.isfinite(threshold):
+    if threshold is not None and not (is_number(threshold) and math.isfinite(threshold)):
         raise ValueError(f"threshold must be a finite number or None, got {threshold!r}")
 
 
@@ -121,8 +185,7 @@ def check_lambda_options(weighting, mu, normalize) -> None:
     """LambdaLoss's options: a known ``weighting``, ``mu`` finite and >= 0, ``normalize`` a bool."""
     if weighting not in LAMBDA_WEIGHTINGS:
         raise ValueError(f"weighting must be one of {', '.join(LAMBDA_WEIGHTINGS)}, got {weighting!r}")
-    number = not isinstance(mu, bool) and isinstance(mu, int | float | np.number)
-    if not (number and math.isfinite(mu) and mu >= 0):
+    if not (is_number(mu) and math.isfinite(mu) and mu >= 0):
         raise ValueError(f"mu must be a finite number >= 0, got {mu!r}")
     if not isinstance(normalize, bool | np.bool_):
         raise ValueError(f"normalize must be True or False, got {normalize!r}")
@@ -137,13 +200,32 @@ def check_levels(levels) -> tuple[float, ...] | None:
     """
     if levels is None:
         return None
-    try:
-        values = tuple(float(v) for v in levels)
-    except (TypeError, ValueError):
-        raise ValueError(f"levels must be a sequence of numbers, got {levels!r}") from None
+    values = number_sequence(levels)
+    if values is None:
+        raise ValueError(f"levels must be a sequence of numbers, got {levels!r}")
+    values = tuple(float(v) for v in values)
     if not values or not all(math.isfinite(v) for v in values) or len(set(values)) != len(values):
         raise ValueError(f"levels must be distinct finite numbers, at least one, got {levels!r}")
     return tuple(sorted(values))
+
+
+def number_sequence(values) -> np.ndarray | None:
+    """``values`` as a 1-D float64 array when it is a sequence of numbers (a list, tuple or
+    array of ints and floats; not a string, nor bools); None otherwise.
+
+    Example:
+      >>> number_sequence((1, 2.5)).tolist(), number_sequence("12"), number_sequence([True])
+      ([1.0, 2.5], None, None)
+    """
+    if isinstance(values, str | bytes):
+        return None
+    try:
+        array = np.asarray(values)
+    except (TypeError, ValueError):  # ragged
+        return None
+    if array.ndim != 1 or (array.size and array.dtype.kind not in "iuf"):
+        return None
+    return array.astype(np.float64)
 
 
 def outside_levels_error(levels: tuple[float, ...], value: float, index: tuple[int, ...]) -> ValueError:
@@ -194,7 +276,5 @@ def check_retrieval(scores: ArrayInfo, relevant: ArrayInfo, exclude: ArrayInfo |
             raise ValueError(
                 f"{name} must be a boolean mask shaped like scores {scores.shape}, got {info.describe()}"
             )
-    if not ks:
+    if not check_cutoffs(ks, "ks"):
         raise ValueError("ks must hold at least one cut-off")
-    for k in ks:
-        check_k(k, "ks")

@@ -18,6 +18,8 @@ import dataclasses
 
 import numpy as np
 
+from ltr_common.checks import check_k, number_sequence
+
 
 @dataclasses.dataclass(frozen=True)
 class Loss:
@@ -182,11 +184,10 @@ def position_weights(weights, length: int) -> np.ndarray:
         if weights != "dcg":
             raise ValueError(f"weights must be 'dcg' or a sequence of numbers >= 0, got {weights!r}")
         return 1.0 / np.log2(np.arange(length) + 2.0)
-    try:
-        given = np.asarray(weights, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"weights must be 'dcg' or a sequence of numbers >= 0, got {weights!r}") from None
-    if given.ndim != 1 or not np.isfinite(given).all() or (given < 0).any():
+    given = number_sequence(weights)
+    if given is None:
+        raise ValueError(f"weights must be 'dcg' or a sequence of numbers >= 0, got {weights!r}")
+    if not np.isfinite(given).all() or (given < 0).any():
         raise ValueError(f"weights must be a 1-D sequence of finite numbers >= 0, got {weights!r}")
     out = np.zeros(length)
     out[: min(length, len(given))] = given[:length]
@@ -200,6 +201,5 @@ def top_k_weights(k, length: int) -> np.ndarray:
       >>> top_k_weights(2, 4).tolist()
       [1.0, 1.0, 0.0, 0.0]
     """
-    if k is not None and (isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1):
-        raise ValueError(f"k must be an integer >= 1 or None, got {k!r}")
+    check_k(k)
     return (np.arange(length) < (length if k is None else k)).astype(np.float64)

@@ -78,7 +78,7 @@ def test_retrieval_arguments_are_checked(framework):
         scores, relevant = torch.from_numpy(scores), torch.from_numpy(relevant)
     with pytest.raises(ValueError, match=r"relevant must be a boolean mask shaped like scores \(2, 3\)"):
         module.retrieval_metrics(scores, relevant[:, :2], ks=(1,))
-    with pytest.raises(ValueError, match=r"ks must be an integer >= 1 or None, got 0"):
+    with pytest.raises(ValueError, match=r"ks must be a sequence of integers >= 1, got \(0,\)"):
         module.retrieval_metrics(scores, relevant, ks=(0,))
 
 

@@ -12,7 +12,7 @@ import math
 import torch
 
 from ltr_common import checks
-from ltr_common.checks import check_levels, check_reduction
+from ltr_common.checks import GAIN_LABEL_MAX, check_levels, check_reduction
 from ltr_common.losses import mix, position_weights, top_k_weights
 from torch_ltr._utils import array_info, check_inputs, check_label_range, descending_order, safe_reduce, take
 
@@ -190,7 +190,8 @@ def position_listmle_loss(
 
 def softmax_loss(scores, labels, *, where=None, reduction: str = "mean") -> torch.Tensor:
     """Softmax cross-entropy (ListNet top-one): ``-sum_i p_i log softmax(s)_i``, ``p = y / sum(y)``;
-    a list whose labels sum to 0 contributes 0 and is not counted by "mean".
+    a list whose labels sum to 0 contributes 0 and is not counted by "mean". Any finite labels
+    >= 0, up to float32's largest number: ``p`` is found as in ``jax_ltr``.
 
     Example:
       >>> import torch
@@ -202,6 +203,8 @@ def softmax_loss(scores, labels, *, where=None, reduction: str = "mean") -> torc
     scores, labels, where, _ = check_inputs(scores, labels, where)
     check_label_range(labels, where)
     labels = torch.where(where, labels, 0.0)
+    # scaled by a power of two (exact) as in jax_ltr: the sum stays finite, its reciprocal normal
+    labels = labels * torch.where((labels > 2.0**64).any(-1, keepdim=True), 2.0**-64, 1.0)
     total = labels.sum(-1, keepdim=True)
     counted = total[..., 0] > 0
     target = labels / torch.where(total > 0, total, 1.0)
@@ -242,7 +245,9 @@ def approx_ndcg_loss(
 ) -> torch.Tensor:
     """ApproxNDCG: ``1 - sum_i (2^{y_i} - 1) / log2(1 + r_i) / IDCG`` with the smooth rank
     ``r_i = 1 + sum_{valid j != i} sigma((s_j - s_i) / temperature)``; a list with IDCG 0
-    contributes 0 and is not counted. The reference: dense [B, L, L] smooth ranks.
+    contributes 0 and is not counted. Labels in [0, 64], ``temperature`` with a normal float32
+    reciprocal, the differences scaled by it (see ``jax_ltr``). The reference: dense [B, L, L]
+    smooth ranks.
 
     Example:
       >>> import torch
@@ -250,16 +255,16 @@ def approx_ndcg_loss(
       0.36907
     """
     check_reduction(reduction)
-    checks.check_temperature(temperature)
+    inverse_temperature = checks.check_temperature(temperature)
     out_dtype = torch.as_tensor(scores).dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
-    check_label_range(labels, where)
+    check_label_range(labels, where, high=GAIN_LABEL_MAX)
     labels = torch.where(where, labels, 0.0)
     gains = torch.where(where, torch.exp2(labels) - 1.0, 0.0)
     s = torch.where(where, scores, 0.0)
     length = s.shape[-1]
     others = where[..., None, :] & ~torch.eye(length, dtype=torch.bool, device=s.device)
-    pair = torch.sigmoid((s[..., None, :] - s[..., :, None]) / temperature)  # [..., i, j]
+    pair = torch.sigmoid((s[..., None, :] - s[..., :, None]) * inverse_temperature)  # [..., i, j]
     ranks = 1.0 + torch.where(others, pair, 0.0).sum(-1)
     dcg = torch.where(where, gains / torch.log2(1.0 + ranks), 0.0).sum(-1)
     ideal = _ideal_dcg(gains)
@@ -305,8 +310,10 @@ def lambda_loss(
 ) -> torch.Tensor:
     """LambdaLoss: ``sum_{valid i, j: y_i > y_j} lambda_ij softplus(s_j - s_i)`` per list, the
     weights from the scores' ranks (ties by position) and the gains ``n (2^y - 1) / IDCG``
-    ("ndcg_loss2++", "ndcg_loss2", "dcg") or ``|y_i - y_j|`` ("label_diff"); "mean" over
-    valid pairs with different labels. The reference: dense [B, L, L] pairs.
+    ("ndcg_loss2++", "ndcg_loss2", "dcg"; labels in [0, 64]) or ``|y_i - y_j|`` ("label_diff");
+    "mean" over valid pairs with different labels. Autograd differentiates the labels too,
+    through the weights' gains or label gaps, as ``jax_ltr``'s custom VJP does. The
+    reference: dense [B, L, L] pairs.
 
     Example:
       >>> import torch
@@ -320,7 +327,7 @@ def lambda_loss(
     scores, labels, where, _ = check_inputs(scores, labels, where)
     gain_based = weighting != "label_diff"
     if gain_based:
-        check_label_range(labels, where)
+        check_label_range(labels, where, high=GAIN_LABEL_MAX)
     s = torch.where(where, scores, 0.0)
     labels = torch.where(where, labels, 0.0)
     counted = where[..., :, None] & where[..., None, :] & (labels[..., :, None] > labels[..., None, :])

@@ -7,9 +7,9 @@ import sys
 import torch
 
 from ltr_common import checks
-from ltr_common.checks import check_k, check_reduction
+from ltr_common.checks import GAIN_LABEL_MAX, check_k, check_reduction
 from ltr_common.evaluation import ranking_metric_set
-from torch_ltr._utils import array_info, check_inputs, descending_order, safe_reduce, take
+from torch_ltr._utils import array_info, check_inputs, check_label_range, descending_order, safe_reduce, take
 
 
 def _ranked(scores, labels, where):
@@ -33,6 +33,7 @@ def _finish(per_list, where, reduction):
 
 def ndcg_at_k(scores, labels, *, where=None, k: int | None = None, reduction: str = "mean"):
     """NDCG@k: gain ``2^y - 1``, discount ``1 / log2(rank + 1)``, ideal from the labels; 0 if ideal 0.
+    Labels must lie in [0, 64] (``ltr_common.checks.GAIN_LABEL_MAX``), else ``ValueError``.
 
     Example:
       >>> import torch
@@ -40,6 +41,7 @@ def ndcg_at_k(scores, labels, *, where=None, k: int | None = None, reduction: st
       1.0
     """
     scores, labels, where = _prepare(scores, labels, where, reduction, k)
+    check_label_range(labels, where, high=GAIN_LABEL_MAX)
     length = scores.shape[-1]
     positions = torch.arange(length, dtype=scores.dtype, device=scores.device)
     discount = _top_k(length, k, scores.dtype, scores.device) / torch.log2(positions + 2.0)
@@ -67,10 +69,13 @@ def mrr(scores, labels, *, where=None, relevance_threshold: float = 4.0, reducti
       >>> mrr(torch.tensor([3.0, 2.0, 1.0]), torch.tensor([1.0, 5.0, 4.0])).item()
       0.5
     """
+    checks.check_relevance_threshold(relevance_threshold)
     scores, labels, where = _prepare(scores, labels, where, reduction)
     relevant = _relevant_ranked(scores, labels, where, relevance_threshold)
-    first = torch.argmax(relevant.to(torch.int8), dim=-1)
-    per_list = torch.where(relevant.any(-1), 1.0 / (first.to(scores.dtype) + 1.0), 0.0)
+    # the first relevant item, taken by a sum: argmax is undefined on empty lists
+    first = relevant & (relevant.cumsum(-1) == 1)
+    ranks = torch.arange(1, scores.shape[-1] + 1, dtype=scores.dtype, device=scores.device)
+    per_list = torch.where(first, 1.0 / ranks, 0.0).sum(-1)
     return _finish(per_list, where, reduction)
 
 
@@ -84,6 +89,7 @@ def average_precision(
       >>> round(average_precision(torch.tensor([3.0, 2.0, 1.0]), torch.tensor([1.0, 5.0, 4.0])).item(), 4)
       0.5833
     """
+    checks.check_relevance_threshold(relevance_threshold)
     scores, labels, where = _prepare(scores, labels, where, reduction)
     relevant = _relevant_ranked(scores, labels, where, relevance_threshold).to(scores.dtype)
     ranks = torch.arange(1, scores.shape[-1] + 1, dtype=scores.dtype, device=scores.device)
@@ -108,6 +114,7 @@ def recall_at_k(
       >>> recall_at_k(torch.tensor([3.0, 2.0, 1.0]), torch.tensor([1.0, 5.0, 4.0]), k=2).item()
       0.5
     """
+    checks.check_relevance_threshold(relevance_threshold)
     scores, labels, where = _prepare(scores, labels, where, reduction, k)
     relevant = _relevant_ranked(scores, labels, where, relevance_threshold).to(scores.dtype)
     hits = (relevant * _top_k(scores.shape[-1], k, scores.dtype, scores.device)).sum(-1)
@@ -126,6 +133,8 @@ def ranking_metrics(
       >>> {k: round(v[0].item(), 4) for k, v in m.items()}
       {'ndcg@2': 0.5081, 'mrr': 0.5, 'map': 0.5833, 'recall@10': 1.0}
     """
+    top_k, recall_k = checks.check_cutoffs(top_k, "top_k"), checks.check_cutoffs(recall_k, "recall_k")
+    checks.check_relevance_threshold(relevance_threshold)
     return ranking_metric_set(
         sys.modules[__name__],
         scores,
