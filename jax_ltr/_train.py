@@ -21,7 +21,7 @@ from jax_ltr._metrics import ranking_metrics, retrieval_metrics
 from jax_ltr._model import MODEL_CLASSES
 from ltr_common.config import ConfigError, TrainConfig
 from ltr_common.evaluation import catalog_reports
-from ltr_common.files import CheckpointError, read_checkpoint_bytes, write_checkpoint_bytes
+from ltr_common.files import CheckpointError, read_checkpoint_bytes, undecodable, write_checkpoint_bytes
 from ltr_common.losses import training_objective
 from ltr_common.models import initial_weights, model_options, model_parameters, weight_decay
 from ltr_common.weights import from_canonical, to_canonical
@@ -309,7 +309,12 @@ class Trainer:
         write_checkpoint_bytes(paths, raw)
 
     def restore(self, path: Path) -> dict:
-        raw = flax.serialization.msgpack_restore(read_checkpoint_bytes(path))
+        payload = read_checkpoint_bytes(path)
+        try:  # msgpack fails in many ways on bytes it did not write: each is the file's fault
+            raw = flax.serialization.msgpack_restore(payload)
+            state, progress = raw["state"], dict(raw["progress"])
+        except Exception as err:
+            raise undecodable(path, payload, "JAX", err) from None
         target = {
             "step": self.state.step,
             "params": self.state.params,
@@ -317,7 +322,7 @@ class Trainer:
             "dropout_key": self.state.dropout_key,
         }
         try:
-            restored = flax.serialization.from_state_dict(target, raw["state"])
+            restored = flax.serialization.from_state_dict(target, state)
         except (KeyError, ValueError, TypeError) as err:
             raise CheckpointError(f"{path}: does not hold this model's training state ({err})") from None
         # from_state_dict checks names, not shapes: a checkpoint of another model size, or of
@@ -332,7 +337,7 @@ class Trainer:
                     f"{jnp.result_type(have)}; this model's is {want_shape} and {jnp.result_type(want)}"
                 )
         self.state = self.state.replace(**_place(restored, self._replicated))
-        return raw["progress"]
+        return progress
 
     def _canonical(self) -> dict[str, np.ndarray]:
         params = jax.device_get(self.state.params)

@@ -20,6 +20,11 @@ from ltr_common.losses import LOSSES, objective_terms
 from ltr_common.models import MODELS
 
 TASKS = ("rerank", "retrieve")
+# Validation NDCG at this cut-off selects the checkpoint and stops a run early: every run
+# evaluates it, so ``top_k`` must hold it.
+SELECTION_CUTOFF = 10
+SELECTION_METRIC = f"ndcg@{SELECTION_CUTOFF}"
+SEED_LIMIT = 2**63  # seeds are below it: JAX's keys take a signed 64-bit integer
 
 
 class ConfigError(ValueError):
@@ -120,8 +125,15 @@ class TrainConfig:
             "an integer >= 0",
         )
         need(
+            "seed",
+            isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < SEED_LIMIT,
+            "an integer in [0, 2**63)",
+        )
+        need(
             "pairs_per_list",
-            isinstance(self.pairs_per_list, int) and self.pairs_per_list >= 0,
+            isinstance(self.pairs_per_list, int)
+            and not isinstance(self.pairs_per_list, bool)
+            and self.pairs_per_list >= 0,
             "an integer >= 0",
         )
         need("dropout", 0.0 <= self.dropout < 1.0, "a number in [0, 1)")
@@ -131,8 +143,11 @@ class TrainConfig:
         need("grad_clip_norm", self.grad_clip_norm > 0, "a number > 0")
         need(
             "top_k",
-            len(self.top_k) > 0 and all(isinstance(k, int) and k >= 1 for k in self.top_k),
-            "one or more integers >= 1",
+            len(self.top_k) > 0
+            and all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in self.top_k)
+            and SELECTION_CUTOFF in self.top_k,
+            f"one or more integers >= 1, {SELECTION_CUTOFF} among them (validation "
+            f"{SELECTION_METRIC} selects the checkpoint)",
         )
 
     def to_dict(self) -> dict:
@@ -164,6 +179,61 @@ def _base_type(annotation) -> type:
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
     return hint
+
+
+def _kind(hint) -> str:
+    """What a configuration file must hold for a field annotated ``hint``, in words."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return f"{_kind(_base_type(hint))} or null"
+    if typing.get_origin(hint) is tuple:
+        return "a list of " + {int: "integers", float: "numbers", str: "strings"}[typing.get_args(hint)[0]]
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[hint]
+
+
+def _typed(hint, value):
+    """``value`` as a field annotated ``hint`` holds it; ``TypeError`` when it is not one.
+
+    Strict, as JSON is read: a bool is neither an integer nor a number, a string is never a
+    number or a bool, and an integer field takes a float only when it is integral (``3.0``).
+    """
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # ``X | None``
+        if value is None:
+            return None
+        hint = _base_type(hint)
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError
+        return tuple(_typed(typing.get_args(hint)[0], item) for item in value)
+    if hint is bool and isinstance(value, bool):
+        return value
+    if hint is str and isinstance(value, str):
+        return value
+    if not isinstance(value, bool):
+        if hint is int and isinstance(value, int):
+            return value
+        if hint is int and isinstance(value, float) and value.is_integer():
+            return int(value)
+        if hint is float and isinstance(value, (int, float)):
+            try:
+                return float(value)
+            except OverflowError:
+                raise TypeError from None
+    raise TypeError
+
+
+def typed_values(values: dict, cls=TrainConfig) -> dict:
+    """``values`` with each of ``cls``'s fields converted to the type its annotation names
+    (``_typed``); other keys are left as they are. A value of another type raises
+    ``ConfigError`` naming the option, what it expected and what it found."""
+    hints = typing.get_type_hints(cls)
+    out = dict(values)
+    for name, value in values.items():
+        if name in hints:
+            try:
+                out[name] = _typed(hints[name], value)
+            except TypeError:
+                raise ConfigError(f"--{name}: expected {_kind(hints[name])}, got {value!r}") from None
+    return out
 
 
 def _parse_bool(text: str) -> bool:
@@ -232,8 +302,9 @@ def config_from_args(args: argparse.Namespace, cls=TrainConfig):
 def load_config_file(
     path: Path, cls=TrainConfig, *, allow: set[str] = frozenset(), flag: str | None = "--config"
 ) -> dict:
-    """Read a JSON object of overrides, rejecting unknown keys; errors start with ``flag``
-    (the option that named the file) when there is one, and always name the file."""
+    """Read a JSON object of overrides, rejecting unknown keys and values of the wrong type
+    (``typed_values``); errors start with ``flag`` (the option that named the file) when there
+    is one, and always name the file."""
     prefix = f"{flag}: " if flag else ""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -247,9 +318,10 @@ def load_config_file(
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{prefix}{path} has unknown option(s) {', '.join(unknown)}")
-    if isinstance(data.get("top_k"), list):
-        data["top_k"] = tuple(data["top_k"])
-    return data
+    try:
+        return typed_values(data, cls)
+    except ConfigError as err:
+        raise ConfigError(f"{prefix}{path}: {err}") from None
 
 
 def _build(cls, values: dict, *, origin: str):

@@ -15,7 +15,7 @@ _MAGIC = b"JAXLTR-CKPT-1\n"
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file that is missing, truncated or corrupt."""
+    """A checkpoint file that is missing, truncated, corrupt or not the reading trainer's."""
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -77,6 +77,31 @@ def read_checkpoint_bytes(path: Path) -> bytes:
             f"{path}: checksum mismatch (truncated or corrupt); the previous checkpoint is {path.name}.prev"
         )
     return payload
+
+
+def payload_writer(payload: bytes) -> str | None:
+    """The trainer that wrote a checkpoint's payload, told by its first bytes: "PyTorch" for
+    ``torch.save``'s zip archive, "JAX" for the JAX trainer's msgpack map, else None."""
+    if payload.startswith(b"PK\x03\x04"):
+        return "PyTorch"
+    if payload[:1] and (0x80 <= payload[0] <= 0x8F or payload[0] in (0xDE, 0xDF)):
+        return "JAX"
+    return None
+
+
+def undecodable(path: Path, payload: bytes, reader: str, error: Exception) -> CheckpointError:
+    """The error for a checkpoint whose checksum holds but whose payload the ``reader``
+    trainer ("JAX" or "PyTorch") cannot decode, naming the other trainer when it wrote it.
+
+    A ``CheckpointError``, so that ``restore_with_fallback`` goes on to the previous checkpoint.
+    """
+    writer = payload_writer(payload)
+    if writer is not None and writer != reader:
+        return CheckpointError(
+            f"{path}: a {writer} trainer's checkpoint; this is the {reader} trainer (a run's "
+            "config.json must name the framework that wrote its checkpoints)"
+        )
+    return CheckpointError(f"{path}: not a {reader} trainer's checkpoint ({type(error).__name__}: {error})")
 
 
 def write_json(path: Path, data) -> None:

@@ -19,11 +19,10 @@ import numpy as np
 from loguru import logger
 
 from ltr_common.batching import Batch
-from ltr_common.config import TrainConfig
+from ltr_common.config import SELECTION_METRIC, TrainConfig
 from ltr_common.files import restore_with_fallback
 from ltr_common.tasks import Task
 
-SELECTION_METRIC = "ndcg@10"
 LOG_EVERY = 10
 
 
@@ -119,6 +118,8 @@ def train(
             progress.step,
         )
     steps_per_epoch = task.steps_per_epoch()
+    if steps_per_epoch < 1:  # the tasks refuse such a split first (``tasks.base``); never loop on it
+        raise ValueError(f"{task.name}: an epoch of {steps_per_epoch} training steps would never end")
     bar = progress_bar(total=config.epochs * steps_per_epoch, initial=progress.step) if progress_bar else None
     pending: list[tuple[int, dict]] = []
     window_start, window_lists = time.perf_counter(), 0

@@ -165,18 +165,23 @@ def parse_ratings(text: str, *, path: str, header: tuple[str, ...] | None = None
     return rows
 
 
+INT64_DIGITS = 18  # every integer of at most this many digits fits in int64
+
+
 def _parse_int(field: str, *, path: str, lineno: int, name: str) -> int:
-    try:
-        value = int(field)
-    except ValueError:
-        # recbole stores ratings and timestamps as floats ("3.0"): accept integral ones only.
-        try:
-            number = float(field)
-        except ValueError:
-            raise DataError(f"{path}: line {lineno}: {name} {field!r} is not a number") from None
-        if not np.isfinite(number) or number != int(number):
-            raise DataError(f"{path}: line {lineno}: {name} {field!r} is not an integer") from None
-        value = int(number)
+    """A field of ASCII digits, with an optional leading minus, as a non-negative int64.
+
+    Nothing else is read as a number, not even what Python's ``int`` or ``float`` would take
+    (``" 3 "``, ``"1_96"``, ``"3.0"``, ``"8.8e+08"``, other scripts' digits): a file that writes
+    numbers another way is not a file this loader knows.
+    """
+    digits = field[1:] if field.startswith("-") else field
+    shown = repr(field if len(field) <= 40 else field[:40] + "...")
+    if not (digits.isascii() and digits.isdigit()):
+        raise DataError(f"{path}: line {lineno}: {name} {shown} is not an integer (ASCII digits 0-9 only)")
+    if len(digits.lstrip("0")) > INT64_DIGITS:
+        raise DataError(f"{path}: line {lineno}: {name} {shown} is too large (at most {INT64_DIGITS} digits)")
+    value = int(field)
     if value < 0:
         raise DataError(f"{path}: line {lineno}: {name} {value} is negative")
     return value
@@ -373,6 +378,17 @@ def parse_uitem(text: str, *, path: str) -> Movies:
     return _movies(rows, path)
 
 
+def check_movies(movies: Movies, *, expected: ExpectedCounts = ML_100K) -> Movies:
+    """``movies``, when it holds as many titles as the data set has items (``expected.items``)."""
+    found = len(movies.raw_ids)
+    if expected.items is not None and found != expected.items:
+        raise DataError(
+            f"{movies.source}: expected {expected.items} items, found {found} "
+            "(the file is truncated, or not the expected data set)"
+        )
+    return movies
+
+
 def _movies(rows: list, source: str) -> Movies:
     rows.sort()
     raw_ids = np.array([r[0] for r in rows], np.int64)
@@ -413,23 +429,32 @@ def load_movies(
     data_dir: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
     download_timeout: float = 10.0,
+    expected: ExpectedCounts = ML_100K,
 ) -> Movies:
     """Titles and genres of MovieLens 100K, from the first source that has them.
 
     A local folder's GroupLens ``u.item`` (``data_dir``, ``$JAX_LTR_DATA_DIR``), the cache's
     ``ml-100k/movies.tsv``, the GroupLens zip, then only the ``ml-100k.item`` member of the
     recbole wheel; whatever was fetched is cached (written to a temporary file, then renamed).
+    Every source is validated as the ratings are, line by line and then against the count of
+    items (``expected``), before it is used or cached.
     """
     data_dir = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV) or None
     if data_dir is not None:
         path = Path(data_dir) / "u.item"
         if not path.is_file():
             raise DataError(f"{path}: no such file (expected a GroupLens u.item file of titles)")
-        return parse_uitem(path.read_text(encoding="latin-1"), path=str(path))
+        return check_movies(
+            parse_uitem(path.read_text(encoding="latin-1"), path=str(path)), expected=expected
+        )
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cached = cache / "ml-100k" / MOVIES_FILE
     if cached.exists():
-        return parse_movies(cached.read_text(encoding="utf-8"), path=str(cached))
+        try:
+            text = cached.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise DataError(f"{cached}: not a text file ({err})") from None
+        return check_movies(parse_movies(text, path=str(cached)), expected=expected)
     failures = []
 
     def grouplens():
@@ -452,6 +477,6 @@ def load_movies(
             logger.warning("MovieLens 100K titles: source unavailable: {}", err)
             failures.append(str(err))
             continue
-        atomic_write_text(cached, format_movies(movies))
+        atomic_write_text(cached, format_movies(check_movies(movies, expected=expected)))
         return movies
     raise DataError(f"MovieLens 100K titles are not available: {' | '.join(failures)}")

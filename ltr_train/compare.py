@@ -13,7 +13,7 @@ import numpy as np
 from loguru import logger
 
 from ltr_common import baselines
-from ltr_common.config import ConfigError, TrainConfig, for_task
+from ltr_common.config import SELECTION_METRIC, ConfigError, TrainConfig, for_task
 from ltr_common.data import load_split, split_ratings
 from ltr_common.lists import Split
 from ltr_common.movielens import Ratings
@@ -21,7 +21,6 @@ from ltr_common.stats import paired_difference
 from ltr_common.tasks import Scorer, Task, make_task
 from ltr_train.backends import framework_package, make_backend
 
-SELECTION_METRIC = "ndcg@10"
 MF_REGULARISATION = (3.0, 10.0, 30.0)
 
 
@@ -88,8 +87,8 @@ def compare(task: Task, model: Scorer, others: dict[str, Scorer], parts) -> dict
 HEADLINE = ("ndcg@10", "ndcg@20", "recall@10", "recall@20", "hr@10", "liked/ndcg@10", "mrr", "map")
 
 
-def load_model(run_dir: Path, task_name: str, refit: bool):
-    """The best checkpoint of ``run_dir``, checked to be a run of ``task_name``."""
+def check_run(run_dir: Path, task_name: str, refit: bool) -> tuple[str, TrainConfig]:
+    """The framework and config of ``run_dir``, checked to be a run of ``task_name`` and ``refit``."""
     from ltr_train.run import load_run_config  # ltr_train.run imports this module
 
     framework, config = load_run_config(run_dir)
@@ -99,6 +98,12 @@ def load_model(run_dir: Path, task_name: str, refit: bool):
         )
     if config.refit != refit:
         raise ConfigError(f"--run: {run_dir} has refit={config.refit}; this comparison has --refit {refit}")
+    return framework, config
+
+
+def load_model(run_dir: Path, task_name: str, refit: bool):
+    """The best checkpoint of ``run_dir``, checked to be a run of ``task_name``."""
+    framework, config = check_run(run_dir, task_name, refit)
     ratings, _ = load_split(config)
     backend = make_backend(framework, config, ratings.num_users, ratings.num_items)
     backend.restore(run_dir / "checkpoint_best")
@@ -107,7 +112,11 @@ def load_model(run_dir: Path, task_name: str, refit: bool):
 
 def evaluate_all(task_name: str, refit: bool, names, runs: dict[str, list[Path]]) -> dict:
     """``{part: {label: per-list metrics}}`` for the baselines ``names`` and each run label
-    (the mean over its run directories, list by list)."""
+    (the mean over its run directories, list by list). Every run is checked (``check_run``)
+    before any data is loaded or baseline fitted."""
+    for dirs in runs.values():
+        for run_dir in dirs:
+            check_run(run_dir, task_name, refit)
     config = for_task(task_name, refit=refit)
     ratings, split = load_split(config)
     task = make_task(config, split)

@@ -8,6 +8,7 @@ at the best checkpoint).
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -15,12 +16,12 @@ from pathlib import Path
 from loguru import logger
 from tqdm import tqdm
 
-from ltr_common.config import ConfigError, TrainConfig, load_config_file
+from ltr_common.config import SELECTION_METRIC, ConfigError, TrainConfig, load_config_file
 from ltr_common.data import load_split
 from ltr_common.evaluation import metric_order
 from ltr_common.files import restore_with_fallback, write_json
 from ltr_common.lists import Split
-from ltr_common.loop import SELECTION_METRIC, train
+from ltr_common.loop import train
 from ltr_common.movielens import Ratings
 from ltr_common.stats import format_difference
 from ltr_common.tasks import make_task
@@ -50,6 +51,39 @@ def summary_writer_class():
 
 def default_run_dir(framework: str, config: TrainConfig) -> Path:
     return Path("runs") / f"{framework}-{config.loss}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+RUN_OUTPUTS = ("checkpoint_latest", "checkpoint_best", "metrics.json")
+
+
+def run_config_data(framework: str, config: TrainConfig) -> dict:
+    """What a run writes to its ``config.json``, as JSON reads it back."""
+    return json.loads(json.dumps({"framework": framework, **dataclasses.asdict(config)}))
+
+
+def check_new_run_dir(run_dir: Path, framework: str, config: TrainConfig) -> None:
+    """Refuse a folder that holds a run: a ``config.json`` of another framework or config, or
+    what a run leaves (``RUN_OUTPUTS``), which a new run there would write over.
+
+    Other files do not count, nor does this very run's ``config.json`` alone: the other
+    processes of a multi-host run start in the folder where process 0 has written it, before
+    any of them can train a step or write a checkpoint.
+    """
+    run_dir = Path(run_dir)
+    found = [name for name in RUN_OUTPUTS if (run_dir / name).exists()]
+    saved = run_dir / "config.json"
+    if saved.exists():
+        try:
+            same = json.loads(saved.read_text(encoding="utf-8")) == run_config_data(framework, config)
+        except (OSError, ValueError):  # unreadable, not UTF-8 or not JSON: not this run's
+            same = False
+        if not same:
+            found.insert(0, "config.json")
+    if found:
+        raise ConfigError(
+            f"--run-dir: {run_dir} holds a run already ({', '.join(found)}); choose another "
+            f"folder, or continue that run with --resume {run_dir}"
+        )
 
 
 def load_run_config(run_dir: Path) -> tuple[str, TrainConfig]:
@@ -86,17 +120,23 @@ def run(
     ``RUN_BASELINES`` on the same lists with the model's paired per-list differences.
     ``data``: the ratings and their split (default: MovieLens 100K as ``config`` says,
     through ``load_split``); tests pass small synthetic data here.
+
+    A new run refuses a ``run_dir`` that holds a run (``check_new_run_dir``). The data, the
+    task and the trainer are made before anything is written, so that an option they refuse
+    (``ConfigError``) leaves the folder as it was.
     """
     run_dir = Path(run_dir)
+    if not resume:
+        check_new_run_dir(run_dir, framework, config)
+    ratings, split = data if data is not None else load_split(config)
+    task = make_task(config, split)
+    trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
     run_dir.mkdir(parents=True, exist_ok=True)
     sink = logger.add(run_dir / "train.log", level="INFO")
     try:
         # Rewritten on resume too: ``--epochs`` may have been raised (scripts/train.py).
-        write_json(run_dir / "config.json", {"framework": framework, **dataclasses.asdict(config)})
-        ratings, split = data if data is not None else load_split(config)
+        write_json(run_dir / "config.json", run_config_data(framework, config))
         logger.info("ratings from {}: {}; lists:\n{}", ratings.source, len(ratings), split.summary())
-        task = make_task(config, split)
-        trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
         logger.info("{} trainer on {}; run directory {}", framework, trainer.devices(), run_dir)
         SummaryWriter = summary_writer_class()
         started, epoch_seconds = time.perf_counter(), []

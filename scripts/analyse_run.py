@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ltr_common import ConfigError, DataError, iterate_batches, load_split
+from ltr_common import ConfigError, iterate_batches, load_split
 from ltr_common.baselines import popularity
-from ltr_common.files import CheckpointError
 from ltr_common.tasks import make_task
 from ltr_train import load_run_config, make_backend
 from ltr_train.backends import framework_package
+from ltr_train.cli import USER_ERRORS, error_exit
 from ltr_train.compare import fit_baselines
 
 SCORERS = ("model", "model, mean user", "item mean")
@@ -90,8 +90,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         analysis = analyse(args.run_dir, args.metric)
-    except (ConfigError, CheckpointError, DataError) as err:
-        parser.error(str(err))
+    except USER_ERRORS as err:
+        return error_exit(parser, err)
     for part, rows in analysis.items():
         print(f"\n{part} {args.metric}\n")
         print("| lists | count | " + " | ".join(SCORERS) + " |")

@@ -29,6 +29,7 @@ from ltr_common.config import for_task
 from ltr_common.evaluation import metric_order
 from ltr_common.stats import format_difference, paired_difference
 from ltr_common.tasks import make_task
+from ltr_train.cli import USER_ERRORS, error_exit
 from ltr_train.compare import HEADLINE, evaluate_all, fit_baselines
 
 
@@ -91,8 +92,8 @@ def main(argv=None) -> int:
         if missing:
             raise ConfigError(f"--run: no checkpoint_best in {', '.join(missing)}")
         results = evaluate_all(args.task, args.refit, names, runs)
-    except ConfigError as err:
-        parser.error(str(err))
+    except USER_ERRORS as err:
+        return error_exit(parser, err)
     print(report(results, runs))
     return 0
 

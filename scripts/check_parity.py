@@ -28,10 +28,11 @@ from tqdm import tqdm  # noqa: E402
 
 from ltr_common import load_movielens, temporal_split  # noqa: E402
 from ltr_common.files import atomic_write_text  # noqa: E402
+from ltr_train.cli import USER_ERRORS, error_exit  # noqa: E402
 from parity_tests._cases import MODES, build_cases, compare, make_inputs, real_batches  # noqa: E402
 
 
-def parse_args(argv):
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -44,9 +45,21 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
     parser.add_argument("--training", type=int, default=0, metavar="N", help="parameter gradients instead")
+    return parser
+
+
+def parse_args(argv, parser: argparse.ArgumentParser | None = None):
+    """The arguments; an impossible one exits with status 2 and a line naming it."""
+    parser = parser or make_parser()
     args = parser.parse_args(argv)
-    if args.batches < 1:
-        parser.error(f"--batches must be >= 1, got {args.batches}")
+    for flag, value, low in (
+        ("--batches", args.batches, 1),
+        ("--lists-per-batch", args.lists_per_batch, 1),
+        ("--seed", args.seed, 0),
+        ("--training", args.training, 0),
+    ):
+        if value < low:
+            parser.error(f"{flag}: expected an integer >= {low}, got {value}")
     return args
 
 
@@ -67,7 +80,16 @@ def training_ratios(batches: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    parser = make_parser()
+    args = parse_args(argv, parser)
+    try:
+        return compare_all(args)
+    except USER_ERRORS as err:
+        return error_exit(parser, err)
+
+
+def compare_all(args) -> int:
+    """Print the parity table (with ``--training``, the gradient ratios); 1 when a row fails."""
     if args.training:
         return training_ratios(args.training)
     dtypes = args.dtype or ["float32", "float64"]

@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 import json
 import math
+import shutil
 import sys
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from ltr_common.config import for_task  # noqa: E402
 from ltr_common.losses import LOSSES  # noqa: E402
 from ltr_common.stats import format_difference, paired_difference  # noqa: E402
 from ltr_train import FRAMEWORKS, configure, load_run_config, run  # noqa: E402
+from ltr_train.cli import USER_ERRORS, error_exit  # noqa: E402
 from ltr_train.compare import evaluate_all  # noqa: E402
 
 METRIC = "ndcg@10"
@@ -50,12 +52,17 @@ def _ints(text: str) -> list[int]:
 
 
 def train_one(framework, config, run_dir: Path, data) -> dict:
+    """The metrics of a run of ``config`` in ``run_dir``: a finished one's, or a new run's. An
+    unfinished one (no ``metrics.json``) is removed first and starts again from the beginning."""
     done = run_dir / "metrics.json"
     if done.is_file():
         saved = load_run_config(run_dir)
         if saved != (framework, config):
             raise ConfigError(f"--out: {run_dir} holds a run of another configuration; use another --out")
         return json.loads(done.read_text())
+    if run_dir.exists():
+        logger.warning("{}: an unfinished run; starting it again", run_dir)
+        shutil.rmtree(run_dir)
     return run(framework, config, run_dir, data=data, progress_bar=False)
 
 
@@ -126,9 +133,9 @@ def main(argv=None) -> int:
     logger.add(sys.stderr, level="WARNING")
     try:
         chosen = compare(args.task, losses, args.learning_rates, args.seeds, args.framework, args.out)
-    except ConfigError as err:
-        parser.error(str(err))
-    print(table(args.task, chosen))
+        print(table(args.task, chosen))
+    except USER_ERRORS as err:
+        return error_exit(parser, err)
     return 0
 
 

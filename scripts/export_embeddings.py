@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ltr_common import ConfigError, DataError
-from ltr_common.files import CheckpointError, atomic_write_bytes, atomic_write_text
+from ltr_common.files import atomic_write_bytes, atomic_write_text
 from ltr_common.movielens import load_movielens
 from ltr_train import load_run_config, make_backend
+from ltr_train.cli import USER_ERRORS, error_exit
 
 
 def export(run_dir: Path, out_dir: Path | None = None) -> Path:
@@ -59,8 +59,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         print(export(args.run_dir, args.out))
-    except (ConfigError, CheckpointError, DataError) as err:
-        parser.error(str(err))  # one line and exit status 2, like scripts/train.py
+    except USER_ERRORS as err:
+        return error_exit(parser, err)
     return 0
 
 

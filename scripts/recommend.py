@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ltr_common import ConfigError, DataError, load_split
-from ltr_common.files import CheckpointError
+from ltr_common import ConfigError, load_split
 from ltr_common.movielens import Movies, load_movies
 from ltr_common.tasks.retrieve import dense_mask
 from ltr_train import load_run_config, make_backend
+from ltr_train.cli import USER_ERRORS, error_exit
 
 
 def recommend(
@@ -77,11 +77,11 @@ def main(argv=None) -> int:
     if args.k < 1:
         parser.error(f"--k: expected an integer >= 1, got {args.k}")
     try:
-        recommended, rated = recommend(args.run_dir, args.user, args.k)
         _, config = load_run_config(args.run_dir)
-        movies = load_movies(data_dir=config.data_dir, cache_dir=config.cache_dir)
-    except (ConfigError, CheckpointError, DataError) as err:
-        parser.error(str(err))
+        movies = load_movies(data_dir=config.data_dir, cache_dir=config.cache_dir)  # before scoring
+        recommended, rated = recommend(args.run_dir, args.user, args.k)
+    except USER_ERRORS as err:
+        return error_exit(parser, err)
     print(format_lists(recommended, rated, movies, args.k))
     return 0
 

@@ -17,10 +17,9 @@ from pathlib import Path
 
 from loguru import logger
 
-from ltr_common import ConfigError, DataError, TrainConfig, parse_config
-from ltr_common.files import CheckpointError
-from ltr_common.loop import NonFiniteError
+from ltr_common import ConfigError, TrainConfig, parse_config
 from ltr_train import FRAMEWORKS, configure, default_run_dir, format_table, load_run_config, run
+from ltr_train.cli import USER_ERRORS, error_exit
 
 # Options that may change when a run is resumed: more epochs continue the same trajectory;
 # where the data and the compiled programs are cached, and how many devices, are the machine's.
@@ -64,8 +63,8 @@ def resumed_config(args: argparse.Namespace) -> tuple[str, TrainConfig]:
     return framework, config
 
 
-def parse_command_line(argv: list[str] | None = None) -> tuple[str, TrainConfig, argparse.Namespace]:
-    """``(framework, config, args)``; a bad option exits with status 2 and a line naming it."""
+def make_parser() -> argparse.ArgumentParser:
+    """The script's own flags; ``parse_command_line`` adds one per ``TrainConfig`` field."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -87,6 +86,14 @@ def parse_command_line(argv: list[str] | None = None) -> tuple[str, TrainConfig,
     group.add_argument("--coordinator_address", default=None, help="host:port of process 0")
     group.add_argument("--num_processes", type=int, default=None)
     group.add_argument("--process_id", type=int, default=None)
+    return parser
+
+
+def parse_command_line(
+    argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None
+) -> tuple[str, TrainConfig, argparse.Namespace]:
+    """``(framework, config, args)``; a bad option exits with status 2 and a line naming it."""
+    parser = parser or make_parser()
     try:
         config, args = parse_config(argv, parser=parser)
         framework = args.framework or "jax"
@@ -98,7 +105,10 @@ def parse_command_line(argv: list[str] | None = None) -> tuple[str, TrainConfig,
 
 
 def main(argv: list[str] | None = None) -> int:
-    framework, config, args = parse_command_line(argv)
+    """Train; an input the run cannot use ends it with one line: status 2 for an option the
+    data or the machine cannot meet, 1 for bad data, files or checkpoints, or divergence."""
+    parser = make_parser()
+    framework, config, args = parse_command_line(argv, parser)
     configure(framework, config)  # process-wide settings, here, once
     distributed = (args.coordinator_address, args.num_processes, args.process_id)
     if framework == "jax" and (args.distributed or any(v is not None for v in distributed)):
@@ -111,9 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         results = run(
             framework, config, run_dir, resume=args.resume is not None, progress_bar=not args.no_progress
         )
-    except (DataError, CheckpointError, NonFiniteError) as err:
-        logger.error("{}", err)
-        return 1
+    except USER_ERRORS as err:
+        return error_exit(parser, err)
     print(
         f"\n{framework} {config.loss}: best validation ndcg@10 at step {results['best_step']} "
         f"of {results['steps']}, {results['train_seconds']:.0f} s of training; run directory {run_dir}"

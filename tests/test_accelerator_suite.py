@@ -39,8 +39,8 @@ def test_tiny_suite_writes_every_section(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     report = out.read_text()
     for heading in (
-        "## The ListMLE family at 4x9",
-        "## The pairwise family at 4x9",
+        "## The ListMLE family at 3x7",
+        "## The pairwise family at 3x7",
         "## Every loss at 3x7",
         "## The ListMLE family on continuous labels",
         "## Every loss in bfloat16",

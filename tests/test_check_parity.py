@@ -6,6 +6,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 import torch_ltr
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "check_parity.py"
@@ -36,3 +38,27 @@ def test_a_wrong_reference_fails_the_run(capsys, monkeypatch, movielens):
     code = load_script().main(["--batches", "1", "--dtype", "float32", "--functions", "mrr"])
     assert code == 1
     assert "0 passed, 2 failed" in capsys.readouterr().out
+
+
+def test_impossible_arguments_are_one_line_and_status_2(capsys):
+    script = load_script()
+    for argv, message in (
+        (["--lists-per-batch", "0"], "--lists-per-batch: expected an integer >= 1, got 0"),
+        (["--seed", "-1"], "--seed: expected an integer >= 0, got -1"),
+        (["--training", "-2"], "--training: expected an integer >= 0, got -2"),
+        (["--batches", "0"], "--batches: expected an integer >= 1, got 0"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            script.parse_args(argv)
+        assert exit_info.value.code == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"error: {message}")
+
+
+def test_an_unwritable_json_path_is_one_line_and_status_1(tmp_path, capsys, movielens):
+    code = load_script().main(
+        ["--batches", "1", "--dtype", "float64", "--functions", "mrr", "--json", "/proc/nope/rows.json"]
+    )
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert ": error: " in err[-1] and "/proc/nope" in err[-1]
+    assert not any("Traceback" in line for line in err)

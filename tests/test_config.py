@@ -45,7 +45,7 @@ def test_every_field_is_a_flag():
             "0.5",
             "--top_k",
             "1",
-            "3",
+            "10",
             "--length_bucketing",
             "false",
             "--data_dir",
@@ -54,7 +54,7 @@ def test_every_field_is_a_flag():
             "2",
         ]
     )
-    assert (config.loss, config.hybrid_alpha, config.top_k) == ("hybrid", 0.5, (1, 3))
+    assert (config.loss, config.hybrid_alpha, config.top_k) == ("hybrid", 0.5, (1, 10))
     assert (config.length_bucketing, config.data_dir, config.epochs) == (False, "/x", 2)
 
 
@@ -72,6 +72,11 @@ def test_config_file_then_flags(tmp_path):
         ({"batch_size": 0}, "--batch_size: expected an integer >= 1, got 0"),
         ({"hybrid_alpha": 1.5}, "--hybrid_alpha: expected a number in [0, 1], got 1.5"),
         ({"top_k": (0, 5)}, "--top_k: expected one or more integers >= 1"),
+        # validation NDCG@10 selects the checkpoint: every run needs that cut-off
+        ({"top_k": (5,)}, "--top_k: expected one or more integers >= 1, 10 among them"),
+        ({"top_k": (5, 20)}, "--top_k: expected one or more integers >= 1, 10 among them"),
+        ({"seed": -1}, "--seed: expected an integer in [0, 2**63), got -1"),
+        ({"seed": 2**63}, "--seed: expected an integer in [0, 2**63), got 9223372036854775808"),
         (
             {"loss": "listnet"},
             "--loss: expected one of listmle, pairwise_pl, hybrid, pointwise_mse, softmax, "
@@ -79,6 +84,7 @@ def test_config_file_then_flags(tmp_path):
         ),
         ({"dropout": 1.0}, "--dropout: expected a number in [0, 1)"),
         ({"pairs_per_list": -2}, "--pairs_per_list: expected an integer >= 0"),
+        ({"pairs_per_list": True}, "--pairs_per_list: expected an integer >= 0, got True"),
         ({"listmle_k": 0}, "--listmle_k: expected an integer >= 1, got 0"),
         ({"relevance_threshold": float("nan")}, "--relevance_threshold: expected a finite number, got nan"),
     ],
@@ -98,3 +104,52 @@ def test_bad_config_files(tmp_path):
     (tmp_path / "unknown.json").write_text('{"epochz": 3}')
     with pytest.raises(ConfigError, match=r"unknown option.*epochz"):
         parse_config(["--config", str(tmp_path / "unknown.json")])
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"top_k": 5}, "--top_k: expected a list of integers, got 5"),
+        ({"top_k": [5, 10.5]}, "--top_k: expected a list of integers, got [5, 10.5]"),
+        ({"top_k": [True, 10]}, "--top_k: expected a list of integers, got [True, 10]"),
+        ({"learning_rate": "fast"}, "--learning_rate: expected a number, got 'fast'"),
+        ({"learning_rate": True}, "--learning_rate: expected a number, got True"),
+        ({"length_bucketing": "no"}, "--length_bucketing: expected true or false, got 'no'"),
+        ({"length_bucketing": 0}, "--length_bucketing: expected true or false, got 0"),
+        ({"pairs_per_list": True}, "--pairs_per_list: expected an integer, got True"),
+        ({"epochs": 2.5}, "--epochs: expected an integer, got 2.5"),
+        ({"epochs": "3"}, "--epochs: expected an integer, got '3'"),
+        ({"loss": 3}, "--loss: expected a string, got 3"),
+        ({"data_dir": ["a"]}, "--data_dir: expected a string or null, got ['a']"),
+    ],
+)
+def test_config_file_values_of_the_wrong_type_name_the_file_and_the_option(tmp_path, value, message):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(value))
+    with pytest.raises(ConfigError) as err:
+        parse_config(["--config", str(path)])
+    assert str(err.value) == f"--config: {path}: {message}"
+
+
+def test_a_config_file_may_write_integral_numbers_either_way(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"epochs": 3.0, "learning_rate": 1, "top_k": [10.0, 20], "data_dir": None}))
+    config, _ = parse_config(["--config", str(path)])
+    assert (config.epochs, config.learning_rate, config.top_k, config.data_dir) == (3, 1.0, (10, 20), None)
+    assert type(config.epochs) is int and type(config.learning_rate) is float
+    assert all(type(k) is int for k in config.top_k)
+
+
+def test_a_run_config_of_the_wrong_type_names_the_file_and_the_option(tmp_path):
+    from ltr_train import load_run_config
+
+    saved = {"framework": "jax", **TrainConfig().to_dict()}
+    for value, message in (
+        ({"length_bucketing": "no"}, "--length_bucketing: expected true or false, got 'no'"),
+        ({"pairs_per_list": True}, "--pairs_per_list: expected an integer, got True"),
+        ({"top_k": 10}, "--top_k: expected a list of integers, got 10"),
+    ):
+        (tmp_path / "config.json").write_text(json.dumps({**saved, **value}))
+        with pytest.raises(ConfigError) as err:
+            load_run_config(tmp_path)
+        assert str(err.value) == f"{tmp_path / 'config.json'}: {message}"

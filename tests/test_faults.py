@@ -125,3 +125,39 @@ def test_one_checkpoint_written_to_two_names_stays_two_checkpoints(tmp_path):
         "checkpoint_latest",
         "checkpoint_latest.prev",
     ]
+
+
+@pytest.mark.parametrize(("writer", "reader"), [("jax", "torch"), ("torch", "jax")])
+def test_another_frameworks_checkpoint_is_a_checkpoint_error_and_the_previous_one_loads(
+    writer, reader, tmp_path
+):
+    # Checksums hold: only decoding tells these payloads apart.
+    from ltr_common.files import restore_with_fallback
+    from ltr_train import make_backend
+
+    ours, theirs = make_backend(reader, SMALL, 5, 7), make_backend(writer, SMALL, 5, 7)
+    latest = tmp_path / "checkpoint_latest"
+    ours.save([latest], {"step": 3})
+    theirs.save([latest], {"step": 4})  # ours is now checkpoint_latest.prev
+    names = {"jax": "JAX", "torch": "PyTorch"}
+    with pytest.raises(CheckpointError) as err:
+        ours.restore(latest)
+    assert str(err.value).startswith(
+        f"{latest}: a {names[writer]} trainer's checkpoint; this is the {names[reader]} trainer"
+    )
+    assert restore_with_fallback(ours.restore, latest) == {"step": 3}
+    theirs.save([latest], {"step": 5})  # both names now hold the other framework's checkpoints
+    with pytest.raises(CheckpointError, match=r"checkpoint_latest: .*; and .*checkpoint_latest.prev: "):
+        restore_with_fallback(ours.restore, latest)
+
+
+@pytest.mark.parametrize("framework", ["jax", "torch"])
+def test_a_payload_no_trainer_wrote_is_a_checkpoint_error(framework, tmp_path):
+    from ltr_common.files import write_checkpoint_bytes
+    from ltr_train import make_backend
+
+    trainer = make_backend(framework, SMALL, 5, 7)
+    for payload in (b"", b"\x93\x01\x02\x03", b"PK\x03\x04 not a zip", b"\x81\xa5state\x01"):
+        write_checkpoint_bytes(tmp_path / "checkpoint", payload)
+        with pytest.raises(CheckpointError, match="checkpoint: "):
+            trainer.restore(tmp_path / "checkpoint")

@@ -52,13 +52,24 @@ def test_parse_and_remap_ids(tmp_path):
         (udata_text() + "1\t2\t3\n", "line 6: expected 4 tab-separated fields"),
         (udata_text() + "7\t8\t3\t88", None),  # truncated, but still 4 fields: caught by counts
         (udata_text() + "7\t8\t3\t881250949\t5\n", "line 6: expected 4 tab-separated fields"),
-        (udata_text() + "7\t8\tthree\t881250949\n", "line 6: rating 'three' is not a number"),
+        (udata_text() + "7\t8\tthree\t881250949\n", "line 6: rating 'three' is not an integer"),
         (udata_text() + "7\t8\t6\t881250949\n", "line 6: rating 6 is outside 1..5"),
         (udata_text() + "7\t8\t0\t881250949\n", "line 6: rating 0 is outside 1..5"),
         (udata_text() + "7\t8\t3.5\t881250949\n", "line 6: rating '3.5' is not an integer"),
+        # Only ASCII digits: nothing Python's int() or float() would also read is a rating.
+        (udata_text() + "7\t8\t4.9999999999999999\t881250949\n", "rating '4.9999999999999999' is not"),
+        (udata_text() + "7\t8\t3.0\t881250949\n", "line 6: rating '3.0' is not an integer"),
+        (udata_text() + "7\t8\t\u0663\t881250949\n", "line 6: rating '\u0663' is not an integer"),
+        (udata_text() + "7\t8\t 3 \t881250949\n", "line 6: rating ' 3 ' is not an integer"),
+        (udata_text() + "7\t8\t+3\t881250949\n", "line 6: rating '+3' is not an integer"),
+        (udata_text() + "1_96\t8\t3\t881250949\n", "line 6: user '1_96' is not an integer"),
+        (udata_text() + "7\t8\t3\t8.812509e+08\n", "line 6: timestamp '8.812509e+08' is not an integer"),
+        (udata_text() + "7\t8\t3\t\n", "line 6: timestamp '' is not an integer"),
+        (udata_text() + "7\t8\t3\t99999999999999999999\n", "timestamp '99999999999999999999' is too large"),
+        (udata_text() + "7\t8\t3\t" + "9" * 5000 + "\n", "is too large"),
         (udata_text() + "7\t8\t3\t8812.5\n", "line 6: timestamp '8812.5' is not an integer"),
         (udata_text() + "7\t-8\t3\t881250949\n", "line 6: item -8 is negative"),
-        ("user\titem\trating\ttimestamp\n" + udata_text(), "line 1: user 'user' is not a number"),
+        ("user\titem\trating\ttimestamp\n" + udata_text(), "line 1: user 'user' is not an integer"),
         (udata_text() + "196\t242\t4\t891250949\n", "user 196 rated item 242 more than once"),
     ],
 )
@@ -69,6 +80,8 @@ def test_bad_udata_is_named(tmp_path, text, message):
         read_udata(path, expected=expected)
     assert str(path) in str(err.value)
     assert (message or "expected 5 rows, found 6") in str(err.value)
+    if "is not an integer" in (message or ""):
+        assert str(err.value).endswith("(ASCII digits 0-9 only)")
 
 
 def test_counts_must_match(tmp_path):
@@ -194,7 +207,7 @@ def make_wheel(path: Path, member_text: str | None) -> Path:
 
 def test_recbole_wheel_member_is_parsed(tmp_path):
     header = "\t".join(ml.RECBOLE_HEADER) + "\n"
-    body = "".join(f"{u}\t{i}\t{float(r)}\t{float(t)}\n" for u, i, r, t in ROWS)
+    body = udata_text()  # recbole 1.2.1's member writes integers, under a header that says float
     rows = ml.read_recbole_wheel(make_wheel(tmp_path / "r.whl", header + body))
     np.testing.assert_array_equal(rows, np.array(ROWS))
 
@@ -206,7 +219,7 @@ def test_recbole_wheel_member_is_parsed(tmp_path):
         (udata_text(), "line 1: expected the header"),
         (
             "\t".join(ml.RECBOLE_HEADER) + "\n" + "\t".join(ml.RECBOLE_HEADER) + "\n" + udata_text(),
-            "line 2: user 'user_id:token' is not a number",
+            "line 2: user 'user_id:token' is not an integer",
         ),
     ],
 )
@@ -244,6 +257,28 @@ def test_movie_titles_in_both_formats(tmp_path):
     with pytest.raises(DataError, match="x: line 1: expected the header"):
         parse_movies("id\ttitle\n", path="x")
     (tmp_path / "u.item").write_text(uitem, encoding="latin-1")
-    assert isinstance(load_movies(data_dir=tmp_path), Movies)
+    assert isinstance(load_movies(data_dir=tmp_path, expected=ANY), Movies)
+    with pytest.raises(DataError, match=r"u\.item: expected 1682 items, found 1"):
+        load_movies(data_dir=tmp_path)  # checked against MovieLens 100K's counts by default
     with pytest.raises(DataError, match=r"u\.item: no such file"):
         load_movies(data_dir=tmp_path / "missing")
+
+
+def test_cached_titles_are_validated_like_the_ratings(tmp_path, monkeypatch):
+    from ltr_common.movielens import load_movies
+
+    monkeypatch.delenv(ml.DATA_DIR_ENV, raising=False)
+    header = "\t".join(ml.RECBOLE_ITEMS_HEADER) + "\n"
+    rows = "".join(f"{i}\tMovie {i}\t1995\tDrama\n" for i in range(1, 475))  # 474 of 1,682
+    cached = tmp_path / "ml-100k" / ml.MOVIES_FILE
+    cached.parent.mkdir()
+    cached.write_text(header + rows)
+    with pytest.raises(DataError) as err:
+        load_movies(cache_dir=tmp_path)
+    assert str(err.value).startswith(f"{cached}: expected 1682 items, found 474")
+    assert load_movies(cache_dir=tmp_path, expected=ExpectedCounts(None, None, 474)).describe(7) == (
+        "Movie 7 (1995) [Drama]"
+    )
+    cached.write_bytes(b"\xff\xfe\x00 not text")
+    with pytest.raises(DataError, match=r"movies\.tsv: not a text file"):
+        load_movies(cache_dir=tmp_path)

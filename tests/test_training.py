@@ -7,10 +7,7 @@ compilation count, the non-finite guard) small synthetic data keeps the tests qu
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import jax
 import numpy as np
@@ -20,17 +17,8 @@ from jax_ltr import _train as jax_train
 from ltr_common.loop import NonFiniteError
 from ltr_common.tasks import RerankTask
 from ltr_train import run
+from tests._scripts import load_script
 from tests._small import SMALL, small_data
-
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(f"scripts.{name}", SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import torch
 
 from ltr_common.config import TrainConfig
 from ltr_common.evaluation import catalog_reports
-from ltr_common.files import CheckpointError, read_checkpoint_bytes, write_checkpoint_bytes
+from ltr_common.files import CheckpointError, read_checkpoint_bytes, undecodable, write_checkpoint_bytes
 from ltr_common.losses import training_objective
 from ltr_common.models import initial_weights, model_options, model_parameters, weight_decay
 from ltr_common.weights import from_canonical, to_canonical
@@ -136,16 +136,20 @@ class Trainer:
         write_checkpoint_bytes(paths, payload)
 
     def restore(self, path: Path) -> dict:
-        payload = torch.load(
-            io.BytesIO(read_checkpoint_bytes(path)), map_location=self.device, weights_only=False
-        )
+        payload = read_checkpoint_bytes(path)
+        try:  # torch.load fails in many ways on bytes it did not write: each is the file's fault
+            saved = torch.load(io.BytesIO(payload), map_location=self.device, weights_only=False)
+            model, optimizer, rng = saved["model"], saved["optimizer"], saved["rng"]
+            progress = dict(saved["progress"])
+        except Exception as err:
+            raise undecodable(path, payload, "PyTorch", err) from None
         try:
-            self.model.load_state_dict(payload["model"])
-            self.optimizer.load_state_dict(payload["optimizer"])
-            torch.set_rng_state(payload["rng"])
-        except (KeyError, RuntimeError, ValueError) as err:
+            self.model.load_state_dict(model)
+            self.optimizer.load_state_dict(optimizer)
+            torch.set_rng_state(rng)
+        except (KeyError, RuntimeError, ValueError, TypeError) as err:
             raise CheckpointError(f"{path}: does not hold this model's training state ({err})") from None
-        return payload["progress"]
+        return progress
 
     def _canonical(self) -> dict[str, np.ndarray]:
         state = {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}

@@ -9,8 +9,8 @@ from typing import Protocol
 import numpy as np
 
 from ltr_common.batching import Batch, iterate_batches
-from ltr_common.config import TrainConfig
-from ltr_common.lists import Lists
+from ltr_common.config import ConfigError, TrainConfig
+from ltr_common.lists import Lists, Split
 from ltr_common.losses import LOSSES
 from ltr_common.pairs import sample_pairs
 
@@ -48,6 +48,26 @@ class Task(Protocol):
 
     def counts(self, part: str) -> dict[str, int]:
         """How many lists of ``part`` count, and how many are left out."""
+
+
+def require_training_lists(config: TrainConfig, split: Split) -> None:
+    """Refuse a split in which no user has a training list: an epoch without a step trains
+    nothing and never ends. ``ConfigError`` names the sizes that held every rating out."""
+    if len(split.train):
+        return
+    held_out = [split.validation, split.test]
+    users = np.concatenate([part.users for part in held_out])
+    per_user = np.bincount(users, weights=np.concatenate([part.lengths for part in held_out]))
+    most = int(per_user.max()) if len(per_user) else 0
+    if config.refit:  # the validation ratings train: only the test lists are held out
+        sizes, verb, them = f"--test_size {config.test_size}", "leaves", "it"
+    else:
+        sizes = f"--test_size {config.test_size} and --validation_size {config.validation_size}"
+        verb, them = "leave", "them"
+    raise ConfigError(
+        f"{sizes} {verb} no user a training list: every user's ratings are all held out (the "
+        f"most any user has is {most}); lower {them}"
+    )
 
 
 def host_inputs(batch: Batch, config: TrainConfig, *, epoch: int, index: int):

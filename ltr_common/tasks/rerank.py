@@ -10,13 +10,14 @@ from __future__ import annotations
 from ltr_common.config import TrainConfig
 from ltr_common.evaluation import EVAL_BATCH_SIZE, evaluate, per_list_metrics
 from ltr_common.lists import Lists, Split
-from ltr_common.tasks.base import Scorer, training_inputs
+from ltr_common.tasks.base import Scorer, require_training_lists, training_inputs
 
 
 class RerankTask:
     name = "rerank"
 
     def __init__(self, config: TrainConfig, split: Split):
+        require_training_lists(config, split)
         self.config, self.split = config, split
 
     def lists(self, part: str) -> Lists:

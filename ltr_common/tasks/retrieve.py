@@ -22,7 +22,7 @@ import numpy as np
 from ltr_common.batching import Batch
 from ltr_common.config import ConfigError, TrainConfig
 from ltr_common.lists import Lists, Split
-from ltr_common.tasks.base import Scorer, training_inputs
+from ltr_common.tasks.base import Scorer, require_training_lists, training_inputs
 
 NEGATIVE_STREAM = 0x4E47  # a seed word of its own: the negatives' draws are not the pairs'
 LIKED = 4.0  # the rating from which a held-out item counts in the liked/ report
@@ -41,6 +41,7 @@ class RetrieveTask:
     name = "retrieve"
 
     def __init__(self, config: TrainConfig, split: Split):
+        require_training_lists(config, split)
         self.config, self.split = config, split
         self.num_users, self.num_items = split.num_users, split.num_items
         self._masks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}

@@ -1,0 +1,33 @@
+"""How a script answers an input it cannot use: one line on stderr and an exit status, never
+a traceback.
+
+Status 2, argparse's own for a usage error, when a flag, an option or a configuration value
+cannot work (``ConfigError``); status 1 when what the command found while running was wrong:
+data (``DataError``), files (``OSError``), checkpoints (``CheckpointError``), a run that
+diverged (``NonFiniteError``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ltr_common.config import ConfigError
+from ltr_common.files import CheckpointError
+from ltr_common.loop import NonFiniteError
+from ltr_common.movielens import DataError
+
+USER_ERRORS = (ConfigError, DataError, CheckpointError, NonFiniteError, OSError)
+
+
+def error_exit(parser: argparse.ArgumentParser, error: Exception) -> int:
+    """Report ``error`` (one of ``USER_ERRORS``) as ``parser``'s program does a usage error.
+
+    A ``ConfigError`` exits with status 2 through ``parser.error``; anything else is printed
+    as ``<prog>: error: <message>`` and 1 is returned, for ``main`` to return.
+    """
+    message = " ".join(str(error).split("\n"))
+    if isinstance(error, ConfigError):
+        parser.error(message)
+    print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    return 1

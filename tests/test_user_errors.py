@@ -1,0 +1,252 @@
+"""What a user can type is answered before any work, in one line on stderr: exit status 2 for a
+bad flag, option or configuration value, 1 for data, files and checkpoints; never a traceback,
+a hang or a silent wrong number.
+
+Where a script would otherwise go on to train, ``no_training`` makes a training run fail the
+test at once, so that a refusal that comes too late costs no time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from ltr_common import ConfigError
+from ltr_common.data import split_ratings
+from ltr_common.files import write_json
+from ltr_common.tasks import make_task
+from ltr_train import make_backend, run
+from tests._scripts import load_script
+from tests._small import SMALL, small_data
+
+# The flags every train.py call here adds: no progress bar, no global compilation cache.
+QUIET = ["--no-progress", "--compilation_cache", "false"]
+
+
+def error_line(capsys) -> str:
+    """The last line on stderr, after checking that no traceback came before it."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    return err.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    def train(*args, **kwargs):
+        raise AssertionError("training started; the input should have been refused before")
+
+    monkeypatch.setattr(sys.modules["ltr_train.run"], "train", train)
+
+
+def exit_code(main, argv) -> int:
+    """``main(argv)``'s exit status, whether it returns it or exits with it."""
+    try:
+        return main(argv)
+    except SystemExit as exit_info:
+        return exit_info.code
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--top_k", "5"], "--top_k: expected one or more integers >= 1, 10 among them"),
+        (["--seed", "-1"], "--seed: expected an integer in [0, 2**63), got -1"),
+    ],
+)
+def test_train_refuses_an_impossible_option_before_loading(argv, message, capsys, no_training, tmp_path):
+    code = exit_code(load_script("train").main, [*argv, *QUIET, "--run-dir", str(tmp_path / "run")])
+    assert code == 2
+    assert message in error_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--negatives", "5000"],
+            "--negatives: 5000 sampled items per list, but user index 404 has only 965 items left",
+        ),
+        (["--devices", "3"], "--devices: asked for 3, JAX sees 1"),
+        (
+            ["--task", "rerank", "--test_size", "5000"],
+            "--test_size 5000 and --validation_size 10 leave no user a training list",
+        ),
+    ],
+)
+def test_train_refuses_options_the_data_or_machine_cannot_meet(
+    argv, message, capsys, no_training, tmp_path, movielens
+):
+    run_dir = tmp_path / "run"
+    assert exit_code(load_script("train").main, [*argv, *QUIET, "--run-dir", str(run_dir)]) == 2
+    assert message in error_line(capsys)
+    assert not run_dir.exists()  # nothing written: the same --run-dir can be used again
+
+
+def test_a_task_with_nothing_to_train_on_is_refused(movielens):
+    config = dataclasses.replace(SMALL, test_size=5000)
+    for task in ("rerank", "retrieve"):
+        config = dataclasses.replace(config, task=task, model="dot", negatives=20)
+        with pytest.raises(ConfigError) as err:
+            make_task(config, split_ratings(movielens, config))
+        assert str(err.value) == (
+            "--test_size 5000 and --validation_size 10 leave no user a training list: every user's "
+            "ratings are all held out (the most any user has is 737); lower them"
+        )
+    config = dataclasses.replace(config, refit=True)
+    with pytest.raises(ConfigError, match=r"^--test_size 5000 leaves no user a training list"):
+        make_task(config, split_ratings(movielens, config))
+
+
+def test_a_config_file_value_of_the_wrong_type_is_one_line_naming_file_and_option(tmp_path, capsys):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"learning_rate": "fast"}))
+    assert exit_code(load_script("train").main, ["--config", str(path), *QUIET]) == 2
+    assert error_line(capsys).endswith(
+        f"error: --config: {path}: --learning_rate: expected a number, got 'fast'"
+    )
+    write_json(tmp_path / "config.json", {"framework": "jax", **SMALL.to_dict(), "length_bucketing": "no"})
+    assert exit_code(load_script("train").main, ["--resume", str(tmp_path)]) == 2
+    assert error_line(capsys).endswith(
+        f"error: --resume: {tmp_path / 'config.json'}: --length_bucketing: expected true or false, got 'no'"
+    )
+
+
+def _other_run(run_dir, framework="torch", **changes):
+    """A run directory holding another run's config and checkpoint."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "config.json", {"framework": framework, **SMALL.to_dict(), **changes})
+    (run_dir / "checkpoint_latest").write_bytes(b"another run's checkpoint")
+    return {p.name: p.read_bytes() for p in run_dir.iterdir()}
+
+
+def test_a_new_run_refuses_a_folder_that_holds_a_run(tmp_path, capsys, no_training):
+    before = _other_run(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        run("jax", SMALL, tmp_path, data=small_data(), progress_bar=False)
+    assert str(err.value) == (
+        f"--run-dir: {tmp_path} holds a run already (config.json, checkpoint_latest); choose "
+        f"another folder, or continue that run with --resume {tmp_path}"
+    )
+    argv = ["--framework", "jax", "--run-dir", str(tmp_path), *QUIET]
+    assert exit_code(load_script("train").main, argv) == 2
+    assert "--run-dir: " in error_line(capsys)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    # A run's checkpoints are refused even when its config is this run's.
+    write_json(tmp_path / "config.json", {"framework": "jax", **SMALL.to_dict()})
+    with pytest.raises(ConfigError, match=r"holds a run already \(checkpoint_latest\)"):
+        run("jax", SMALL, tmp_path, data=small_data(), progress_bar=False)
+    # A folder with other files is used, and so is one where only this run's config.json was
+    # written (as the other processes of a multi-host run find it).
+    for files in ({"notes.txt": "mine"}, {"config.json": (tmp_path / "config.json").read_text()}):
+        folder = tmp_path / f"other-{len(files)}-{next(iter(files))}"
+        folder.mkdir()
+        for name, text in files.items():
+            (folder / name).write_text(text)
+        with pytest.raises(AssertionError, match="training started"):
+            run("jax", SMALL, folder, data=small_data(), progress_bar=False)
+
+
+def test_baselines_check_the_runs_before_fitting(tmp_path, capsys, monkeypatch):
+    def slow(*args, **kwargs):
+        raise AssertionError("the baselines were fitted before the runs were checked")
+
+    monkeypatch.setattr("ltr_train.compare.load_split", slow)
+    monkeypatch.setattr("ltr_train.compare.fit_baselines", slow)
+    _other_run(tmp_path / "retrieve", task="retrieve", model="dot")
+    _other_run(tmp_path / "refit", refit=True)
+    for path in (tmp_path / "retrieve", tmp_path / "refit"):
+        (path / "checkpoint_best").write_bytes(b"")
+    baselines = load_script("baselines").main
+    assert exit_code(baselines, ["--task", "rerank", "--run", f"m={tmp_path / 'retrieve'}"]) == 2
+    assert "is a --task retrieve run; this comparison is --task rerank" in error_line(capsys)
+    assert exit_code(baselines, ["--task", "rerank", "--run", f"m={tmp_path / 'refit'}"]) == 2
+    assert "has refit=True; this comparison has --refit False" in error_line(capsys)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(movielens, tmp_path_factory):
+    """``{framework: checkpoint_best}`` of an untrained SMALL model sized for MovieLens."""
+    folder = tmp_path_factory.mktemp("checkpoints")
+    paths = {}
+    for framework in ("jax", "torch"):
+        paths[framework] = folder / framework
+        make_backend(framework, SMALL, movielens.num_users, movielens.num_items).save(
+            [paths[framework]], {"step": 0}
+        )
+    return paths
+
+
+def _run_dir(path, framework, checkpoint):
+    path.mkdir()
+    write_json(path / "config.json", {"framework": framework, **SMALL.to_dict()})
+    (path / "checkpoint_best").write_bytes(checkpoint.read_bytes())
+    return path
+
+
+def test_a_run_relabelled_to_the_other_framework_is_one_line_and_status_1(tmp_path, capsys, checkpoints):
+    run_dir = _run_dir(tmp_path / "run", "torch", checkpoints["jax"])
+    assert load_script("export_embeddings").main([str(run_dir)]) == 1
+    line = error_line(capsys)
+    assert ": error: " in line
+    assert "a JAX trainer's checkpoint; this is the PyTorch trainer" in line
+
+
+def test_export_to_a_folder_that_cannot_be_made_is_one_line_and_status_1(tmp_path, capsys, checkpoints):
+    run_dir = _run_dir(tmp_path / "run", "torch", checkpoints["torch"])
+    assert load_script("export_embeddings").main([str(run_dir), "--out", "/proc/nope"]) == 1
+    line = error_line(capsys)
+    assert ": error: " in line and "/proc/nope" in line
+
+
+def test_compare_losses_starts_an_unfinished_run_again(tmp_path, monkeypatch):
+    compare_losses = load_script("compare_losses")
+    _other_run(tmp_path / "run", framework="jax")
+    calls = []
+
+    def fake_run(framework, config, run_dir, **kwargs):
+        calls.append(sorted(p.name for p in run_dir.iterdir()) if run_dir.exists() else [])
+        return {"validation": {}}
+
+    monkeypatch.setattr(compare_losses, "run", fake_run)
+    compare_losses.train_one("jax", SMALL, tmp_path / "run", small_data())
+    assert calls == [[]]  # the unfinished attempt's files are gone before the run starts
+
+
+def test_the_loop_refuses_a_task_without_a_training_step(tmp_path):
+    from ltr_common.loop import train
+
+    class NoSteps:
+        name = "empty"
+
+        def steps_per_epoch(self):
+            return 0
+
+    with pytest.raises(ValueError, match="empty: an epoch of 0 training steps would never end"):
+        train(SMALL, NoSteps(), backend=None, run_dir=tmp_path)
+
+
+def test_recommend_refuses_incomplete_cached_titles_before_scoring(
+    tmp_path, capsys, monkeypatch, checkpoints, movielens
+):
+    from ltr_common.movielens import DATA_DIR_ENV, MOVIES_FILE, RECBOLE_ITEMS_HEADER, format_udata
+
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    cache = tmp_path / "cache" / "ml-100k"
+    cache.mkdir(parents=True)
+    raw = (movielens.user_raw_ids[movielens.users], movielens.item_raw_ids[movielens.items])
+    (cache / "u.data").write_text(format_udata(np.stack([*raw, movielens.ratings, movielens.timestamps], 1)))
+    rows = "".join(f"{i}\tMovie {i}\t1995\tDrama\n" for i in range(1, 475))  # 474 of 1,682
+    (cache / MOVIES_FILE).write_text("\t".join(RECBOLE_ITEMS_HEADER) + "\n" + rows)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    write_json(
+        run_dir / "config.json", {"framework": "torch", **SMALL.to_dict(), "cache_dir": str(cache.parent)}
+    )
+    (run_dir / "checkpoint_best").write_bytes(checkpoints["torch"].read_bytes())
+    assert load_script("recommend").main([str(run_dir), "--user", "1", "--k", "3"]) == 1
+    assert f"{cache / MOVIES_FILE}: expected 1682 items, found 474" in error_line(capsys)
