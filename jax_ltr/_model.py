@@ -1,4 +1,5 @@
-"""The scorers in Flax Linen: the two-tower MLP and the dot-product two tower.
+"""The scorers in Flax Linen: the two-tower MLP, the dot-product two tower and the sequence
+encoder (a causal transformer over the user's history as the user tower).
 
 Linen keeps parameters a plain pytree outside the module, which is what a pure, donated
 ``train_step``, the optax state and the weight converter all want; nothing here needs NNX's
@@ -9,13 +10,16 @@ declares where its canonical parameters (``ltr_common.models``) live (``LAYOUT``
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ltr_common.weights import Layout
+from ltr_common.models import sequence_encoder
+from ltr_common.weights import Layout, identity_layout
 
 xavier = nn.initializers.xavier_uniform()
 CATALOG_CHUNK = 64  # users scored at once by the MLP over the catalog: [64, I, H] activations
@@ -135,4 +139,135 @@ class DotProductScorer(nn.Module):
         return users @ self.item_embedding.embedding.T + self.item_bias + self.user_bias[user_ids][:, None]
 
 
-MODEL_CLASSES = {"mlp": TwoTowerScorer, "dot": DotProductScorer}
+def layer_norm(x, scale, bias, *, eps: float = 1e-6):
+    """``(x - mean) / sqrt(var + eps) * scale + bias`` over the last axis, the variance from
+    the centred values (two passes, as PyTorch's ``layer_norm``)."""
+    centred = x - jnp.mean(x, axis=-1, keepdims=True)
+    variance = jnp.mean(centred * centred, axis=-1, keepdims=True)
+    return centred * lax.rsqrt(variance + eps) * scale + bias
+
+
+def attention_mask(valid):
+    """[B, 1, T, T] bool: query ``q`` sees key ``k`` when ``k <= q`` and ``k`` is a real item,
+    and always itself (a padding slot then sees only itself: no empty softmax)."""
+    length = valid.shape[-1]
+    causal = jnp.tril(jnp.ones((length, length), bool))
+    return ((causal & valid[:, None, :]) | jnp.eye(length, dtype=bool))[:, None]
+
+
+class SequenceScorer(nn.Module):
+    """The user vector from the user's history: ``s(u, i) = <h_u, e_i> + b_i``.
+
+    ``h_u`` is a causal transformer's state at the newest item of the user's history
+    (``history`` [B, T] item ids, oldest first, left-padded so the newest sits at slot
+    T - 1; ``history_mask`` [B, T] True at real items): item embeddings times sqrt(d)
+    plus learned slot embeddings, ``num_blocks`` pre-norm blocks (multi-head self-attention,
+    then a GELU feed-forward layer, each added back), a final layer norm. Dropout, in
+    training, on the embeddings, the attention weights and each block's two outputs. The state at
+    every slot is the user vector after reading the history up to it, which training uses
+    to score the items that followed (``encode``). Items are scored by the same embeddings
+    the history is read with, so the catalog is one matrix product.
+
+    Example:
+      >>> import jax
+      >>> model = SequenceScorer(num_users=5, num_items=7, embedding_dim=4, history_length=3, num_heads=2)
+      >>> history, mask = jnp.array([[0, 2, 5], [0, 0, 1]]), jnp.array([[True] * 3, [False, False, True]])
+      >>> params = model.init(jax.random.key(0), history, mask, history[..., None], history)["params"]
+      >>> model.apply({"params": params}, history, mask, method=model.catalog_scores).shape
+      (2, 7)
+    """
+
+    num_users: int
+    num_items: int
+    embedding_dim: int = 64
+    history_length: int = 200
+    num_blocks: int = 2
+    num_heads: int = 2
+    dropout: float = 0.2
+
+    @property
+    def LAYOUT(self) -> Layout:  # the name every model class gives its layout
+        return identity_layout(self._canonical())
+
+    def _canonical(self):
+        return sequence_encoder(
+            self.num_users,
+            self.num_items,
+            embedding_dim=self.embedding_dim,
+            history_length=self.history_length,
+            num_blocks=self.num_blocks,
+        )
+
+    def setup(self):
+        inits = {"xavier_uniform": xavier, "zeros": nn.initializers.zeros, "ones": nn.initializers.ones}
+        self.weights = {
+            name: self.param(name, inits.get(spec.init) or nn.initializers.normal(spec.std), spec.shape)
+            for name, spec in self._canonical().items()
+        }
+        self.dropout_layer = nn.Dropout(self.dropout)
+
+    def encode(self, history, history_mask, *, train: bool = False, newest_only: bool = False):
+        """[B, T, d]: the user vector after each slot of the history; with ``newest_only``,
+        [B, 1, d], the newest slot's alone (the last block then attends from that slot only).
+
+        A history narrower than ``history_length`` takes the newest slots' position
+        embeddings, so its newest item sits where it would in a full window."""
+        w, drop = self.weights, lambda x: self.dropout_layer(x, deterministic=not train)
+        _batch, length = history.shape
+        x = w["item_embedding"][history] * math.sqrt(self.embedding_dim)
+        x = drop(jnp.where(history_mask[..., None], x + w["position_embedding"][-length:], 0.0))
+        mask = attention_mask(history_mask)
+        for block in range(self.num_blocks):
+            queries = slice(-1, None) if newest_only and block == self.num_blocks - 1 else slice(None)
+            x = self._block(x, mask[:, :, queries], queries, f"block{block}_", drop)
+        return layer_norm(x, w["final_norm_scale"], w["final_norm_bias"])
+
+    def _block(self, x, mask, queries: slice, prefix: str, drop):
+        """One pre-norm block; the slots ``queries`` attend (and come out), every slot is a key."""
+        d, heads = self.embedding_dim, self.num_heads
+        p = lambda name: self.weights[prefix + name]  # noqa: E731
+        h = layer_norm(x, p("attention_norm_scale"), p("attention_norm_bias"))
+
+        def project(part, rows):
+            out = rows @ p(f"{part}_kernel") + p(f"{part}_bias")
+            return out.reshape(*rows.shape[:2], heads, d // heads)
+
+        q, k, v = project("query", h[:, queries]), project("key", h), project("value", h)
+        logits = jnp.einsum("bqhe,bkhe->bhqk", q, k) / math.sqrt(d // heads)
+        weights = drop(jax.nn.softmax(jnp.where(mask, logits, -jnp.inf), axis=-1))
+        attended = jnp.einsum("bhqk,bkhe->bqhe", weights, v).reshape(*q.shape[:2], d)
+        x = x[:, queries] + drop(attended @ p("output_kernel") + p("output_bias"))
+        h = layer_norm(x, p("feedforward_norm_scale"), p("feedforward_norm_bias"))
+        h = jax.nn.gelu(h @ p("feedforward_in_kernel") + p("feedforward_in_bias"), approximate=False)
+        return x + drop(h @ p("feedforward_out_kernel") + p("feedforward_out_bias"))
+
+    def score_items(self, states, item_ids):
+        """``<state, e_i> + b_i``: states [..., d] and item ids [..., L] to scores [..., L]."""
+        items = self.weights["item_embedding"][item_ids]
+        return jnp.einsum("...d,...ld->...l", states, items) + self.weights["item_bias"][item_ids]
+
+    def score_catalog(self, states):
+        """States [..., d] to the scores of every item [..., num_items]."""
+        return states @ self.weights["item_embedding"].T + self.weights["item_bias"]
+
+    def __call__(self, history, history_mask, targets, negatives, *, train: bool = False):
+        """The scores of each slot's next-item list (``ltr_common.sequences``): targets [B, T, K]
+        then negatives [B, N], [B, T, K + N]; or, with no negatives ([B, 0]), the whole
+        catalog, [B, T, num_items]."""
+        states = self.encode(history, history_mask, train=train)
+        if negatives.shape[-1] == 0:
+            return self.score_catalog(states)
+        batch, length, _ = targets.shape
+        shared = jnp.broadcast_to(negatives[:, None, :], (batch, length, negatives.shape[-1]))
+        return self.score_items(states, jnp.concatenate([targets, shared], axis=-1))
+
+    def user_vectors(self, history, history_mask):
+        """Histories [U, T] to each user's vector [U, d]: the state at the newest slot."""
+        return self.encode(history, history_mask, newest_only=True)[:, -1]
+
+    def catalog_scores(self, history, history_mask):
+        """Histories [U, T] to the scores of every item [U, num_items], from the newest slot."""
+        return self.score_catalog(self.user_vectors(history, history_mask))
+
+
+MODEL_CLASSES = {"mlp": TwoTowerScorer, "dot": DotProductScorer, "sequence": SequenceScorer}

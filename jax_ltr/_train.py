@@ -19,11 +19,13 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jax_ltr import _losses
 from jax_ltr._metrics import ranking_metrics, retrieval_metrics
 from jax_ltr._model import MODEL_CLASSES
+from jax_ltr._sequence import next_item_lists
 from ltr_common.config import ConfigError, TrainConfig
 from ltr_common.evaluation import catalog_reports
 from ltr_common.files import CheckpointError, read_checkpoint_bytes, undecodable, write_checkpoint_bytes
 from ltr_common.losses import training_objective
-from ltr_common.models import initial_weights, model_options, model_parameters, weight_decay
+from ltr_common.models import SEQUENTIAL, initial_weights, model_options, model_parameters, weight_decay
+from ltr_common.sequences import SequenceBatch, histories
 from ltr_common.weights import from_canonical, to_canonical
 
 # Dropout draws its masks with the "rbg" generator (XLA's RngBitGenerator): the default
@@ -74,9 +76,7 @@ def make_model(config: TrainConfig, num_users: int, num_items: int):
 def create_train_state(config: TrainConfig, num_users: int, num_items: int) -> TrainState:
     """The model's initial weights (``ltr_common.models.initial_weights``), the optimiser, a dropout key."""
     model = make_model(config, num_users, num_items)
-    expected = jax.eval_shape(
-        model.init, jax.random.PRNGKey(0), jnp.zeros(1, jnp.int32), jnp.zeros((1, 1), jnp.int32)
-    )
+    expected = jax.eval_shape(model.init, jax.random.PRNGKey(0), *_example_inputs(config))
     weights = initial_weights(model_parameters(config, num_users, num_items), config.seed)
     tree = from_canonical(weights, model.LAYOUT, target="flax")
     params = jax.tree.map(lambda spec, w: jnp.asarray(w, spec.dtype), expected["params"], tree)
@@ -86,17 +86,41 @@ def create_train_state(config: TrainConfig, num_users: int, num_items: int) -> T
     )
 
 
+def _example_inputs(config: TrainConfig) -> tuple:
+    """Inputs of the shapes ``model.init`` traces with."""
+    if config.model in SEQUENTIAL:
+        slots = (1, config.history_length)
+        return (
+            jnp.zeros(slots, jnp.int32),
+            jnp.ones(slots, bool),
+            jnp.zeros((*slots, 1), jnp.int32),
+            jnp.zeros((1, 1), jnp.int32),
+        )
+    return jnp.zeros(1, jnp.int32), jnp.zeros((1, 1), jnp.int32)
+
+
+def list_scores(apply_fn, params, batch, *, train: bool, rngs=None):
+    """``(scores, labels, where)`` of a batch's lists: a ``Batch`` of user lists, or a
+    ``SequenceBatch`` of next-item lists (``next_item_lists``)."""
+    if isinstance(batch, SequenceBatch):
+        inputs = (batch.history, batch.history_mask, batch.targets, batch.negatives)
+        scores = apply_fn({"params": params}, *inputs, train=train, rngs=rngs)
+        return (scores, *next_item_lists(batch, scores.shape[-1]))
+    scores = apply_fn({"params": params}, batch.user_ids, batch.item_ids, train=train, rngs=rngs)
+    return scores, batch.labels, batch.mask
+
+
 def train_step(state: TrainState, batch, pairs, tie_break, *, config: TrainConfig):
     """One optimiser step; returns the new state and device-side scalars (no host sync):
     ``loss_total``, ``loss_<term>`` for each term of the objective, ``grad_norm``."""
     dropout_key, next_key = jax.random.split(jax.random.wrap_key_data(state.dropout_key, impl=DROPOUT_RNG))
 
     def objective(params):
-        scores = state.apply_fn(
-            {"params": params}, batch.user_ids, batch.item_ids, train=True, rngs={"dropout": dropout_key}
+        scores, labels, where = list_scores(
+            state.apply_fn, params, batch, train=True, rngs={"dropout": dropout_key}
         )
         return training_objective(
-            _losses, scores, batch.labels, batch.mask, pairs, tie_break, config.objective_terms, config
+            _losses, scores, labels, where, pairs, tie_break, config.objective_terms, config
         )
 
     (total, terms), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
@@ -112,8 +136,9 @@ def eval_step(params, batch, *, apply_fn, top_k):
 
 def catalog_step(params, users, reports, exclude, *, model, top_k):
     """Score the whole catalog for ``users`` once and measure it against each relevance mask
-    of ``reports`` (``{prefix: [U, I] bool}``): one compiled pass."""
-    scores = model.apply({"params": params}, users, method=model.catalog_scores)
+    of ``reports`` (``{prefix: [U, I] bool}``): one compiled pass. ``users``: user ids [U],
+    or for a sequence model their ``Histories``."""
+    scores = model.apply({"params": params}, *users, method=model.catalog_scores)
     return catalog_reports(retrieval_metrics, scores, reports, exclude=exclude, ks=top_k)
 
 
@@ -203,7 +228,7 @@ class Trainer:
     """The JAX ``ltr_common.loop.Backend``: data-parallel over ``make_mesh(config)``."""
 
     def __init__(self, config: TrainConfig, num_users: int, num_items: int):
-        self.config = config
+        self.config, self.num_users = config, num_users
         self.model = make_model(config, num_users, num_items)
         self._parameters = model_parameters(config, num_users, num_items)
         self.mesh = make_mesh(config)
@@ -215,7 +240,7 @@ class Trainer:
         self.traced_shapes: list[tuple[int, ...]] = []
 
         def step(state, batch, pairs, tie_break):
-            self.traced_shapes.append(tuple(batch.item_ids.shape))  # runs at trace time only
+            self.traced_shapes.append(tuple(jax.tree.leaves(batch)[1].shape))  # at trace time only
             return train_step(state, batch, pairs, tie_break, config=config)
 
         replicated, by_list = self._replicated, self._by_list
@@ -235,7 +260,7 @@ class Trainer:
         )
         self._scores = jax.jit(
             lambda params, users: self.model.apply(
-                {"params": params}, users, method=self.model.catalog_scores
+                {"params": params}, *users, method=self.model.catalog_scores
             ),
             in_shardings=replicated,
             out_shardings=replicated,
@@ -262,6 +287,9 @@ class Trainer:
         return jax.tree.map(lambda x: x if isinstance(x, np.ndarray) else np.asarray(jax.device_get(x)), tree)
 
     def train_step(self, batch, pairs, tie_break):
+        if isinstance(batch, SequenceBatch):  # one shape already: [B, history_length]
+            self.state, metrics = self._train_step(self.state, self._inputs(batch, self._by_list), None, None)
+            return metrics
         batch, tie_break = pad_to_compiled_width(batch, tie_break)
         pairs = None if pairs is None else self._inputs(tuple(pairs), self._replicated)
         batch, tie_break = self._inputs((batch, tie_break), self._by_list)
@@ -276,12 +304,30 @@ class Trainer:
     def batch_metrics(self, batch) -> dict[str, np.ndarray]:
         return jax.device_get(self._eval_step(self.state.params, self._inputs(batch, self._by_list)))
 
-    def catalog_scores(self, users) -> np.ndarray:
-        users = self._inputs(np.asarray(users, np.int32), self._replicated)
+    def _users(self, users, history) -> tuple:
+        """The model's user inputs: ``(user ids,)``, or for a sequence model the users'
+        newest ``history_length`` items of ``history`` (a ``Lists``, one list per user)."""
+        users = np.asarray(users, np.int32)
+        if self.config.model not in SEQUENTIAL:
+            return (users,)
+        if history is None:
+            raise ValueError("a sequence model scores users from their history: give history")
+        window = histories(history, self.num_users, self.config.history_length)
+        return window.items[users], window.mask[users]
+
+    def user_vectors(self, users, history) -> np.ndarray:
+        """A sequence model's user vectors [U, d], read from ``history``."""
+        users = self._inputs(self._users(users, history), self._replicated)
+        vectors = self.model.apply({"params": self.state.params}, *users, method=self.model.user_vectors)
+        return np.asarray(jax.device_get(vectors))
+
+    def catalog_scores(self, users, history=None) -> np.ndarray:
+        users = self._inputs(self._users(users, history), self._replicated)
         return np.asarray(jax.device_get(self._scores(self.state.params, users)))
 
-    def catalog_metrics(self, users, reports, exclude) -> dict[str, np.ndarray]:
-        args = self._inputs((np.asarray(users, np.int32), dict(reports), exclude), self._replicated)
+    def catalog_metrics(self, users, reports, exclude, history=None) -> dict[str, np.ndarray]:
+        users = self._users(users, history)
+        args = self._inputs((users, dict(reports), exclude), self._replicated)
         return jax.device_get(self._catalog_step(self.state.params, *args))
 
     def learning_rate(self, step: int) -> float:

@@ -2,14 +2,32 @@
 
 Random order; item popularity (training ratings per item); the item mean rating shrunk toward
 the global mean (``(sum + prior * mean) / (count + prior)``, the prior chosen on validation);
-and rating matrix factorisation (biased MF fit to the ratings by alternating least squares,
-in NumPy). Each is a ``ScoreScorer``: a NumPy score function measured with a framework's
-metric functions, so a task evaluates a baseline exactly as it evaluates a trained model —
-same lists, same metric code.
+rating matrix factorisation (biased MF fit to the ratings by alternating least squares, in
+NumPy); and the strongest peers of a next-items retrieval model, each fit on which items
+each user rated (implicit feedback) and scoring a user from the history the evaluation shows
+(``FromHistory``) — so at test they see the validation ratings, as a sequence model does:
+
+- EASE (Steck 2019): the closed-form item-item ridge regression with a zero diagonal, ``B =
+  -P / diag(P)``, ``P = (X'X + l2 I)^-1``; a user's scores are their history row times ``B``.
+  Three lines of NumPy; no maintained package offers it for a CPU-only install.
+- implicit-feedback ALS (Hu, Koren & Volinsky 2008) from the ``implicit`` package; a user's
+  factors are solved from the history shown (``recalculate_user``, fold-in) against the
+  fitted item factors.
+- BPR (Rendle et al. 2009) from ``implicit``, which has no fold-in for it: its user factors
+  are the training fit's in both history columns.
+- item-kNN: cosine similarity of the items' user columns, shrunk (``x_i . x_j / (|x_i| |x_j|
+  + shrinkage)``), each item's ``neighbours`` most similar kept; a user's score for an item
+  is the sum of its similarities to the user's history. ``implicit``'s item-item
+  recommenders have no shrinkage, so this is NumPy.
+
+Each is a ``ScoreScorer``: a NumPy score function measured with a framework's metric
+functions, so a task evaluates a baseline exactly as it evaluates a trained model — same
+lists, same metric code.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -18,26 +36,43 @@ from ltr_common.batching import Batch
 from ltr_common.evaluation import catalog_reports
 from ltr_common.lists import Lists
 
-BASELINES = ("random", "popularity", "item_mean", "rating_mf")
+BASELINES = ("random", "popularity", "item_mean", "rating_mf", "ease", "als", "bpr", "item_knn")
+PEERS = ("ease", "als", "bpr", "item_knn")  # the history-reading retrieval peers (``FromHistory``)
 PRIORS = (0.0, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0)  # shrinkage of the item mean, chosen on validation
 
 # (user ids [...], item ids [...]) -> scores, broadcast together
 ScoreFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-class ScoreScorer:
-    """A task's ``Scorer`` from a NumPy score function, measured by ``metrics``: a framework
-    module with ``ranking_metrics`` and ``retrieval_metrics`` (``jax_ltr`` or ``torch_ltr``)."""
+@dataclasses.dataclass(frozen=True)
+class FromHistory:
+    """A score function of the users' histories: ``score(users [U], history: Lists)`` -> the
+    scores of every item [U, num_items], ``history`` one list per user (``Split.history``)."""
 
-    def __init__(self, score: ScoreFn, metrics, *, top_k, num_items: int):
+    score: Callable[[np.ndarray, Lists], np.ndarray]
+
+
+class ScoreScorer:
+    """A task's ``Scorer`` from a NumPy score function (``ScoreFn``, or ``FromHistory``),
+    measured by ``metrics``: a framework module with ``ranking_metrics`` and
+    ``retrieval_metrics`` (``jax_ltr`` or ``torch_ltr``)."""
+
+    def __init__(self, score: ScoreFn | FromHistory, metrics, *, top_k, num_items: int):
         self.score, self.metrics, self.top_k, self.num_items = score, metrics, tuple(top_k), num_items
 
     def batch_metrics(self, batch: Batch):
+        if isinstance(self.score, FromHistory):
+            raise ValueError(
+                "a history-reading baseline scores the catalog (--task retrieve), not rerank lists"
+            )
         scores = np.asarray(self.score(batch.user_ids[:, None], batch.item_ids), np.float32)
         return self.metrics.ranking_metrics(scores, batch.labels, where=batch.mask, top_k=self.top_k)
 
-    def catalog_metrics(self, users, reports, exclude):
-        scores = np.asarray(self.score(users[:, None], np.arange(self.num_items)[None, :]), np.float32)
+    def catalog_metrics(self, users, reports, exclude, history=None):
+        if isinstance(self.score, FromHistory):
+            scores = np.asarray(self.score.score(users, history), np.float32)
+        else:
+            scores = np.asarray(self.score(users[:, None], np.arange(self.num_items)[None, :]), np.float32)
         return catalog_reports(
             self.metrics.retrieval_metrics, scores, reports, exclude=exclude, ks=self.top_k
         )
@@ -121,3 +156,119 @@ def rating_mf(
         return bi[i] + np.einsum("...d,...d->...", p[u], q[i])
 
     return score
+
+
+def interactions(lists: Lists, num_users: int, num_items: int) -> np.ndarray:
+    """[num_users, num_items] float64: 1 where the user's list holds the item (implicit feedback)."""
+    matrix = np.zeros((num_users, num_items))
+    matrix[np.repeat(lists.users, lists.lengths), lists.items] = 1.0
+    return matrix
+
+
+def ease(train: Lists, num_users: int, num_items: int, *, l2: float) -> FromHistory:
+    """EASE's item-item weights from the training interactions; scores ``x_history @ B``."""
+    x = interactions(train, num_users, num_items)
+    gram = x.T @ x + l2 * np.eye(num_items)
+    inverse = np.linalg.inv(gram)
+    weights = -inverse / np.diag(inverse)[None, :]
+    np.fill_diagonal(weights, 0.0)
+    return FromHistory(lambda users, history: interactions(history, num_users, num_items)[users] @ weights)
+
+
+def item_knn(
+    train: Lists, num_users: int, num_items: int, *, neighbours: int, shrinkage: float
+) -> FromHistory:
+    """Item-kNN with shrunk cosine similarities (module docstring); ``neighbours`` per item."""
+    x = interactions(train, num_users, num_items)
+    common = x.T @ x
+    norms = np.sqrt(np.diag(common))
+    similarity = common / (np.outer(norms, norms) + shrinkage + 1e-12)
+    np.fill_diagonal(similarity, 0.0)
+    if neighbours < num_items - 1:  # keep each item's (column's) most similar items
+        cut = np.partition(similarity, num_items - neighbours, axis=0)[num_items - neighbours]
+        similarity = np.where(similarity >= cut[None, :], similarity, 0.0)
+    return FromHistory(lambda users, history: interactions(history, num_users, num_items)[users] @ similarity)
+
+
+def _sparse(lists: Lists, num_users: int, num_items: int):
+    import scipy.sparse
+
+    rows = np.repeat(lists.users, lists.lengths)
+    data = np.ones(len(rows), np.float32)
+    matrix = scipy.sparse.csr_matrix((data, (rows, lists.items)), shape=(num_users, num_items))
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return matrix
+
+
+def _implicit(model_class):
+    """``implicit``'s CPU model class, with an error naming the extra that installs it."""
+    try:
+        import implicit.cpu.als
+        import implicit.cpu.bpr
+    except ImportError:
+        raise ImportError(
+            "the als and bpr baselines need the implicit package: pip install -e '.[baselines]'"
+        ) from None
+    return {
+        "als": implicit.cpu.als.AlternatingLeastSquares,
+        "bpr": implicit.cpu.bpr.BayesianPersonalizedRanking,
+    }[model_class]
+
+
+def implicit_als(
+    train: Lists,
+    num_users: int,
+    num_items: int,
+    *,
+    factors: int,
+    regularization: float,
+    alpha: float,
+    seed: int,
+) -> FromHistory:
+    """``implicit``'s ALS fit on the training interactions (confidence ``1 + alpha``); a user's
+    factors solved from the history shown (fold-in), the item factors kept."""
+    from threadpoolctl import threadpool_limits
+
+    model_class = _implicit("als")  # imported first: the limit applies to the BLAS libraries loaded
+    with threadpool_limits(1, "blas"):  # implicit's own threads; BLAS threads inside them oversubscribe
+        model = model_class(
+            factors=factors, regularization=regularization, alpha=alpha, iterations=15, random_state=seed
+        )
+        model.fit(_sparse(train, num_users, num_items), show_progress=False)
+
+    def score(users, history):
+        rows = _sparse(history, num_users, num_items)[users]
+        with threadpool_limits(1, "blas"):
+            user_factors = model.recalculate_user(users, rows)
+        return np.asarray(user_factors) @ np.asarray(model.item_factors).T
+
+    return FromHistory(score)
+
+
+def implicit_bpr(
+    train: Lists,
+    num_users: int,
+    num_items: int,
+    *,
+    factors: int,
+    learning_rate: float,
+    regularization: float,
+    seed: int,
+) -> FromHistory:
+    """``implicit``'s BPR fit on the training interactions, 100 epochs; its user factors are
+    the fit's whatever history is shown (``implicit`` has no fold-in for BPR)."""
+    from threadpoolctl import threadpool_limits
+
+    model_class = _implicit("bpr")
+    with threadpool_limits(1, "blas"):
+        model = model_class(
+            factors=factors,
+            learning_rate=learning_rate,
+            regularization=regularization,
+            iterations=100,
+            random_state=seed,
+        )
+        model.fit(_sparse(train, num_users, num_items), show_progress=False)
+    users_f, items_f = np.asarray(model.user_factors), np.asarray(model.item_factors)
+    return FromHistory(lambda users, history: users_f[users] @ items_f.T)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ltr_common.losses import LOSSES, objective_terms
-from ltr_common.models import MODELS
+from ltr_common.models import MODELS, SEQUENTIAL
 
 TASKS = ("rerank", "retrieve")
 # Validation NDCG at this cut-off selects the checkpoint and stops a run early: every run
@@ -46,7 +46,10 @@ class TrainConfig:
         choices=TASKS,
     )
     model: str = _field(
-        "dot", "mlp: MLP over concatenated embeddings; dot: dot product + biases", choices=tuple(MODELS)
+        "dot",
+        "mlp: MLP over concatenated embeddings; dot: dot product + biases; sequence: a causal "
+        "transformer over the user's history as the user vector, trained on next items",
+        choices=tuple(MODELS),
     )
     loss: str = _field(
         "listmle",
@@ -59,10 +62,20 @@ class TrainConfig:
     relevance_threshold: float = _field(
         1.0, "sigmoid_ce: a label >= this is relevant (retrieve: any rating; rerank: 4, liked)"
     )
-    negatives: int = _field(100, "retrieve: items a user never rated added to each training list, label 0")
+    negatives: int = _field(
+        100,
+        "retrieve: items a user never rated added to each training list, label 0 "
+        "(sequence model: 0 = every item the user has not rated by then)",
+    )
     embedding_dim: int = _field(64, "user and item embedding size")
     mlp_hidden: int = _field(128, "hidden units of the scoring MLP")
-    dropout: float = _field(0.1, "dropout rate in the MLP, in [0, 1)")
+    dropout: float = _field(0.1, "dropout rate in the MLP and the sequence encoder, in [0, 1)")
+    history_length: int = _field(200, "sequence: the newest items of a user's history the encoder reads")
+    num_blocks: int = _field(2, "sequence: self-attention blocks")
+    num_heads: int = _field(2, "sequence: attention heads (a divisor of embedding_dim)")
+    next_items: int = _field(
+        1, "sequence: the items after each history position that are its targets (the nearest ranked first)"
+    )
     epochs: int = _field(100, "training epochs")
     batch_size: int = _field(32, "lists per batch")
     learning_rate: float = _field(3e-3, "Adam learning rate")
@@ -112,13 +125,33 @@ class TrainConfig:
             "validation_size",
             "eval_every",
             "early_stop_patience",
-            "negatives",
             "listmle_k",
+            "history_length",
+            "num_blocks",
+            "num_heads",
+            "next_items",
         ):
             value = getattr(self, name)
             need(
                 name, isinstance(value, int) and not isinstance(value, bool) and value >= 1, "an integer >= 1"
             )
+        need(
+            "negatives",
+            isinstance(self.negatives, int)
+            and not isinstance(self.negatives, bool)
+            and self.negatives >= (0 if self.model in SEQUENTIAL else 1),
+            "an integer >= 1 (0, the whole catalog, with --model sequence)",
+        )
+        need(
+            "model",
+            self.model not in SEQUENTIAL or self.task == "retrieve",
+            "a model of --task rerank (mlp, dot): the sequence model trains on next items, for retrieve",
+        )
+        need(
+            "num_heads",
+            not isinstance(self.num_heads, int) or self.embedding_dim % max(self.num_heads, 1) == 0,
+            f"a divisor of --embedding_dim {self.embedding_dim}",
+        )
         need(
             "devices",
             isinstance(self.devices, int) and not isinstance(self.devices, bool) and self.devices >= 0,

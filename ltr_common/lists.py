@@ -39,6 +39,16 @@ class Lists:
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    def take(self, ids: np.ndarray) -> Lists:
+        """The lists ``ids``, in that order."""
+        ids = np.asarray(ids, np.int64)
+        lengths = self.lengths[ids]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        within = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths)
+        source = np.repeat(self.offsets[ids], lengths) + within
+        fields = (self.items, self.labels, self.timestamps, self.rows)
+        return Lists(self.users[ids], offsets, *(field[source] for field in fields))
+
     def list_at(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(items, labels) of list ``k``."""
         lo, hi = self.offsets[k], self.offsets[k + 1]

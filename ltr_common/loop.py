@@ -48,10 +48,13 @@ class Backend(Protocol):
     def batch_metrics(self, batch: Batch) -> dict[str, np.ndarray]:
         """Per-list evaluation metrics of the current model (``ranking_metrics``)."""
 
-    def catalog_scores(self, users: np.ndarray) -> np.ndarray:
-        """Scores of every item [U, num_items] for ``users`` [U], by the current model."""
+    def catalog_scores(self, users: np.ndarray, history=None) -> np.ndarray:
+        """Scores of every item [U, num_items] for ``users`` [U], by the current model; a
+        sequence model reads each user's ``history`` (a ``Lists``, one list per user)."""
 
-    def catalog_metrics(self, users: np.ndarray, reports: dict, exclude: np.ndarray) -> dict[str, np.ndarray]:
+    def catalog_metrics(
+        self, users: np.ndarray, reports: dict, exclude: np.ndarray, history=None
+    ) -> dict[str, np.ndarray]:
         """Per-user full-catalog metrics of the current model (``tasks.base.Scorer``)."""
 
     def learning_rate(self, step: int) -> float: ...

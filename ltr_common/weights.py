@@ -21,6 +21,12 @@ from ltr_common.models import Parameter
 Layout = Mapping[str, tuple[tuple[str, ...], bool]]
 
 
+def identity_layout(parameters: Mapping[str, Parameter]) -> dict[str, tuple[tuple[str, ...], bool]]:
+    """The layout of a model that stores every canonical parameter under its own name, as
+    is: the sequence encoder in both frameworks."""
+    return {name: ((name,), False) for name in parameters}
+
+
 def _get(tree, path: tuple[str, ...]):
     for key in path:
         tree = tree[key]

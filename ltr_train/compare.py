@@ -22,6 +22,24 @@ from ltr_common.tasks import Scorer, Task, make_task
 from ltr_train.backends import framework_package, make_backend
 
 MF_REGULARISATION = (3.0, 10.0, 30.0)
+# The peers' settings, each grid searched on validation NDCG@10 (``fit_baselines``): EASE's
+# l2; ALS's (factors, regularisation, confidence alpha); BPR's (factors, learning rate,
+# regularisation); item-kNN's (neighbours, shrinkage).
+EASE_L2 = (50.0, 100.0, 200.0, 300.0, 500.0, 800.0, 1200.0, 2000.0)
+ALS_SETTINGS = tuple(
+    (factors, reg, alpha)
+    for factors in (32, 64, 128)
+    for reg in (1.0, 10.0, 100.0)
+    for alpha in (0.5, 1.0, 4.0)
+)
+BPR_SETTINGS = tuple(
+    (factors, rate, reg) for factors in (32, 64, 128) for rate in (0.01, 0.05) for reg in (0.001, 0.01)
+)
+KNN_SETTINGS = tuple(
+    (neighbours, shrinkage)
+    for neighbours in (20, 50, 100, 200, 400)
+    for shrinkage in (0.0, 10.0, 50.0, 100.0)
+)
 
 
 def fit_baselines(
@@ -43,6 +61,23 @@ def fit_baselines(
         "rating_mf": (
             MF_REGULARISATION,
             lambda train, reg: baselines.rating_mf(train, users, items, reg=reg, seed=config.seed),
+        ),
+        "ease": (EASE_L2, lambda train, l2: baselines.ease(train, users, items, l2=l2)),
+        "als": (
+            ALS_SETTINGS,
+            lambda train, s: baselines.implicit_als(
+                train, users, items, factors=s[0], regularization=s[1], alpha=s[2], seed=config.seed
+            ),
+        ),
+        "bpr": (
+            BPR_SETTINGS,
+            lambda train, s: baselines.implicit_bpr(
+                train, users, items, factors=s[0], learning_rate=s[1], regularization=s[2], seed=config.seed
+            ),
+        ),
+        "item_knn": (
+            KNN_SETTINGS,
+            lambda train, s: baselines.item_knn(train, users, items, neighbours=s[0], shrinkage=s[1]),
         ),
     }
 
@@ -120,15 +155,33 @@ def evaluate_all(task_name: str, refit: bool, names, runs: dict[str, list[Path]]
     config = for_task(task_name, refit=refit)
     ratings, split = load_split(config)
     task = make_task(config, split)
-    parts = ("test",) if refit else ("validation", "test")
+    columns = evaluation_columns(task_name, refit)
     scorers = fit_baselines(names, config, ratings, split, framework_package("jax"))
-    out = {part: {name: task.per_list(scorer, part) for name, scorer in scorers.items()} for part in parts}
+    out = {
+        column: {name: task.per_list(scorer, part, history=shown) for name, scorer in scorers.items()}
+        for column, (part, shown) in columns.items()
+    }
     for label, dirs in runs.items():
         models = [load_model(d, task_name, refit) for d in dirs]
-        for part in parts:
-            seeds = [task.per_list(model, part) for model in models]
-            out[part][label] = {k: np.mean([s[k] for s in seeds], axis=0) for k in seeds[0]}
-            out[part][label]["seeds"] = np.array(
+        for column, (part, shown) in columns.items():
+            seeds = [task.per_list(model, part, history=shown) for model in models]
+            out[column][label] = {k: np.mean([s[k] for s in seeds], axis=0) for k in seeds[0]}
+            out[column][label]["seeds"] = np.array(
                 [[np.nanmean(s[k]) for k in HEADLINE if k in s] for s in seeds]
             )
     return out
+
+
+TRAINING_HISTORY = "test, training history only"
+
+
+def evaluation_columns(task_name: str, refit: bool) -> dict[str, tuple[str, str]]:
+    """``{column: (part, history shown)}`` a comparison reports: validation (not for a refit)
+    and test, each with every rating before it shown to history-reading scorers; for
+    retrieval also test with the training ratings alone, as if validation had not happened
+    (``RetrieveTask.history``)."""
+    columns = {} if refit else {"validation": ("validation", "all")}
+    columns["test"] = ("test", "all")
+    if task_name == "retrieve" and not refit:
+        columns[TRAINING_HISTORY] = ("test", "train")
+    return columns

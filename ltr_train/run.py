@@ -26,7 +26,7 @@ from ltr_common.movielens import Ratings
 from ltr_common.stats import format_difference
 from ltr_common.tasks import make_task
 from ltr_train.backends import FRAMEWORKS, framework_package, make_backend
-from ltr_train.compare import compare, fit_baselines
+from ltr_train.compare import compare, evaluation_columns, fit_baselines
 
 
 def summary_writer_class():
@@ -101,7 +101,10 @@ def load_run_config(run_dir: Path) -> tuple[str, TrainConfig]:
         raise ConfigError(f"{path}: {err}") from None
 
 
-RUN_BASELINES = ("popularity", "item_mean")  # beside the model in every run's table
+# Beside the model in every run's table: for retrieval the strongest peers that need nothing
+# beyond NumPy (EASE, item-kNN; ALS and BPR are in scripts/baselines.py), for reranking the
+# item mean.
+RUN_BASELINES = {"retrieve": ("popularity", "ease", "item_knn"), "rerank": ("popularity", "item_mean")}
 
 
 def run(
@@ -168,10 +171,15 @@ def run(
             "stopped_early": progress.stopped_early,
             "train_seconds": seconds,
             "epoch_seconds": epoch_seconds,
-            **{part: task.evaluate(trainer, part) for part in parts},
+            **{
+                column: task.evaluate(trainer, part, history=shown)
+                for column, (part, shown) in evaluation_columns(config.task, config.refit).items()
+            },
             "lists": {part: task.counts(part) for part in parts},
         }
-        others = fit_baselines(RUN_BASELINES, config, ratings, split, framework_package(framework))
+        others = fit_baselines(
+            RUN_BASELINES[config.task], config, ratings, split, framework_package(framework)
+        )
         results.update(compare(task, trainer, others, parts))
         write_json(run_dir / "metrics.json", results)
         return results

@@ -24,7 +24,7 @@ import numpy as np
 
 import jax_ltr
 from ltr_common import ConfigError, load_split
-from ltr_common.baselines import BASELINES
+from ltr_common.baselines import BASELINES, PEERS
 from ltr_common.config import for_task
 from ltr_common.evaluation import metric_order
 from ltr_common.stats import format_difference, paired_difference
@@ -79,10 +79,14 @@ def main(argv=None) -> int:
     parser.add_argument("--refit", action="store_true", help="fit on training + validation, report test")
     parser.add_argument("--run", action="append", default=[], metavar="LABEL=RUN_DIR[,RUN_DIR...]")
     parser.add_argument(
-        "--baselines", default=",".join(BASELINES), help=f"comma list of {', '.join(BASELINES)}"
+        "--baselines",
+        default=None,
+        help=f"comma list of {', '.join(BASELINES)} (default: all; for rerank all but the "
+        f"history-reading retrieval peers {', '.join(PEERS)})",
     )
     args = parser.parse_args(argv)
-    names = [n for n in args.baselines.split(",") if n]
+    default = [n for n in BASELINES if args.task == "retrieve" or n not in PEERS]
+    names = default if args.baselines is None else [n for n in args.baselines.split(",") if n]
     try:
         runs = parse_runs(args.run)
         unknown = sorted(set(names) - set(BASELINES))

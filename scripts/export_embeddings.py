@@ -6,10 +6,12 @@ Writes ``embeddings.npz`` (``user_embeddings`` [U, d], ``item_embeddings`` [I, d
 ``user_raw_ids`` [U], ``item_raw_ids`` [I]: row k belongs to raw id ``*_raw_ids[k]``) and
 ``user_ids.csv`` / ``item_ids.csv`` (index, raw_id). Works for JAX and PyTorch runs alike.
 
-For the dot-product model it also writes ``user_vectors`` [U, d + 1] and ``item_vectors``
-[I, d + 1], ready for a nearest-neighbour (maximum inner product) index: ``user_vectors[u] .
-item_vectors[i]`` is the model's score of item ``i`` for user ``u`` up to the user's own bias,
-which orders no user's items.
+For the dot-product and sequence models it also writes ``user_vectors`` [U, d + 1] and
+``item_vectors`` [I, d + 1], ready for a nearest-neighbour (maximum inner product) index:
+``user_vectors[u] . item_vectors[i]`` is the model's score of item ``i`` for user ``u`` (up to
+the dot model's user bias, which orders no user's items). The sequence model has no user
+embedding table: its user vectors are read from each user's latest history, every rating in
+the data (a user with none gets the vector of an empty history).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ltr_common import load_split
 from ltr_common.files import atomic_write_bytes, atomic_write_text
-from ltr_common.movielens import load_movielens
+from ltr_common.lists import concatenate_by_user
 from ltr_train import load_run_config, make_backend
 from ltr_train.cli import USER_ERRORS, error_exit
 
@@ -32,11 +35,16 @@ def export(run_dir: Path, out_dir: Path | None = None) -> Path:
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir
     framework, config = load_run_config(run_dir)
-    ratings = load_movielens(data_dir=config.data_dir, cache_dir=config.cache_dir)
+    ratings, split = load_split(config)
     trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
     trainer.restore(run_dir / "checkpoint_best")
     weights = trainer.weights()
-    users, items = weights["user_embedding"], weights["item_embedding"]
+    items = weights["item_embedding"]
+    if "user_embedding" in weights:
+        users = weights["user_embedding"]
+    else:  # a sequence model: each user's vector from all their ratings, in time order
+        everything = concatenate_by_user([split.history("test"), split.test], ratings.num_users)
+        users = trainer.user_vectors(np.arange(ratings.num_users), everything)
     arrays = {"user_embeddings": users, "item_embeddings": items}
     if "item_bias" in weights:  # s(u, i) = <e_u, e_i> + b_i + b_u: append b_i, and a 1 for users
         arrays["user_vectors"] = np.hstack([users, np.ones((len(users), 1), users.dtype)])

@@ -41,7 +41,7 @@ def recommend(
     backend.restore(Path(run_dir) / "checkpoint_best")
     known = split.history("validation")  # everything rated by the end of the training period
     seen = dense_mask(known, ratings.num_users, ratings.num_items)[user]
-    scores = backend.catalog_scores(np.array([user], np.int32))[0]
+    scores = backend.catalog_scores(np.array([user], np.int32), history=known)[0]
     scores = np.where(seen, -np.inf, scores)
     top = np.argsort(-scores, kind="stable")[:k]
     mine = known.users == user

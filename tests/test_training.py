@@ -257,7 +257,7 @@ def test_a_retrieval_run_beside_its_baselines(framework, tmp_path):
     for part in ("validation", "test"):
         assert {"ndcg@10", "recall@10", "hr@10", "liked/ndcg@10"} <= set(results[part])
         assert results["lists"][part]["lists"] + results["lists"][part]["left out"] == ratings.num_users
-        for name in ("popularity", "item_mean"):
+        for name in ("popularity", "ease", "item_knn"):
             mean, se, n = results["paired"][name][part]["ndcg@10"]
             model, baseline = results[part]["ndcg@10"], results["baselines"][name][part]["ndcg@10"]
             assert (
@@ -265,6 +265,8 @@ def test_a_retrieval_run_beside_its_baselines(framework, tmp_path):
                 and se > 0
                 and n == results["lists"][part]["lists"]
             )
+    # A history-reading scorer's second test column: only the training ratings shown.
+    assert set(results["test, training history only"]) == set(results["test"])
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["task"] == "retrieve" and saved["paired"] == json.loads(json.dumps(results["paired"]))
 

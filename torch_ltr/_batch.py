@@ -8,7 +8,8 @@ from ltr_common import Batch
 
 
 def as_arrays(batch: Batch, *, device: torch.device | str | None = None) -> Batch:
-    """The same ``Batch`` with every field a ``torch.Tensor`` (shared memory on the CPU).
+    """The same ``Batch`` (or ``SequenceBatch``) with every field a ``torch.Tensor`` (shared
+    memory on the CPU).
 
     Example:
       >>> import numpy as np
@@ -17,4 +18,4 @@ def as_arrays(batch: Batch, *, device: torch.device | str | None = None) -> Batc
       >>> tuple(as_arrays(b).mask.shape)
       (2, 3)
     """
-    return Batch(*(torch.from_numpy(field).to(device) for field in batch))
+    return type(batch)(*(torch.from_numpy(field).to(device) for field in batch))

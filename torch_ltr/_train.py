@@ -13,12 +13,14 @@ from ltr_common.config import TrainConfig
 from ltr_common.evaluation import catalog_reports
 from ltr_common.files import CheckpointError, read_checkpoint_bytes, undecodable, write_checkpoint_bytes
 from ltr_common.losses import training_objective
-from ltr_common.models import initial_weights, model_options, model_parameters, weight_decay
+from ltr_common.models import SEQUENTIAL, initial_weights, model_options, model_parameters, weight_decay
+from ltr_common.sequences import SequenceBatch, histories
 from ltr_common.weights import from_canonical, to_canonical
 from torch_ltr import _losses
 from torch_ltr._batch import as_arrays
 from torch_ltr._metrics import ranking_metrics, retrieval_metrics
 from torch_ltr._model import MODEL_CLASSES
+from torch_ltr._sequence import next_item_lists
 
 
 def make_model(config: TrainConfig, num_users: int, num_items: int):
@@ -39,14 +41,22 @@ def make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.O
     return torch.optim.AdamW(groups, lr=config.learning_rate)
 
 
+def list_scores(model, batch):
+    """``(scores, labels, where)`` of a batch's lists (see ``jax_ltr._train.list_scores``)."""
+    if isinstance(batch, SequenceBatch):
+        scores = model(batch.history.long(), batch.history_mask, batch.targets.long(), batch.negatives.long())
+        return (scores, *next_item_lists(batch, scores.shape[-1]))
+    return model(batch.user_ids.long(), batch.item_ids.long()), batch.labels, batch.mask
+
+
 def train_step(model, optimizer, batch, pairs, tie_break, *, config: TrainConfig) -> dict:
     """One optimiser step; returns detached scalar tensors (no host sync): ``loss_total``,
     ``loss_<term>`` for each term of the objective, ``grad_norm``."""
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    scores = model(batch.user_ids.long(), batch.item_ids.long())
+    scores, labels, where = list_scores(model, batch)
     total, terms = training_objective(
-        _losses, scores, batch.labels, batch.mask, pairs, tie_break, config.objective_terms, config
+        _losses, scores, labels, where, pairs, tie_break, config.objective_terms, config
     )
     total.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip_norm)
@@ -60,7 +70,7 @@ class Trainer:
     """The PyTorch ``ltr_common.loop.Backend``."""
 
     def __init__(self, config: TrainConfig, num_users: int, num_items: int):
-        self.config = config
+        self.config, self.num_users = config, num_users
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         torch.manual_seed(config.seed)
         self.model = make_model(config, num_users, num_items)
@@ -79,13 +89,9 @@ class Trainer:
 
     def train_step(self, batch, pairs, tie_break):
         pairs = None if pairs is None else tuple(torch.from_numpy(p).to(self.device) for p in pairs)
+        tie_break = None if tie_break is None else torch.from_numpy(tie_break).to(self.device)
         return train_step(
-            self.model,
-            self.optimizer,
-            self._tensors(batch),
-            pairs,
-            torch.from_numpy(tie_break).to(self.device),
-            config=self.config,
+            self.model, self.optimizer, self._tensors(batch), pairs, tie_break, config=self.config
         )
 
     @staticmethod
@@ -100,17 +106,33 @@ class Trainer:
         metrics = ranking_metrics(scores, b.labels, where=b.mask, top_k=tuple(self.config.top_k))
         return {k: v.cpu().numpy() for k, v in metrics.items()}
 
-    @torch.no_grad()
-    def catalog_scores(self, users) -> np.ndarray:
-        self.model.eval()
-        users = torch.as_tensor(users, device=self.device).long()
-        return self.model.catalog_scores(users).cpu().numpy()
+    def _users(self, users, history) -> tuple:
+        """The model's user inputs (see ``jax_ltr._train.Trainer._users``), as tensors."""
+        users = np.asarray(users, np.int64)
+        if self.config.model not in SEQUENTIAL:
+            return (torch.as_tensor(users, device=self.device),)
+        if history is None:
+            raise ValueError("a sequence model scores users from their history: give history")
+        window = histories(history, self.num_users, self.config.history_length)
+        items, mask = window.items[users].astype(np.int64), window.mask[users]
+        return torch.as_tensor(items, device=self.device), torch.as_tensor(mask, device=self.device)
 
     @torch.no_grad()
-    def catalog_metrics(self, users, reports, exclude) -> dict[str, np.ndarray]:
+    def user_vectors(self, users, history) -> np.ndarray:
+        """A sequence model's user vectors [U, d], read from ``history``."""
+        self.model.eval()
+        return self.model.user_vectors(*self._users(users, history)).cpu().numpy()
+
+    @torch.no_grad()
+    def catalog_scores(self, users, history=None) -> np.ndarray:
+        self.model.eval()
+        return self.model.catalog_scores(*self._users(users, history)).cpu().numpy()
+
+    @torch.no_grad()
+    def catalog_metrics(self, users, reports, exclude, history=None) -> dict[str, np.ndarray]:
         self.model.eval()
         device = self.device
-        scores = self.model.catalog_scores(torch.as_tensor(users, device=device).long())
+        scores = self.model.catalog_scores(*self._users(users, history))
         exclude = torch.as_tensor(exclude, device=device)
         reports = {prefix: torch.as_tensor(relevant, device=device) for prefix, relevant in reports.items()}
         out = catalog_reports(

@@ -22,11 +22,13 @@ class Scorer(Protocol):
         """Per-list ``ranking_metrics`` [B] of the lists of a padded batch."""
 
     def catalog_metrics(
-        self, users: np.ndarray, reports: Mapping[str, np.ndarray], exclude: np.ndarray
+        self, users: np.ndarray, reports: Mapping[str, np.ndarray], exclude: np.ndarray, history: Lists
     ) -> Mapping[str, object]:
         """Per-user ``retrieval_metrics`` [U] over the whole catalog, scored once, for each
         relevance mask of ``reports`` (``{name prefix: [U, num_items] bool}``), the metric names
-        prefixed; ``exclude`` [U, num_items] bool."""
+        prefixed; ``exclude`` [U, num_items] bool. ``history``: every user's ratings known at
+        that moment, one list per user in time order (``Split.history``), for a scorer that
+        reads them (a sequence model, EASE, item-kNN, ALS fold-in); others ignore it."""
 
 
 class Task(Protocol):
@@ -39,11 +41,13 @@ class Task(Protocol):
     def epoch_inputs(self, *, epoch: int, start_batch: int = 0) -> Iterator[tuple[Batch, object, np.ndarray]]:
         """``(batch, pairs, tie_break)`` for each training step of ``epoch`` from ``start_batch``."""
 
-    def per_list(self, scorer: Scorer, part: str) -> dict[str, np.ndarray]:
+    def per_list(self, scorer: Scorer, part: str, *, history: str = "all") -> dict[str, np.ndarray]:
         """Each evaluated list's metrics on ``part`` ("validation" or "test"); NaN where a list
-        does not count (a user with nothing relevant)."""
+        does not count (a user with nothing relevant). ``history``: what a history-reading
+        scorer is shown, "all" ratings before ``part`` or only the "train"ing ones (for test,
+        without the validation ratings)."""
 
-    def evaluate(self, scorer: Scorer, part: str) -> dict[str, float]:
+    def evaluate(self, scorer: Scorer, part: str, *, history: str = "all") -> dict[str, float]:
         """The mean of each metric over the lists of ``part`` that count."""
 
     def counts(self, part: str) -> dict[str, int]:

@@ -34,10 +34,12 @@ class RerankTask:
     def epoch_inputs(self, *, epoch: int, start_batch: int = 0):
         return training_inputs(self.config, self.split.train, epoch=epoch, start_batch=start_batch)
 
-    def per_list(self, scorer: Scorer, part: str):
+    def per_list(self, scorer: Scorer, part: str, *, history: str = "all"):
+        del history  # the reranker scores by user id: no history to show
         return per_list_metrics(scorer.batch_metrics, self.lists(part), batch_size=self.eval_batch_size())
 
-    def evaluate(self, scorer: Scorer, part: str):
+    def evaluate(self, scorer: Scorer, part: str, *, history: str = "all"):
+        del history
         return evaluate(scorer.batch_metrics, self.lists(part), batch_size=self.eval_batch_size())
 
     def counts(self, part: str):

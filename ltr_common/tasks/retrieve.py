@@ -7,6 +7,13 @@ unchanged: ListMLE ranks the rated items above the sampled ones, pairwise PL on 
 sampled) pairs is BPR. Items rated later (validation, test) can be drawn: at training time
 they are not known to be liked.
 
+With the sequence model (``--model sequence``) a training step is a batch of users instead:
+each slot of a user's training history is a list of the items that followed it, against
+``--negatives`` sampled items the user never rated in training, or against every item not
+rated by then (``--negatives 0``; ``ltr_common.sequences``). The model reads the history
+the evaluation shows it: for validation the training ratings, for test those and the
+validation ratings (or, as a second column, the training ratings alone).
+
 Evaluation on a validation or test list: every item the user rated before it is left out of
 the ranking (the training list, the older ratings ``max_list_size`` cut from it, and for test
 the validation list), the rest of the catalog is ranked by score, and the list's items are
@@ -19,13 +26,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ltr_common.batching import Batch
+from ltr_common.batching import Batch, epoch_order
 from ltr_common.config import ConfigError, TrainConfig
 from ltr_common.lists import Lists, Split
+from ltr_common.models import SEQUENTIAL
+from ltr_common.sequences import sequence_batch, sequence_width, trainable
 from ltr_common.tasks.base import Scorer, require_training_lists, training_inputs
 
 NEGATIVE_STREAM = 0x4E47  # a seed word of its own: the negatives' draws are not the pairs'
 LIKED = 4.0  # the rating from which a held-out item counts in the liked/ report
+HISTORIES = ("all", "train")  # what a history-reading scorer is shown (``RetrieveTask.history``)
 
 
 def dense_mask(lists: Lists, num_users: int, num_items: int, keep=None) -> np.ndarray:
@@ -57,8 +67,19 @@ class RetrieveTask:
                 f"only {unrated} items left unrated of {self.num_items}; use at most {unrated}"
             )
 
+    @property
+    def sequential(self) -> bool:
+        return self.config.model in SEQUENTIAL
+
     def steps_per_epoch(self) -> int:
-        return -(-len(self.split.train) // self.config.batch_size)
+        lists = len(self._sequence_lists()) if self.sequential else len(self.split.train)
+        return -(-lists // self.config.batch_size)
+
+    def _sequence_lists(self) -> Lists:
+        """Every user's training ratings in time order, those with a next item to learn."""
+        if not hasattr(self, "_sequences"):
+            self._sequences = trainable(self.split.history("validation"))
+        return self._sequences
 
     def sample_negatives(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """[B, negatives] distinct items each user (index, -1 for none) had not rated: uniform."""
@@ -82,9 +103,40 @@ class RetrieveTask:
         )
 
     def epoch_inputs(self, *, epoch: int, start_batch: int = 0):
+        if self.sequential:
+            return self._sequence_inputs(epoch=epoch, start_batch=start_batch)
         return training_inputs(
             self.config, self.split.train, epoch=epoch, start_batch=start_batch, extend=self.with_negatives
         )
+
+    def _sequence_inputs(self, *, epoch: int, start_batch: int):
+        """``(SequenceBatch, None, None)`` for each step: users in an order drawn from
+        ``(seed, epoch)`` (with length bucketing, those of similar history lengths together,
+        each batch padded to ``sequence_width``), negatives from ``(seed, epoch, batch)``."""
+        config, lists = self.config, self._sequence_lists()
+        batches = epoch_order(
+            lists,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            epoch=epoch,
+            length_bucketing=config.length_bucketing,
+        )
+        for index, list_ids in enumerate(batches[start_batch:], start=start_batch):
+            negatives = None
+            if config.negatives:
+                rng = np.random.default_rng([config.seed, epoch, index, NEGATIVE_STREAM])
+                negatives = self.sample_negatives(lists.users[list_ids], rng)
+            longest = int(min(lists.lengths[list_ids].max() - 1, config.history_length))
+            batch = sequence_batch(
+                lists,
+                list_ids,
+                batch_size=config.batch_size,
+                length=sequence_width(longest, config.history_length),
+                next_items=config.next_items,
+                negatives=negatives,
+                num_items=self.num_items,
+            )
+            yield batch, None, None
 
     def masks(self, part: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(relevant, liked, exclude)``, each [num_users, num_items] bool, for ``part``."""
@@ -97,14 +149,22 @@ class RetrieveTask:
             )
         return self._masks[part]
 
-    def per_list(self, scorer: Scorer, part: str) -> dict[str, np.ndarray]:
+    def history(self, part: str, seen: str = "all") -> Lists:
+        """The ratings a history-reading scorer is shown before ``part``: "all" of them, or
+        the "train"ing ones only (for test: not the validation ratings)."""
+        if seen not in HISTORIES:
+            raise ValueError(f"history must be one of {', '.join(HISTORIES)}, got {seen!r}")
+        return self.split.history("validation" if seen == "train" else part)
+
+    def per_list(self, scorer: Scorer, part: str, *, history: str = "all") -> dict[str, np.ndarray]:
         relevant, liked, exclude = self.masks(part)
         users = np.arange(self.num_users, dtype=np.int32)
-        metrics = scorer.catalog_metrics(users, {"": relevant, "liked/": liked}, exclude)
+        shown = self.history(part, history)
+        metrics = scorer.catalog_metrics(users, {"": relevant, "liked/": liked}, exclude, shown)
         return {k: np.asarray(v, np.float64) for k, v in metrics.items()}
 
-    def evaluate(self, scorer: Scorer, part: str) -> dict[str, float]:
-        return {k: float(np.nanmean(v)) for k, v in self.per_list(scorer, part).items()}
+    def evaluate(self, scorer: Scorer, part: str, *, history: str = "all") -> dict[str, float]:
+        return {k: float(np.nanmean(v)) for k, v in self.per_list(scorer, part, history=history).items()}
 
     def counts(self, part: str) -> dict[str, int]:
         relevant, liked, _ = self.masks(part)

@@ -1,0 +1,151 @@
+"""A user's history as a sequence, framework-neutral: the padded histories a sequence model
+reads, and its training batches of next items.
+
+A history is a user's items in time order. A model reads the newest ``T`` of them,
+left-padded so that the newest always sits at slot ``T - 1`` (``histories``). Training on
+next items (``sequence_batch``): at every slot of a user's training history, the items that
+followed it are the targets — the next ``K`` (``--next_items``), the nearest ranked first —
+ranked against ``N`` items the user never rated in training, sampled for the batch, or,
+with ``N = 0``, against every item the user had not rated by then.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ltr_common.lists import Lists
+
+
+class Histories(NamedTuple):
+    """Every user's newest items, left-padded: ``items`` [U, T] int32 (0 at padding), ``mask``
+    [U, T] bool (True at real items); a user without history has an all-False row."""
+
+    items: np.ndarray
+    mask: np.ndarray
+
+
+def histories(lists: Lists, num_users: int, length: int) -> Histories:
+    """The newest ``length`` items of each user's list in ``lists`` (one list per user, in
+    time order: ``Split.history``), left-padded, for every user index below ``num_users``.
+
+    Example:
+      >>> from ltr_common.lists import Lists
+      >>> lists = Lists(np.array([1], np.int32), np.array([0, 3]), np.array([7, 8, 9], np.int32),
+      ...               np.ones(3, np.float32), np.zeros(3, np.int64), np.arange(3))
+      >>> h = histories(lists, 2, 2)
+      >>> h.items.tolist(), h.mask.tolist()
+      ([[0, 0], [8, 9]], [[False, False], [True, True]])
+    """
+    items = np.zeros((num_users, length), np.int32)
+    mask = np.zeros((num_users, length), bool)
+    if len(lists):
+        kept = np.minimum(lists.lengths, length)
+        rows = np.repeat(lists.users, kept)
+        slot = length - np.repeat(kept, kept) + _ranks(kept)
+        source = np.repeat(lists.offsets[1:] - kept, kept) + _ranks(kept)
+        items[rows, slot] = lists.items[source]
+        mask[rows, slot] = True
+    return Histories(items, mask)
+
+
+def _ranks(counts: np.ndarray) -> np.ndarray:
+    """``0 .. c - 1`` for each count ``c``, concatenated."""
+    return np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
+class SequenceBatch(NamedTuple):
+    """One batch of next-item training; a NamedTuple, so a pytree.
+
+    ``history`` [B, T] and ``history_mask`` [B, T]: the newest ``T`` items of each user's
+    training history but the last, left-padded. ``targets`` [B, T, K]: the ``K`` items after
+    each slot (``target_mask`` False where the history ends sooner). ``negatives`` [B, N]:
+    items the user never rated in training, or [B, 0] for the whole catalog, where
+    ``rated_before`` [B, num_items] marks the items rated before the first slot (what the
+    window does not show; [B, 0] when ``negatives`` are sampled). ``list_ids`` [B]: the
+    user's list, -1 for padding rows.
+    """
+
+    user_ids: np.ndarray
+    history: np.ndarray
+    history_mask: np.ndarray
+    targets: np.ndarray
+    target_mask: np.ndarray
+    negatives: np.ndarray
+    rated_before: np.ndarray
+    list_ids: np.ndarray
+
+
+def trainable(lists: Lists) -> Lists:
+    """The lists with a next item to learn: two items or more."""
+    return lists.take(np.flatnonzero(lists.lengths >= 2))
+
+
+def sequence_width(inputs: int, history_length: int) -> int:
+    """The slots a batch whose longest input runs ``inputs`` items is padded to: the next
+    quarter of ``history_length``, so a step compiles for at most four widths while short
+    histories skip most of the padding (and attention's cost grows with the square).
+
+    Example:
+      >>> [sequence_width(n, 200) for n in (1, 50, 51, 199, 200)]
+      [50, 50, 100, 200, 200]
+    """
+    quarter = max(history_length // 4, 1)
+    return min(history_length, -(-inputs // quarter) * quarter)
+
+
+def sequence_batch(
+    lists: Lists,
+    list_ids: np.ndarray,
+    *,
+    batch_size: int,
+    length: int,
+    next_items: int,
+    negatives: np.ndarray | None,
+    num_items: int,
+) -> SequenceBatch:
+    """The ``SequenceBatch`` of the lists ``list_ids`` of ``lists`` (each a user's training
+    history, at least two items), padded to ``batch_size`` rows; ``negatives`` [n, N] the
+    sampled items of the ``n`` lists, or None for the whole catalog."""
+    count = len(list_ids)
+    list_ids = np.asarray(list_ids, np.int64)
+    if count > batch_size:
+        raise ValueError(f"{count} lists do not fit a batch of batch_size={batch_size}")
+    lengths = lists.lengths[list_ids]
+    if (lengths < 2).any():
+        raise ValueError("every list of a sequence batch needs two items or more")
+    # The window: the newest length + 1 items; the inputs are all but its last.
+    window = np.minimum(lengths, length + 1)
+    start = lists.offsets[list_ids] + lengths - window
+    inputs = window - 1
+    rows = np.repeat(np.arange(count), inputs)
+    within = _ranks(inputs)
+    slot = length - np.repeat(inputs, inputs) + within
+    history = np.zeros((batch_size, length), np.int32)
+    history_mask = np.zeros((batch_size, length), bool)
+    history[rows, slot] = lists.items[np.repeat(start, inputs) + within]
+    history_mask[rows, slot] = True
+    targets = np.zeros((batch_size, length, next_items), np.int32)
+    target_mask = np.zeros((batch_size, length, next_items), bool)
+    for ahead in range(1, next_items + 1):  # K small passes, each vectorised over the batch
+        reach = within + ahead < np.repeat(window, inputs)
+        target = np.repeat(start, inputs) + within + ahead
+        targets[rows[reach], slot[reach], ahead - 1] = lists.items[target[reach]]
+        target_mask[rows[reach], slot[reach], ahead - 1] = True
+    user_ids = np.zeros(batch_size, np.int32)
+    user_ids[:count] = lists.users[list_ids]
+    ids = np.full(batch_size, -1, np.int32)
+    ids[:count] = list_ids
+    if negatives is None:
+        sampled = np.zeros((batch_size, 0), np.int32)
+        rated_before = np.zeros((batch_size, num_items), bool)
+        earlier = start - lists.offsets[list_ids]
+        before_rows = np.repeat(np.arange(count), earlier)
+        before = np.repeat(lists.offsets[list_ids], earlier) + _ranks(earlier)
+        rated_before[before_rows, lists.items[before]] = True
+    else:
+        sampled = np.zeros((batch_size, negatives.shape[1]), np.int32)
+        sampled[:count] = negatives
+        rated_before = np.zeros((batch_size, 0), bool)
+    return SequenceBatch(user_ids, history, history_mask, targets, target_mask, sampled, rated_before, ids)

@@ -1,0 +1,172 @@
+"""The sequence encoder ported between Flax and PyTorch: one set of weights, the same scores
+and the same parameter gradients.
+
+How the port is held together, step by step:
+
+1. One canonical set of parameters (``ltr_common.models.sequence_encoder``: names, shapes,
+   matrices ``[in, out]``) that both model classes store under those names; the converter
+   (``ltr_common.weights``) moves weights between them and checks every shape.
+2. Every operation written out the same way in both: the layer norm's two-pass variance
+   (Flax's own ``LayerNorm`` computes ``E[x^2] - E[x]^2``), exact GELU (``jax.nn.gelu``
+   defaults to the tanh form, PyTorch to erf), the attention mask (a padding slot attends
+   to itself only, so no softmax is empty), ``-inf`` rather than a large negative logit.
+3. float64 first: with rounding out of the way, scores and every parameter gradient agree
+   to 1e-12 (``_bounds.FLOAT64``) — any real difference in the math shows here.
+4. float32 against a derived bound (``_sequence_bounds``): a first-order rounding-error
+   analysis of the encoder, replayed in float64 beside the values it bounds.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+import jax_ltr._model as jax_model
+import torch_ltr._model as torch_model
+from jax_ltr import _losses as jax_losses
+from jax_ltr._sequence import next_item_lists as jax_lists
+from ltr_common.lists import Lists
+from ltr_common.losses import training_objective
+from ltr_common.models import initial_weights, sequence_encoder
+from ltr_common.sequences import sequence_batch
+from ltr_common.weights import from_canonical, to_canonical
+from parity_tests import _bounds, _sequence_bounds
+from torch_ltr import _losses as torch_losses
+from torch_ltr._batch import as_arrays
+from torch_ltr._sequence import next_item_lists as torch_lists
+
+USERS, ITEMS, DIM, LENGTH, BLOCKS, HEADS = 6, 40, 8, 7, 2, 2
+SHAPES = dict(embedding_dim=DIM, history_length=LENGTH, num_blocks=BLOCKS)
+
+
+def weights(seed: int = 0) -> dict[str, np.ndarray]:
+    """The canonical initial weights, then moved off their initial values (layer-norm scales
+    of 1 and zero biases would hide a transposed or swapped parameter)."""
+    rng = np.random.default_rng(seed)
+    start = initial_weights(sequence_encoder(USERS, ITEMS, **SHAPES), seed)
+    return {k: (v + rng.normal(0.0, 0.2, v.shape)).astype(np.float32) for k, v in start.items()}
+
+
+def histories(seed: int = 1):
+    """Users' histories with every padding pattern: full, partly padded, a single item, empty."""
+    rng = np.random.default_rng(seed)
+    lengths = [LENGTH + 3, LENGTH, 4, 2, 1, 0]
+    lists = Lists(
+        users=np.arange(len(lengths), dtype=np.int32),
+        offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        items=np.concatenate([rng.permutation(ITEMS)[:n] for n in lengths]).astype(np.int32),
+        labels=np.ones(sum(lengths), np.float32),
+        timestamps=np.zeros(sum(lengths), np.int64),
+        rows=np.arange(sum(lengths)),
+    )
+    return lists
+
+
+def flax_and_torch(canonical: dict, dtype: str):
+    flax = jax_model.SequenceScorer(USERS, ITEMS, DIM, LENGTH, BLOCKS, HEADS, dropout=0.0)
+    port = torch_model.SequenceScorer(USERS, ITEMS, DIM, LENGTH, BLOCKS, HEADS, dropout=0.0)
+    params = jax.tree.map(
+        lambda x: jnp.asarray(x, dtype), from_canonical(canonical, flax.LAYOUT, target="flax")
+    )
+    state = from_canonical(canonical, port.LAYOUT, target="torch")
+    port.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype)) for k, v in state.items()})
+    return flax, params, port.to(getattr(torch, dtype))
+
+
+def test_the_converter_round_trip_is_exact():
+    canonical = weights()
+    flax, params, port = flax_and_torch(canonical, "float32")
+    state = {k: v.detach().numpy() for k, v in port.state_dict().items()}
+    for name, value in to_canonical(
+        state, port.LAYOUT, parameters=sequence_encoder(USERS, ITEMS, **SHAPES)
+    ).items():
+        np.testing.assert_array_equal(value, canonical[name])
+    for name, value in to_canonical(jax.device_get(params), flax.LAYOUT).items():
+        np.testing.assert_array_equal(value, canonical[name])
+    with pytest.raises(ValueError, match="block0_query_kernel: expected shape"):
+        from_canonical(
+            {**canonical, "block0_query_kernel": np.zeros((DIM, DIM + 1))},
+            port.LAYOUT,
+            parameters=sequence_encoder(USERS, ITEMS, **SHAPES),
+        )
+
+
+def _catalog(flax, params, port, lists, dtype):
+    from ltr_common.sequences import histories as windows
+
+    window = windows(lists, USERS, LENGTH)
+    ours = flax.apply({"params": params}, window.items, window.mask, method=flax.catalog_scores)
+    theirs = port.catalog_scores(torch.from_numpy(window.items).long(), torch.from_numpy(window.mask))
+    return np.asarray(ours, np.float64), theirs.detach().numpy().astype(np.float64), window
+
+
+def test_float64_catalog_scores_agree():
+    with jax.enable_x64(True):
+        flax, params, port = flax_and_torch(weights(), "float64")
+        ours, theirs, _ = _catalog(flax, params, port, histories(), "float64")
+    np.testing.assert_allclose(ours, theirs, rtol=_bounds.FLOAT64[0], atol=_bounds.FLOAT64[1])
+
+
+def test_float32_catalog_scores_agree_within_the_derived_bound(monkeypatch):
+    canonical = weights()
+    flax, params, port = flax_and_torch(canonical, "float32")
+    ours, theirs, window = _catalog(flax, params, port, histories(), "float32")
+    exact, bound = _sequence_bounds.catalog_bound(
+        canonical, window.items, window.mask, num_blocks=BLOCKS, num_heads=HEADS
+    )
+    allowed = _sequence_bounds.SAFETY * bound
+    assert (np.abs(ours - exact) <= allowed).all() and (np.abs(theirs - exact) <= allowed).all()
+    assert (np.abs(ours - theirs) <= 2 * allowed).all()
+    # The bound is tight enough to matter: the tanh form of GELU, a common porting slip,
+    # lands outside it.
+    gelu = jax.nn.gelu
+    monkeypatch.setattr(jax.nn, "gelu", lambda x, approximate=True: gelu(x, approximate=True))
+    slipped, _, _ = _catalog(flax, params, port, histories(), "float32")
+    assert (np.abs(slipped - exact) > 2 * allowed).any()
+
+
+@pytest.mark.parametrize("negatives", [0, 5], ids=["catalog", "sampled"])
+@pytest.mark.parametrize("loss", ["softmax", "listmle"])
+def test_float64_training_loss_and_parameter_gradients_agree(negatives, loss):
+    lists = histories()
+    trainable = np.flatnonzero(lists.lengths >= 2)
+    sampled = (
+        None if negatives == 0 else np.random.default_rng(2).integers(0, ITEMS, (len(trainable), negatives))
+    )
+    batch = sequence_batch(
+        lists,
+        trainable,
+        batch_size=len(trainable) + 1,
+        length=LENGTH,
+        next_items=2,
+        negatives=sampled,
+        num_items=ITEMS,
+    )
+    terms = ((loss, 1.0),)
+    with jax.enable_x64(True):
+        flax, params, port = flax_and_torch(weights(), "float64")
+
+        def objective(p):
+            scores = flax.apply(
+                {"params": p}, batch.history, batch.history_mask, batch.targets, batch.negatives
+            )
+            labels, where = jax_lists(batch, scores.shape[-1])
+            return training_objective(jax_losses, scores, labels, where, None, None, terms)[0]
+
+        value, grads = jax.value_and_grad(objective)(params)
+        grads = to_canonical(jax.device_get(grads), flax.LAYOUT)
+    t = as_arrays(batch)
+    scores = port(t.history.long(), t.history_mask, t.targets.long(), t.negatives.long())
+    labels, where = torch_lists(t, scores.shape[-1])
+    total = training_objective(torch_losses, scores, labels.double(), where, None, None, terms)[0]
+    total.backward()
+    theirs = to_canonical({k: v.grad.numpy() for k, v in port.named_parameters()}, port.LAYOUT)
+    rtol, atol = _bounds.FLOAT64
+    np.testing.assert_allclose(float(value), total.item(), rtol=rtol, atol=atol)
+    assert set(grads) == set(theirs)
+    for name in grads:
+        np.testing.assert_allclose(grads[name], theirs[name], rtol=rtol, atol=atol, err_msg=name)
+    assert any(np.abs(g).max() > 1e-3 for g in grads.values())  # the gradients are not all ~0

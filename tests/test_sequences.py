@@ -1,0 +1,152 @@
+"""Next-item training data (``ltr_common.sequences``) and the retrieve task's sequence mode,
+checked against plain-Python constructions of the same lists."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from ltr_common import ConfigError, TrainConfig
+from ltr_common.lists import Lists
+from ltr_common.sequences import histories, sequence_batch, sequence_width, trainable
+from ltr_common.tasks import make_task
+from tests._small import small_data
+
+
+def _lists(lengths, seed=0, num_items=50):
+    rng = np.random.default_rng(seed)
+    items = np.concatenate([rng.permutation(num_items)[:n] for n in lengths]).astype(np.int32)
+    total = int(sum(lengths))
+    return Lists(
+        users=np.arange(len(lengths), dtype=np.int32) * 2,  # user indices with gaps
+        offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        items=items,
+        labels=np.ones(total, np.float32),
+        timestamps=np.arange(total, dtype=np.int64),
+        rows=np.arange(total),
+    )
+
+
+def test_histories_hold_each_users_newest_items_left_padded():
+    lists = _lists([9, 3, 1])
+    window = histories(lists, num_users=6, length=4)
+    for k, user in enumerate(lists.users):
+        items, _ = lists.list_at(k)
+        newest = items[-4:]
+        assert window.items[user, 4 - len(newest) :].tolist() == newest.tolist()
+        assert window.mask[user].tolist() == [False] * (4 - len(newest)) + [True] * len(newest)
+    assert not window.mask[[1, 3, 5]].any()  # users without a list
+
+
+@pytest.mark.parametrize("next_items", [1, 3])
+@pytest.mark.parametrize("sampled", [False, True])
+def test_each_slot_targets_the_items_that_followed_it(next_items, sampled):
+    lists, length, num_items = _lists([12, 5, 2], seed=3), 6, 50
+    ids = np.array([2, 0, 1])
+    negatives = np.arange(9).reshape(3, 3) if sampled else None
+    batch = sequence_batch(
+        lists,
+        ids,
+        batch_size=4,
+        length=length,
+        next_items=next_items,
+        negatives=negatives,
+        num_items=num_items,
+    )
+    for row, k in enumerate(ids):
+        items, _ = lists.list_at(k)
+        window = items[-(length + 1) :]
+        inputs = window[:-1]
+        start = length - len(inputs)
+        assert batch.history[row, start:].tolist() == inputs.tolist()
+        assert batch.history_mask[row].tolist() == [False] * start + [True] * len(inputs)
+        for slot in range(len(inputs)):
+            following = window[slot + 1 : slot + 1 + next_items].tolist()
+            got = batch.targets[row, start + slot][batch.target_mask[row, start + slot]].tolist()
+            assert got == following
+        if sampled:
+            assert (
+                batch.negatives[row].tolist() == negatives[row].tolist() and batch.rated_before.shape[1] == 0
+            )
+        else:
+            before = set(items[: len(items) - len(window)].tolist())
+            assert set(np.flatnonzero(batch.rated_before[row]).tolist()) == before
+    assert batch.list_ids.tolist() == [2, 0, 1, -1] and not batch.history_mask[3].any()
+
+
+def test_a_list_without_a_next_item_is_refused_and_not_trained():
+    lists = _lists([4, 1, 2])
+    assert trainable(lists).lengths.tolist() == [4, 2]
+    with pytest.raises(ValueError, match="two items or more"):
+        sequence_batch(lists, [1], batch_size=2, length=3, next_items=1, negatives=None, num_items=50)
+
+
+def test_widths_are_quarters_of_the_history_length():
+    assert [sequence_width(n, 200) for n in (1, 50, 51, 150, 151, 200)] == [50, 50, 100, 150, 200, 200]
+    assert sequence_width(3, 3) == 3
+
+
+def _sequence_config(**overrides):
+    return dataclasses.replace(
+        TrainConfig(task="retrieve", model="sequence"),
+        history_length=16,
+        batch_size=8,
+        embedding_dim=8,
+        num_heads=2,
+        **overrides,
+    )
+
+
+@pytest.mark.parametrize("negatives", [0, 7])
+def test_an_epoch_trains_every_user_with_a_next_item_once(negatives):
+    _, split = small_data()
+    task = make_task(_sequence_config(negatives=negatives), split)
+    inputs = list(task.epoch_inputs(epoch=1))
+    assert len(inputs) == task.steps_per_epoch()
+    users = np.concatenate([b.user_ids[b.list_ids >= 0] for b, _, _ in inputs])
+    expected = split.history("validation")
+    assert sorted(users.tolist()) == sorted(expected.users[expected.lengths >= 2].tolist())
+    known = task.masks("validation")[2]
+    for batch, pairs, tie_break in inputs:
+        assert pairs is None and tie_break is None
+        assert batch.history.shape[1] in (4, 8, 12, 16)
+        if negatives:
+            real = batch.list_ids >= 0
+            rows = np.repeat(batch.user_ids[real], negatives)
+            assert not known[rows, batch.negatives[real].ravel()].any()  # never rated in training
+    resumed = list(task.epoch_inputs(epoch=1, start_batch=2))
+    for (a, _, _), (b, _, _) in zip(inputs[2:], resumed, strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_the_sequence_model_options_are_checked():
+    with pytest.raises(ConfigError, match="--model: expected a model of --task rerank"):
+        TrainConfig(task="rerank", model="sequence")
+    with pytest.raises(ConfigError, match="--num_heads: expected a divisor of --embedding_dim 64"):
+        TrainConfig(model="sequence", num_heads=3)
+    with pytest.raises(ConfigError, match=r"--negatives: expected an integer >= 1 \(0, the whole catalog"):
+        TrainConfig(model="dot", negatives=0)
+
+
+@pytest.mark.parametrize("framework", ["jax", "torch"])
+def test_a_sequence_model_trains_and_serves_from_its_run_directory(framework, tmp_path):
+    from ltr_train.run import run
+
+    ratings, split = small_data()
+    config = _sequence_config(epochs=1, negatives=0, dropout=0.0, eval_every=2)
+    results = run(framework, config, tmp_path, data=(ratings, split), progress_bar=False)
+    assert {"validation", "test", "test, training history only"} <= set(results)
+    assert 0.0 < results["test"]["ndcg@10"] <= 1.0
+    # The trainer reads each user's history at evaluation: the two test columns differ.
+    assert results["test"]["ndcg@10"] != results["test, training history only"]["ndcg@10"]
+    from ltr_train import make_backend
+
+    backend = make_backend(framework, config, ratings.num_users, ratings.num_items)
+    backend.restore(tmp_path / "checkpoint_best")
+    vectors = backend.user_vectors(np.arange(ratings.num_users), split.history("test"))
+    assert vectors.shape == (ratings.num_users, config.embedding_dim) and np.isfinite(vectors).all()
+    with pytest.raises(ValueError, match="scores users from their history"):
+        backend.catalog_scores(np.arange(3))
