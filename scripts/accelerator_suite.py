@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import statistics
@@ -33,15 +34,23 @@ import sys
 import time
 from pathlib import Path
 
-SCRIPTS = Path(__file__).resolve().parent
-if str(SCRIPTS) not in sys.path:
-    sys.path.insert(0, str(SCRIPTS))
+import jax
+import torch
 
-import benchmark  # noqa: E402  (scripts/benchmark.py: the grid, the trainers' timing)
-import jax  # noqa: E402
-import torch  # noqa: E402
+from ltr_common.files import atomic_write_text
 
-from ltr_common.files import atomic_write_text  # noqa: E402
+
+def _load_benchmark():
+    """``scripts/benchmark.py`` (the grid, the trainers' timing): a script beside this one."""
+    path = Path(__file__).resolve().parent / "benchmark.py"
+    spec = importlib.util.spec_from_file_location("benchmark_script", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+benchmark = _load_benchmark()
 
 LISTMLE_FAMILY = ["listmle", "topk_listmle", "position_listmle"]
 PAIRWISE_FAMILY = ["pairwise_pl", "hybrid", "lambdaloss"]
