@@ -25,7 +25,7 @@ from ltr_common.evaluation import catalog_reports
 from ltr_common.files import CheckpointError, read_checkpoint_bytes, undecodable, write_checkpoint_bytes
 from ltr_common.losses import training_objective
 from ltr_common.models import SEQUENTIAL, initial_weights, model_options, model_parameters, weight_decay
-from ltr_common.sequences import SequenceBatch, histories
+from ltr_common.sequences import SequenceBatch, histories, width_groups
 from ltr_common.weights import from_canonical, to_canonical
 
 # Dropout draws its masks with the "rbg" generator (XLA's RngBitGenerator): the default
@@ -119,11 +119,13 @@ def train_step(state: TrainState, batch, pairs, tie_break, *, config: TrainConfi
         scores, labels, where = list_scores(
             state.apply_fn, params, batch, train=True, rngs={"dropout": dropout_key}
         )
-        return training_objective(
+        total, terms = training_objective(
             _losses, scores, labels, where, pairs, tie_break, config.objective_terms, config
         )
+        weight = jnp.mean(batch.weight) if isinstance(batch, SequenceBatch) else 1.0
+        return weight * total, (total, terms)
 
-    (total, terms), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+    (_, (total, terms)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
     metrics = {"loss_total": total, **{f"loss_{name}": value for name, value in terms.items()}}
     metrics["grad_norm"] = optax.tree.norm(grads)
     return state.apply_gradients(grads=grads, dropout_key=jax.random.key_data(next_key)), metrics
@@ -228,7 +230,7 @@ class Trainer:
     """The JAX ``ltr_common.loop.Backend``: data-parallel over ``make_mesh(config)``."""
 
     def __init__(self, config: TrainConfig, num_users: int, num_items: int):
-        self.config, self.num_users = config, num_users
+        self.config, self.num_users, self.num_items = config, num_users, num_items
         self.model = make_model(config, num_users, num_items)
         self._parameters = model_parameters(config, num_users, num_items)
         self.mesh = make_mesh(config)
@@ -270,6 +272,21 @@ class Trainer:
             in_shardings=replicated,
             out_shardings=replicated,
         )
+        if config.model in SEQUENTIAL:
+            self._user_vectors = jax.jit(
+                lambda params, users: self.model.apply(
+                    {"params": params}, *users, method=self.model.user_vectors
+                ),
+                in_shardings=replicated,
+                out_shardings=replicated,
+            )
+            self._measure = jax.jit(
+                lambda scores, reports, exclude: catalog_reports(
+                    retrieval_metrics, scores, reports, exclude=exclude, ks=tuple(config.top_k)
+                ),
+                in_shardings=replicated,
+                out_shardings=replicated,
+            )
 
     def devices(self) -> str:
         cache = jax.config.jax_compilation_cache_dir or "off"
@@ -304,30 +321,44 @@ class Trainer:
     def batch_metrics(self, batch) -> dict[str, np.ndarray]:
         return jax.device_get(self._eval_step(self.state.params, self._inputs(batch, self._by_list)))
 
-    def _users(self, users, history) -> tuple:
-        """The model's user inputs: ``(user ids,)``, or for a sequence model the users'
-        newest ``history_length`` items of ``history`` (a ``Lists``, one list per user)."""
-        users = np.asarray(users, np.int32)
-        if self.config.model not in SEQUENTIAL:
-            return (users,)
+    def _windows(self, users, history):
+        """A sequence model's inputs for ``users``: their newest ``history_length`` items of
+        ``history`` (a ``Lists``, one list per user), grouped by width (``width_groups``):
+        ``[(rows of users, (items, mask)), ...]``."""
         if history is None:
             raise ValueError("a sequence model scores users from their history: give history")
         window = histories(history, self.num_users, self.config.history_length)
-        return window.items[users], window.mask[users]
+        window = type(window)(window.items[users], window.mask[users])
+        return [
+            (rows, (window.items[rows, -width:], window.mask[rows, -width:]))
+            for rows, width in width_groups(window)
+        ]
+
+    def _by_width(self, method, users, history, columns: int) -> np.ndarray:
+        """``method``'s rows [U, columns] for ``users``, each width group in one call."""
+        out = np.empty((len(users), columns), np.float32)
+        for rows, inputs in self._windows(np.asarray(users, np.int32), history):
+            out[rows] = np.asarray(
+                jax.device_get(method(self.state.params, self._inputs(inputs, self._replicated)))
+            )
+        return out
 
     def user_vectors(self, users, history) -> np.ndarray:
         """A sequence model's user vectors [U, d], read from ``history``."""
-        users = self._inputs(self._users(users, history), self._replicated)
-        vectors = self.model.apply({"params": self.state.params}, *users, method=self.model.user_vectors)
-        return np.asarray(jax.device_get(vectors))
+        return self._by_width(self._user_vectors, users, history, self.config.embedding_dim)
 
     def catalog_scores(self, users, history=None) -> np.ndarray:
-        users = self._inputs(self._users(users, history), self._replicated)
+        if self.config.model in SEQUENTIAL:
+            return self._by_width(self._scores, users, history, self.num_items)
+        users = self._inputs((np.asarray(users, np.int32),), self._replicated)
         return np.asarray(jax.device_get(self._scores(self.state.params, users)))
 
     def catalog_metrics(self, users, reports, exclude, history=None) -> dict[str, np.ndarray]:
-        users = self._users(users, history)
-        args = self._inputs((users, dict(reports), exclude), self._replicated)
+        if self.config.model in SEQUENTIAL:  # scored width group by width group, measured at once
+            scores = self.catalog_scores(users, history)
+            args = self._inputs((scores, dict(reports), exclude), self._replicated)
+            return jax.device_get(self._measure(*args))
+        args = self._inputs(((np.asarray(users, np.int32),), dict(reports), exclude), self._replicated)
         return jax.device_get(self._catalog_step(self.state.params, *args))
 
     def learning_rate(self, step: int) -> float:

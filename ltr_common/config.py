@@ -205,6 +205,29 @@ TASK_DEFAULTS: dict[str, dict] = {
         "relevance_threshold": 4.0,
     },
 }
+# The defaults that differ by model, over the task's: the sequence model's, chosen on the
+# validation lists (README: Results); --model picks its own.
+MODEL_DEFAULTS: dict[str, dict] = {
+    "sequence": {
+        "loss": "softmax",
+        "negatives": 0,
+        "learning_rate": 1e-3,
+        "weight_decay": 0.0,
+        "bias_weight_decay": 0.0,
+        "batch_size": 64,
+        "dropout": 0.2,
+        "length_bucketing": False,
+    },
+}
+
+
+def defaults_for(values: dict) -> dict:
+    """The defaults under ``values`` (options given so far): its task's, then its model's
+    (the model given, else the task's default model, else the dataclass's)."""
+    task = values.get("task", TrainConfig.task)
+    by_task = TASK_DEFAULTS.get(task, {})
+    model = values.get("model", by_task.get("model", TrainConfig.model))
+    return {**by_task, **MODEL_DEFAULTS.get(model, {})}
 
 
 def _base_type(annotation) -> type:
@@ -287,7 +310,8 @@ def for_task(task: str, **overrides) -> TrainConfig:
     """
     if task not in TASKS:
         raise ConfigError(f"--task: expected one of {', '.join(TASKS)}, got {task!r}")
-    return _build(TrainConfig, {**TASK_DEFAULTS.get(task, {}), "task": task, **overrides}, origin="for_task")
+    values = {"task": task, **overrides}
+    return _build(TrainConfig, {**defaults_for(values), **values}, origin="for_task")
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig) -> None:
@@ -302,8 +326,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig) -> No
     for field in dataclasses.fields(cls):
         hint = _base_type(hints[field.name])
         by_task = "".join(
-            f"; with --task {task}: {values[field.name]}"
-            for task, values in TASK_DEFAULTS.items()
+            f"; with --{kind} {name}: {values[field.name]}"
+            for kind, table in (("task", TASK_DEFAULTS), ("model", MODEL_DEFAULTS))
+            for name, values in table.items()
             if field.name in values and cls is TrainConfig
         )
         kwargs = {"default": None, "help": f"{field.metadata['help']} (default: {field.default}{by_task})"}
@@ -328,7 +353,7 @@ def config_from_args(args: argparse.Namespace, cls=TrainConfig):
         if given is not None:
             values[field.name] = given
     if cls is TrainConfig:
-        values = {**TASK_DEFAULTS.get(values.get("task", TrainConfig.task), {}), **values}
+        values = {**defaults_for(values), **values}
     return _build(cls, values, origin="command line")
 
 

@@ -55,6 +55,21 @@ def _ranks(counts: np.ndarray) -> np.ndarray:
     return np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
 
 
+def width_groups(window: Histories) -> list[tuple[np.ndarray, int]]:
+    """``[(rows, width), ...]``: the rows of ``window`` grouped by the ``sequence_width`` their
+    histories need, so that a model reads each group's newest ``width`` slots only (the
+    cost of attention grows with the square of the width; most users' histories are short).
+
+    Example:
+      >>> w = Histories(np.zeros((3, 8), np.int32), np.arange(8) >= np.array([[7], [0], [5]]))
+      >>> [(rows.tolist(), width) for rows, width in width_groups(w)]
+      [([0, 2], 4), ([1], 8)]
+    """
+    length = window.mask.shape[1]
+    widths = np.array([sequence_width(max(int(n), 1), length) for n in window.mask.sum(axis=1)])
+    return [(np.flatnonzero(widths == width), int(width)) for width in np.unique(widths)]
+
+
 class SequenceBatch(NamedTuple):
     """One batch of next-item training; a NamedTuple, so a pytree.
 
@@ -64,7 +79,9 @@ class SequenceBatch(NamedTuple):
     items the user never rated in training, or [B, 0] for the whole catalog, where
     ``rated_before`` [B, num_items] marks the items rated before the first slot (what the
     window does not show; [B, 0] when ``negatives`` are sampled). ``list_ids`` [B]: the
-    user's list, -1 for padding rows.
+    user's list, -1 for padding rows. ``weight`` [B], one value: what the batch's mean loss is
+    multiplied by, its slots over an epoch's average (``slot_weight``), so that every slot
+    weighs the same in an epoch however the batches are cut.
     """
 
     user_ids: np.ndarray
@@ -75,6 +92,7 @@ class SequenceBatch(NamedTuple):
     negatives: np.ndarray
     rated_before: np.ndarray
     list_ids: np.ndarray
+    weight: np.ndarray
 
 
 def trainable(lists: Lists) -> Lists:
@@ -104,6 +122,7 @@ def sequence_batch(
     next_items: int,
     negatives: np.ndarray | None,
     num_items: int,
+    weight: float = 1.0,
 ) -> SequenceBatch:
     """The ``SequenceBatch`` of the lists ``list_ids`` of ``lists`` (each a user's training
     history, at least two items), padded to ``batch_size`` rows; ``negatives`` [n, N] the
@@ -148,4 +167,12 @@ def sequence_batch(
         sampled = np.zeros((batch_size, negatives.shape[1]), np.int32)
         sampled[:count] = negatives
         rated_before = np.zeros((batch_size, 0), bool)
-    return SequenceBatch(user_ids, history, history_mask, targets, target_mask, sampled, rated_before, ids)
+    weights = np.full(batch_size, weight, np.float32)
+    return SequenceBatch(
+        user_ids, history, history_mask, targets, target_mask, sampled, rated_before, ids, weights
+    )
+
+
+def slots(lists: Lists, length: int) -> np.ndarray:
+    """Each list's training slots (the items a window of ``length`` inputs predicts from)."""
+    return np.minimum(lists.lengths - 1, length)

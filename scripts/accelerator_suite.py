@@ -188,20 +188,19 @@ def method_choice(rows: list[dict]) -> tuple[list[str], dict]:
 
 def trainer_table(train_rows: list[dict]) -> list[str]:
     lines = [
-        "| data | task | batch | JAX steady epoch s | PyTorch steady epoch s | PyTorch / JAX "
+        "| data | task | model | batch | JAX steady epoch s | PyTorch steady epoch s | PyTorch / JAX "
         "| JAX first epoch s | PyTorch first epoch s |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for data, task, batch in dict.fromkeys((r["data"], r["task"], r["batch_size"]) for r in train_rows):
+    keys = ("data", "task", "model", "batch_size")
+    for key in dict.fromkeys(tuple(r.get(k) for k in keys) for r in train_rows):
+        match = dict(zip(keys, key, strict=True))
         times = {}
         for framework in ("jax", "torch"):
-            epochs = [
-                r["seconds"]
-                for r in _cell(train_rows, data=data, task=task, batch_size=batch, framework=framework)
-            ]
+            epochs = [r["seconds"] for r in _cell(train_rows, **match, framework=framework)]
             times[framework] = (epochs[0], statistics.median(epochs[1:] or epochs))
         lines.append(
-            f"| {data} | {task} | {batch} | {times['jax'][1]:.3f} | {times['torch'][1]:.3f} "
+            f"| {' | '.join(str(v) for v in key)} | {times['jax'][1]:.3f} | {times['torch'][1]:.3f} "
             f"| {times['torch'][1] / times['jax'][1]:.2f}x | {times['jax'][0]:.2f} "
             f"| {times['torch'][0]:.2f} |"
         )

@@ -53,6 +53,7 @@ import torch_ltr  # noqa: E402
 from ltr_common.config import TrainConfig  # noqa: E402
 from ltr_common.files import atomic_write_bytes, atomic_write_text  # noqa: E402
 from ltr_common.losses import LOSSES, objective_terms, training_objective  # noqa: E402
+from ltr_common.models import MODELS  # noqa: E402
 from ltr_common.pairs import sample_pairs  # noqa: E402
 from ltr_common.tasks import random_tie_ranks  # noqa: E402
 
@@ -618,14 +619,22 @@ def plot(rows: list[dict], dtype: str = "float32") -> bytes:
 
 
 def train_throughput(
-    batch_sizes=(32,), *, synthetic: bool = False, epochs: int = 3, tasks=("retrieve",), ratings=None
+    batch_sizes=(None,),
+    *,
+    synthetic: bool = False,
+    epochs: int = 3,
+    tasks=("retrieve",),
+    ratings=None,
+    models=(None,),
 ) -> list[dict]:
     """Lists/s of the JAX and PyTorch trainers over the same batches, epoch by epoch.
 
-    Each task's default configuration at each batch size, JAX's persistent compilation cache
-    off: the first JAX epoch includes one compilation per batch width; later epochs are the
-    steady state. Data: ML-100K, or with ``synthetic`` ``synthetic_ratings()`` (2,000 users,
-    20,000 items, about 200,000 ratings), or the ``Ratings`` given, split the same way."""
+    Each task's default configuration for each model (None: the task's default model) at
+    each batch size (None: the model's default), JAX's persistent compilation cache off: the
+    first JAX epoch includes one compilation per batch width; later epochs are the steady
+    state. Data: ML-100K, or with ``synthetic`` ``synthetic_ratings()`` (2,000 users, 20,000
+    items, about 200,000 ratings), or the ``Ratings`` given, split the same way. A sequence
+    model's "lists" are its users."""
     from ltr_common import load_split, temporal_split
     from ltr_common.config import for_task
     from ltr_common.synthetic import synthetic_ratings
@@ -633,8 +642,9 @@ def train_throughput(
     from ltr_train import make_backend
 
     rows = []
-    for task, batch_size in ((t, b) for t in tasks for b in batch_sizes):
-        config = for_task(task, batch_size=batch_size, compilation_cache=False)
+    for task, model, batch_size in ((t, m, b) for t in tasks for m in models for b in batch_sizes):
+        given = {k: v for k, v in (("model", model), ("batch_size", batch_size)) if v is not None}
+        config = for_task(task, compilation_cache=False, **given)
         data, used = "ml-100k", ratings
         if used is not None or synthetic:
             data = "synthetic" if used is None else used.source
@@ -656,7 +666,8 @@ def train_throughput(
                     {
                         "data": data,
                         "task": task,
-                        "batch_size": batch_size,
+                        "model": config.model,
+                        "batch_size": config.batch_size,
                         "framework": framework,
                         "epoch": epoch,
                         "seconds": seconds,
@@ -801,11 +812,20 @@ def parse_args(argv):
     parser.add_argument("--dense-max-pairs", type=float, default=2.6e8)
     parser.add_argument("--train", action="store_true", help="also time the trainers on ML-100K")
     parser.add_argument(
-        "--train-batch-sizes", type=parse_sizes, default=[32], help="batch sizes for --train (1,2,...)"
+        "--train-batch-sizes",
+        type=parse_sizes,
+        default=[None],
+        help="batch sizes for --train (1,2,...; default: each model's own)",
     )
     parser.add_argument("--train-synthetic", action="store_true", help="--train on synthetic data")
     parser.add_argument(
         "--train-tasks", type=_choices(("retrieve", "rerank")), default=["retrieve"], help="tasks for --train"
+    )
+    parser.add_argument(
+        "--train-models",
+        type=_choices(("default", *MODELS)),
+        default=["default"],
+        help="models for --train (default: each task's own)",
     )
     parser.add_argument(
         "--main-job",
@@ -837,15 +857,16 @@ def main(argv=None) -> int:
                 print(line)
     result = {"machine": machine(), "rows": rows}
     if args.train:
+        models = [None if m == "default" else m for m in args.train_models]
         result["train"] = train_throughput(
-            args.train_batch_sizes, synthetic=args.train_synthetic, tasks=args.train_tasks
+            args.train_batch_sizes, synthetic=args.train_synthetic, tasks=args.train_tasks, models=models
         )
-        print("\n| data | task | batch | trainer | epoch | seconds | lists/s |")
-        print("| --- | --- | ---: | --- | ---: | ---: | ---: |")
+        print("\n| data | task | model | batch | trainer | epoch | seconds | lists/s |")
+        print("| --- | --- | --- | ---: | --- | ---: | ---: | ---: |")
         for row in result["train"]:
             print(
-                f"| {row['data']} | {row['task']} | {row['batch_size']} | {row['framework']} "
-                f"| {row['epoch']} "
+                f"| {row['data']} | {row['task']} | {row['model']} | {row['batch_size']} "
+                f"| {row['framework']} | {row['epoch']} "
                 f"| {row['seconds']:.2f} | {row['lists_per_s']:.0f} |"
             )
     if args.main_job:

@@ -153,3 +153,13 @@ def test_a_run_config_of_the_wrong_type_names_the_file_and_the_option(tmp_path):
         with pytest.raises(ConfigError) as err:
             load_run_config(tmp_path)
         assert str(err.value) == f"{tmp_path / 'config.json'}: {message}"
+
+
+def test_a_model_brings_its_own_defaults_under_the_flags():
+    from ltr_common.config import MODEL_DEFAULTS, parse_config
+
+    config, _ = parse_config(["--model", "sequence"])
+    assert all(getattr(config, k) == v for k, v in MODEL_DEFAULTS["sequence"].items())
+    config, _ = parse_config(["--model", "sequence", "--learning_rate", "0.01", "--negatives", "50"])
+    assert config.learning_rate == 0.01 and config.negatives == 50 and config.loss == "softmax"
+    assert parse_config(["--model", "dot"])[0].negatives == TrainConfig().negatives

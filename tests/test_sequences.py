@@ -116,6 +116,8 @@ def test_an_epoch_trains_every_user_with_a_next_item_once(negatives):
             real = batch.list_ids >= 0
             rows = np.repeat(batch.user_ids[real], negatives)
             assert not known[rows, batch.negatives[real].ravel()].any()  # never rated in training
+    # Every slot weighs the same in an epoch: the batches' weights are their slots over the mean.
+    assert np.mean([batch.weight[0] for batch, _, _ in inputs]) == pytest.approx(1.0)
     resumed = list(task.epoch_inputs(epoch=1, start_batch=2))
     for (a, _, _), (b, _, _) in zip(inputs[2:], resumed, strict=True):
         for x, y in zip(a, b, strict=True):

@@ -14,7 +14,7 @@ from ltr_common.evaluation import catalog_reports
 from ltr_common.files import CheckpointError, read_checkpoint_bytes, undecodable, write_checkpoint_bytes
 from ltr_common.losses import training_objective
 from ltr_common.models import SEQUENTIAL, initial_weights, model_options, model_parameters, weight_decay
-from ltr_common.sequences import SequenceBatch, histories
+from ltr_common.sequences import SequenceBatch, histories, width_groups
 from ltr_common.weights import from_canonical, to_canonical
 from torch_ltr import _losses
 from torch_ltr._batch import as_arrays
@@ -58,7 +58,8 @@ def train_step(model, optimizer, batch, pairs, tie_break, *, config: TrainConfig
     total, terms = training_objective(
         _losses, scores, labels, where, pairs, tie_break, config.objective_terms, config
     )
-    total.backward()
+    weight = batch.weight.mean() if isinstance(batch, SequenceBatch) else 1.0
+    (weight * total).backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip_norm)
     optimizer.step()
     metrics = {"loss_total": total.detach(), **{f"loss_{name}": v.detach() for name, v in terms.items()}}
@@ -106,33 +107,45 @@ class Trainer:
         metrics = ranking_metrics(scores, b.labels, where=b.mask, top_k=tuple(self.config.top_k))
         return {k: v.cpu().numpy() for k, v in metrics.items()}
 
-    def _users(self, users, history) -> tuple:
-        """The model's user inputs (see ``jax_ltr._train.Trainer._users``), as tensors."""
-        users = np.asarray(users, np.int64)
-        if self.config.model not in SEQUENTIAL:
-            return (torch.as_tensor(users, device=self.device),)
+    def _by_width(self, method, users, history) -> torch.Tensor:
+        """A sequence model's ``method`` rows for ``users`` from ``history``, each width group
+        (``ltr_common.sequences.width_groups``) in one call, as in ``jax_ltr``'s trainer."""
         if history is None:
             raise ValueError("a sequence model scores users from their history: give history")
         window = histories(history, self.num_users, self.config.history_length)
-        items, mask = window.items[users].astype(np.int64), window.mask[users]
-        return torch.as_tensor(items, device=self.device), torch.as_tensor(mask, device=self.device)
+        window = type(window)(window.items[users], window.mask[users])
+        parts, order = [], []
+        for rows, width in width_groups(window):
+            items = torch.as_tensor(window.items[rows, -width:].astype(np.int64), device=self.device)
+            mask = torch.as_tensor(window.mask[rows, -width:], device=self.device)
+            parts.append(method(items, mask))
+            order.append(rows)
+        out = torch.empty((len(users), parts[0].shape[-1]), device=self.device)
+        out[torch.as_tensor(np.concatenate(order), device=self.device)] = torch.cat(parts)
+        return out
+
+    def _catalog(self, users, history) -> torch.Tensor:
+        users = np.asarray(users, np.int64)
+        if self.config.model in SEQUENTIAL:
+            return self._by_width(self.model.catalog_scores, users, history)
+        return self.model.catalog_scores(torch.as_tensor(users, device=self.device))
 
     @torch.no_grad()
     def user_vectors(self, users, history) -> np.ndarray:
         """A sequence model's user vectors [U, d], read from ``history``."""
         self.model.eval()
-        return self.model.user_vectors(*self._users(users, history)).cpu().numpy()
+        return self._by_width(self.model.user_vectors, np.asarray(users, np.int64), history).cpu().numpy()
 
     @torch.no_grad()
     def catalog_scores(self, users, history=None) -> np.ndarray:
         self.model.eval()
-        return self.model.catalog_scores(*self._users(users, history)).cpu().numpy()
+        return self._catalog(users, history).cpu().numpy()
 
     @torch.no_grad()
     def catalog_metrics(self, users, reports, exclude, history=None) -> dict[str, np.ndarray]:
         self.model.eval()
         device = self.device
-        scores = self.model.catalog_scores(*self._users(users, history))
+        scores = self._catalog(users, history)
         exclude = torch.as_tensor(exclude, device=device)
         reports = {prefix: torch.as_tensor(relevant, device=device) for prefix, relevant in reports.items()}
         out = catalog_reports(

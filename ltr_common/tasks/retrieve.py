@@ -30,7 +30,7 @@ from ltr_common.batching import Batch, epoch_order
 from ltr_common.config import ConfigError, TrainConfig
 from ltr_common.lists import Lists, Split
 from ltr_common.models import SEQUENTIAL
-from ltr_common.sequences import sequence_batch, sequence_width, trainable
+from ltr_common.sequences import sequence_batch, sequence_width, slots, trainable
 from ltr_common.tasks.base import Scorer, require_training_lists, training_inputs
 
 NEGATIVE_STREAM = 0x4E47  # a seed word of its own: the negatives' draws are not the pairs'
@@ -114,6 +114,8 @@ class RetrieveTask:
         ``(seed, epoch)`` (with length bucketing, those of similar history lengths together,
         each batch padded to ``sequence_width``), negatives from ``(seed, epoch, batch)``."""
         config, lists = self.config, self._sequence_lists()
+        counts = slots(lists, config.history_length)
+        per_batch = counts.sum() / self.steps_per_epoch()  # an epoch's average slots per batch
         batches = epoch_order(
             lists,
             batch_size=config.batch_size,
@@ -135,6 +137,7 @@ class RetrieveTask:
                 next_items=config.next_items,
                 negatives=negatives,
                 num_items=self.num_items,
+                weight=counts[list_ids].sum() / per_batch,
             )
             yield batch, None, None
 
