@@ -110,7 +110,7 @@ def list_scores(apply_fn, params, batch, *, train: bool, rngs=None):
     return scores, batch.labels, batch.mask
 
 
-def train_step(state: TrainState, batch, pairs, tie_break, *, config: TrainConfig):
+def train_step(state: TrainState, batch, pairs, *, config: TrainConfig):
     """One optimiser step; returns the new state and device-side scalars (no host sync):
     ``loss_total``, ``loss_<term>`` for each term of the objective, ``grad_norm``."""
     dropout_key, next_key = jax.random.split(jax.random.wrap_key_data(state.dropout_key, impl=DROPOUT_RNG))
@@ -120,7 +120,7 @@ def train_step(state: TrainState, batch, pairs, tie_break, *, config: TrainConfi
             state.apply_fn, params, batch, train=True, rngs={"dropout": dropout_key}
         )
         total, terms = training_objective(
-            _losses, scores, labels, where, pairs, tie_break, config.objective_terms, config
+            _losses, scores, labels, where, pairs, config.objective_terms, config
         )
         weight = jnp.mean(batch.weight) if isinstance(batch, SequenceBatch) else 1.0
         return weight * total, (total, terms)
@@ -205,25 +205,20 @@ def compiled_width(width: int) -> int:
     return -(-width // 128) * 128
 
 
-def pad_to_compiled_width(batch, tie_break):
-    """``(batch, tie_break)`` padded on the right to ``compiled_width``: masked items of
-    item 0 with label 0, their tie ranks continuing the row's (still small integers)."""
+def pad_to_compiled_width(batch):
+    """``batch`` padded on the right to ``compiled_width``: masked items of item 0, label 0."""
     width = batch.item_ids.shape[-1]
     extra = compiled_width(width) - width
     if extra == 0:
-        return batch, tie_break
+        return batch
 
-    def pad(x, tail=0):  # np.pad costs about 10x this on [32, 200] arrays
+    def pad(x):  # np.pad costs about 10x this on [32, 200] arrays
         x = np.asarray(x)
-        out = np.empty((x.shape[0], width + extra), x.dtype)
-        out[:, :width], out[:, width:] = x, tail
+        out = np.zeros((x.shape[0], width + extra), x.dtype)
+        out[:, :width] = x
         return out
 
-    tie_ranks = np.arange(width, width + extra, dtype=np.asarray(tie_break).dtype)
-    return (
-        batch._replace(item_ids=pad(batch.item_ids), labels=pad(batch.labels), mask=pad(batch.mask)),
-        pad(tie_break, tie_ranks),
-    )
+    return batch._replace(item_ids=pad(batch.item_ids), labels=pad(batch.labels), mask=pad(batch.mask))
 
 
 class Trainer:
@@ -241,9 +236,9 @@ class Trainer:
         # The batch shapes the step was traced for, in order: one trace is one compilation.
         self.traced_shapes: list[tuple[int, ...]] = []
 
-        def step(state, batch, pairs, tie_break):
+        def step(state, batch, pairs):
             self.traced_shapes.append(tuple(jax.tree.leaves(batch)[1].shape))  # at trace time only
-            return train_step(state, batch, pairs, tie_break, config=config)
+            return train_step(state, batch, pairs, config=config)
 
         replicated, by_list = self._replicated, self._by_list
         # Host inputs go to the compiled functions as NumPy in one process (jit places them by
@@ -252,7 +247,7 @@ class Trainer:
         self._train_step = jax.jit(
             step,
             donate_argnums=0,
-            in_shardings=(replicated, by_list, replicated, by_list),
+            in_shardings=(replicated, by_list, replicated),
             out_shardings=(replicated, replicated),
         )
         self._eval_step = jax.jit(  # metrics gathered on device: every host can read them
@@ -303,14 +298,14 @@ class Trainer:
             return _place(tree, sharding)
         return jax.tree.map(lambda x: x if isinstance(x, np.ndarray) else np.asarray(jax.device_get(x)), tree)
 
-    def train_step(self, batch, pairs, tie_break):
-        if isinstance(batch, SequenceBatch):  # one shape already: [B, history_length]
-            self.state, metrics = self._train_step(self.state, self._inputs(batch, self._by_list), None, None)
+    def train_step(self, batch, pairs):
+        if isinstance(batch, SequenceBatch):  # few shapes already: the sequence widths
+            self.state, metrics = self._train_step(self.state, self._inputs(batch, self._by_list), None)
             return metrics
-        batch, tie_break = pad_to_compiled_width(batch, tie_break)
+        batch = pad_to_compiled_width(batch)
         pairs = None if pairs is None else self._inputs(tuple(pairs), self._replicated)
-        batch, tie_break = self._inputs((batch, tie_break), self._by_list)
-        self.state, metrics = self._train_step(self.state, batch, pairs, tie_break)
+        batch = self._inputs(batch, self._by_list)
+        self.state, metrics = self._train_step(self.state, batch, pairs)
         return metrics
 
     @staticmethod

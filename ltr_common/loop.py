@@ -37,7 +37,7 @@ class Backend(Protocol):
     def devices(self) -> str:
         """The devices it trains on, for the log."""
 
-    def train_step(self, batch: Batch, pairs, tie_break: np.ndarray) -> Any:
+    def train_step(self, batch: Batch, pairs) -> Any:
         """One optimiser step; returns the step's metrics, still on the device. The arrays
         are the step's own: nothing changes them after the call (a backend may read them
         while the step runs asynchronously)."""
@@ -185,8 +185,8 @@ def train(
     while progress.epoch < config.epochs and not progress.stopped_early:
         epoch_start, whole_epoch = time.perf_counter(), progress.batch == 0  # not a resumed part
         inputs = task.epoch_inputs(epoch=progress.epoch, start_batch=progress.batch)
-        for batch, pairs, tie_break in inputs:
-            pending.append((progress.step + 1, backend.train_step(batch, pairs, tie_break)))
+        for batch, pairs in inputs:
+            pending.append((progress.step + 1, backend.train_step(batch, pairs)))
             window_lists += int((batch.list_ids >= 0).sum())
             progress.step += 1
             progress.batch += 1

@@ -29,7 +29,7 @@ class Loss:
     function: str  # the function of this name in jax_ltr and torch_ltr
     summary: str
     takes_pairs: bool = False  # trained on sampled pairs (``pairs=``)
-    takes_tie_break: bool = False  # trained with a random order among tied labels (``tie_break=``)
+    random_order: bool = False  # trained on lists in a random order: ties broken at random
     parts: tuple[str, ...] = ()  # a weighted combination of these losses (trained term by term)
     ranking: bool = True  # depends on the scores only through their order's likelihood: a
     # constant added to a list's scores changes nothing, and each list's gradient sums to 0
@@ -44,7 +44,7 @@ LOSSES: dict[str, Loss] = {
             "listmle",
             "listmle_loss",
             "Plackett-Luce likelihood of the label order",
-            takes_tie_break=True,
+            random_order=True,
         ),
         Loss(
             "pairwise_pl",
@@ -68,14 +68,14 @@ LOSSES: dict[str, Loss] = {
             "topk_listmle",
             "topk_listmle_loss",
             "ListMLE over the first --listmle_k places of the label order",
-            takes_tie_break=True,
+            random_order=True,
             config_options=(("k", "listmle_k"),),
         ),
         Loss(
             "position_listmle",
             "position_listmle_loss",
             "ListMLE with place i weighted 1 / log2(i + 2) (position-aware ListMLE)",
-            takes_tie_break=True,
+            random_order=True,
         ),
         Loss(
             "approx_ndcg",
@@ -145,12 +145,12 @@ def weighted_sum(terms):
     return total
 
 
-def training_objective(functions, scores, labels, where, pairs, tie_break, terms, config=None):
+def training_objective(functions, scores, labels, where, pairs, terms, config=None):
     """``(total, {loss name: value})`` of a weighted objective, the losses taken from ``functions``.
 
     ``functions`` is a framework's module of loss functions (``jax_ltr._losses``,
     ``torch_ltr._losses``), ``terms`` an objective's ``((registered loss, weight), ...)``; each
-    loss gets the sampled ``pairs`` or the ``tie_break`` order when it trains with them, and
+    loss gets the sampled ``pairs`` when it trains with them, and
     its ``config_options`` from ``config`` (a ``TrainConfig``; without one, the defaults).
     """
     values = {}
@@ -159,8 +159,6 @@ def training_objective(functions, scores, labels, where, pairs, tie_break, terms
         options = {}
         if config is not None:
             options.update({keyword: getattr(config, field) for keyword, field in spec.config_options})
-        if spec.takes_tie_break:
-            options["tie_break"] = tie_break
         if spec.takes_pairs:
             options["pairs"] = pairs
         values[name] = getattr(functions, spec.function)(scores, labels, where=where, **options)

@@ -375,7 +375,7 @@ def loss_magnitude(function: str, scores, labels, where, cotangent, reduction: s
         for part, weight in zip(spec.parts, weights, strict=True):
             part_spec = LOSSES[part]
             part_options = {
-                "tie_break": options.get("tie_break") if part_spec.takes_tie_break else None,
+                "tie_break": options.get("tie_break") if part_spec.random_order else None,
                 "pairs": options.get("pairs") if part_spec.takes_pairs else None,
             }
             reduced = loss_magnitude(

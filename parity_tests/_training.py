@@ -71,7 +71,7 @@ def batches_of(split, config, count):
     out = []
     for index, ids in enumerate(order):
         batch = make_batch(split.train, ids, batch_size=config.batch_size, width=width)
-        out.append((batch, *host_inputs(batch, config, epoch=0, index=index)))
+        out.append(host_inputs(batch, config, epoch=0, index=index))
     return out
 
 
@@ -94,7 +94,7 @@ def absolute_network(config, params, batch):
         return scores, np.asarray(absolute), vjp
 
 
-def training_magnitudes(config, params, batch, pairs, tie_break):
+def training_magnitudes(config, params, batch, pairs):
     """The magnitudes the float32 training loss and its parameter gradients sum (``_bounds``).
 
     Returns ``(value magnitude, {torch parameter name: magnitude}, score magnitude S)``. The
@@ -113,7 +113,6 @@ def training_magnitudes(config, params, batch, pairs, tie_break):
             scores,
             labels,
             where,
-            tie_break=tie_break if spec.takes_tie_break else None,
             pairs=pairs if spec.takes_pairs else None,
             score_scale=absolute,
             options={keyword: getattr(config, field) for keyword, field in spec.config_options},
@@ -125,11 +124,10 @@ def training_magnitudes(config, params, batch, pairs, tie_break):
     return value, grads, absolute
 
 
-def parameter_gradients(config, dtype, batch, pairs, tie_break):
+def parameter_gradients(config, dtype, batch, pairs):
     """(JAX, PyTorch) gradients of the training loss for the same weights, as torch-named dicts."""
     params = flax_params(config, dtype)
     model = torch_model(config, params, dtype)
-    tie_break = tie_break.astype(dtype)
     with jax.enable_x64(dtype == "float64"):
         apply = jax_train.make_model(config, NUM_USERS, NUM_ITEMS).apply
 
@@ -137,9 +135,7 @@ def parameter_gradients(config, dtype, batch, pairs, tie_break):
             scores = apply({"params": p}, batch.user_ids, batch.item_ids)
             labels = jnp.asarray(batch.labels, dtype)
             terms = config.objective_terms
-            return training_objective(
-                jax_losses, scores, labels, batch.mask, pairs, jnp.asarray(tie_break), terms, config
-            )[0]
+            return training_objective(jax_losses, scores, labels, batch.mask, pairs, terms, config)[0]
 
         value, grads = jax.jit(jax.value_and_grad(objective))(params)
     t = torch_arrays(batch)
@@ -149,7 +145,6 @@ def parameter_gradients(config, dtype, batch, pairs, tie_break):
         t.labels.to(getattr(torch, dtype)),
         t.mask,
         None if pairs is None else tuple(torch.from_numpy(p) for p in pairs),
-        torch.from_numpy(tie_break),
         config.objective_terms,
         config,
     )[0]
@@ -163,9 +158,9 @@ def worst_parameter_gradient_ratio(split, loss, *, batches=1):
     ``batches`` training batches (``scripts/check_parity.py --training`` prints it)."""
     config = TrainConfig(**SMALL, loss=loss, pairs_per_list=8)
     worst = 0.0
-    for batch, pairs, tie_break in batches_of(split, config, batches):
-        (_, ours), (_, theirs), params = parameter_gradients(config, "float32", batch, pairs, tie_break)
-        _, magnitude, _ = training_magnitudes(config, params, batch, pairs, tie_break)
+    for batch, pairs in batches_of(split, config, batches):
+        (_, ours), (_, theirs), params = parameter_gradients(config, "float32", batch, pairs)
+        _, magnitude, _ = training_magnitudes(config, params, batch, pairs)
         for name, grad in theirs.items():
             allowed = _bounds.tolerance(magnitude[name], "float32")
             diff = np.abs(ours[name].astype(np.float64) - grad)

@@ -30,8 +30,13 @@ from jax_ltr._utils import (
     group_rank,
     integer_groups,
 )
-from ltr_common.tasks import make_task, random_tie_ranks
+from ltr_common.tasks import make_task, random_order
 from tests._small import SMALL, small_data
+
+
+def random_tie_ranks(shape, rng) -> np.ndarray:
+    """Each item's rank in a random order of its list, as float32: a ``tie_break`` of ranks."""
+    return np.argsort(random_order(shape, rng), axis=-1).astype(np.float32)
 
 
 def python_order(keys, where, tie_break=None) -> np.ndarray:
@@ -209,8 +214,8 @@ def test_the_trainers_step_has_no_comparison_sort(task):
     config = dataclasses.replace(SMALL, task=task, loss="hybrid", negatives=20)
     ratings, split = small_data()
     trainer = jax_train.Trainer(config, ratings.num_users, ratings.num_items)
-    batch, pairs, tie_break = next(iter(make_task(config, split).epoch_inputs(epoch=0)))
-    traced = trainer._train_step.trace(trainer.state, batch, pairs, tie_break)
+    batch, pairs = next(iter(make_task(config, split).epoch_inputs(epoch=0)))
+    traced = trainer._train_step.trace(trainer.state, batch, pairs)
     assert _comparison_sorts(traced.jaxpr.jaxpr) == []
 
 
@@ -290,3 +295,33 @@ def test_the_first_places_are_the_head_of_the_stable_sort(kind):
         for row, place in zip(*np.nonzero(chosen), strict=True):
             picked[row, order[row, place]] = True
         np.testing.assert_array_equal(rest, where & ~picked)
+
+
+def test_the_trainers_shuffle_is_a_random_tie_order():
+    # The trainers shuffle each list on the host (host_inputs) instead of passing a tie
+    # order: the loss on the shuffled list equals the loss with the draw's ranks as tie_break.
+    from ltr_common.tasks import host_inputs
+
+    config = dataclasses.replace(SMALL, loss="listmle")
+    _, split = small_data()
+    task = make_task(config, split)
+    original = next(iter(task.epoch_inputs(epoch=3)))[0]
+    rng = np.random.default_rng([config.seed, 3, 0])
+    order = random_order(original.labels.shape, rng)
+    unshuffled = original._replace(
+        item_ids=np.take_along_axis(original.item_ids, np.argsort(order, axis=-1), -1),
+        labels=np.take_along_axis(original.labels, np.argsort(order, axis=-1), -1),
+        mask=np.take_along_axis(original.mask, np.argsort(order, axis=-1), -1),
+    )
+    again, _ = host_inputs(unshuffled, config, epoch=3, index=0)
+    np.testing.assert_array_equal(again.item_ids, original.item_ids)
+    item_score = np.random.default_rng(0).normal(size=600)
+    ranks = np.argsort(order, axis=-1).astype(np.float32)
+    with jax.enable_x64(True):
+        shuffled_loss = jax_ltr.listmle_loss(
+            item_score[original.item_ids], original.labels, where=original.mask
+        )
+        ranked_loss = jax_ltr.listmle_loss(
+            item_score[unshuffled.item_ids], unshuffled.labels, where=unshuffled.mask, tie_break=ranks
+        )
+    assert float(shuffled_loss) == pytest.approx(float(ranked_loss), rel=1e-12)

@@ -154,14 +154,14 @@ def test_float64_training_loss_and_parameter_gradients_agree(negatives, loss):
                 {"params": p}, batch.history, batch.history_mask, batch.targets, batch.negatives
             )
             labels, where = jax_lists(batch, scores.shape[-1])
-            return training_objective(jax_losses, scores, labels, where, None, None, terms)[0]
+            return training_objective(jax_losses, scores, labels, where, None, terms)[0]
 
         value, grads = jax.value_and_grad(objective)(params)
         grads = to_canonical(jax.device_get(grads), flax.LAYOUT)
     t = as_arrays(batch)
     scores = port(t.history.long(), t.history_mask, t.targets.long(), t.negatives.long())
     labels, where = torch_lists(t, scores.shape[-1])
-    total = training_objective(torch_losses, scores, labels.double(), where, None, None, terms)[0]
+    total = training_objective(torch_losses, scores, labels.double(), where, None, terms)[0]
     total.backward()
     theirs = to_canonical({k: v.grad.numpy() for k, v in port.named_parameters()}, port.LAYOUT)
     rtol, atol = _bounds.FLOAT64

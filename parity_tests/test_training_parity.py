@@ -67,7 +67,7 @@ def test_same_weights_same_scores(movielens_split, dtype):
     model = torch_model(config, params, dtype)
     model.eval()
     model_fn = jax_train.make_model(config, NUM_USERS, NUM_ITEMS)
-    for batch, _, _ in batches_of(movielens_split, config, 3):
+    for batch, _ in batches_of(movielens_split, config, 3):
         with jax.enable_x64(dtype == "float64"):
             ours = np.asarray(model_fn.apply({"params": params}, batch.user_ids, batch.item_ids))
         theirs = model(torch.from_numpy(batch.user_ids).long(), torch.from_numpy(batch.item_ids).long())
@@ -87,8 +87,8 @@ MODEL_LOSSES += [("dot", loss) for loss in LOSSES if loss not in ("listmle", "pa
 @pytest.mark.parametrize(("model", "loss"), MODEL_LOSSES)
 def test_parameter_gradients_equal(movielens_split, model, loss, dtype):
     config = TrainConfig(**{**SMALL, "model": model}, loss=loss, pairs_per_list=8, listmle_k=5)
-    batch, pairs, tie_break = batches_of(movielens_split, config, 1)[0]
-    (value, ours), (total, theirs), params = parameter_gradients(config, dtype, batch, pairs, tie_break)
+    batch, pairs = batches_of(movielens_split, config, 1)[0]
+    (value, ours), (total, theirs), params = parameter_gradients(config, dtype, batch, pairs)
     # A ranking loss is invariant to a constant added to a list's scores: the gradient of
     # what only adds one (the output bias; a user's bias) is exactly zero.
     shift_only = SHIFT_ONLY[model] if LOSSES[loss].ranking else None
@@ -102,7 +102,7 @@ def test_parameter_gradients_equal(movielens_split, model, loss, dtype):
             rtol, atol = _bounds.FLOAT64
             np.testing.assert_allclose(ours[name], grad, rtol=rtol, atol=atol, err_msg=name)
         return
-    value_magnitude, magnitude, _ = training_magnitudes(config, params, batch, pairs, tie_break)
+    value_magnitude, magnitude, _ = training_magnitudes(config, params, batch, pairs)
     assert abs(value - total) <= _bounds.tolerance(value_magnitude, "float32")
     for name, grad in theirs.items():
         # Tolerances are ulps of what each entry sums (training_magnitudes); the
@@ -156,17 +156,16 @@ def test_twenty_adam_steps_end_equal(movielens_split, dtype, clip, weight_decay)
     with jax.enable_x64(dtype == "float64"):
         state = jax_train.create_train_state(config, NUM_USERS, NUM_ITEMS)
         state = state.replace(params=params, opt_state=state.tx.init(params))
-        step = jax.jit(lambda s, b, p, tb: jax_train.train_step(s, b, p, tb, config=config))
-        for batch, pairs, tie_break in data:
+        step = jax.jit(lambda s, b, p: jax_train.train_step(s, b, p, config=config))
+        for batch, pairs in data:
             labels = batch.labels.astype(dtype)
-            state, ours = step(state, batch._replace(labels=labels), pairs, tie_break.astype(dtype))
+            state, ours = step(state, batch._replace(labels=labels), pairs)
             t = torch_arrays(batch._replace(labels=labels))
             theirs = torch_train.train_step(
                 model,
                 optimizer,
                 t,
                 tuple(torch.from_numpy(p) for p in pairs),
-                torch.from_numpy(tie_break.astype(dtype)),
                 config=config,
             )
             losses.append((float(ours["loss_total"]), float(theirs["loss_total"])))

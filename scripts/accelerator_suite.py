@@ -8,7 +8,7 @@ in the order they run, each written out as soon as it ends, so a run stopped ear
 leaves what it measured:
 
 1. ListMLE's family and the pairwise family at (4096, 1000), float32, ratings: the default
-   call and the trainer's call (random tie order, sampled pairs), value + gradient, against
+   call and the trainer's call (sampled pairs), value + gradient, against
    PyTorch eager, torch.compile and Rax; ListMLE's ``method="scan"`` and ``"associative"``.
 2. Every loss at (1024, 200), float32, ratings.
 3. The ListMLE family on continuous labels at both sizes.
@@ -233,9 +233,10 @@ def report(state: dict) -> str:
         "Value + gradient of each call, timed in turns (`scripts/benchmark.py`: each round "
         f"times one call of every implementation, in rotated order; {state['runs']} rounds; median). "
         "Ratios are the other implementation's time over jax_ltr's: above 1, jax_ltr is faster. "
-        '"default" is each loss\'s call without a tie order or sampled pairs; "trainer" the '
-        "trainers' own call (`training_objective`: a random tie order as ranks, 32 sampled pairs "
-        "per list). Labels: ratings 1..5 or |standard normal| (continuous); 10% of items masked. "
+        '"default" is each loss\'s call without sampled pairs; "trainer" the trainers\' own call '
+        "where it differs (`training_objective`, 32 sampled pairs per list; a random tie order is "
+        "a shuffle of each list on the host). Labels: ratings 1..5 or |standard normal| "
+        "(continuous); 10% of items masked. "
         "JAX temp MB: XLA's temporary buffers of the compiled call; PyTorch peak MB: the peak CUDA "
         "allocation of an eager call over its inputs.",
         "",

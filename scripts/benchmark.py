@@ -55,7 +55,6 @@ from ltr_common.files import atomic_write_bytes, atomic_write_text  # noqa: E402
 from ltr_common.losses import LOSSES, objective_terms, training_objective  # noqa: E402
 from ltr_common.models import MODELS  # noqa: E402
 from ltr_common.pairs import sample_pairs  # noqa: E402
-from ltr_common.tasks import random_tie_ranks  # noqa: E402
 
 DEFAULT_GRID = "64x50,256x200,1024x200,1024x1000,64x2000"
 LEVELS = (1, 2, 3, 4, 5)
@@ -75,7 +74,7 @@ class Impl:
     dense: bool = False  # materialises [B, L, L]
     loop: bool = False  # the original per-row Python loop
     dtypes: tuple[str, ...] = ("float32", "bfloat16")
-    trainer: bool = False  # the trainer's call: fn(scores, labels, where, tie_break, pairs)
+    trainer: bool = False  # the trainer's call: fn(scores, labels, where, pairs)
 
     @property
     def call(self) -> str:
@@ -118,17 +117,18 @@ def _trainer_terms(loss) -> tuple[tuple[str, float], ...]:
 
 
 def trains_with_random_inputs(loss) -> bool:
-    """Whether the trainer calls ``loss`` with a random tie order or sampled pairs, so that its
-    call differs from the default call."""
-    return any(LOSSES[n].takes_tie_break or LOSSES[n].takes_pairs for n, _ in _trainer_terms(loss))
+    """Whether the trainer calls ``loss`` with sampled pairs, so that its call differs from the
+    default call. (A random tie order costs the trainer's call nothing: the trainers shuffle
+    each list on the host, ``ltr_common.tasks.host_inputs``, and the loss breaks ties by
+    position, as in the default call; the inputs here are random already.)"""
+    return any(LOSSES[n].takes_pairs for n, _ in _trainer_terms(loss))
 
 
 def _trainer_call(module, loss):
     """``module``'s ``loss`` exactly as the trainers call it (``training_objective``): the
-    configuration's options, the batch's random tie order (``tie_break``, each item's rank in
-    a uniform draw) and its sampled pairs (``pairs_per_list`` per list)."""
+    configuration's options and the batch's sampled pairs (``pairs_per_list`` per list)."""
     terms = _trainer_terms(loss)
-    return lambda s, y, w, t, p: training_objective(module, s, y, w, p, t, terms, TRAINER_DEFAULTS)[0]
+    return lambda s, y, w, p: training_objective(module, s, y, w, p, terms, TRAINER_DEFAULTS)[0]
 
 
 def implementations() -> list[Impl]:
@@ -247,9 +247,8 @@ SAMPLED_PAIRS_MAX_ENTRIES = 2**28  # sample_pairs' [B, L, L] draw beyond this: s
 
 
 def make_inputs(batch: int, length: int, seed: int = 0, labels: str = "ratings"):
-    """``(scores, labels, where, tie_ranks, pairs)`` in NumPy: the trainer's random tie order
-    (``random_tie_ranks``) and ``pairs_per_list`` sampled pairs per list besides the default
-    call's three. The pairs come from the trainers' ``sample_pairs`` up to
+    """``(scores, labels, where, pairs)`` in NumPy: ``pairs_per_list`` sampled pairs per list
+    besides the default call's three. The pairs come from the trainers' ``sample_pairs`` up to
     ``SAMPLED_PAIRS_MAX_ENTRIES`` entries of its [B, L, L] draw; beyond it (a minute of NumPy
     at (4096, 1000)) from uniform position pairs, each oriented by its labels, those with
     equal labels or an invalid item counting as nothing: the same shapes and work, since a
@@ -262,7 +261,6 @@ def make_inputs(batch: int, length: int, seed: int = 0, labels: str = "ratings")
         labels = np.abs(rng.normal(0.0, 1.0, (batch, length)))
     where = rng.random((batch, length)) >= 0.1
     where[:, :2] = True
-    tie_ranks = random_tie_ranks((batch, length), rng)
     per_list = TRAINER_DEFAULTS.pairs_per_list
     if batch * length * length <= SAMPLED_PAIRS_MAX_ENTRIES:
         pairs = sample_pairs(labels, where, pairs_per_list=per_list, rng=rng)
@@ -275,7 +273,7 @@ def make_inputs(batch: int, length: int, seed: int = 0, labels: str = "ratings")
             np.where(swap, second, first).reshape(-1),
             np.where(swap, first, second).reshape(-1),
         )
-    return scores, labels, where, tie_ranks, pairs
+    return scores, labels, where, pairs
 
 
 def _quartiles(times: list[float]) -> tuple[float, float, float]:
@@ -286,10 +284,10 @@ def _quartiles(times: list[float]) -> tuple[float, float, float]:
 def prepare_jax(impl: Impl, inputs, dtype: str, mode: str) -> dict:
     """Compile and warm up a JAX implementation: ``{"call", "compile_s", "memory_bytes", "value"}``,
     ``call()`` one blocking call."""
-    scores, labels, where, tie_ranks, pairs = inputs
+    scores, labels, where, pairs = inputs
     args = (jnp.asarray(scores, dtype), jnp.asarray(labels, dtype), jnp.asarray(where))
-    if impl.trainer:  # the trainer hands the tie order over as float32 ranks
-        args += (jnp.asarray(tie_ranks), tuple(jnp.asarray(p) for p in pairs))
+    if impl.trainer:
+        args += (tuple(jnp.asarray(p) for p in pairs),)
     fn = impl.fn if mode == "forward" else jax.value_and_grad(impl.fn)
     start = time.perf_counter()
     compiled = jax.jit(fn).lower(*args).compile()
@@ -319,17 +317,14 @@ def prepare_torch(impl: Impl, inputs, dtype: str, mode: str) -> dict:
     compile time: the first call minus the median of the timed ones, filled in by
     ``time_cells``; memory: the peak CUDA allocation of a call over what was allocated
     before it, on CUDA only)."""
-    scores, labels, where, tie_ranks, pairs = inputs
+    scores, labels, where, pairs = inputs
     torch_dtype = getattr(torch, dtype)
     s = torch.tensor(scores, dtype=torch_dtype, device=TORCH_DEVICE)
     y = torch.tensor(labels, dtype=torch_dtype, device=TORCH_DEVICE)
     w = torch.tensor(where, device=TORCH_DEVICE)
     extra = ()
     if impl.trainer:
-        extra = (
-            torch.tensor(tie_ranks, device=TORCH_DEVICE),
-            tuple(torch.from_numpy(p).to(TORCH_DEVICE) for p in pairs),
-        )
+        extra = (tuple(torch.from_numpy(p).to(TORCH_DEVICE) for p in pairs),)
     fn = impl.fn
     if impl.compiled:
         torch._dynamo.reset()
@@ -657,8 +652,8 @@ def train_throughput(
             for epoch in range(epochs):
                 lists, metrics = 0, []
                 start = time.perf_counter()
-                for batch, pairs, tie_break in make_task(config, split).epoch_inputs(epoch=epoch):
-                    metrics.append(trainer.train_step(batch, pairs, tie_break))
+                for batch, pairs in make_task(config, split).epoch_inputs(epoch=epoch):
+                    metrics.append(trainer.train_step(batch, pairs))
                     lists += int((batch.list_ids >= 0).sum())
                 trainer.metrics_to_host(metrics)  # waits for the last step
                 seconds = time.perf_counter() - start

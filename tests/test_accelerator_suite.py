@@ -53,11 +53,12 @@ def test_tiny_suite_writes_every_section(tmp_path):
     rows = [row for grid in raw["grids"] for row in grid["rows"]]
     timed = [row for row in rows if "median_ms" in row]
     assert not [row for row in rows if "skipped" in row and "failed" in row["skipped"]]
-    # the default and the trainer's call of both losses, JAX and PyTorch, agreeing on the value
+    # the default call of both losses and the trainer's (sampled pairs), JAX and PyTorch,
+    # agreeing on the value
     assert {(r["loss"], r["implementation"]) for r in timed} >= {
-        (loss, name)
-        for loss in ("listmle", "pairwise_pl")
-        for name in ("jax", "jax trainer", "torch eager", "torch eager trainer")
+        ("listmle", "jax"),
+        ("listmle", "torch eager"),
+        *(("pairwise_pl", name) for name in ("jax", "jax trainer", "torch eager", "torch eager trainer")),
     }
     for row in timed:
         assert row["vs_ref"] < (1e-5 if row["dtype"] == "float32" else 2e-2), row

@@ -105,21 +105,21 @@ def test_an_epoch_trains_every_user_with_a_next_item_once(negatives):
     task = make_task(_sequence_config(negatives=negatives), split)
     inputs = list(task.epoch_inputs(epoch=1))
     assert len(inputs) == task.steps_per_epoch()
-    users = np.concatenate([b.user_ids[b.list_ids >= 0] for b, _, _ in inputs])
+    users = np.concatenate([b.user_ids[b.list_ids >= 0] for b, _ in inputs])
     expected = split.history("validation")
     assert sorted(users.tolist()) == sorted(expected.users[expected.lengths >= 2].tolist())
     known = task.masks("validation")[2]
-    for batch, pairs, tie_break in inputs:
-        assert pairs is None and tie_break is None
+    for batch, pairs in inputs:
+        assert pairs is None
         assert batch.history.shape[1] in (4, 8, 12, 16)
         if negatives:
             real = batch.list_ids >= 0
             rows = np.repeat(batch.user_ids[real], negatives)
             assert not known[rows, batch.negatives[real].ravel()].any()  # never rated in training
     # Every slot weighs the same in an epoch: the batches' weights are their slots over the mean.
-    assert np.mean([batch.weight[0] for batch, _, _ in inputs]) == pytest.approx(1.0)
+    assert np.mean([batch.weight[0] for batch, _ in inputs]) == pytest.approx(1.0)
     resumed = list(task.epoch_inputs(epoch=1, start_batch=2))
-    for (a, _, _), (b, _, _) in zip(inputs[2:], resumed, strict=True):
+    for (a, _), (b, _) in zip(inputs[2:], resumed, strict=True):
         for x, y in zip(a, b, strict=True):
             np.testing.assert_array_equal(x, y)
 

@@ -53,12 +53,12 @@ PROGRAM = textwrap.dedent(
     config, _ = parse_config(sys.argv[1:])  # the same flags as the two-process launch below
     ratings, split = load_split(config)
     batch = next(iterate_batches(split.train, batch_size=128, shuffle=True, seed=42, epoch=0))
-    pairs, tie_break = host_inputs(batch, config, epoch=0, index=0)
+    batch, pairs = host_inputs(batch, config, epoch=0, index=0)
     out = {"errors": errors}
     for devices in (1, 4):
         each = dataclasses.replace(config, devices=devices)
         trainer = _train.Trainer(each, ratings.num_users, ratings.num_items)
-        metrics = trainer.metrics_to_host([trainer.train_step(batch, pairs, tie_break)])[0]
+        metrics = trainer.metrics_to_host([trainer.train_step(batch, pairs)])[0]
         params = jax.tree.map(lambda x: np.asarray(x).tolist(), jax.device_get(trainer.state.params))
         kernel = trainer.state.params["output"]["kernel"]
         out[f"step{devices}"] = {"metrics": metrics, "params": params, "devices": trainer.devices(),

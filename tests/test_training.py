@@ -92,8 +92,8 @@ def test_the_trainers_step_compiles_once_per_batch_shape():
     trainer = jax_train.Trainer(config, ratings.num_users, ratings.num_items)
     shapes = []
     for epoch in range(2):
-        for batch, pairs, tie_break in RerankTask(config, split).epoch_inputs(epoch=epoch):
-            trainer.train_step(batch, pairs, tie_break)
+        for batch, pairs in RerankTask(config, split).epoch_inputs(epoch=epoch):
+            trainer.train_step(batch, pairs)
             shapes.append(batch.item_ids.shape)
     # The trainer's own jitted step records each trace: one per compiled width (narrow
     # batches padded up, jax_train.compiled_width), never one per step.
@@ -133,8 +133,8 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, 
     real_step = jax_train.Trainer.train_step
     calls = []
 
-    def poisoned(self, batch, pairs, tie_break):
-        metrics = real_step(self, batch, pairs, tie_break)
+    def poisoned(self, batch, pairs):
+        metrics = real_step(self, batch, pairs)
         calls.append(1)
         if len(calls) == 7:
             metrics = {**metrics, "loss_total": metrics["loss_total"] * np.nan}

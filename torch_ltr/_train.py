@@ -49,15 +49,13 @@ def list_scores(model, batch):
     return model(batch.user_ids.long(), batch.item_ids.long()), batch.labels, batch.mask
 
 
-def train_step(model, optimizer, batch, pairs, tie_break, *, config: TrainConfig) -> dict:
+def train_step(model, optimizer, batch, pairs, *, config: TrainConfig) -> dict:
     """One optimiser step; returns detached scalar tensors (no host sync): ``loss_total``,
     ``loss_<term>`` for each term of the objective, ``grad_norm``."""
     model.train()
     optimizer.zero_grad(set_to_none=True)
     scores, labels, where = list_scores(model, batch)
-    total, terms = training_objective(
-        _losses, scores, labels, where, pairs, tie_break, config.objective_terms, config
-    )
+    total, terms = training_objective(_losses, scores, labels, where, pairs, config.objective_terms, config)
     weight = batch.weight.mean() if isinstance(batch, SequenceBatch) else 1.0
     (weight * total).backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip_norm)
@@ -88,12 +86,9 @@ class Trainer:
     def _tensors(self, batch):
         return as_arrays(batch, device=self.device)
 
-    def train_step(self, batch, pairs, tie_break):
+    def train_step(self, batch, pairs):
         pairs = None if pairs is None else tuple(torch.from_numpy(p).to(self.device) for p in pairs)
-        tie_break = None if tie_break is None else torch.from_numpy(tie_break).to(self.device)
-        return train_step(
-            self.model, self.optimizer, self._tensors(batch), pairs, tie_break, config=self.config
-        )
+        return train_step(self.model, self.optimizer, self._tensors(batch), pairs, config=self.config)
 
     @staticmethod
     def metrics_to_host(metrics: list[dict]) -> list[dict[str, float]]:

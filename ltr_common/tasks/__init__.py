@@ -6,7 +6,7 @@ each user, the held-out items relevant, training lists completed with sampled un
 
 from ltr_common.config import ConfigError, TrainConfig
 from ltr_common.lists import Split
-from ltr_common.tasks.base import Scorer, Task, host_inputs, random_tie_ranks
+from ltr_common.tasks.base import Scorer, Task, host_inputs, random_order, shuffled
 from ltr_common.tasks.rerank import RerankTask
 from ltr_common.tasks.retrieve import RetrieveTask
 
@@ -27,5 +27,6 @@ __all__ = [
     "Task",
     "host_inputs",
     "make_task",
-    "random_tie_ranks",
+    "random_order",
+    "shuffled",
 ]

@@ -38,8 +38,8 @@ class Task(Protocol):
 
     def steps_per_epoch(self) -> int: ...
 
-    def epoch_inputs(self, *, epoch: int, start_batch: int = 0) -> Iterator[tuple[Batch, object, np.ndarray]]:
-        """``(batch, pairs, tie_break)`` for each training step of ``epoch`` from ``start_batch``."""
+    def epoch_inputs(self, *, epoch: int, start_batch: int = 0) -> Iterator[tuple[Batch, object]]:
+        """``(batch, pairs)`` for each training step of ``epoch`` from ``start_batch``."""
 
     def per_list(self, scorer: Scorer, part: str, *, history: str = "all") -> dict[str, np.ndarray]:
         """Each evaluated list's metrics on ``part`` ("validation" or "test"); NaN where a list
@@ -74,43 +74,48 @@ def require_training_lists(config: TrainConfig, split: Split) -> None:
     )
 
 
-def host_inputs(batch: Batch, config: TrainConfig, *, epoch: int, index: int):
-    """The sampled pairs (None: all pairs, or no pairwise term) and the random tie order of a
-    training batch, drawn in NumPy from ``(seed, epoch, index)``: the same in both frameworks.
+def host_inputs(batch: Batch, config: TrainConfig, *, epoch: int, index: int) -> tuple[Batch, object]:
+    """``(batch, pairs)`` as a training step takes them, drawn in NumPy from ``(seed, epoch,
+    index)``: the same in both frameworks.
 
-    The tie order is each item's rank (0 .. L-1, as float32) in a uniform draw, ties of the
-    draw by position: ordering tied labels by it is ordering them by the draw. Small integers
-    let the JAX loss order labels and ties with single-operand integer sorts (no comparison
-    sort on the training step), in the same order as the float draw itself would give.
+    Each list's items in a random order (``shuffled``) when a loss of the objective orders
+    tied labels (``Loss.random_order``): a loss breaks ties by position, so this is a random
+    order among tied labels — as an in-graph ``tie_break`` would give, at the cost of a NumPy
+    gather on the host instead of the device. Then the sampled pairs (None: all pairs, or no
+    pairwise term), drawn on the lists as trained.
     """
     rng = np.random.default_rng([config.seed, epoch, index])
-    tie_break = random_tie_ranks(batch.labels.shape, rng)
+    order = random_order(batch.labels.shape, rng)  # drawn alike whether used or not
+    if any(LOSSES[name].random_order for name, _ in config.objective_terms):
+        batch = shuffled(batch, order)
     pairs = None
     wants_pairs = any(LOSSES[name].takes_pairs for name, _ in config.objective_terms)
     if wants_pairs and config.pairs_per_list > 0:
         pairs = sample_pairs(batch.labels, batch.mask, pairs_per_list=config.pairs_per_list, rng=rng)
-    return pairs, tie_break
+    return batch, pairs
 
 
-def random_tie_ranks(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    """Each item's rank (0 .. L-1 along the last axis, as float32) in a uniform draw, ties of
-    the draw by position: a uniformly random order of every list, as a tie order.
+def random_order(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """A uniformly random permutation of each list [..., L]: the positions in the order of a
+    uniform draw, ties of the draw by position.
 
     Example:
-      >>> random_tie_ranks((2, 4), np.random.default_rng(0)).sum(axis=-1).tolist()
-      [6.0, 6.0]
+      >>> sorted(random_order((1, 4), np.random.default_rng(0))[0].tolist())
+      [0, 1, 2, 3]
     """
-    draw = rng.random(shape, dtype=np.float32)
-    order = np.argsort(draw, axis=-1, kind="stable")
-    ranks = np.empty(draw.shape, np.float32)  # the inverse permutation
-    np.put_along_axis(ranks, order, np.arange(draw.shape[-1], dtype=np.float32), axis=-1)
-    return ranks
+    return np.argsort(rng.random(shape, dtype=np.float32), axis=-1, kind="stable")
+
+
+def shuffled(batch: Batch, order: np.ndarray) -> Batch:
+    """``batch`` with each list's items (ids, labels, mask) put in ``order``."""
+    take = lambda x: np.take_along_axis(x, order, axis=-1)  # noqa: E731
+    return batch._replace(item_ids=take(batch.item_ids), labels=take(batch.labels), mask=take(batch.mask))
 
 
 def training_inputs(
     config: TrainConfig, train: Lists, *, epoch: int, start_batch: int = 0, extend=None
-) -> Iterator[tuple[Batch, object, np.ndarray]]:
-    """``(batch, pairs, tie_break)`` for each training step of ``epoch`` over the lists of
+) -> Iterator[tuple[Batch, object]]:
+    """``(batch, pairs)`` for each training step of ``epoch`` over the lists of
     ``train`` from ``start_batch``; ``extend(batch, epoch=, index=)``, when given, turns each
     batch into the one trained on (e.g. adds sampled negatives) before its pairs are drawn."""
     batches = iterate_batches(
@@ -124,4 +129,4 @@ def training_inputs(
     for index, batch in enumerate(batches, start=start_batch):
         if extend is not None:
             batch = extend(batch, epoch=epoch, index=index)
-        yield (batch, *host_inputs(batch, config, epoch=epoch, index=index))
+        yield host_inputs(batch, config, epoch=epoch, index=index)

@@ -110,7 +110,7 @@ class RetrieveTask:
         )
 
     def _sequence_inputs(self, *, epoch: int, start_batch: int):
-        """``(SequenceBatch, None, None)`` for each step: users in an order drawn from
+        """``(SequenceBatch, None)`` for each step: users in an order drawn from
         ``(seed, epoch)`` (with length bucketing, those of similar history lengths together,
         each batch padded to ``sequence_width``), negatives from ``(seed, epoch, batch)``."""
         config, lists = self.config, self._sequence_lists()
@@ -139,7 +139,7 @@ class RetrieveTask:
                 num_items=self.num_items,
                 weight=counts[list_ids].sum() / per_batch,
             )
-            yield batch, None, None
+            yield batch, None
 
     def masks(self, part: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(relevant, liked, exclude)``, each [num_users, num_items] bool, for ``part``."""
