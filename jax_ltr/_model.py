@@ -250,12 +250,14 @@ class SequenceScorer(nn.Module):
         """States [..., d] to the scores of every item [..., num_items]."""
         return states @ self.weights["item_embedding"].T + self.weights["item_bias"]
 
-    def __call__(self, history, history_mask, targets, negatives, *, train: bool = False):
+    def __call__(
+        self, history, history_mask, targets, negatives, *, catalog: bool = False, train: bool = False
+    ):
         """The scores of each slot's next-item list (``ltr_common.sequences``): targets [B, T, K]
-        then negatives [B, N], [B, T, K + N]; or, with no negatives ([B, 0]), the whole
-        catalog, [B, T, num_items]."""
+        then negatives [B, N] (maybe none), [B, T, K + N]; with ``catalog``, the whole catalog,
+        [B, T, num_items]."""
         states = self.encode(history, history_mask, train=train)
-        if negatives.shape[-1] == 0:
+        if catalog:
             return self.score_catalog(states)
         batch, length, _ = targets.shape
         shared = jnp.broadcast_to(negatives[:, None, :], (batch, length, negatives.shape[-1]))

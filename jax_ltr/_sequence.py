@@ -10,16 +10,17 @@ import jax.numpy as jnp
 def next_item_lists(batch, num_items: int):
     """``(labels, where)`` of each slot's list, shaped like the sequence model's scores.
 
-    The targets, the nearest first, get labels ``K, K - 1, ..., 1``; everything else 0. With
-    sampled negatives, a slot's list is its targets then the batch row's negatives, valid
-    where the slot holds an item (and each target exists). Over the whole catalog, a slot's
-    list leaves out every item the user rated up to it (in the window or before it), as
-    retrieval's evaluation does.
+    The targets get their ``target_labels``; everything else 0. With sampled negatives, a
+    slot's list is its targets then the batch row's negatives, valid where the slot holds an
+    item (and each target exists). Over the whole catalog, a slot's list leaves out every
+    item the user rated up to it (in the window or before it), as retrieval's evaluation
+    does. With neither, a slot's list is its targets alone (reranking).
     """
     history_mask, targets, target_mask = batch.history_mask, batch.targets, batch.target_mask
-    count = targets.shape[-1]
-    grades = jnp.where(target_mask, jnp.arange(count, 0, -1, dtype=jnp.float32), 0.0)
+    grades = jnp.where(target_mask, batch.target_labels, 0.0)
     slot = history_mask[..., None]
+    if batch.negatives.shape[-1] == 0 and batch.rated_before.shape[-1] == 0:  # the targets alone
+        return grades, target_mask & slot
     if batch.negatives.shape[-1] == 0:
         batch_size, length = history_mask.shape
         rows = jnp.arange(batch_size)[:, None, None]

@@ -104,7 +104,8 @@ def list_scores(apply_fn, params, batch, *, train: bool, rngs=None):
     ``SequenceBatch`` of next-item lists (``next_item_lists``)."""
     if isinstance(batch, SequenceBatch):
         inputs = (batch.history, batch.history_mask, batch.targets, batch.negatives)
-        scores = apply_fn({"params": params}, *inputs, train=train, rngs=rngs)
+        catalog = batch.rated_before.shape[-1] > 0
+        scores = apply_fn({"params": params}, *inputs, catalog=catalog, train=train, rngs=rngs)
         return (scores, *next_item_lists(batch, scores.shape[-1]))
     scores = apply_fn({"params": params}, batch.user_ids, batch.item_ids, train=train, rngs=rngs)
     return scores, batch.labels, batch.mask
@@ -133,6 +134,14 @@ def train_step(state: TrainState, batch, pairs, *, config: TrainConfig):
 
 def eval_step(params, batch, *, apply_fn, top_k):
     scores = apply_fn({"params": params}, batch.user_ids, batch.item_ids, train=False)
+    return ranking_metrics(scores, batch.labels, where=batch.mask, top_k=top_k)
+
+
+def sequence_eval_step(params, users, batch, *, model, top_k):
+    """A sequence model's ``eval_step``: each list scored by its user's vector, read from the
+    user's history (``users``: the histories' items and mask)."""
+    vectors = model.apply({"params": params}, *users, method=model.user_vectors)
+    scores = model.apply({"params": params}, vectors, batch.item_ids, method=model.score_items)
     return ranking_metrics(scores, batch.labels, where=batch.mask, top_k=top_k)
 
 
@@ -268,6 +277,11 @@ class Trainer:
             out_shardings=replicated,
         )
         if config.model in SEQUENTIAL:
+            self._sequence_eval_step = jax.jit(
+                functools.partial(sequence_eval_step, model=self.model, top_k=tuple(config.top_k)),
+                in_shardings=(replicated, by_list, by_list),
+                out_shardings=replicated,
+            )
             self._user_vectors = jax.jit(
                 lambda params, users: self.model.apply(
                     {"params": params}, *users, method=self.model.user_vectors
@@ -313,7 +327,14 @@ class Trainer:
         host = jax.device_get(metrics)
         return [{k: float(v) for k, v in m.items()} for m in host]
 
-    def batch_metrics(self, batch) -> dict[str, np.ndarray]:
+    def batch_metrics(self, batch, history=None) -> dict[str, np.ndarray]:
+        if self.config.model in SEQUENTIAL:  # the users' vectors from ``history``, at full width
+            if history is None:
+                raise ValueError("a sequence model scores users from their history: give history")
+            window = histories(history, self.num_users, self.config.history_length)
+            users = (window.items[batch.user_ids], window.mask[batch.user_ids])
+            args = self._inputs((users, batch), self._by_list)
+            return jax.device_get(self._sequence_eval_step(self.state.params, *args))
         return jax.device_get(self._eval_step(self.state.params, self._inputs(batch, self._by_list)))
 
     def _windows(self, users, history):

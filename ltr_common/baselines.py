@@ -60,7 +60,7 @@ class ScoreScorer:
     def __init__(self, score: ScoreFn | FromHistory, metrics, *, top_k, num_items: int):
         self.score, self.metrics, self.top_k, self.num_items = score, metrics, tuple(top_k), num_items
 
-    def batch_metrics(self, batch: Batch):
+    def batch_metrics(self, batch: Batch, history=None):
         if isinstance(self.score, FromHistory):
             raise ValueError(
                 "a history-reading baseline scores the catalog (--task retrieve), not rerank lists"

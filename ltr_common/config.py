@@ -143,11 +143,6 @@ class TrainConfig:
             "an integer >= 1 (0, the whole catalog, with --model sequence)",
         )
         need(
-            "model",
-            self.model not in SEQUENTIAL or self.task == "retrieve",
-            "a model of --task rerank (mlp, dot): the sequence model trains on next items, for retrieve",
-        )
-        need(
             "num_heads",
             not isinstance(self.num_heads, int) or self.embedding_dim % max(self.num_heads, 1) == 0,
             f"a divisor of --embedding_dim {self.embedding_dim}",
@@ -221,13 +216,20 @@ MODEL_DEFAULTS: dict[str, dict] = {
 }
 
 
+# And where a task and a model need more of their own: the sequence reranker learns the order
+# of the next items' ratings.
+TASK_MODEL_DEFAULTS: dict[tuple[str, str], dict] = {
+    ("rerank", "sequence"): {"loss": "listmle", "next_items": 10},
+}
+
+
 def defaults_for(values: dict) -> dict:
     """The defaults under ``values`` (options given so far): its task's, then its model's
-    (the model given, else the task's default model, else the dataclass's)."""
+    (the model given, else the task's default model, else the dataclass's), then the pair's."""
     task = values.get("task", TrainConfig.task)
     by_task = TASK_DEFAULTS.get(task, {})
     model = values.get("model", by_task.get("model", TrainConfig.model))
-    return {**by_task, **MODEL_DEFAULTS.get(model, {})}
+    return {**by_task, **MODEL_DEFAULTS.get(model, {}), **TASK_MODEL_DEFAULTS.get((task, model), {})}
 
 
 def _base_type(annotation) -> type:

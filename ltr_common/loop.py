@@ -45,8 +45,9 @@ class Backend(Protocol):
     def metrics_to_host(self, metrics: list) -> list[dict[str, float]]:
         """Steps' metrics as floats: ``loss_total``, ``loss_<term>``, ``grad_norm``."""
 
-    def batch_metrics(self, batch: Batch) -> dict[str, np.ndarray]:
-        """Per-list evaluation metrics of the current model (``ranking_metrics``)."""
+    def batch_metrics(self, batch: Batch, history=None) -> dict[str, np.ndarray]:
+        """Per-list evaluation metrics of the current model (``ranking_metrics``); a sequence
+        model reads each user's ``history``."""
 
     def catalog_scores(self, users: np.ndarray, history=None) -> np.ndarray:
         """Scores of every item [U, num_items] for ``users`` [U], by the current model; a

@@ -75,10 +75,10 @@ class SequenceBatch(NamedTuple):
 
     ``history`` [B, T] and ``history_mask`` [B, T]: the newest ``T`` items of each user's
     training history but the last, left-padded. ``targets`` [B, T, K]: the ``K`` items after
-    each slot (``target_mask`` False where the history ends sooner). ``negatives`` [B, N]:
-    items the user never rated in training, or [B, 0] for the whole catalog, where
-    ``rated_before`` [B, num_items] marks the items rated before the first slot (what the
-    window does not show; [B, 0] when ``negatives`` are sampled). ``list_ids`` [B]: the
+    each slot (``target_mask`` False where the history ends sooner), ``target_labels`` their
+    labels. ``negatives`` [B, N]: items the user never rated in training, or [B, 0] for the
+    whole catalog, where ``rated_before`` [B, num_items] marks the items rated before the
+    first slot (what the window does not show); both [B, 0]: the targets alone. ``list_ids`` [B]: the
     user's list, -1 for padding rows. ``weight`` [B], one value: what the batch's mean loss is
     multiplied by, its slots over an epoch's average (``slot_weight``), so that every slot
     weighs the same in an epoch however the batches are cut.
@@ -89,6 +89,7 @@ class SequenceBatch(NamedTuple):
     history_mask: np.ndarray
     targets: np.ndarray
     target_mask: np.ndarray
+    target_labels: np.ndarray
     negatives: np.ndarray
     rated_before: np.ndarray
     list_ids: np.ndarray
@@ -123,10 +124,14 @@ def sequence_batch(
     negatives: np.ndarray | None,
     num_items: int,
     weight: float = 1.0,
+    catalog: bool = True,
 ) -> SequenceBatch:
     """The ``SequenceBatch`` of the lists ``list_ids`` of ``lists`` (each a user's training
     history, at least two items), padded to ``batch_size`` rows; ``negatives`` [n, N] the
-    sampled items of the ``n`` lists, or None for the whole catalog."""
+    sampled items of the ``n`` lists, or None for the whole catalog — or, with
+    ``catalog=False``, for the targets alone (reranking: the next items ordered by their own
+    labels, e.g. ratings; otherwise the targets' labels are ``K, K - 1, ..., 1``, the nearest
+    highest)."""
     count = len(list_ids)
     list_ids = np.asarray(list_ids, np.int64)
     if count > batch_size:
@@ -147,16 +152,23 @@ def sequence_batch(
     history_mask[rows, slot] = True
     targets = np.zeros((batch_size, length, next_items), np.int32)
     target_mask = np.zeros((batch_size, length, next_items), bool)
+    target_labels = np.zeros((batch_size, length, next_items), np.float32)
+    own_labels = not catalog and negatives is None
     for ahead in range(1, next_items + 1):  # K small passes, each vectorised over the batch
         reach = within + ahead < np.repeat(window, inputs)
         target = np.repeat(start, inputs) + within + ahead
         targets[rows[reach], slot[reach], ahead - 1] = lists.items[target[reach]]
         target_mask[rows[reach], slot[reach], ahead - 1] = True
+        grade = lists.labels[target[reach]] if own_labels else next_items + 1 - ahead
+        target_labels[rows[reach], slot[reach], ahead - 1] = grade
     user_ids = np.zeros(batch_size, np.int32)
     user_ids[:count] = lists.users[list_ids]
     ids = np.full(batch_size, -1, np.int32)
     ids[:count] = list_ids
-    if negatives is None:
+    if own_labels:
+        sampled = np.zeros((batch_size, 0), np.int32)
+        rated_before = np.zeros((batch_size, 0), bool)
+    elif negatives is None:
         sampled = np.zeros((batch_size, 0), np.int32)
         rated_before = np.zeros((batch_size, num_items), bool)
         earlier = start - lists.offsets[list_ids]
@@ -169,7 +181,16 @@ def sequence_batch(
         rated_before = np.zeros((batch_size, 0), bool)
     weights = np.full(batch_size, weight, np.float32)
     return SequenceBatch(
-        user_ids, history, history_mask, targets, target_mask, sampled, rated_before, ids, weights
+        user_ids,
+        history,
+        history_mask,
+        targets,
+        target_mask,
+        target_labels,
+        sampled,
+        rated_before,
+        ids,
+        weights,
     )
 
 

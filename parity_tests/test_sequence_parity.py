@@ -146,12 +146,18 @@ def test_float64_training_loss_and_parameter_gradients_agree(negatives, loss):
         num_items=ITEMS,
     )
     terms = ((loss, 1.0),)
+    catalog = negatives == 0
     with jax.enable_x64(True):
         flax, params, port = flax_and_torch(weights(), "float64")
 
         def objective(p):
             scores = flax.apply(
-                {"params": p}, batch.history, batch.history_mask, batch.targets, batch.negatives
+                {"params": p},
+                batch.history,
+                batch.history_mask,
+                batch.targets,
+                batch.negatives,
+                catalog=catalog,
             )
             labels, where = jax_lists(batch, scores.shape[-1])
             return training_objective(jax_losses, scores, labels, where, None, terms)[0]
@@ -159,7 +165,7 @@ def test_float64_training_loss_and_parameter_gradients_agree(negatives, loss):
         value, grads = jax.value_and_grad(objective)(params)
         grads = to_canonical(jax.device_get(grads), flax.LAYOUT)
     t = as_arrays(batch)
-    scores = port(t.history.long(), t.history_mask, t.targets.long(), t.negatives.long())
+    scores = port(t.history.long(), t.history_mask, t.targets.long(), t.negatives.long(), catalog=catalog)
     labels, where = torch_lists(t, scores.shape[-1])
     total = training_objective(torch_losses, scores, labels.double(), where, None, terms)[0]
     total.backward()

@@ -125,8 +125,6 @@ def test_an_epoch_trains_every_user_with_a_next_item_once(negatives):
 
 
 def test_the_sequence_model_options_are_checked():
-    with pytest.raises(ConfigError, match="--model: expected a model of --task rerank"):
-        TrainConfig(task="rerank", model="sequence")
     with pytest.raises(ConfigError, match="--num_heads: expected a divisor of --embedding_dim 64"):
         TrainConfig(model="sequence", num_heads=3)
     with pytest.raises(ConfigError, match=r"--negatives: expected an integer >= 1 \(0, the whole catalog"):
@@ -152,3 +150,21 @@ def test_a_sequence_model_trains_and_serves_from_its_run_directory(framework, tm
     assert vectors.shape == (ratings.num_users, config.embedding_dim) and np.isfinite(vectors).all()
     with pytest.raises(ValueError, match="scores users from their history"):
         backend.catalog_scores(np.arange(3))
+
+
+def test_the_sequence_reranker_orders_each_slots_next_items_by_their_ratings():
+    _, split = small_data()
+    config = _sequence_config(next_items=4)
+    config = dataclasses.replace(config, task="rerank", loss="listmle", pointwise_weight=1.0)
+    task = make_task(config, split)
+    lists = split.history("validation")
+    batch, pairs = next(iter(task.epoch_inputs(epoch=0)))
+    assert pairs is None and batch.negatives.shape[1] == 0 and batch.rated_before.shape[1] == 0
+    row = int(np.flatnonzero(batch.list_ids >= 0)[0])
+    user = batch.user_ids[row]
+    items, labels = lists.list_at(int(np.flatnonzero(lists.users == user)[0]))
+    rating = dict(zip(items.tolist(), labels.tolist(), strict=True))
+    real = batch.target_mask[row]
+    assert real.any()
+    for item, label in zip(batch.targets[row][real], batch.target_labels[row][real], strict=True):
+        assert rating[int(item)] == label  # the target's own rating, not its distance

@@ -212,10 +212,10 @@ class SequenceScorer(nn.Module):
         """States [..., d] to the scores of every item [..., num_items]."""
         return states @ self.item_embedding.T + self.item_bias
 
-    def forward(self, history, history_mask, targets, negatives):
+    def forward(self, history, history_mask, targets, negatives, *, catalog: bool = False):
         """The scores of each slot's next-item list (see ``jax_ltr.SequenceScorer``)."""
         states = self.encode(history, history_mask)
-        if negatives.shape[-1] == 0:
+        if catalog:
             return self.score_catalog(states)
         batch, length, _ = targets.shape
         shared = negatives[:, None, :].expand(batch, length, negatives.shape[-1])

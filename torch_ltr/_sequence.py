@@ -8,10 +8,10 @@ import torch
 def next_item_lists(batch, num_items: int):
     """``(labels, where)`` of each slot's list (see ``jax_ltr._sequence.next_item_lists``)."""
     history_mask, targets, target_mask = batch.history_mask, batch.targets, batch.target_mask
-    count = targets.shape[-1]
-    steps = torch.arange(count, 0, -1, dtype=torch.float32, device=targets.device)
-    grades = torch.where(target_mask, steps, torch.zeros((), device=targets.device))
+    grades = torch.where(target_mask, batch.target_labels, torch.zeros((), device=targets.device))
     slot = history_mask[..., None]
+    if batch.negatives.shape[-1] == 0 and batch.rated_before.shape[-1] == 0:  # the targets alone
+        return grades, target_mask & slot
     if batch.negatives.shape[-1] == 0:
         batch_size, length = history_mask.shape
         labels = torch.zeros(batch_size, length, num_items, device=targets.device)

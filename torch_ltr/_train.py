@@ -44,7 +44,8 @@ def make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.O
 def list_scores(model, batch):
     """``(scores, labels, where)`` of a batch's lists (see ``jax_ltr._train.list_scores``)."""
     if isinstance(batch, SequenceBatch):
-        scores = model(batch.history.long(), batch.history_mask, batch.targets.long(), batch.negatives.long())
+        inputs = (batch.history.long(), batch.history_mask, batch.targets.long(), batch.negatives.long())
+        scores = model(*inputs, catalog=batch.rated_before.shape[-1] > 0)
         return (scores, *next_item_lists(batch, scores.shape[-1]))
     return model(batch.user_ids.long(), batch.item_ids.long()), batch.labels, batch.mask
 
@@ -95,10 +96,18 @@ class Trainer:
         return [{k: float(v) for k, v in m.items()} for m in metrics]
 
     @torch.no_grad()
-    def batch_metrics(self, batch) -> dict[str, np.ndarray]:
+    def batch_metrics(self, batch, history=None) -> dict[str, np.ndarray]:
         self.model.eval()
         b = self._tensors(batch)
-        scores = self.model(b.user_ids.long(), b.item_ids.long())
+        if self.config.model in SEQUENTIAL:  # the users' vectors from ``history``, at full width
+            if history is None:
+                raise ValueError("a sequence model scores users from their history: give history")
+            window = histories(history, self.num_users, self.config.history_length)
+            items = torch.as_tensor(window.items[batch.user_ids].astype(np.int64), device=self.device)
+            mask = torch.as_tensor(window.mask[batch.user_ids], device=self.device)
+            scores = self.model.score_items(self.model.user_vectors(items, mask), b.item_ids.long())
+        else:
+            scores = self.model(b.user_ids.long(), b.item_ids.long())
         metrics = ranking_metrics(scores, b.labels, where=b.mask, top_k=tuple(self.config.top_k))
         return {k: v.cpu().numpy() for k, v in metrics.items()}
 

@@ -8,18 +8,22 @@ from typing import Protocol
 
 import numpy as np
 
-from ltr_common.batching import Batch, iterate_batches
+from ltr_common.batching import Batch, epoch_order, iterate_batches
 from ltr_common.config import ConfigError, TrainConfig
 from ltr_common.lists import Lists, Split
 from ltr_common.losses import LOSSES
 from ltr_common.pairs import sample_pairs
+from ltr_common.sequences import SequenceBatch, sequence_batch, sequence_width, slots
+
+NEGATIVE_STREAM = 0x4E47  # a seed word of its own: the negatives' draws are not the pairs'
 
 
 class Scorer(Protocol):
     """Anything a task can evaluate: a trained model (a ``Backend``) or a baseline."""
 
-    def batch_metrics(self, batch: Batch) -> Mapping[str, object]:
-        """Per-list ``ranking_metrics`` [B] of the lists of a padded batch."""
+    def batch_metrics(self, batch: Batch, history: Lists | None = None) -> Mapping[str, object]:
+        """Per-list ``ranking_metrics`` [B] of the lists of a padded batch; ``history``, for a
+        scorer that reads it (a sequence model), every user's ratings known at that moment."""
 
     def catalog_metrics(
         self, users: np.ndarray, reports: Mapping[str, np.ndarray], exclude: np.ndarray, history: Lists
@@ -110,6 +114,45 @@ def shuffled(batch: Batch, order: np.ndarray) -> Batch:
     """``batch`` with each list's items (ids, labels, mask) put in ``order``."""
     take = lambda x: np.take_along_axis(x, order, axis=-1)  # noqa: E731
     return batch._replace(item_ids=take(batch.item_ids), labels=take(batch.labels), mask=take(batch.mask))
+
+
+def sequence_inputs(
+    config: TrainConfig, lists: Lists, num_items: int, *, epoch: int, start_batch: int = 0, negatives=None
+) -> Iterator[tuple[SequenceBatch, None]]:
+    """``(SequenceBatch, None)`` for each step of a sequence model's ``epoch`` over ``lists``
+    (users' training histories, each with a next item): users in an order drawn from
+    ``(seed, epoch)`` (with length bucketing, those of similar history lengths together, each
+    batch padded to ``sequence_width``). Each slot's targets are ranked against
+    ``negatives(users, rng)`` sampled items (drawn from ``(seed, epoch, batch)``), or, without
+    a sampler, against the whole catalog — for the retrieve task; for rerank
+    (``config.task``) the targets alone, by their own labels."""
+    counts = slots(lists, config.history_length)
+    per_batch = counts.sum() / max(-(-len(lists) // config.batch_size), 1)  # an epoch's mean
+    batches = epoch_order(
+        lists,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        epoch=epoch,
+        length_bucketing=config.length_bucketing,
+    )
+    for index, list_ids in enumerate(batches[start_batch:], start=start_batch):
+        sampled = None
+        if negatives is not None:
+            rng = np.random.default_rng([config.seed, epoch, index, NEGATIVE_STREAM])
+            sampled = negatives(lists.users[list_ids], rng)
+        longest = int(min(lists.lengths[list_ids].max() - 1, config.history_length))
+        batch = sequence_batch(
+            lists,
+            list_ids,
+            batch_size=config.batch_size,
+            length=sequence_width(longest, config.history_length),
+            next_items=config.next_items,
+            negatives=sampled,
+            num_items=num_items,
+            weight=counts[list_ids].sum() / per_batch,
+            catalog=config.task == "retrieve",
+        )
+        yield batch, None
 
 
 def training_inputs(

@@ -10,7 +10,9 @@ from __future__ import annotations
 from ltr_common.config import TrainConfig
 from ltr_common.evaluation import EVAL_BATCH_SIZE, evaluate, per_list_metrics
 from ltr_common.lists import Lists, Split
-from ltr_common.tasks.base import Scorer, require_training_lists, training_inputs
+from ltr_common.models import SEQUENTIAL
+from ltr_common.sequences import trainable
+from ltr_common.tasks.base import Scorer, require_training_lists, sequence_inputs, training_inputs
 
 
 class RerankTask:
@@ -28,19 +30,44 @@ class RerankTask:
         the same devices), about ``EVAL_BATCH_SIZE``: a whole split in one or a few calls."""
         return self.config.batch_size * max(1, EVAL_BATCH_SIZE // self.config.batch_size)
 
+    @property
+    def sequential(self) -> bool:
+        return self.config.model in SEQUENTIAL
+
+    def _sequence_lists(self) -> Lists:
+        if not hasattr(self, "_sequences"):
+            self._sequences = trainable(self.split.history("validation"))
+        return self._sequences
+
     def steps_per_epoch(self) -> int:
-        return -(-len(self.split.train) // self.config.batch_size)
+        lists = len(self._sequence_lists()) if self.sequential else len(self.split.train)
+        return -(-lists // self.config.batch_size)
 
     def epoch_inputs(self, *, epoch: int, start_batch: int = 0):
+        if self.sequential:
+            return sequence_inputs(
+                self.config,
+                self._sequence_lists(),
+                self.split.num_items,
+                epoch=epoch,
+                start_batch=start_batch,
+            )
         return training_inputs(self.config, self.split.train, epoch=epoch, start_batch=start_batch)
 
+    def _metric_fn(self, scorer: Scorer, part: str, history: str):
+        """``scorer.batch_metrics``; a sequence model reads the history shown before ``part``."""
+        if not self.sequential:
+            return scorer.batch_metrics
+        shown = self.split.history("validation" if history == "train" else part)
+        return lambda batch: scorer.batch_metrics(batch, history=shown)
+
     def per_list(self, scorer: Scorer, part: str, *, history: str = "all"):
-        del history  # the reranker scores by user id: no history to show
-        return per_list_metrics(scorer.batch_metrics, self.lists(part), batch_size=self.eval_batch_size())
+        metric_fn = self._metric_fn(scorer, part, history)
+        return per_list_metrics(metric_fn, self.lists(part), batch_size=self.eval_batch_size())
 
     def evaluate(self, scorer: Scorer, part: str, *, history: str = "all"):
-        del history
-        return evaluate(scorer.batch_metrics, self.lists(part), batch_size=self.eval_batch_size())
+        metric_fn = self._metric_fn(scorer, part, history)
+        return evaluate(metric_fn, self.lists(part), batch_size=self.eval_batch_size())
 
     def counts(self, part: str):
         return {"lists": len(self.lists(part)), "left out": 0}

@@ -26,14 +26,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from ltr_common.batching import Batch, epoch_order
+from ltr_common.batching import Batch
 from ltr_common.config import ConfigError, TrainConfig
 from ltr_common.lists import Lists, Split
 from ltr_common.models import SEQUENTIAL
-from ltr_common.sequences import sequence_batch, sequence_width, slots, trainable
-from ltr_common.tasks.base import Scorer, require_training_lists, training_inputs
+from ltr_common.sequences import trainable
+from ltr_common.tasks.base import (
+    NEGATIVE_STREAM,
+    Scorer,
+    require_training_lists,
+    sequence_inputs,
+    training_inputs,
+)
 
-NEGATIVE_STREAM = 0x4E47  # a seed word of its own: the negatives' draws are not the pairs'
 LIKED = 4.0  # the rating from which a held-out item counts in the liked/ report
 HISTORIES = ("all", "train")  # what a history-reading scorer is shown (``RetrieveTask.history``)
 
@@ -104,42 +109,14 @@ class RetrieveTask:
 
     def epoch_inputs(self, *, epoch: int, start_batch: int = 0):
         if self.sequential:
-            return self._sequence_inputs(epoch=epoch, start_batch=start_batch)
+            sampler = self.sample_negatives if self.config.negatives else None
+            lists = self._sequence_lists()
+            return sequence_inputs(
+                self.config, lists, self.num_items, epoch=epoch, start_batch=start_batch, negatives=sampler
+            )
         return training_inputs(
             self.config, self.split.train, epoch=epoch, start_batch=start_batch, extend=self.with_negatives
         )
-
-    def _sequence_inputs(self, *, epoch: int, start_batch: int):
-        """``(SequenceBatch, None)`` for each step: users in an order drawn from
-        ``(seed, epoch)`` (with length bucketing, those of similar history lengths together,
-        each batch padded to ``sequence_width``), negatives from ``(seed, epoch, batch)``."""
-        config, lists = self.config, self._sequence_lists()
-        counts = slots(lists, config.history_length)
-        per_batch = counts.sum() / self.steps_per_epoch()  # an epoch's average slots per batch
-        batches = epoch_order(
-            lists,
-            batch_size=config.batch_size,
-            seed=config.seed,
-            epoch=epoch,
-            length_bucketing=config.length_bucketing,
-        )
-        for index, list_ids in enumerate(batches[start_batch:], start=start_batch):
-            negatives = None
-            if config.negatives:
-                rng = np.random.default_rng([config.seed, epoch, index, NEGATIVE_STREAM])
-                negatives = self.sample_negatives(lists.users[list_ids], rng)
-            longest = int(min(lists.lengths[list_ids].max() - 1, config.history_length))
-            batch = sequence_batch(
-                lists,
-                list_ids,
-                batch_size=config.batch_size,
-                length=sequence_width(longest, config.history_length),
-                next_items=config.next_items,
-                negatives=negatives,
-                num_items=self.num_items,
-                weight=counts[list_ids].sum() / per_batch,
-            )
-            yield batch, None
 
     def masks(self, part: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(relevant, liked, exclude)``, each [num_users, num_items] bool, for ``part``."""
