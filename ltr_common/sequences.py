@@ -63,7 +63,7 @@ def width_groups(window: Histories) -> list[tuple[np.ndarray, int]]:
     Example:
       >>> w = Histories(np.zeros((3, 8), np.int32), np.arange(8) >= np.array([[7], [0], [5]]))
       >>> [(rows.tolist(), width) for rows, width in width_groups(w)]
-      [([0, 2], 4), ([1], 8)]
+      [([0], 2), ([2], 4), ([1], 8)]
     """
     length = window.mask.shape[1]
     widths = np.array([sequence_width(max(int(n), 1), length) for n in window.mask.sum(axis=1)])

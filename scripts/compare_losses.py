@@ -35,6 +35,7 @@ if str(ROOT) not in sys.path:
 from ltr_common import ConfigError, load_split  # noqa: E402
 from ltr_common.config import for_task  # noqa: E402
 from ltr_common.losses import LOSSES  # noqa: E402
+from ltr_common.models import MODELS  # noqa: E402
 from ltr_common.stats import format_difference, paired_difference  # noqa: E402
 from ltr_train import FRAMEWORKS, configure, load_run_config, run  # noqa: E402
 from ltr_train.cli import USER_ERRORS, error_exit  # noqa: E402
@@ -66,9 +67,9 @@ def train_one(framework, config, run_dir: Path, data) -> dict:
     return run(framework, config, run_dir, data=data, progress_bar=False)
 
 
-def compare(task: str, losses, rates, seeds, framework: str, out: Path) -> dict:
+def compare(task: str, losses, rates, seeds, framework: str, out: Path, model: str = "dot") -> dict:
     """``{loss: {"rate": chosen, "validation": {rate: ndcg@10}, "dirs": [run dirs by seed]}}``."""
-    base = for_task(task)
+    base = for_task(task, model=model)
     configure(framework, base)
     data = load_split(base)
     chosen = {}
@@ -121,6 +122,7 @@ def main(argv=None) -> int:
     parser.add_argument("--learning-rates", type=_floats, default=[1e-3, 3e-3, 1e-2])
     parser.add_argument("--seeds", type=_ints, default=[42, 43, 44])
     parser.add_argument("--framework", choices=FRAMEWORKS, default="jax")
+    parser.add_argument("--model", choices=tuple(MODELS), default="dot", help="the model every loss trains")
     parser.add_argument("--out", type=Path, required=True, help="folder for the runs (reused)")
     args = parser.parse_args(argv)
     losses = [name for name in args.losses.split(",") if name]
@@ -132,7 +134,9 @@ def main(argv=None) -> int:
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
     try:
-        chosen = compare(args.task, losses, args.learning_rates, args.seeds, args.framework, args.out)
+        chosen = compare(
+            args.task, losses, args.learning_rates, args.seeds, args.framework, args.out, args.model
+        )
         print(table(args.task, chosen))
     except USER_ERRORS as err:
         return error_exit(parser, err)

@@ -10,9 +10,13 @@ import pytest
 from ltr_common import ConfigError, TrainConfig, parse_config
 
 
-def test_cli_defaults_are_the_dataclass_defaults():
+def test_cli_defaults_are_the_dataclass_defaults_under_the_tasks_and_models():
+    from ltr_common.config import MODEL_DEFAULTS, TASK_DEFAULTS
+
     config, _ = parse_config([])
-    assert config == TrainConfig()
+    model = TASK_DEFAULTS[TrainConfig().task]["model"]  # the main job's model
+    assert config == dataclasses.replace(TrainConfig(model=model), **MODEL_DEFAULTS[model])
+    assert parse_config(["--model", "dot"])[0] == TrainConfig()
 
 
 def test_a_task_brings_its_own_defaults_and_flags_still_win(tmp_path):
