@@ -147,6 +147,12 @@ def layer_norm(x, scale, bias, *, eps: float = 1e-6):
     return centred * lax.rsqrt(variance + eps) * scale + bias
 
 
+def rating_index(ratings, levels: int):
+    """Ratings 1..``levels`` (checked on the host: ``ltr_common.sequences.check_ratings``) as
+    rows of the rating embedding, 0..levels - 1; padding (rating 0) reads row 0, masked after."""
+    return jnp.clip(ratings.astype(jnp.int32), 1, levels) - 1
+
+
 def attention_mask(valid):
     """[B, 1, T, T] bool: query ``q`` sees key ``k`` when ``k <= q`` and ``k`` is a real item,
     and always itself (a padding slot then sees only itself: no empty softmax)."""
@@ -184,6 +190,7 @@ class SequenceScorer(nn.Module):
     num_blocks: int = 2
     num_heads: int = 2
     dropout: float = 0.2
+    rating_levels: int = 0
 
     @property
     def LAYOUT(self) -> Layout:  # the name every model class gives its layout
@@ -196,6 +203,7 @@ class SequenceScorer(nn.Module):
             embedding_dim=self.embedding_dim,
             history_length=self.history_length,
             num_blocks=self.num_blocks,
+            rating_levels=self.rating_levels,
         )
 
     def setup(self):
@@ -206,16 +214,22 @@ class SequenceScorer(nn.Module):
         }
         self.dropout_layer = nn.Dropout(self.dropout)
 
-    def encode(self, history, history_mask, *, train: bool = False, newest_only: bool = False):
+    def encode(self, history, history_mask, ratings=None, *, train: bool = False, newest_only: bool = False):
         """[B, T, d]: the user vector after each slot of the history; with ``newest_only``,
         [B, 1, d], the newest slot's alone (the last block then attends from that slot only).
+        ``ratings`` [B, T]: each history item's rating, an integer 1..``rating_levels``
+        (read only when ``rating_levels`` > 0; ``ltr_common.sequences.check_ratings``).
 
         A history narrower than ``history_length`` takes the newest slots' position
         embeddings, so its newest item sits where it would in a full window."""
         w, drop = self.weights, lambda x: self.dropout_layer(x, deterministic=not train)
         _batch, length = history.shape
-        x = w["item_embedding"][history] * math.sqrt(self.embedding_dim)
-        x = drop(jnp.where(history_mask[..., None], x + w["position_embedding"][-length:], 0.0))
+        x = w["item_embedding"][history] * math.sqrt(self.embedding_dim) + w["position_embedding"][-length:]
+        if self.rating_levels:
+            if ratings is None:
+                raise ValueError(f"rating_levels={self.rating_levels}: give the history's ratings")
+            x = x + w["rating_embedding"][rating_index(ratings, self.rating_levels)]
+        x = drop(jnp.where(history_mask[..., None], x, 0.0))
         mask = attention_mask(history_mask)
         for block in range(self.num_blocks):
             queries = slice(-1, None) if newest_only and block == self.num_blocks - 1 else slice(None)
@@ -229,13 +243,17 @@ class SequenceScorer(nn.Module):
         h = layer_norm(x, p("attention_norm_scale"), p("attention_norm_bias"))
 
         def project(part, rows):
-            out = rows @ p(f"{part}_kernel") + p(f"{part}_bias")
-            return out.reshape(*rows.shape[:2], heads, d // heads)
+            return rows @ p(f"{part}_kernel") + p(f"{part}_bias")
 
         q, k, v = project("query", h[:, queries]), project("key", h), project("value", h)
-        logits = jnp.einsum("bqhe,bkhe->bhqk", q, k) / math.sqrt(d // heads)
-        weights = drop(jax.nn.softmax(jnp.where(mask, logits, -jnp.inf), axis=-1))
-        attended = jnp.einsum("bhqk,bkhe->bqhe", weights, v).reshape(*q.shape[:2], d)
+        width = d // heads
+        attended = []
+        for head in range(heads):
+            part = slice(head * width, (head + 1) * width)
+            logits = (q[..., part] @ k[..., part].swapaxes(-1, -2)) / math.sqrt(width)
+            weights = drop(jax.nn.softmax(jnp.where(mask[:, 0], logits, -jnp.inf), axis=-1))
+            attended.append(weights @ v[..., part])
+        attended = jnp.concatenate(attended, axis=-1)
         x = x[:, queries] + drop(attended @ p("output_kernel") + p("output_bias"))
         h = layer_norm(x, p("feedforward_norm_scale"), p("feedforward_norm_bias"))
         h = jax.nn.gelu(h @ p("feedforward_in_kernel") + p("feedforward_in_bias"), approximate=False)
@@ -251,25 +269,33 @@ class SequenceScorer(nn.Module):
         return states @ self.weights["item_embedding"].T + self.weights["item_bias"]
 
     def __call__(
-        self, history, history_mask, targets, negatives, *, catalog: bool = False, train: bool = False
+        self,
+        history,
+        history_mask,
+        targets,
+        negatives,
+        ratings=None,
+        *,
+        catalog: bool = False,
+        train: bool = False,
     ):
         """The scores of each slot's next-item list (``ltr_common.sequences``): targets [B, T, K]
         then negatives [B, N] (maybe none), [B, T, K + N]; with ``catalog``, the whole catalog,
         [B, T, num_items]."""
-        states = self.encode(history, history_mask, train=train)
+        states = self.encode(history, history_mask, ratings, train=train)
         if catalog:
             return self.score_catalog(states)
         batch, length, _ = targets.shape
         shared = jnp.broadcast_to(negatives[:, None, :], (batch, length, negatives.shape[-1]))
         return self.score_items(states, jnp.concatenate([targets, shared], axis=-1))
 
-    def user_vectors(self, history, history_mask):
+    def user_vectors(self, history, history_mask, ratings=None):
         """Histories [U, T] to each user's vector [U, d]: the state at the newest slot."""
-        return self.encode(history, history_mask, newest_only=True)[:, -1]
+        return self.encode(history, history_mask, ratings, newest_only=True)[:, -1]
 
-    def catalog_scores(self, history, history_mask):
+    def catalog_scores(self, history, history_mask, ratings=None):
         """Histories [U, T] to the scores of every item [U, num_items], from the newest slot."""
-        return self.score_catalog(self.user_vectors(history, history_mask))
+        return self.score_catalog(self.user_vectors(history, history_mask, ratings))
 
 
 MODEL_CLASSES = {"mlp": TwoTowerScorer, "dot": DotProductScorer, "sequence": SequenceScorer}

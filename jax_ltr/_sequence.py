@@ -3,7 +3,6 @@ sequence model's scores are measured against, for any registered loss."""
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
 
@@ -22,13 +21,19 @@ def next_item_lists(batch, num_items: int):
     if batch.negatives.shape[-1] == 0 and batch.rated_before.shape[-1] == 0:  # the targets alone
         return grades, target_mask & slot
     if batch.negatives.shape[-1] == 0:
+        # Both [B, T, num_items] results as comparisons that XLA fuses into the loss, instead
+        # of a scatter into the catalog and a running sum along the history: an item's label
+        # is its largest grade among the slot's targets, and it was rated by slot t if the
+        # history first reads it at a slot <= t (``first``: [B, num_items], T if never).
         batch_size, length = history_mask.shape
-        rows = jnp.arange(batch_size)[:, None, None]
-        slots = jnp.arange(length)[None, :, None]
-        labels = jnp.zeros((batch_size, length, num_items), jnp.float32).at[rows, slots, targets].max(grades)
-        read = jax.nn.one_hot(batch.history, num_items, dtype=jnp.int32)
-        read = jnp.where(slot, read, 0)
-        rated = (jnp.cumsum(read, axis=1) > 0) | batch.rated_before[:, None, :]
+        catalog = jnp.arange(num_items, dtype=targets.dtype)
+        labels = jnp.max(jnp.where(targets[..., None] == catalog, grades[..., None], 0.0), axis=-2)
+        slots = jnp.arange(length, dtype=jnp.int32)
+        first = jnp.full((batch_size, num_items), length, jnp.int32)
+        first = first.at[jnp.arange(batch_size)[:, None], batch.history].min(
+            jnp.where(history_mask, slots, length)
+        )
+        rated = (first[:, None, :] <= slots[:, None]) | batch.rated_before[:, None, :]
         return labels, slot & ~rated
     negatives = batch.negatives.shape[-1]
     labels = jnp.concatenate([grades, jnp.zeros((*grades.shape[:-1], negatives), jnp.float32)], axis=-1)

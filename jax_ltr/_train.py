@@ -95,6 +95,7 @@ def _example_inputs(config: TrainConfig) -> tuple:
             jnp.ones(slots, bool),
             jnp.zeros((*slots, 1), jnp.int32),
             jnp.zeros((1, 1), jnp.int32),
+            jnp.ones(slots, jnp.float32),
         )
     return jnp.zeros(1, jnp.int32), jnp.zeros((1, 1), jnp.int32)
 
@@ -103,7 +104,7 @@ def list_scores(apply_fn, params, batch, *, train: bool, rngs=None):
     """``(scores, labels, where)`` of a batch's lists: a ``Batch`` of user lists, or a
     ``SequenceBatch`` of next-item lists (``next_item_lists``)."""
     if isinstance(batch, SequenceBatch):
-        inputs = (batch.history, batch.history_mask, batch.targets, batch.negatives)
+        inputs = (batch.history, batch.history_mask, batch.targets, batch.negatives, batch.history_labels)
         catalog = batch.rated_before.shape[-1] > 0
         scores = apply_fn({"params": params}, *inputs, catalog=catalog, train=train, rngs=rngs)
         return (scores, *next_item_lists(batch, scores.shape[-1]))
@@ -331,8 +332,7 @@ class Trainer:
         if self.config.model in SEQUENTIAL:  # the users' vectors from ``history``, at full width
             if history is None:
                 raise ValueError("a sequence model scores users from their history: give history")
-            window = histories(history, self.num_users, self.config.history_length)
-            users = (window.items[batch.user_ids], window.mask[batch.user_ids])
+            users = tuple(histories(history, self.num_users, self.config.history_length).rows(batch.user_ids))
             args = self._inputs((users, batch), self._by_list)
             return jax.device_get(self._sequence_eval_step(self.state.params, *args))
         return jax.device_get(self._eval_step(self.state.params, self._inputs(batch, self._by_list)))
@@ -340,15 +340,11 @@ class Trainer:
     def _windows(self, users, history):
         """A sequence model's inputs for ``users``: their newest ``history_length`` items of
         ``history`` (a ``Lists``, one list per user), grouped by width (``width_groups``):
-        ``[(rows of users, (items, mask)), ...]``."""
+        ``[(rows of users, (items, mask, labels)), ...]``."""
         if history is None:
             raise ValueError("a sequence model scores users from their history: give history")
-        window = histories(history, self.num_users, self.config.history_length)
-        window = type(window)(window.items[users], window.mask[users])
-        return [
-            (rows, (window.items[rows, -width:], window.mask[rows, -width:]))
-            for rows, width in width_groups(window)
-        ]
+        window = histories(history, self.num_users, self.config.history_length).rows(users)
+        return [(rows, tuple(window.rows(rows, width))) for rows, width in width_groups(window)]
 
     def _by_width(self, method, users, history, columns: int) -> np.ndarray:
         """``method``'s rows [U, columns] for ``users``, each width group in one call."""

@@ -76,6 +76,11 @@ class TrainConfig:
     next_items: int = _field(
         1, "sequence: the items after each history position that are its targets (the nearest ranked first)"
     )
+    rating_levels: int = _field(
+        0,
+        "sequence: read each history item's rating too, an integer 1..N, as a learned embedding "
+        "(N = this; 0: the items alone)",
+    )
     epochs: int = _field(100, "training epochs")
     batch_size: int = _field(32, "lists per batch")
     learning_rate: float = _field(3e-3, "Adam learning rate")
@@ -147,22 +152,14 @@ class TrainConfig:
             not isinstance(self.num_heads, int) or self.embedding_dim % max(self.num_heads, 1) == 0,
             f"a divisor of --embedding_dim {self.embedding_dim}",
         )
-        need(
-            "devices",
-            isinstance(self.devices, int) and not isinstance(self.devices, bool) and self.devices >= 0,
-            "an integer >= 0",
-        )
+        for name in ("rating_levels", "devices", "pairs_per_list"):
+            value = getattr(self, name)
+            integer = isinstance(value, int) and not isinstance(value, bool)
+            need(name, integer and value >= 0, "an integer >= 0")
         need(
             "seed",
             isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < SEED_LIMIT,
             "an integer in [0, 2**63)",
-        )
-        need(
-            "pairs_per_list",
-            isinstance(self.pairs_per_list, int)
-            and not isinstance(self.pairs_per_list, bool)
-            and self.pairs_per_list >= 0,
-            "an integer >= 0",
         )
         need("dropout", 0.0 <= self.dropout < 1.0, "a number in [0, 1)")
         need("learning_rate", self.learning_rate > 0, "a number > 0")
@@ -202,8 +199,9 @@ TASK_DEFAULTS: dict[str, dict] = {
         "relevance_threshold": 4.0,
     },
 }
-# The defaults that differ by model, over the task's: the sequence model's, chosen on the
-# validation lists (README: Results); --model picks its own.
+# The defaults that differ by model, over the task's: the sequence model's (its objective
+# chosen on the validation lists, the encoder's settings SASRec's; README: Results); --model
+# picks its own.
 MODEL_DEFAULTS: dict[str, dict] = {
     "sequence": {
         "loss": "softmax",

@@ -48,12 +48,19 @@ def dot_product(num_users: int, num_items: int, *, embedding_dim: int) -> dict[s
 
 
 def sequence_encoder(
-    num_users: int, num_items: int, *, embedding_dim: int, history_length: int, num_blocks: int
+    num_users: int,
+    num_items: int,
+    *,
+    embedding_dim: int,
+    history_length: int,
+    num_blocks: int,
+    rating_levels: int = 0,
 ) -> dict[str, Parameter]:
     """``s(u, i) = <h_u, e_i> + b_i``, the user vector ``h_u`` a causal transformer over the
     user's newest ``history_length`` items (SASRec, Kang & McAuley 2018): item embeddings
-    (shared with the item tower) plus learned positions, ``num_blocks`` pre-norm blocks of
-    self-attention and a feed-forward layer, a final layer norm. No parameter depends on
+    (shared with the item tower) plus learned positions — and, with ``rating_levels`` N > 0,
+    a learned embedding of each history item's rating 1..N —, ``num_blocks`` pre-norm blocks
+    of self-attention and a feed-forward layer, a final layer norm. No parameter depends on
     the user count: a new user is their history."""
     del num_users
     d = embedding_dim
@@ -62,6 +69,8 @@ def sequence_encoder(
         "item_bias": Parameter((num_items,), "zeros"),
         "position_embedding": Parameter((history_length, d), "normal", std=0.02),
     }
+    if rating_levels:
+        parameters["rating_embedding"] = Parameter((rating_levels, d), "normal", std=0.02)
     for block in range(num_blocks):
         prefix = f"block{block}_"
         parameters |= {
@@ -101,6 +110,7 @@ def model_dimensions(config) -> dict[str, int]:
             "embedding_dim": config.embedding_dim,
             "history_length": config.history_length,
             "num_blocks": config.num_blocks,
+            "rating_levels": config.rating_levels,
         }
     return {"embedding_dim": config.embedding_dim}
 

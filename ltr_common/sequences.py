@@ -20,10 +20,17 @@ from ltr_common.lists import Lists
 
 class Histories(NamedTuple):
     """Every user's newest items, left-padded: ``items`` [U, T] int32 (0 at padding), ``mask``
-    [U, T] bool (True at real items); a user without history has an all-False row."""
+    [U, T] bool (True at real items), ``labels`` [U, T] float32 their ratings (0 at padding);
+    a user without history has an all-False row."""
 
     items: np.ndarray
     mask: np.ndarray
+    labels: np.ndarray | None = None
+
+    def rows(self, rows, width: int | None = None) -> Histories:
+        """The histories of ``rows``, their newest ``width`` slots (default: all)."""
+        slots = slice(None) if width is None else slice(-width, None)
+        return Histories(*(None if a is None else a[rows, slots] for a in self))
 
 
 def histories(lists: Lists, num_users: int, length: int) -> Histories:
@@ -40,6 +47,7 @@ def histories(lists: Lists, num_users: int, length: int) -> Histories:
     """
     items = np.zeros((num_users, length), np.int32)
     mask = np.zeros((num_users, length), bool)
+    labels = np.zeros((num_users, length), np.float32)
     if len(lists):
         kept = np.minimum(lists.lengths, length)
         rows = np.repeat(lists.users, kept)
@@ -47,7 +55,20 @@ def histories(lists: Lists, num_users: int, length: int) -> Histories:
         source = np.repeat(lists.offsets[1:] - kept, kept) + _ranks(kept)
         items[rows, slot] = lists.items[source]
         mask[rows, slot] = True
-    return Histories(items, mask)
+        labels[rows, slot] = lists.labels[source]
+    return Histories(items, mask, labels)
+
+
+def check_ratings(lists: Lists, levels: int, what: str) -> None:
+    """Refuse ``lists`` whose labels a model reading ``levels`` rating levels cannot: each
+    must be an integer in 1..levels. ``ValueError`` names ``what`` and the first bad label."""
+    labels = lists.labels
+    bad = np.flatnonzero((labels != np.round(labels)) | (labels < 1) | (labels > levels))
+    if len(bad):
+        raise ValueError(
+            f"{what}: rating {float(labels[bad[0]]):g} is not an integer in 1..{levels} "
+            f"(--rating_levels {levels} reads each history item's rating)"
+        )
 
 
 def _ranks(counts: np.ndarray) -> np.ndarray:
@@ -74,19 +95,21 @@ class SequenceBatch(NamedTuple):
     """One batch of next-item training; a NamedTuple, so a pytree.
 
     ``history`` [B, T] and ``history_mask`` [B, T]: the newest ``T`` items of each user's
-    training history but the last, left-padded. ``targets`` [B, T, K]: the ``K`` items after
-    each slot (``target_mask`` False where the history ends sooner), ``target_labels`` their
-    labels. ``negatives`` [B, N]: items the user never rated in training, or [B, 0] for the
-    whole catalog, where ``rated_before`` [B, num_items] marks the items rated before the
-    first slot (what the window does not show); both [B, 0]: the targets alone. ``list_ids`` [B]: the
-    user's list, -1 for padding rows. ``weight`` [B], one value: what the batch's mean loss is
-    multiplied by, its slots over an epoch's average (``slot_weight``), so that every slot
-    weighs the same in an epoch however the batches are cut.
+    training history but the last, left-padded; ``history_labels`` [B, T] their ratings.
+    ``targets`` [B, T, K]: the ``K`` items after each slot (``target_mask`` False where the
+    history ends sooner), ``target_labels`` their labels. ``negatives`` [B, N]: items the user
+    never rated in training, or [B, 0] for the whole catalog, where ``rated_before`` [B,
+    num_items] marks the items rated before the first slot (what the window does not show);
+    both [B, 0]: the targets alone. ``list_ids`` [B]: the user's list, -1 for padding rows.
+    ``weight`` [B], one value: what the batch's mean loss is multiplied by, its slots over an
+    epoch's average (``slot_weight``), so that every slot weighs the same in an epoch however
+    the batches are cut.
     """
 
     user_ids: np.ndarray
     history: np.ndarray
     history_mask: np.ndarray
+    history_labels: np.ndarray
     targets: np.ndarray
     target_mask: np.ndarray
     target_labels: np.ndarray
@@ -148,8 +171,11 @@ def sequence_batch(
     slot = length - np.repeat(inputs, inputs) + within
     history = np.zeros((batch_size, length), np.int32)
     history_mask = np.zeros((batch_size, length), bool)
-    history[rows, slot] = lists.items[np.repeat(start, inputs) + within]
+    history_labels = np.zeros((batch_size, length), np.float32)
+    read = np.repeat(start, inputs) + within
+    history[rows, slot] = lists.items[read]
     history_mask[rows, slot] = True
+    history_labels[rows, slot] = lists.labels[read]
     targets = np.zeros((batch_size, length, next_items), np.int32)
     target_mask = np.zeros((batch_size, length, next_items), bool)
     target_labels = np.zeros((batch_size, length, next_items), np.float32)
@@ -184,6 +210,7 @@ def sequence_batch(
         user_ids,
         history,
         history_mask,
+        history_labels,
         targets,
         target_mask,
         target_labels,

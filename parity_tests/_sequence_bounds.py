@@ -86,12 +86,15 @@ def _layer_norm(rounded, x, scale, bias, eps=1e-6):
     return _add(rounded, _mul(rounded, _mul(rounded, centred, inverse), scale), bias)
 
 
-def _scores(weights, history, mask, *, num_blocks: int, num_heads: int, rounded):
+def _scores(weights, history, mask, ratings, *, num_blocks: int, num_heads: int, rounded):
     w = weights
     d = w["item_embedding"].shape[1]
     length = history.shape[1]
     x = _mul(rounded, w["item_embedding"][history], jnp.asarray(math.sqrt(d)))
     x = _add(rounded, x, w["position_embedding"][-length:])
+    if "rating_embedding" in w:  # ratings 1..N read as rows 0..N-1
+        levels = w["rating_embedding"].shape[0]
+        x = _add(rounded, x, w["rating_embedding"][jnp.clip(ratings.astype(jnp.int32), 1, levels) - 1])
     x = jnp.where(mask[..., None], x, 0.0)
     allowed = (jnp.tril(jnp.ones((length, length), bool)) & mask[:, None, :]) | jnp.eye(length, dtype=bool)
     allowed = allowed[:, None]
@@ -136,17 +139,25 @@ def _scores(weights, history, mask, *, num_blocks: int, num_heads: int, rounded)
     return _add(rounded, _matmul(rounded, state, w["item_embedding"].T), w["item_bias"])
 
 
-def catalog_bound(weights: dict, history: np.ndarray, mask: np.ndarray, *, num_blocks: int, num_heads: int):
+def catalog_bound(
+    weights: dict,
+    history: np.ndarray,
+    mask: np.ndarray,
+    ratings: np.ndarray,
+    *,
+    num_blocks: int,
+    num_heads: int,
+):
     """``(scores, bound)`` [U, num_items]: the exact (float64) catalog scores of the float32
     ``weights`` and the first-order bound of a float32 computation's error in each."""
     with jax.enable_x64(True):
         w = {k: jnp.asarray(np.asarray(v, np.float32), jnp.float64) for k, v in weights.items()}
-        history, mask = jnp.asarray(history), jnp.asarray(mask)
+        inputs = tuple(jnp.asarray(a) for a in (history, mask, ratings))
         run = lambda deltas: _scores(  # noqa: E731
-            w, history, mask, num_blocks=num_blocks, num_heads=num_heads, rounded=_Rounding(deltas)
+            w, *inputs, num_blocks=num_blocks, num_heads=num_heads, rounded=_Rounding(deltas)
         )
         probe = _Rounding()
-        scores = _scores(w, history, mask, num_blocks=num_blocks, num_heads=num_heads, rounded=probe)
+        scores = _scores(w, *inputs, num_blocks=num_blocks, num_heads=num_heads, rounded=probe)
         zeros = [jnp.zeros_like(b) for b in probe.bounds]
         jacobians = jax.jacrev(run)(zeros)  # one [U, I, *shape] per rounded operation
         bound = sum(

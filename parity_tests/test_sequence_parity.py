@@ -28,6 +28,7 @@ import jax_ltr._model as jax_model
 import torch_ltr._model as torch_model
 from jax_ltr import _losses as jax_losses
 from jax_ltr._sequence import next_item_lists as jax_lists
+from jax_ltr._train import list_scores as jax_list_scores
 from ltr_common.lists import Lists
 from ltr_common.losses import training_objective
 from ltr_common.models import initial_weights, sequence_encoder
@@ -37,9 +38,11 @@ from parity_tests import _bounds, _sequence_bounds
 from torch_ltr import _losses as torch_losses
 from torch_ltr._batch import as_arrays
 from torch_ltr._sequence import next_item_lists as torch_lists
+from torch_ltr._train import list_scores as torch_list_scores
 
-USERS, ITEMS, DIM, LENGTH, BLOCKS, HEADS = 6, 40, 8, 7, 2, 2
-SHAPES = dict(embedding_dim=DIM, history_length=LENGTH, num_blocks=BLOCKS)
+USERS, ITEMS, DIM, LENGTH, BLOCKS, HEADS, LEVELS = 6, 40, 8, 7, 2, 2, 5
+# Every parameter the encoder can have: the ratings read too (``rating_levels``).
+SHAPES = dict(embedding_dim=DIM, history_length=LENGTH, num_blocks=BLOCKS, rating_levels=LEVELS)
 
 
 def weights(seed: int = 0) -> dict[str, np.ndarray]:
@@ -58,16 +61,37 @@ def histories(seed: int = 1):
         users=np.arange(len(lengths), dtype=np.int32),
         offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
         items=np.concatenate([rng.permutation(ITEMS)[:n] for n in lengths]).astype(np.int32),
-        labels=np.ones(sum(lengths), np.float32),
+        labels=rng.integers(1, LEVELS + 1, sum(lengths)).astype(np.float32),
         timestamps=np.zeros(sum(lengths), np.int64),
         rows=np.arange(sum(lengths)),
     )
     return lists
 
 
+def next_item_batch(negatives: int | None, seed: int):
+    """Next-item training lists of every user of ``histories()`` with a next item, two
+    targets a slot: against the whole catalog (``negatives`` 0), ``negatives`` sampled items
+    (drawn from ``seed``), or (None) the targets alone."""
+    lists = histories()
+    trainable = np.flatnonzero(lists.lengths >= 2)
+    rng = np.random.default_rng(seed)
+    sampled = rng.integers(0, ITEMS, (len(trainable), negatives)) if negatives else None
+    return sequence_batch(
+        lists,
+        trainable,
+        batch_size=len(trainable) + 1,
+        length=LENGTH,
+        next_items=2,
+        negatives=sampled,
+        num_items=ITEMS,
+        catalog=negatives is not None,
+    )
+
+
 def flax_and_torch(canonical: dict, dtype: str):
-    flax = jax_model.SequenceScorer(USERS, ITEMS, DIM, LENGTH, BLOCKS, HEADS, dropout=0.0)
-    port = torch_model.SequenceScorer(USERS, ITEMS, DIM, LENGTH, BLOCKS, HEADS, dropout=0.0)
+    shape = (USERS, ITEMS, DIM, LENGTH, BLOCKS, HEADS)
+    flax = jax_model.SequenceScorer(*shape, dropout=0.0, rating_levels=LEVELS)
+    port = torch_model.SequenceScorer(*shape, dropout=0.0, rating_levels=LEVELS)
     params = jax.tree.map(
         lambda x: jnp.asarray(x, dtype), from_canonical(canonical, flax.LAYOUT, target="flax")
     )
@@ -98,8 +122,8 @@ def _catalog(flax, params, port, lists, dtype):
     from ltr_common.sequences import histories as windows
 
     window = windows(lists, USERS, LENGTH)
-    ours = flax.apply({"params": params}, window.items, window.mask, method=flax.catalog_scores)
-    theirs = port.catalog_scores(torch.from_numpy(window.items).long(), torch.from_numpy(window.mask))
+    ours = flax.apply({"params": params}, *window, method=flax.catalog_scores)
+    theirs = port.catalog_scores(*(torch.from_numpy(a) for a in window))
     return np.asarray(ours, np.float64), theirs.detach().numpy().astype(np.float64), window
 
 
@@ -114,9 +138,7 @@ def test_float32_catalog_scores_agree_within_the_derived_bound(monkeypatch):
     canonical = weights()
     flax, params, port = flax_and_torch(canonical, "float32")
     ours, theirs, window = _catalog(flax, params, port, histories(), "float32")
-    exact, bound = _sequence_bounds.catalog_bound(
-        canonical, window.items, window.mask, num_blocks=BLOCKS, num_heads=HEADS
-    )
+    exact, bound = _sequence_bounds.catalog_bound(canonical, *window, num_blocks=BLOCKS, num_heads=HEADS)
     allowed = _sequence_bounds.SAFETY * bound
     assert (np.abs(ours - exact) <= allowed).all() and (np.abs(theirs - exact) <= allowed).all()
     assert (np.abs(ours - theirs) <= 2 * allowed).all()
@@ -131,42 +153,18 @@ def test_float32_catalog_scores_agree_within_the_derived_bound(monkeypatch):
 @pytest.mark.parametrize("negatives", [0, 5], ids=["catalog", "sampled"])
 @pytest.mark.parametrize("loss", ["softmax", "listmle"])
 def test_float64_training_loss_and_parameter_gradients_agree(negatives, loss):
-    lists = histories()
-    trainable = np.flatnonzero(lists.lengths >= 2)
-    sampled = (
-        None if negatives == 0 else np.random.default_rng(2).integers(0, ITEMS, (len(trainable), negatives))
-    )
-    batch = sequence_batch(
-        lists,
-        trainable,
-        batch_size=len(trainable) + 1,
-        length=LENGTH,
-        next_items=2,
-        negatives=sampled,
-        num_items=ITEMS,
-    )
+    batch = next_item_batch(negatives, seed=2)
     terms = ((loss, 1.0),)
-    catalog = negatives == 0
     with jax.enable_x64(True):
         flax, params, port = flax_and_torch(weights(), "float64")
 
-        def objective(p):
-            scores = flax.apply(
-                {"params": p},
-                batch.history,
-                batch.history_mask,
-                batch.targets,
-                batch.negatives,
-                catalog=catalog,
-            )
-            labels, where = jax_lists(batch, scores.shape[-1])
+        def objective(p):  # the trainer's own path from a batch to its lists' scores
+            scores, labels, where = jax_list_scores(flax.apply, p, batch, train=False)
             return training_objective(jax_losses, scores, labels, where, None, terms)[0]
 
         value, grads = jax.value_and_grad(objective)(params)
         grads = to_canonical(jax.device_get(grads), flax.LAYOUT)
-    t = as_arrays(batch)
-    scores = port(t.history.long(), t.history_mask, t.targets.long(), t.negatives.long(), catalog=catalog)
-    labels, where = torch_lists(t, scores.shape[-1])
+    scores, labels, where = torch_list_scores(port, as_arrays(batch))
     total = training_objective(torch_losses, scores, labels.double(), where, None, terms)[0]
     total.backward()
     theirs = to_canonical({k: v.grad.numpy() for k, v in port.named_parameters()}, port.LAYOUT)
@@ -176,3 +174,32 @@ def test_float64_training_loss_and_parameter_gradients_agree(negatives, loss):
     for name in grads:
         np.testing.assert_allclose(grads[name], theirs[name], rtol=rtol, atol=atol, err_msg=name)
     assert any(np.abs(g).max() > 1e-3 for g in grads.values())  # the gradients are not all ~0
+
+
+@pytest.mark.parametrize("negatives", [None, 0, 5], ids=["targets-alone", "catalog", "sampled"])
+def test_next_item_lists_agree_with_each_other_and_a_plain_construction(negatives):
+    lists = histories()
+    trainable = np.flatnonzero(lists.lengths >= 2)
+    batch = next_item_batch(negatives, seed=3)
+    ours = [np.asarray(a) for a in jax_lists(batch, ITEMS)]
+    theirs = [a.numpy() for a in torch_lists(as_arrays(batch), ITEMS)]
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(a, b)
+    if negatives != 0:
+        return
+    labels, where = ours
+    for row, k in enumerate(trainable):
+        items = lists.items[lists.offsets[k] : lists.offsets[k + 1]].tolist()
+        start = max(len(items) - (LENGTH + 1), 0)  # the window's first item
+        for slot in np.flatnonzero(batch.history_mask[row]):
+            read = start + int(slot) - (LENGTH - int(batch.history_mask[row].sum()))  # its index in items
+            rated = set(items[: read + 1])
+            assert [i for i in range(ITEMS) if where[row, slot, i]] == [
+                i for i in range(ITEMS) if i not in rated
+            ]
+            following = items[read + 1 : read + 3]
+            expected = np.zeros(ITEMS)
+            for ahead, item in enumerate(following):
+                expected[item] = max(expected[item], 2 - ahead)
+            np.testing.assert_array_equal(labels[row, slot], expected)
+    assert not where[len(trainable) :].any()  # the padding row

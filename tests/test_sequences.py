@@ -23,7 +23,7 @@ def _lists(lengths, seed=0, num_items=50):
         users=np.arange(len(lengths), dtype=np.int32) * 2,  # user indices with gaps
         offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
         items=items,
-        labels=np.ones(total, np.float32),
+        labels=rng.integers(1, 6, total).astype(np.float32),
         timestamps=np.arange(total, dtype=np.int64),
         rows=np.arange(total),
     )
@@ -37,6 +37,8 @@ def test_histories_hold_each_users_newest_items_left_padded():
         newest = items[-4:]
         assert window.items[user, 4 - len(newest) :].tolist() == newest.tolist()
         assert window.mask[user].tolist() == [False] * (4 - len(newest)) + [True] * len(newest)
+        ratings = lists.labels[lists.offsets[k] : lists.offsets[k + 1]][-4:]
+        assert window.labels[user].tolist() == [0.0] * (4 - len(newest)) + ratings.tolist()
     assert not window.mask[[1, 3, 5]].any()  # users without a list
 
 
@@ -61,6 +63,8 @@ def test_each_slot_targets_the_items_that_followed_it(next_items, sampled):
         inputs = window[:-1]
         start = length - len(inputs)
         assert batch.history[row, start:].tolist() == inputs.tolist()
+        ratings = lists.labels[lists.offsets[k] : lists.offsets[k + 1]][-(length + 1) : -1]
+        assert batch.history_labels[row].tolist() == [0.0] * start + ratings.tolist()
         assert batch.history_mask[row].tolist() == [False] * start + [True] * len(inputs)
         for slot in range(len(inputs)):
             following = window[slot + 1 : slot + 1 + next_items].tolist()
@@ -131,12 +135,14 @@ def test_the_sequence_model_options_are_checked():
         TrainConfig(model="dot", negatives=0)
 
 
-@pytest.mark.parametrize("framework", ["jax", "torch"])
-def test_a_sequence_model_trains_and_serves_from_its_run_directory(framework, tmp_path):
+# Each framework's trainer with and without the ratings read (both models' arithmetic with
+# ratings: parity_tests/test_sequence_parity.py).
+@pytest.mark.parametrize(("framework", "rating_levels"), [("jax", 5), ("torch", 0)])
+def test_a_sequence_model_trains_and_serves_from_its_run_directory(framework, rating_levels, tmp_path):
     from ltr_train.run import run
 
     ratings, split = small_data()
-    config = _sequence_config(epochs=1, negatives=0, dropout=0.0, eval_every=2)
+    config = _sequence_config(epochs=1, negatives=0, dropout=0.0, eval_every=2, rating_levels=rating_levels)
     results = run(framework, config, tmp_path, data=(ratings, split), progress_bar=False)
     assert {"validation", "test", "test, training history only"} <= set(results)
     assert 0.0 < results["test"]["ndcg@10"] <= 1.0
@@ -168,3 +174,20 @@ def test_the_sequence_reranker_orders_each_slots_next_items_by_their_ratings():
     assert real.any()
     for item, label in zip(batch.targets[row][real], batch.target_labels[row][real], strict=True):
         assert rating[int(item)] == label  # the target's own rating, not its distance
+
+
+def test_the_history_ratings_must_be_levels_the_model_reads():
+    _, split = small_data()
+    assert split.train.labels.max() == 5
+    make_task(_sequence_config(rating_levels=5), split)
+    with pytest.raises(
+        ConfigError, match=r"--rating_levels: the train ratings: rating 5 is not an integer in 1\.\.4 "
+    ):
+        make_task(_sequence_config(rating_levels=4), split)
+    halves = dataclasses.replace(split.validation, labels=split.validation.labels - 0.5)
+    with pytest.raises(
+        ConfigError, match=r"the validation ratings: rating \d\.5 is not an integer in 1\.\.5 "
+    ):
+        make_task(_sequence_config(rating_levels=5), dataclasses.replace(split, validation=halves))
+    with pytest.raises(ConfigError, match="--rating_levels: expected an integer >= 0"):
+        TrainConfig(model="sequence", rating_levels=-1)

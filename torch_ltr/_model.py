@@ -128,6 +128,11 @@ def layer_norm(x, scale, bias, *, eps: float = 1e-6):
     return centred * torch.rsqrt(variance + eps) * scale + bias
 
 
+def rating_index(ratings: torch.Tensor, levels: int) -> torch.Tensor:
+    """Ratings 1..``levels`` as rows of the rating embedding (see ``jax_ltr``)."""
+    return ratings.long().clamp(1, levels) - 1
+
+
 def attention_mask(valid):
     """[B, 1, T, T] bool: ``k <= q`` and ``k`` real, or ``k == q`` (see ``jax_ltr``)."""
     length = valid.shape[-1]
@@ -157,27 +162,34 @@ class SequenceScorer(nn.Module):
         num_blocks: int = 2,
         num_heads: int = 2,
         dropout: float = 0.2,
+        rating_levels: int = 0,
     ):
         super().__init__()
         self.embedding_dim, self.num_blocks, self.num_heads = embedding_dim, num_blocks, num_heads
+        self.rating_levels = rating_levels
         canonical = sequence_encoder(
             num_users,
             num_items,
             embedding_dim=embedding_dim,
             history_length=history_length,
             num_blocks=num_blocks,
+            rating_levels=rating_levels,
         )
         self.LAYOUT: Layout = identity_layout(canonical)
         for name, value in initial_weights(canonical, seed=0).items():  # the trainer sets its own
             self.register_parameter(name, nn.Parameter(torch.from_numpy(value)))
         self.dropout = nn.Dropout(dropout)
 
-    def encode(self, history: torch.Tensor, history_mask: torch.Tensor, *, newest_only: bool = False):
+    def encode(self, history, history_mask, ratings=None, *, newest_only: bool = False):
         """[B, T, d] states, or [B, 1, d] with ``newest_only`` (see ``jax_ltr.SequenceScorer.encode``)."""
         length = history.shape[-1]
-        x = self.item_embedding[history] * math.sqrt(self.embedding_dim)
+        x = self.item_embedding[history] * math.sqrt(self.embedding_dim) + self.position_embedding[-length:]
+        if self.rating_levels:
+            if ratings is None:
+                raise ValueError(f"rating_levels={self.rating_levels}: give the history's ratings")
+            x = x + self.rating_embedding[rating_index(ratings, self.rating_levels)]
         zero = torch.zeros((), dtype=x.dtype, device=x.device)
-        x = self.dropout(torch.where(history_mask[..., None], x + self.position_embedding[-length:], zero))
+        x = self.dropout(torch.where(history_mask[..., None], x, zero))
         mask = attention_mask(history_mask)
         for block in range(self.num_blocks):
             queries = slice(-1, None) if newest_only and block == self.num_blocks - 1 else slice(None)
@@ -212,22 +224,22 @@ class SequenceScorer(nn.Module):
         """States [..., d] to the scores of every item [..., num_items]."""
         return states @ self.item_embedding.T + self.item_bias
 
-    def forward(self, history, history_mask, targets, negatives, *, catalog: bool = False):
+    def forward(self, history, history_mask, targets, negatives, ratings=None, *, catalog: bool = False):
         """The scores of each slot's next-item list (see ``jax_ltr.SequenceScorer``)."""
-        states = self.encode(history, history_mask)
+        states = self.encode(history, history_mask, ratings)
         if catalog:
             return self.score_catalog(states)
         batch, length, _ = targets.shape
         shared = negatives[:, None, :].expand(batch, length, negatives.shape[-1])
         return self.score_items(states, torch.cat([targets, shared], dim=-1))
 
-    def user_vectors(self, history: torch.Tensor, history_mask: torch.Tensor) -> torch.Tensor:
+    def user_vectors(self, history, history_mask, ratings=None) -> torch.Tensor:
         """Histories [U, T] to each user's vector [U, d]: the state at the newest slot."""
-        return self.encode(history, history_mask, newest_only=True)[:, -1]
+        return self.encode(history, history_mask, ratings, newest_only=True)[:, -1]
 
-    def catalog_scores(self, history: torch.Tensor, history_mask: torch.Tensor) -> torch.Tensor:
+    def catalog_scores(self, history, history_mask, ratings=None) -> torch.Tensor:
         """Histories [U, T] to the scores of every item [U, num_items], from the newest slot."""
-        return self.score_catalog(self.user_vectors(history, history_mask))
+        return self.score_catalog(self.user_vectors(history, history_mask, ratings))
 
 
 MODEL_CLASSES = {"mlp": TwoTowerScorer, "dot": DotProductScorer, "sequence": SequenceScorer}

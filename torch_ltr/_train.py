@@ -44,7 +44,13 @@ def make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.O
 def list_scores(model, batch):
     """``(scores, labels, where)`` of a batch's lists (see ``jax_ltr._train.list_scores``)."""
     if isinstance(batch, SequenceBatch):
-        inputs = (batch.history.long(), batch.history_mask, batch.targets.long(), batch.negatives.long())
+        inputs = (
+            batch.history.long(),
+            batch.history_mask,
+            batch.targets.long(),
+            batch.negatives.long(),
+            batch.history_labels,
+        )
         scores = model(*inputs, catalog=batch.rated_before.shape[-1] > 0)
         return (scores, *next_item_lists(batch, scores.shape[-1]))
     return model(batch.user_ids.long(), batch.item_ids.long()), batch.labels, batch.mask
@@ -102,10 +108,9 @@ class Trainer:
         if self.config.model in SEQUENTIAL:  # the users' vectors from ``history``, at full width
             if history is None:
                 raise ValueError("a sequence model scores users from their history: give history")
-            window = histories(history, self.num_users, self.config.history_length)
-            items = torch.as_tensor(window.items[batch.user_ids].astype(np.int64), device=self.device)
-            mask = torch.as_tensor(window.mask[batch.user_ids], device=self.device)
-            scores = self.model.score_items(self.model.user_vectors(items, mask), b.item_ids.long())
+            window = histories(history, self.num_users, self.config.history_length).rows(batch.user_ids)
+            vectors = self.model.user_vectors(*self._window_tensors(window))
+            scores = self.model.score_items(vectors, b.item_ids.long())
         else:
             scores = self.model(b.user_ids.long(), b.item_ids.long())
         metrics = ranking_metrics(scores, b.labels, where=b.mask, top_k=tuple(self.config.top_k))
@@ -116,17 +121,19 @@ class Trainer:
         (``ltr_common.sequences.width_groups``) in one call, as in ``jax_ltr``'s trainer."""
         if history is None:
             raise ValueError("a sequence model scores users from their history: give history")
-        window = histories(history, self.num_users, self.config.history_length)
-        window = type(window)(window.items[users], window.mask[users])
+        window = histories(history, self.num_users, self.config.history_length).rows(users)
         parts, order = [], []
         for rows, width in width_groups(window):
-            items = torch.as_tensor(window.items[rows, -width:].astype(np.int64), device=self.device)
-            mask = torch.as_tensor(window.mask[rows, -width:], device=self.device)
-            parts.append(method(items, mask))
+            parts.append(method(*self._window_tensors(window.rows(rows, width))))
             order.append(rows)
         out = torch.empty((len(users), parts[0].shape[-1]), device=self.device)
         out[torch.as_tensor(np.concatenate(order), device=self.device)] = torch.cat(parts)
         return out
+
+    def _window_tensors(self, window) -> tuple[torch.Tensor, ...]:
+        """A ``Histories``' items, mask and ratings as the model reads them, on the device."""
+        items = torch.as_tensor(window.items.astype(np.int64), device=self.device)
+        return items, *(torch.as_tensor(a, device=self.device) for a in (window.mask, window.labels))
 
     def _catalog(self, users, history) -> torch.Tensor:
         users = np.asarray(users, np.int64)

@@ -12,8 +12,9 @@ from ltr_common.batching import Batch, epoch_order, iterate_batches
 from ltr_common.config import ConfigError, TrainConfig
 from ltr_common.lists import Lists, Split
 from ltr_common.losses import LOSSES
+from ltr_common.models import SEQUENTIAL
 from ltr_common.pairs import sample_pairs
-from ltr_common.sequences import SequenceBatch, sequence_batch, sequence_width, slots
+from ltr_common.sequences import SequenceBatch, check_ratings, sequence_batch, sequence_width, slots
 
 NEGATIVE_STREAM = 0x4E47  # a seed word of its own: the negatives' draws are not the pairs'
 
@@ -56,6 +57,19 @@ class Task(Protocol):
 
     def counts(self, part: str) -> dict[str, int]:
         """How many lists of ``part`` count, and how many are left out."""
+
+
+def check_split(config: TrainConfig, split: Split) -> None:
+    """Refuse, before any work, a split the run cannot train on: no training lists
+    (``require_training_lists``), or ratings that ``--rating_levels`` cannot read (each
+    history item's rating must be an integer in 1..N: ``ltr_common.sequences.check_ratings``)."""
+    require_training_lists(config, split)
+    if config.model in SEQUENTIAL and config.rating_levels:
+        for part in ("train", "validation", "test"):
+            try:
+                check_ratings(getattr(split, part), config.rating_levels, f"the {part} ratings")
+            except ValueError as err:
+                raise ConfigError(f"--rating_levels: {err}") from None
 
 
 def require_training_lists(config: TrainConfig, split: Split) -> None:

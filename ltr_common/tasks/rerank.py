@@ -12,14 +12,14 @@ from ltr_common.evaluation import EVAL_BATCH_SIZE, evaluate, per_list_metrics
 from ltr_common.lists import Lists, Split
 from ltr_common.models import SEQUENTIAL
 from ltr_common.sequences import trainable
-from ltr_common.tasks.base import Scorer, require_training_lists, sequence_inputs, training_inputs
+from ltr_common.tasks.base import Scorer, check_split, sequence_inputs, training_inputs
 
 
 class RerankTask:
     name = "rerank"
 
     def __init__(self, config: TrainConfig, split: Split):
-        require_training_lists(config, split)
+        check_split(config, split)
         self.config, self.split = config, split
 
     def lists(self, part: str) -> Lists:

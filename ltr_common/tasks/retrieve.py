@@ -34,7 +34,7 @@ from ltr_common.sequences import trainable
 from ltr_common.tasks.base import (
     NEGATIVE_STREAM,
     Scorer,
-    require_training_lists,
+    check_split,
     sequence_inputs,
     training_inputs,
 )
@@ -56,7 +56,7 @@ class RetrieveTask:
     name = "retrieve"
 
     def __init__(self, config: TrainConfig, split: Split):
-        require_training_lists(config, split)
+        check_split(config, split)
         self.config, self.split = config, split
         self.num_users, self.num_items = split.num_users, split.num_items
         self._masks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
