@@ -152,6 +152,11 @@ class TrainConfig:
             not isinstance(self.num_heads, int) or self.embedding_dim % max(self.num_heads, 1) == 0,
             f"a divisor of --embedding_dim {self.embedding_dim}",
         )
+        need(
+            "rating_levels",
+            self.rating_levels == 0 or self.model in SEQUENTIAL,
+            "0 unless --model sequence (only a history-reading model reads ratings)",
+        )
         for name in ("rating_levels", "devices", "pairs_per_list"):
             value = getattr(self, name)
             integer = isinstance(value, int) and not isinstance(value, bool)

@@ -45,11 +45,11 @@ USERS, ITEMS, DIM, LENGTH, BLOCKS, HEADS, LEVELS = 6, 40, 8, 7, 2, 2, 5
 SHAPES = dict(embedding_dim=DIM, history_length=LENGTH, num_blocks=BLOCKS, rating_levels=LEVELS)
 
 
-def weights(seed: int = 0) -> dict[str, np.ndarray]:
+def weights(seed: int = 0, levels: int = LEVELS) -> dict[str, np.ndarray]:
     """The canonical initial weights, then moved off their initial values (layer-norm scales
     of 1 and zero biases would hide a transposed or swapped parameter)."""
     rng = np.random.default_rng(seed)
-    start = initial_weights(sequence_encoder(USERS, ITEMS, **SHAPES), seed)
+    start = initial_weights(sequence_encoder(USERS, ITEMS, **{**SHAPES, "rating_levels": levels}), seed)
     return {k: (v + rng.normal(0.0, 0.2, v.shape)).astype(np.float32) for k, v in start.items()}
 
 
@@ -68,11 +68,11 @@ def histories(seed: int = 1):
     return lists
 
 
-def next_item_batch(negatives: int | None, seed: int):
-    """Next-item training lists of every user of ``histories()`` with a next item, two
-    targets a slot: against the whole catalog (``negatives`` 0), ``negatives`` sampled items
-    (drawn from ``seed``), or (None) the targets alone."""
-    lists = histories()
+def next_item_batch(negatives: int | None, seed: int, lists=None):
+    """Next-item training lists of every user of ``lists`` (default ``histories()``) with a
+    next item, two targets a slot: against the whole catalog (``negatives`` 0), ``negatives``
+    sampled items (drawn from ``seed``), or (None) the targets alone."""
+    lists = histories() if lists is None else lists
     trainable = np.flatnonzero(lists.lengths >= 2)
     rng = np.random.default_rng(seed)
     sampled = rng.integers(0, ITEMS, (len(trainable), negatives)) if negatives else None
@@ -88,10 +88,10 @@ def next_item_batch(negatives: int | None, seed: int):
     )
 
 
-def flax_and_torch(canonical: dict, dtype: str):
+def flax_and_torch(canonical: dict, dtype: str, levels: int = LEVELS):
     shape = (USERS, ITEMS, DIM, LENGTH, BLOCKS, HEADS)
-    flax = jax_model.SequenceScorer(*shape, dropout=0.0, rating_levels=LEVELS)
-    port = torch_model.SequenceScorer(*shape, dropout=0.0, rating_levels=LEVELS)
+    flax = jax_model.SequenceScorer(*shape, dropout=0.0, rating_levels=levels)
+    port = torch_model.SequenceScorer(*shape, dropout=0.0, rating_levels=levels)
     params = jax.tree.map(
         lambda x: jnp.asarray(x, dtype), from_canonical(canonical, flax.LAYOUT, target="flax")
     )
@@ -127,9 +127,10 @@ def _catalog(flax, params, port, lists, dtype):
     return np.asarray(ours, np.float64), theirs.detach().numpy().astype(np.float64), window
 
 
-def test_float64_catalog_scores_agree():
+@pytest.mark.parametrize("levels", [0, LEVELS], ids=["items", "items-and-ratings"])
+def test_float64_catalog_scores_agree(levels):
     with jax.enable_x64(True):
-        flax, params, port = flax_and_torch(weights(), "float64")
+        flax, params, port = flax_and_torch(weights(levels=levels), "float64", levels)
         ours, theirs, _ = _catalog(flax, params, port, histories(), "float64")
     np.testing.assert_allclose(ours, theirs, rtol=_bounds.FLOAT64[0], atol=_bounds.FLOAT64[1])
 
@@ -179,8 +180,11 @@ def test_float64_training_loss_and_parameter_gradients_agree(negatives, loss):
 @pytest.mark.parametrize("negatives", [None, 0, 5], ids=["targets-alone", "catalog", "sampled"])
 def test_next_item_lists_agree_with_each_other_and_a_plain_construction(negatives):
     lists = histories()
+    # The first user reads one item three times in the window, and one slot's two targets are
+    # that item twice (its first read counts; its larger grade counts).
+    lists.items[[4, 5]] = lists.items[2]
     trainable = np.flatnonzero(lists.lengths >= 2)
-    batch = next_item_batch(negatives, seed=3)
+    batch = next_item_batch(negatives, seed=3, lists=lists)
     ours = [np.asarray(a) for a in jax_lists(batch, ITEMS)]
     theirs = [a.numpy() for a in torch_lists(as_arrays(batch), ITEMS)]
     for a, b in zip(ours, theirs, strict=True):

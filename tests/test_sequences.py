@@ -135,9 +135,9 @@ def test_the_sequence_model_options_are_checked():
         TrainConfig(model="dot", negatives=0)
 
 
-# Each framework's trainer with and without the ratings read (both models' arithmetic with
-# ratings: parity_tests/test_sequence_parity.py).
-@pytest.mark.parametrize(("framework", "rating_levels"), [("jax", 5), ("torch", 0)])
+# Each framework's trainer reading the ratings too (the models' arithmetic with and without
+# them: parity_tests/test_sequence_parity.py).
+@pytest.mark.parametrize(("framework", "rating_levels"), [("jax", 5), ("torch", 5)])
 def test_a_sequence_model_trains_and_serves_from_its_run_directory(framework, rating_levels, tmp_path):
     from ltr_train.run import run
 
@@ -191,3 +191,9 @@ def test_the_history_ratings_must_be_levels_the_model_reads():
         make_task(_sequence_config(rating_levels=5), dataclasses.replace(split, validation=halves))
     with pytest.raises(ConfigError, match="--rating_levels: expected an integer >= 0"):
         TrainConfig(model="sequence", rating_levels=-1)
+    with pytest.raises(ConfigError, match="--rating_levels: expected 0 unless --model sequence"):
+        TrainConfig(model="dot", rating_levels=5)
+    # The ratings --max_list_size cut from the training lists are history too.
+    older = dataclasses.replace(split.train, labels=np.full_like(split.train.labels, 6.0))
+    with pytest.raises(ConfigError, match=r"the older \(cut by --max_list_size\) ratings: rating 6 "):
+        make_task(_sequence_config(rating_levels=5), dataclasses.replace(split, older=older))

@@ -65,9 +65,12 @@ def check_split(config: TrainConfig, split: Split) -> None:
     history item's rating must be an integer in 1..N: ``ltr_common.sequences.check_ratings``)."""
     require_training_lists(config, split)
     if config.model in SEQUENTIAL and config.rating_levels:
-        for part in ("train", "validation", "test"):
+        parts = {"train": split.train, "validation": split.validation, "test": split.test}
+        if split.older is not None:  # read as history too (``Split.history``)
+            parts["older (cut by --max_list_size)"] = split.older
+        for part, lists in parts.items():
             try:
-                check_ratings(getattr(split, part), config.rating_levels, f"the {part} ratings")
+                check_ratings(lists, config.rating_levels, f"the {part} ratings")
             except ValueError as err:
                 raise ConfigError(f"--rating_levels: {err}") from None
 
