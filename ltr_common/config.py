@@ -152,15 +152,15 @@ class TrainConfig:
             not isinstance(self.num_heads, int) or self.embedding_dim % max(self.num_heads, 1) == 0,
             f"a divisor of --embedding_dim {self.embedding_dim}",
         )
+        for name in ("rating_levels", "devices", "pairs_per_list"):
+            value = getattr(self, name)
+            integer = isinstance(value, int) and not isinstance(value, bool)
+            need(name, integer and value >= 0, "an integer >= 0")
         need(
             "rating_levels",
             self.rating_levels == 0 or self.model in SEQUENTIAL,
             "0 unless --model sequence (only a history-reading model reads ratings)",
         )
-        for name in ("rating_levels", "devices", "pairs_per_list"):
-            value = getattr(self, name)
-            integer = isinstance(value, int) and not isinstance(value, bool)
-            need(name, integer and value >= 0, "an integer >= 0")
         need(
             "seed",
             isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < SEED_LIMIT,

@@ -25,12 +25,12 @@ class Histories(NamedTuple):
 
     items: np.ndarray
     mask: np.ndarray
-    labels: np.ndarray | None = None
+    labels: np.ndarray
 
     def rows(self, rows, width: int | None = None) -> Histories:
         """The histories of ``rows``, their newest ``width`` slots (default: all)."""
         slots = slice(None) if width is None else slice(-width, None)
-        return Histories(*(None if a is None else a[rows, slots] for a in self))
+        return Histories(*(a[rows, slots] for a in self))
 
 
 def histories(lists: Lists, num_users: int, length: int) -> Histories:
@@ -82,7 +82,8 @@ def width_groups(window: Histories) -> list[tuple[np.ndarray, int]]:
     cost of attention grows with the square of the width; most users' histories are short).
 
     Example:
-      >>> w = Histories(np.zeros((3, 8), np.int32), np.arange(8) >= np.array([[7], [0], [5]]))
+      >>> mask = np.arange(8) >= np.array([[7], [0], [5]])
+      >>> w = Histories(np.zeros((3, 8), np.int32), mask, mask.astype(np.float32))
       >>> [(rows.tolist(), width) for rows, width in width_groups(w)]
       [([0], 2), ([2], 4), ([1], 8)]
     """
