@@ -25,7 +25,7 @@ from ltr_common.evaluation import catalog_reports
 from ltr_common.files import CheckpointError, read_checkpoint_bytes, undecodable, write_checkpoint_bytes
 from ltr_common.losses import training_objective
 from ltr_common.models import SEQUENTIAL, initial_weights, model_options, model_parameters, weight_decay
-from ltr_common.sequences import SequenceBatch, histories, width_groups
+from ltr_common.sequences import SequenceBatch, user_histories, width_groups
 from ltr_common.weights import from_canonical, to_canonical
 
 # Dropout draws its masks with the "rbg" generator (XLA's RngBitGenerator): the default
@@ -332,7 +332,9 @@ class Trainer:
         if self.config.model in SEQUENTIAL:  # the users' vectors from ``history``, at full width
             if history is None:
                 raise ValueError("a sequence model scores users from their history: give history")
-            users = tuple(histories(history, self.num_users, self.config.history_length).rows(batch.user_ids))
+            users = tuple(
+                user_histories(history, self.num_users, self.config.history_length).rows(batch.user_ids)
+            )
             args = self._inputs((users, batch), self._by_list)
             return jax.device_get(self._sequence_eval_step(self.state.params, *args))
         return jax.device_get(self._eval_step(self.state.params, self._inputs(batch, self._by_list)))
@@ -343,7 +345,7 @@ class Trainer:
         ``[(rows of users, (items, mask, labels)), ...]``."""
         if history is None:
             raise ValueError("a sequence model scores users from their history: give history")
-        window = histories(history, self.num_users, self.config.history_length).rows(users)
+        window = user_histories(history, self.num_users, self.config.history_length).rows(users)
         return [(rows, tuple(window.rows(rows, width))) for rows, width in width_groups(window)]
 
     def _by_width(self, method, users, history, columns: int) -> np.ndarray:

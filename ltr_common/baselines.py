@@ -158,21 +158,37 @@ def rating_mf(
     return score
 
 
-def interactions(lists: Lists, num_users: int, num_items: int) -> np.ndarray:
-    """[num_users, num_items] float64: 1 where the user's list holds the item (implicit feedback)."""
-    matrix = np.zeros((num_users, num_items))
-    matrix[np.repeat(lists.users, lists.lengths), lists.items] = 1.0
-    return matrix
+def interactions(lists: Lists, num_users: int, num_items: int):
+    """Sparse [num_users, num_items] float32 (CSR): 1 where the user's list holds the item."""
+    return _sparse(lists, num_users, num_items)
+
+
+def _history_rows(num_users: int, num_items: int):
+    """``rows(users, history)``: the users' rows of ``interactions(history)``, the matrix of
+    the last history shown kept, as a task scores the catalog chunk after chunk of users."""
+    last: list = [None, None]
+
+    def rows(users, history):
+        if last[0] is not history:
+            last[:] = [history, interactions(history, num_users, num_items)]
+        return last[1][users]
+
+    return rows
+
+
+def _item_item(weights: np.ndarray, num_users: int, num_items: int) -> FromHistory:
+    rows = _history_rows(num_users, num_items)
+    return FromHistory(lambda users, history: np.asarray(rows(users, history) @ weights))
 
 
 def ease(train: Lists, num_users: int, num_items: int, *, l2: float) -> FromHistory:
     """EASE's item-item weights from the training interactions; scores ``x_history @ B``."""
     x = interactions(train, num_users, num_items)
-    gram = x.T @ x + l2 * np.eye(num_items)
+    gram = (x.T @ x).toarray().astype(np.float64) + l2 * np.eye(num_items)
     inverse = np.linalg.inv(gram)
     weights = -inverse / np.diag(inverse)[None, :]
     np.fill_diagonal(weights, 0.0)
-    return FromHistory(lambda users, history: interactions(history, num_users, num_items)[users] @ weights)
+    return _item_item(weights, num_users, num_items)
 
 
 def item_knn(
@@ -180,14 +196,14 @@ def item_knn(
 ) -> FromHistory:
     """Item-kNN with shrunk cosine similarities (module docstring); ``neighbours`` per item."""
     x = interactions(train, num_users, num_items)
-    common = x.T @ x
+    common = (x.T @ x).toarray().astype(np.float64)
     norms = np.sqrt(np.diag(common))
     similarity = common / (np.outer(norms, norms) + shrinkage + 1e-12)
     np.fill_diagonal(similarity, 0.0)
     if neighbours < num_items - 1:  # keep each item's (column's) most similar items
         cut = np.partition(similarity, num_items - neighbours, axis=0)[num_items - neighbours]
         similarity = np.where(similarity >= cut[None, :], similarity, 0.0)
-    return FromHistory(lambda users, history: interactions(history, num_users, num_items)[users] @ similarity)
+    return _item_item(similarity, num_users, num_items)
 
 
 def _sparse(lists: Lists, num_users: int, num_items: int):
@@ -237,8 +253,10 @@ def implicit_als(
         )
         model.fit(_sparse(train, num_users, num_items), show_progress=False)
 
+    history_rows = _history_rows(num_users, num_items)
+
     def score(users, history):
-        rows = _sparse(history, num_users, num_items)[users]
+        rows = history_rows(users, history)
         with threadpool_limits(1, "blas"):
             user_factors = model.recalculate_user(users, rows)
         return np.asarray(user_factors) @ np.asarray(model.item_factors).T

@@ -16,6 +16,8 @@ import typing
 from collections.abc import Sequence
 from pathlib import Path
 
+from ltr_common.datasets import DATASETS
+from ltr_common.interactions import DUPLICATES
 from ltr_common.losses import LOSSES, objective_terms
 from ltr_common.models import MODELS, SEQUENTIAL
 
@@ -96,7 +98,36 @@ class TrainConfig:
     eval_every: int = _field(400, "evaluate every this many steps (and at each epoch end)")
     early_stop_patience: int = _field(10, "stop after this many evaluations without improvement")
     top_k: tuple[int, ...] = _field((5, 10, 20), "NDCG/recall cut-offs")
-    data_dir: str | None = _field(None, "folder with a GroupLens u.data (else cache/fetch)")
+    dataset: str | None = _field(
+        None,
+        "a MovieLens release, fetched from GroupLens, checked against its pinned SHA-256 and "
+        "cached (none: ml-100k)",
+        choices=DATASETS,
+    )
+    data: str | None = _field(
+        None, "your own interactions instead: a CSV, TSV or Parquet table (user, item[, rating][, time])"
+    )
+    user_column: str | None = _field(None, "--data: the user id column (else found by its usual name)")
+    item_column: str | None = _field(None, "--data: the item id column (else found by its usual name)")
+    rating_column: str | None = _field(
+        None, "--data: the rating column (else found; none: implicit feedback)"
+    )
+    timestamp_column: str | None = _field(
+        None, "--data: the time column, unix seconds or ISO dates (else found; none: a random split)"
+    )
+    delimiter: str | None = _field(
+        None, "--data: the field delimiter of a text table ('tab' for a tab; else found)"
+    )
+    duplicates: str = _field(
+        "error",
+        "--data: a user and item twice is an error, or keep the first or last interaction",
+        choices=DUPLICATES,
+    )
+    implicit: bool = _field(False, "read every interaction as a positive, label 1 (retrieve only)")
+    data_dir: str | None = _field(
+        None,
+        "folder with the data set's files, unpacked (u.data, ratings.dat or ratings.csv; else cache/fetch)",
+    )
     cache_dir: str | None = _field(None, "data cache folder (default $XDG_CACHE_HOME/jax-ltr)")
     devices: int = _field(0, "JAX: devices to split each batch over (0 = every device JAX sees)")
     compilation_cache: bool = _field(
@@ -115,6 +146,21 @@ class TrainConfig:
                 raise ConfigError(f"--{name}: expected {what}, got {getattr(self, name)!r}")
 
         need("task", self.task in TASKS, f"one of {', '.join(TASKS)}")
+        need("dataset", self.dataset is None or self.data is None, "no data set with --data (one source)")
+        need(
+            "data_dir",
+            self.data_dir is None or self.data is None,
+            "no folder with --data (the file says it all)",
+        )
+        for name in ("user_column", "item_column", "rating_column", "timestamp_column", "delimiter"):
+            need(name, getattr(self, name) is None or self.data is not None, "a value only with --data")
+        need("duplicates", self.duplicates in DUPLICATES, f"one of {', '.join(DUPLICATES)}")
+        need("duplicates", self.duplicates == "error" or self.data is not None, "a value only with --data")
+        need(
+            "implicit",
+            not (self.implicit and self.task == "rerank"),
+            "false with --task rerank (reranking orders graded ratings; implicit data has none)",
+        )
         need("model", self.model in MODELS, f"one of {', '.join(MODELS)}")
         need("loss", self.loss in LOSSES, f"one of {', '.join(LOSSES)}")
         need("pointwise_weight", self.pointwise_weight >= 0, "a number >= 0")
@@ -321,16 +367,20 @@ def for_task(task: str, **overrides) -> TrainConfig:
     return _build(TrainConfig, {**defaults_for(values), **values}, origin="for_task")
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig) -> None:
-    """One flag per field of ``cls``; defaults are left to the dataclass (``None`` = not given)."""
+def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig, *, only=None) -> None:
+    """One flag per field of ``cls`` (of the fields ``only``, when given: no ``--config``
+    then); defaults are left to the dataclass (``None`` = not given)."""
     hints = typing.get_type_hints(cls)
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        help="JSON file whose keys override the defaults (flags override it)",
-    )
+    if only is None:
+        parser.add_argument(
+            "--config",
+            type=Path,
+            default=None,
+            help="JSON file whose keys override the defaults (flags override it)",
+        )
     for field in dataclasses.fields(cls):
+        if only is not None and field.name not in only:
+            continue
         hint = _base_type(hints[field.name])
         by_task = "".join(
             f"; with --{kind} {name}: {values[field.name]}"

@@ -6,6 +6,11 @@ validation list, and the rest the training list, truncated to the most recent
 ``max_list_size``. A user with fewer ratings than that fills test first, then
 validation, and has no training list; none is dropped silently: the counts are logged
 and returned.
+
+Data without times (``Ratings.timed`` False) is split the same way over an order drawn at
+random per user from a fixed seed (``UNTIMED_SPLIT_SEED``, overridable): the held-out ratings
+are a random ``test_size`` and ``validation_size`` of each user's, the same for every run of
+the same data, so that runs of several training seeds are compared on the same lists.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import numpy as np
 from loguru import logger
 
 from ltr_common.movielens import Ratings
+
+UNTIMED_SPLIT_SEED = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +114,7 @@ def temporal_split(
     test_size: int = 10,
     validation_size: int = 10,
     max_list_size: int = 200,
+    seed: int = UNTIMED_SPLIT_SEED,
 ) -> Split:
     """Split every user's ratings in time: oldest to train, then validation, newest to test.
 
@@ -116,6 +124,7 @@ def temporal_split(
       validation_size: ratings per user in the validation list (just before the test ones);
         0 gives them to training (a refit on everything before the test lists).
       max_list_size: a training list keeps at most this many of its newest ratings.
+      seed: where the ratings have no times, the seed of each user's random order.
 
     Returns:
       A ``Split``; ``counts`` says how many users each rule touched.
@@ -128,7 +137,10 @@ def temporal_split(
         if int(value) != value or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     row = np.arange(len(ratings))
-    order = np.lexsort((row, ratings.timestamps, ratings.users))  # by user, time, row
+    if ratings.timed:
+        order = np.lexsort((row, ratings.timestamps, ratings.users))  # by user, time, row
+    else:  # by user, in a random order
+        order = np.lexsort((np.random.default_rng(seed).random(len(ratings)), ratings.users))
     counts = np.bincount(ratings.users, minlength=ratings.num_users)
     stop = np.cumsum(counts)
     start = stop - counts

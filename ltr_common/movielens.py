@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import hashlib
 import io
 import os
 import subprocess
@@ -80,9 +81,17 @@ class ExpectedCounts:
     rows: int | None
     users: int | None
     items: int | None
+    # of the ratings written as ``format_udata`` writes them, in the file's row order: the
+    # same bytes whatever the source (GroupLens' u.data, the recbole wheel, a folder, the cache)
+    sha256: str | None = None
 
 
-ML_100K = ExpectedCounts(rows=100_000, users=943, items=1_682)
+ML_100K = ExpectedCounts(
+    rows=100_000,
+    users=943,
+    items=1_682,
+    sha256="06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,16 +99,19 @@ class Ratings:
     """Validated ratings with contiguous 0-based ids, in the file's row order.
 
     ``user_raw_ids[u]`` is the raw id of user index ``u`` (likewise items); the raw ids
-    are sorted, so the mapping is the same for every copy of the same data.
+    are sorted, so the mapping is the same for every copy of the same data. Raw ids are
+    integers, or strings where the data names its users or items so.
     """
 
     users: np.ndarray  # [N] int32, 0..num_users-1
     items: np.ndarray  # [N] int32, 0..num_items-1
-    ratings: np.ndarray  # [N] int8, within RATING_RANGE
-    timestamps: np.ndarray  # [N] int64, unix seconds
-    user_raw_ids: np.ndarray  # [num_users] int64
-    item_raw_ids: np.ndarray  # [num_items] int64
+    ratings: np.ndarray  # [N] float32, in (0, 64]; 1 for implicit feedback
+    timestamps: np.ndarray  # [N] int64, unix seconds (0 where the data has no times)
+    user_raw_ids: np.ndarray  # [num_users] int64 or str
+    item_raw_ids: np.ndarray  # [num_items] int64 or str
     source: str
+    implicit: bool = False  # every rating is 1: interactions without a grade
+    timed: bool = True  # False: no timestamps, so the split holds out random ratings
 
     @property
     def num_users(self) -> int:
@@ -159,7 +171,7 @@ def parse_ratings(text: str, *, path: str, header: tuple[str, ...] | None = None
         for col, (name, field) in enumerate(
             zip(("user", "item", "rating", "timestamp"), fields, strict=True)
         ):
-            rows[row, col] = _parse_int(field, path=path, lineno=lineno, name=name)
+            rows[row, col] = parse_int(field, path=path, lineno=lineno, name=name)
         if not low <= rows[row, 2] <= high:
             raise DataError(f"{path}: line {lineno}: rating {rows[row, 2]} is outside {low}..{high}")
     return rows
@@ -168,7 +180,7 @@ def parse_ratings(text: str, *, path: str, header: tuple[str, ...] | None = None
 INT64_DIGITS = 18  # every integer of at most this many digits fits in int64
 
 
-def _parse_int(field: str, *, path: str, lineno: int, name: str) -> int:
+def parse_int(field: str, *, path: str, lineno: int, name: str) -> int:
     """A field of ASCII digits, with an optional leading minus, as a non-negative int64.
 
     Nothing else is read as a number, not even what Python's ``int`` or ``float`` would take
@@ -188,33 +200,68 @@ def _parse_int(field: str, *, path: str, lineno: int, name: str) -> int:
 
 
 def ratings_from_rows(rows: np.ndarray, *, path: str, expected: ExpectedCounts, source: str) -> Ratings:
-    """Check counts and uniqueness, then remap raw ids to contiguous 0-based indices."""
-    user_raw_ids, users = np.unique(rows[:, 0], return_inverse=True)
-    item_raw_ids, items = np.unique(rows[:, 1], return_inverse=True)
-    found = ExpectedCounts(rows=len(rows), users=len(user_raw_ids), items=len(item_raw_ids))
-    for field in dataclasses.fields(ExpectedCounts):
-        want, got = getattr(expected, field.name), getattr(found, field.name)
+    """Check counts, uniqueness and content of parsed u.data rows, then index the ids."""
+    ratings = index_ratings(
+        rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3], path=path, expected=expected, source=source
+    )
+    if expected.sha256 is not None:
+        found = hashlib.sha256(format_udata(rows).encode()).hexdigest()
+        if found != expected.sha256:
+            raise DataError(
+                f"{path}: these are not MovieLens 100K's ratings (sha256 {found}, expected "
+                f"{expected.sha256}): the file was changed, or is another data set"
+            )
+    return ratings
+
+
+def index_ratings(
+    user_raw: np.ndarray,
+    item_raw: np.ndarray,
+    ratings: np.ndarray,
+    timestamps: np.ndarray | None,
+    *,
+    path: str,
+    expected: ExpectedCounts,
+    source: str,
+    implicit: bool = False,
+    lines: np.ndarray | None = None,
+) -> Ratings:
+    """Check the counts and that no user rates an item twice, then map raw ids to indices.
+
+    ``lines``: each row's line (or row) number in ``path``, for the error that names a
+    duplicate; default: row ``k`` is line ``k + 1``. ``timestamps`` ``None``: the data has none.
+    """
+    user_raw_ids, users = np.unique(user_raw, return_inverse=True)
+    item_raw_ids, items = np.unique(item_raw, return_inverse=True)
+    found = ExpectedCounts(rows=len(users), users=len(user_raw_ids), items=len(item_raw_ids))
+    for field in ("rows", "users", "items"):
+        want, got = getattr(expected, field), getattr(found, field)
         if want is not None and want != got:
             raise DataError(
-                f"{path}: expected {want} {field.name}, found {got} "
+                f"{path}: expected {want} {field}, found {got} "
                 "(the file is truncated, or not the expected data set)"
             )
     pair_keys = users.astype(np.int64) * len(item_raw_ids) + items
-    unique_keys, first_rows, counts = np.unique(pair_keys, return_index=True, return_counts=True)
-    if len(unique_keys) != len(pair_keys):
-        dup = first_rows[np.argmax(counts > 1)]
+    order = np.argsort(pair_keys, kind="stable")
+    same = np.flatnonzero(pair_keys[order][1:] == pair_keys[order][:-1])
+    if len(same):
+        first, second = sorted(order[same[0] : same[0] + 2])
+        where = (lines if lines is not None else np.arange(1, len(users) + 1))[[first, second]]
         raise DataError(
-            f"{path}: user {rows[dup, 0]} rated item {rows[dup, 1]} more than once "
-            "(each user rates each item at most once)"
+            f"{path}: lines {where[0]} and {where[1]}: user {user_raw[first]} rated item "
+            f"{item_raw[first]} twice (each user rates each item at most once)"
         )
+    timed = timestamps is not None
     return Ratings(
         users=users.astype(np.int32),
         items=items.astype(np.int32),
-        ratings=rows[:, 2].astype(np.int8),
-        timestamps=rows[:, 3],
+        ratings=np.asarray(ratings, np.float32),
+        timestamps=np.asarray(timestamps, np.int64) if timed else np.zeros(len(users), np.int64),
         user_raw_ids=user_raw_ids,
         item_raw_ids=item_raw_ids,
         source=source,
+        implicit=implicit,
+        timed=timed,
     )
 
 
@@ -356,9 +403,9 @@ def parse_movies(text: str, *, path: str) -> Movies:
         fields = line.split("\t")
         if len(fields) != 4:
             raise DataError(f"{path}: line {lineno}: expected 4 tab-separated fields, found {len(fields)}")
-        raw = _parse_int(fields[0], path=path, lineno=lineno, name="item")
+        raw = parse_int(fields[0], path=path, lineno=lineno, name="item")
         rows.append((raw, fields[1], fields[2], tuple(fields[3].split())))
-    return _movies(rows, path)
+    return movies_from_rows(rows, path)
 
 
 def parse_uitem(text: str, *, path: str) -> Movies:
@@ -370,12 +417,12 @@ def parse_uitem(text: str, *, path: str) -> Movies:
             raise DataError(
                 f"{path}: line {lineno}: expected {5 + len(GENRES)} |-separated fields, found {len(fields)}"
             )
-        raw = _parse_int(fields[0], path=path, lineno=lineno, name="item")
+        raw = parse_int(fields[0], path=path, lineno=lineno, name="item")
         title = fields[1].rsplit(" (", 1)[0] if fields[1].endswith(")") else fields[1]
         year = fields[2][-4:] if len(fields[2]) >= 4 else ""
         genres = tuple(g for g, flag in zip(GENRES, fields[5:], strict=True) if flag.strip() == "1")
         rows.append((raw, title, year, genres))
-    return _movies(rows, path)
+    return movies_from_rows(rows, path)
 
 
 def check_movies(movies: Movies, *, expected: ExpectedCounts = ML_100K) -> Movies:
@@ -389,7 +436,7 @@ def check_movies(movies: Movies, *, expected: ExpectedCounts = ML_100K) -> Movie
     return movies
 
 
-def _movies(rows: list, source: str) -> Movies:
+def movies_from_rows(rows: list, source: str) -> Movies:
     rows.sort()
     raw_ids = np.array([r[0] for r in rows], np.int64)
     if len(np.unique(raw_ids)) != len(raw_ids):

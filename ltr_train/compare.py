@@ -145,14 +145,52 @@ def load_model(run_dir: Path, task_name: str, refit: bool):
     return backend
 
 
-def evaluate_all(task_name: str, refit: bool, names, runs: dict[str, list[Path]]) -> dict:
+# What a run's lists are made of: its data, read as it was read, and the split's sizes.
+DATA_OPTIONS = (
+    "dataset",
+    "data",
+    "user_column",
+    "item_column",
+    "rating_column",
+    "timestamp_column",
+    "delimiter",
+    "duplicates",
+    "implicit",
+    "test_size",
+    "validation_size",
+    "max_list_size",
+)
+DATA_PLACES = ("data_dir", "cache_dir")  # where that data lies: taken from the first run
+
+
+def runs_data(task_name: str, refit: bool, runs: dict[str, list[Path]]) -> dict:
+    """The data options every run of ``runs`` was trained with (``check_run`` on each); runs
+    trained on other data, or split otherwise, cannot be compared list by list."""
+    configs = [(d, check_run(d, task_name, refit)[1]) for dirs in runs.values() for d in dirs]
+    if not configs:
+        return {}
+    first_dir, first = configs[0]
+    for run_dir, config in configs[1:]:
+        for name in DATA_OPTIONS:
+            if getattr(config, name) != getattr(first, name):
+                raise ConfigError(
+                    f"--run: {run_dir} and {first_dir} were trained on other lists ({name}: "
+                    f"{getattr(config, name)!r} and {getattr(first, name)!r})"
+                )
+    return {name: getattr(first, name) for name in (*DATA_OPTIONS, *DATA_PLACES)}
+
+
+def evaluate_all(
+    task_name: str, refit: bool, names, runs: dict[str, list[Path]], data: dict | None = None
+) -> dict:
     """``{part: {label: per-list metrics}}`` for the baselines ``names`` and each run label
-    (the mean over its run directories, list by list). Every run is checked (``check_run``)
-    before any data is loaded or baseline fitted."""
-    for dirs in runs.values():
-        for run_dir in dirs:
-            check_run(run_dir, task_name, refit)
-    config = for_task(task_name, refit=refit)
+    (the mean over its run directories, list by list), on the runs' own data (``runs_data``),
+    or without runs on ``data`` (``TrainConfig`` data options; default MovieLens 100K). Every
+    run is checked before any data is loaded or baseline fitted."""
+    from_runs = runs_data(task_name, refit, runs)
+    if from_runs and data:
+        raise ConfigError(f"--{next(iter(data))}: the data is the runs' own; give it without --run")
+    config = for_task(task_name, refit=refit, **(from_runs or data or {}))
     ratings, split = load_split(config)
     task = make_task(config, split)
     columns = evaluation_columns(task_name, refit)

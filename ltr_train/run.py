@@ -105,6 +105,22 @@ def load_run_config(run_dir: Path) -> tuple[str, TrainConfig]:
 # beyond NumPy (EASE, item-kNN; ALS and BPR are in scripts/baselines.py), for reranking the
 # item mean.
 RUN_BASELINES = {"retrieve": ("popularity", "ease", "item_knn"), "rerank": ("popularity", "item_mean")}
+# EASE and item-kNN hold [items, items] float64 matrices (and EASE inverts one): beyond this
+# catalog (2 GiB each) a run leaves them out and says so; scripts/baselines.py still fits them.
+ITEM_ITEM_PEERS, ITEM_ITEM_LIMIT = ("ease", "item_knn"), 16_384
+
+
+def run_baselines(task: str, num_items: int) -> tuple[str, ...]:
+    """The baselines a run of ``task`` fits beside its model, for a catalog of ``num_items``."""
+    names = RUN_BASELINES[task]
+    if num_items <= ITEM_ITEM_LIMIT:
+        return names
+    left = [n for n in names if n in ITEM_ITEM_PEERS]
+    if left:
+        logger.info(
+            "{} items: {} left out of the run's table (above {} items)", num_items, left, ITEM_ITEM_LIMIT
+        )
+    return tuple(n for n in names if n not in ITEM_ITEM_PEERS)
 
 
 def run(
@@ -178,7 +194,11 @@ def run(
             "lists": {part: task.counts(part) for part in parts},
         }
         others = fit_baselines(
-            RUN_BASELINES[config.task], config, ratings, split, framework_package(framework)
+            run_baselines(config.task, ratings.num_items),
+            config,
+            ratings,
+            split,
+            framework_package(framework),
         )
         results.update(compare(task, trainer, others, parts))
         write_json(run_dir / "metrics.json", results)

@@ -10,7 +10,8 @@ and evaluates it with the same task and metric code as the models (``jax_ltr`` m
 are averaged over the seeds, and the table shows, for each model against each baseline and
 each other model, the mean per-list difference ± its paired standard error on the same lists.
 ``--refit`` fits the baselines on training + validation ratings and reports test only, as a
-refit run does.
+refit run does. The data is the runs' own (all runs must share it); without runs, MovieLens
+100K or what the data flags say (``--dataset``, ``--data`` and its column flags).
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ import numpy as np
 import jax_ltr
 from ltr_common import ConfigError, load_split
 from ltr_common.baselines import BASELINES, PEERS
-from ltr_common.config import for_task
+from ltr_common.config import add_config_arguments, for_task
 from ltr_common.evaluation import metric_order
 from ltr_common.stats import format_difference, paired_difference
 from ltr_common.tasks import make_task
 from ltr_train.cli import USER_ERRORS, error_exit
-from ltr_train.compare import HEADLINE, evaluate_all, fit_baselines
+from ltr_train.compare import DATA_OPTIONS, DATA_PLACES, HEADLINE, evaluate_all, fit_baselines
 
 
 def parse_runs(values: list[str]) -> dict[str, list[Path]]:
@@ -84,7 +85,14 @@ def main(argv=None) -> int:
         help=f"comma list of {', '.join(BASELINES)} (default: all; for rerank all but the "
         f"history-reading retrieval peers {', '.join(PEERS)})",
     )
+    data_flags = parser.add_argument_group("the data, without --run (a run's own otherwise)")
+    add_config_arguments(data_flags, only={*DATA_OPTIONS, *DATA_PLACES} - {"test_size", "validation_size"})
     args = parser.parse_args(argv)
+    data = {
+        name: getattr(args, name)
+        for name in (*DATA_OPTIONS, *DATA_PLACES)
+        if getattr(args, name, None) is not None
+    }
     default = [n for n in BASELINES if args.task == "retrieve" or n not in PEERS]
     names = default if args.baselines is None else [n for n in args.baselines.split(",") if n]
     try:
@@ -95,7 +103,7 @@ def main(argv=None) -> int:
         missing = [str(d) for dirs in runs.values() for d in dirs if not (d / "checkpoint_best").is_file()]
         if missing:
             raise ConfigError(f"--run: no checkpoint_best in {', '.join(missing)}")
-        results = evaluate_all(args.task, args.refit, names, runs)
+        results = evaluate_all(args.task, args.refit, names, runs, data)
     except USER_ERRORS as err:
         return error_exit(parser, err)
     print(report(results, runs))

@@ -1,6 +1,8 @@
-"""Train a two-tower ranker on MovieLens 100K with JAX (default) or PyTorch.
+"""Train a ranker with JAX (default) or PyTorch, on MovieLens or on your own interactions.
 
     python scripts/train.py [--framework jax|torch] [--run-dir DIR] [--<option> VALUE ...]
+    python scripts/train.py --dataset ml-1m            # a MovieLens release by name
+    python scripts/train.py --data interactions.csv    # CSV, TSV or Parquet; see ltr_common.interactions
     python scripts/train.py --resume RUN_DIR [--epochs N] [--data_dir DIR] [--cache_dir DIR]
 
 Every option of ``ltr_common.TrainConfig`` is a flag (``--help`` lists them); ``--config
@@ -24,6 +26,14 @@ from ltr_train.cli import USER_ERRORS, error_exit
 # Options that may change when a run is resumed: more epochs continue the same trajectory;
 # where the data and the compiled programs are cached, and how many devices, are the machine's.
 RESUMABLE = ("--epochs", "--data_dir", "--cache_dir", "--compilation_cache", "--devices")
+
+
+def absolute_data(config: TrainConfig) -> TrainConfig:
+    """``config`` with its ``--data`` path made absolute, so that the run's ``config.json``
+    names the same file for every later script, wherever it is started."""
+    if config.data is None:
+        return config
+    return dataclasses.replace(config, data=str(Path(config.data).expanduser().resolve()))
 
 
 def resumed_config(args: argparse.Namespace) -> tuple[str, TrainConfig]:
@@ -99,6 +109,8 @@ def parse_command_line(
         framework = args.framework or "jax"
         if args.resume is not None:
             framework, config = resumed_config(args)
+        else:
+            config = absolute_data(config)
     except ConfigError as err:
         parser.error(str(err))
     return framework, config, args

@@ -70,7 +70,7 @@ def test_parse_and_remap_ids(tmp_path):
         (udata_text() + "7\t8\t3\t8812.5\n", "line 6: timestamp '8812.5' is not an integer"),
         (udata_text() + "7\t-8\t3\t881250949\n", "line 6: item -8 is negative"),
         ("user\titem\trating\ttimestamp\n" + udata_text(), "line 1: user 'user' is not an integer"),
-        (udata_text() + "196\t242\t4\t891250949\n", "user 196 rated item 242 more than once"),
+        (udata_text() + "196\t242\t4\t891250949\n", "lines 1 and 6: user 196 rated item 242 twice"),
     ],
 )
 def test_bad_udata_is_named(tmp_path, text, message):

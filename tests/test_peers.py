@@ -12,7 +12,7 @@ from tests._small import small_data
 
 
 def _matrix(lists, split):
-    return baselines.interactions(lists, split.num_users, split.num_items)
+    return baselines.interactions(lists, split.num_users, split.num_items).toarray().astype(np.float64)
 
 
 def test_ease_is_the_ridge_regression_of_each_item_on_the_others():

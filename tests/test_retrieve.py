@@ -102,3 +102,34 @@ def test_movielens_retrieval_counts(movielens_split):
     per_user = exclude.sum(1)
     assert per_user.sum() == 100_000 - 9_430  # every rating but the test lists
     assert (per_user >= 10).all()
+
+
+def test_the_catalog_scored_in_chunks_of_users_gives_every_users_metrics_unchanged(monkeypatch):
+    """Chunks of 7 users (a last chunk shorter) against one chunk of all 300, for a trained
+    model (JAX) and for a history-reading peer: the same per-user metrics."""
+    import jax_ltr
+    from ltr_common import baselines
+    from ltr_common.tasks import retrieve
+    from ltr_train import make_backend
+
+    _, split = small_data()
+    config = dataclasses.replace(CONFIG, model="dot")
+    task = RetrieveTask(config, split)
+    model = make_backend("jax", config, split.num_users, split.num_items)
+    peer = baselines.ScoreScorer(
+        baselines.ease(split.train, split.num_users, split.num_items, l2=50.0),
+        jax_ltr,
+        top_k=config.top_k,
+        num_items=split.num_items,
+    )
+    whole = {name: task.per_list(scorer, "test") for name, scorer in (("model", model), ("ease", peer))}
+    assert len(task.chunks()) == 1
+    monkeypatch.setattr(retrieve, "CATALOG_ENTRIES", 7 * split.num_items + 3)
+    assert [len(c) for c in task.chunks()] == [7] * 42 + [6]
+    for name, scorer in (("model", model), ("ease", peer)):
+        chunked = task.per_list(scorer, "test")
+        assert set(chunked) == set(whole[name]) and "liked/ndcg@10" in chunked
+        for metric, values in whole[name].items():
+            np.testing.assert_allclose(
+                chunked[metric], values, rtol=1e-6, atol=1e-7, err_msg=f"{name} {metric}"
+            )

@@ -308,7 +308,7 @@ def test_recommend_export_and_task_checks_on_a_movielens_retrieval_run(tmp_path,
     recommend = load_script("recommend")
     assert recommend.main([str(tmp_path), "--user", "1", "--k", "3"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("top 3 unrated movies, by score:") and "rated highest in training" in out
+    assert out.startswith("top 3 unrated items, by score:") and "rated highest in training" in out
     recommended, rated = recommend.recommend(tmp_path, 1, 3)
     assert len(recommended) == 3 and not {raw for raw, _ in recommended} & {raw for raw, _ in rated}
     assert [r for _, r in rated] == sorted((r for _, r in rated), reverse=True) and len(rated) > 3

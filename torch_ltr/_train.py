@@ -14,7 +14,7 @@ from ltr_common.evaluation import catalog_reports
 from ltr_common.files import CheckpointError, read_checkpoint_bytes, undecodable, write_checkpoint_bytes
 from ltr_common.losses import training_objective
 from ltr_common.models import SEQUENTIAL, initial_weights, model_options, model_parameters, weight_decay
-from ltr_common.sequences import SequenceBatch, histories, width_groups
+from ltr_common.sequences import SequenceBatch, user_histories, width_groups
 from ltr_common.weights import from_canonical, to_canonical
 from torch_ltr import _losses
 from torch_ltr._batch import as_arrays
@@ -108,7 +108,7 @@ class Trainer:
         if self.config.model in SEQUENTIAL:  # the users' vectors from ``history``, at full width
             if history is None:
                 raise ValueError("a sequence model scores users from their history: give history")
-            window = histories(history, self.num_users, self.config.history_length).rows(batch.user_ids)
+            window = user_histories(history, self.num_users, self.config.history_length).rows(batch.user_ids)
             vectors = self.model.user_vectors(*self._window_tensors(window))
             scores = self.model.score_items(vectors, b.item_ids.long())
         else:
@@ -121,7 +121,7 @@ class Trainer:
         (``ltr_common.sequences.width_groups``) in one call, as in ``jax_ltr``'s trainer."""
         if history is None:
             raise ValueError("a sequence model scores users from their history: give history")
-        window = histories(history, self.num_users, self.config.history_length).rows(users)
+        window = user_histories(history, self.num_users, self.config.history_length).rows(users)
         parts, order = [], []
         for rows, width in width_groups(window):
             parts.append(method(*self._window_tensors(window.rows(rows, width))))

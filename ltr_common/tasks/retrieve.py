@@ -18,8 +18,13 @@ Evaluation on a validation or test list: every item the user rated before it is 
 the ranking (the training list, the older ratings ``max_list_size`` cut from it, and for test
 the validation list), the rest of the catalog is ranked by score, and the list's items are
 the relevant ones — ``recall@k``, ``ndcg@k`` (binary gains, ideal ``min(k, relevant)``) and
-``hr@k`` from ``retrieval_metrics``; the ``liked/`` metrics count only ratings of 4 and 5. A
+``hr@k`` from ``retrieval_metrics``; the ``liked/`` metrics count only ratings of 4 and 5 (and
+are left out for data that has none, such as implicit feedback). A
 user with nothing relevant is left out of a mean, and counted (``counts``).
+
+The catalog is scored ``CATALOG_ENTRIES // num_items`` users at a time, each chunk's masks
+built from per-user item sets (``UserItems``): memory is bounded whatever the number of
+users, and no [users, items] array is ever made (943 x 1,682 fits in one chunk).
 """
 
 from __future__ import annotations
@@ -41,15 +46,34 @@ from ltr_common.tasks.base import (
 
 LIKED = 4.0  # the rating from which a held-out item counts in the liked/ report
 HISTORIES = ("all", "train")  # what a history-reading scorer is shown (``RetrieveTask.history``)
+CATALOG_ENTRIES = 1 << 24  # users x items scored at once: 64 MB of float32 scores
+
+
+class UserItems:
+    """Each user's items of ``lists`` (where ``keep``), as a compressed row per user."""
+
+    def __init__(self, lists: Lists, num_users: int, keep=None):
+        users = np.repeat(lists.users, lists.lengths)
+        items = lists.items
+        if keep is not None:
+            users, items = users[keep], items[keep]
+        order = np.lexsort((items, users))
+        self.counts = np.bincount(users, minlength=num_users).astype(np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.counts)])
+        self.items = items[order]
+
+    def dense(self, users: np.ndarray, num_items: int) -> np.ndarray:
+        """[len(users), num_items] bool: True at each item of each of ``users``."""
+        lengths = self.counts[users]
+        starts = np.repeat(self.offsets[users] - np.cumsum(lengths) + lengths, lengths)
+        mask = np.zeros((len(users), num_items), bool)
+        mask[np.repeat(np.arange(len(users)), lengths), self.items[starts + np.arange(lengths.sum())]] = True
+        return mask
 
 
 def dense_mask(lists: Lists, num_users: int, num_items: int, keep=None) -> np.ndarray:
     """[num_users, num_items] bool: True at each (user, item) of ``lists`` (where ``keep``)."""
-    mask = np.zeros((num_users, num_items), bool)
-    users = np.repeat(lists.users, lists.lengths)
-    chosen = slice(None) if keep is None else keep
-    mask[users[chosen], lists.items[chosen]] = True
-    return mask
+    return UserItems(lists, num_users, keep).dense(np.arange(num_users), num_items)
 
 
 class RetrieveTask:
@@ -59,11 +83,14 @@ class RetrieveTask:
         check_split(config, split)
         self.config, self.split = config, split
         self.num_users, self.num_items = split.num_users, split.num_items
-        self._masks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._sets: dict[str, tuple[UserItems, UserItems, UserItems]] = {}
+        # the liked/ report where the data grades anything "liked" (not implicit feedback)
+        graded = any((p.labels >= LIKED).any() for p in (split.train, split.test))
+        self.reports = ("", "liked/") if graded else ("",)
         # Everything rated up to the end of the training lists, never drawn as a negative:
         # what validation leaves out of its ranking.
-        self.known = self.masks("validation")[2]
-        known = self.known[split.train.users].sum(axis=1)
+        self.known = self._user_items("validation")[2]
+        known = self.known.counts[split.train.users]
         unrated = self.num_items - int(known.max()) if len(known) else self.num_items
         if config.negatives > unrated:
             user = int(split.train.users[np.argmax(known)])
@@ -90,7 +117,7 @@ class RetrieveTask:
         """[B, negatives] distinct items each user (index, -1 for none) had not rated: uniform."""
         count = self.config.negatives
         keys = rng.random((len(users), self.num_items), dtype=np.float32)
-        rated = self.known[np.maximum(users, 0)] & (users >= 0)[:, None]
+        rated = self.known.dense(np.maximum(users, 0), self.num_items) & (users >= 0)[:, None]
         keys[rated] = 2.0  # above every draw: never chosen
         return np.argpartition(keys, count - 1, axis=1)[:, :count].astype(np.int32)
 
@@ -118,16 +145,30 @@ class RetrieveTask:
             self.config, self.split.train, epoch=epoch, start_batch=start_batch, extend=self.with_negatives
         )
 
-    def masks(self, part: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(relevant, liked, exclude)``, each [num_users, num_items] bool, for ``part``."""
-        if part not in self._masks:
-            target, shape = getattr(self.split, part), (self.num_users, self.num_items)
-            self._masks[part] = (
-                dense_mask(target, *shape),
-                dense_mask(target, *shape, keep=target.labels >= LIKED),
-                dense_mask(self.split.history(part), *shape),
+    def _user_items(self, part: str) -> tuple[UserItems, UserItems, UserItems]:
+        """``(relevant, liked, exclude)`` item sets of every user, for ``part``."""
+        if part not in self._sets:
+            target = getattr(self.split, part)
+            self._sets[part] = (
+                UserItems(target, self.num_users),
+                UserItems(target, self.num_users, keep=target.labels >= LIKED),
+                UserItems(self.split.history(part), self.num_users),
             )
-        return self._masks[part]
+        return self._sets[part]
+
+    def masks(self, part: str, users: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(relevant, liked, exclude)``, each [len(users), num_items] bool, for ``part``
+        (``users``: every user by default)."""
+        users = np.arange(self.num_users) if users is None else users
+        return tuple(sets.dense(users, self.num_items) for sets in self._user_items(part))
+
+    def chunks(self) -> list[np.ndarray]:
+        """The users, ``CATALOG_ENTRIES // num_items`` at a time (int32 index arrays)."""
+        size = max(1, CATALOG_ENTRIES // self.num_items)
+        return [
+            np.arange(start, min(start + size, self.num_users), dtype=np.int32)
+            for start in range(0, self.num_users, size)
+        ]
 
     def history(self, part: str, seen: str = "all") -> Lists:
         """The ratings a history-reading scorer is shown before ``part``: "all" of them, or
@@ -137,16 +178,21 @@ class RetrieveTask:
         return self.split.history("validation" if seen == "train" else part)
 
     def per_list(self, scorer: Scorer, part: str, *, history: str = "all") -> dict[str, np.ndarray]:
-        relevant, liked, exclude = self.masks(part)
-        users = np.arange(self.num_users, dtype=np.int32)
         shown = self.history(part, history)
-        metrics = scorer.catalog_metrics(users, {"": relevant, "liked/": liked}, exclude, shown)
-        return {k: np.asarray(v, np.float64) for k, v in metrics.items()}
+        out: dict[str, list[np.ndarray]] = {}
+        for users in self.chunks():
+            relevant, liked, exclude = self.masks(part, users)
+            reports = {"": relevant, "liked/": liked}
+            reports = {prefix: reports[prefix] for prefix in self.reports}
+            metrics = scorer.catalog_metrics(users, reports, exclude, shown)
+            for k, v in metrics.items():
+                out.setdefault(k, []).append(np.asarray(v, np.float64))
+        return {k: np.concatenate(v) for k, v in out.items()}
 
     def evaluate(self, scorer: Scorer, part: str, *, history: str = "all") -> dict[str, float]:
         return {k: float(np.nanmean(v)) for k, v in self.per_list(scorer, part, history=history).items()}
 
     def counts(self, part: str) -> dict[str, int]:
-        relevant, liked, _ = self.masks(part)
-        users, users_liked = int(relevant.any(1).sum()), int(liked.any(1).sum())
+        relevant, liked, _ = self._user_items(part)
+        users, users_liked = int((relevant.counts > 0).sum()), int((liked.counts > 0).sum())
         return {"lists": users, "left out": self.num_users - users, "liked lists": users_liked}

@@ -1,0 +1,317 @@
+"""Any interaction table — CSV, TSV or Parquet — as the loader's ``Ratings``.
+
+A table has one row per interaction: a user, an item, optionally a rating and a time.
+
+* **Format**: Parquet when the file starts with Parquet's magic bytes (read with pyarrow),
+  else delimited text; the delimiter is the one given, or the first of tab, comma,
+  semicolon and ``|`` found in the first line.
+* **Columns**: named by ``columns`` (``user``, ``item``, ``rating``, ``timestamp``), else
+  found under the usual names, compared without case, ``_``, ``-`` or spaces
+  (``USUAL_NAMES``: ``user_id``, ``userId``, ``movie_id``, ``time``, ...). A text file whose
+  first line names no such column and holds only numbers has no header: its columns are
+  user, item[, rating[, timestamp]] in that order.
+* **Ids** may be integers or any strings; they are indexed in sorted order.
+* **Ratings**: numbers in (0, 64] (the gains of the ranking losses; 0 is what a sampled
+  negative is labelled). No rating column, or ``implicit``: every interaction is a positive
+  with label 1 (implicit feedback), and the rerank task, which orders graded ratings,
+  refuses the data.
+* **Timestamps**: integers (unix seconds) or ISO dates. Without them the split holds out
+  random ratings per user, drawn from the seed (``ltr_common.lists.temporal_split``).
+* **Duplicates** (a user and an item twice) are an error naming both lines, unless
+  ``duplicates`` is ``"first"`` or ``"last"`` (the earliest or latest interaction kept, by
+  time, then by line) — the usual case in implicit logs of repeated plays or clicks.
+
+Every error is a ``DataError`` naming the file, the line (the row, for Parquet) and what was
+wrong. Nothing is cached: the file is read and checked anew by every run and script.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from loguru import logger
+
+from ltr_common.movielens import DataError, ExpectedCounts, Ratings, index_ratings
+
+FIELDS = ("user", "item", "rating", "timestamp")
+USUAL_NAMES = {
+    "user": ("user", "userid", "uid", "customerid", "visitorid"),
+    "item": ("item", "itemid", "iid", "movie", "movieid", "productid", "trackid", "songid", "bookid"),
+    "rating": ("rating", "score", "stars"),
+    "timestamp": ("timestamp", "time", "ts", "datetime", "date", "unixtime"),
+}
+DELIMITERS = ("\t", ",", ";", "|")
+DUPLICATES = ("error", "first", "last")
+MAX_RATING = 64.0  # the gain 2^label - 1 of a larger label leaves float32's exact range
+PARQUET_MAGIC = b"PAR1"
+
+
+@dataclasses.dataclass(frozen=True)
+class TableOptions:
+    """How to read a table; ``None`` fields are detected (see the module docstring)."""
+
+    user: str | None = None
+    item: str | None = None
+    rating: str | None = None
+    timestamp: str | None = None
+    delimiter: str | None = None
+    implicit: bool = False
+    duplicates: str = "error"
+
+
+def _normal(name: str) -> str:
+    return "".join(ch for ch in str(name).lower() if ch not in "_- ")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _text_table(path: Path, options: TableOptions) -> tuple[pd.DataFrame, int]:
+    """The file's fields as strings, and the line of its first data row."""
+    with open(path, "rb") as raw:
+        first = raw.readline()
+    try:
+        first_line = first.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: line 1 is not UTF-8 text ({err})") from None
+    delimiter = options.delimiter
+    if delimiter is None:
+        delimiter = next((d for d in DELIMITERS if d in first_line), None)
+        if delimiter is None:
+            raise DataError(
+                f"{path}: line 1: no delimiter (tab, comma, semicolon or |) in {first_line[:80]!r}; "
+                "give it with --delimiter"
+            )
+    fields = next(csv.reader([first_line], delimiter=delimiter))
+    given = {f: getattr(options, f) for f in FIELDS if getattr(options, f) is not None}
+    usual = {_normal(n) for names in USUAL_NAMES.values() for n in names}
+    header = any(_normal(x) in usual for x in fields) or any(x in given.values() for x in fields)
+    if not header and not all(_is_number(x) for x in fields[:2]) and not given:
+        raise DataError(
+            f"{path}: line 1: no user or item column among {fields[:8]}; name them with "
+            "--user_column and --item_column"
+        )
+    if not header and given:
+        raise DataError(
+            f"{path}: line 1 is data, not a header, so --{next(iter(given))}_column cannot name a column"
+        )
+    try:
+        with warnings.catch_warnings():
+            # a line with more fields than the header: pandas would drop them with a warning
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                path,
+                sep=delimiter,
+                header=0 if header else None,
+                index_col=False,
+                dtype=str,
+                keep_default_na=False,
+                na_filter=False,
+                engine="c",
+                encoding="utf-8",
+            )
+    except pd.errors.ParserWarning:
+        raise DataError(f"{path}: a line has more fields than line 1's {len(fields)}") from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text ({err})") from None
+    except pd.errors.ParserError as err:
+        raise DataError(f"{path}: {err}".replace("\n", " ")) from None
+    if not header:
+        if not 2 <= frame.shape[1] <= 4:
+            raise DataError(
+                f"{path}: line 1: a file without a header needs 2 to 4 columns (user, item[, rating"
+                f"[, timestamp]]), found {frame.shape[1]}"
+            )
+        frame.columns = list(FIELDS[: frame.shape[1]])
+    return frame, 2 if header else 1
+
+
+def _parquet_table(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path, engine="pyarrow")
+    except ImportError:
+        raise DataError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
+    except Exception as err:  # pyarrow raises its own errors for a damaged file
+        raise DataError(f"{path}: not a readable Parquet file ({err})") from None
+
+
+def _pick_columns(frame: pd.DataFrame, options: TableOptions, path: Path) -> dict[str, str]:
+    """``{field: column}`` for the fields the table has."""
+    found = {}
+    for field in FIELDS:
+        given = getattr(options, field)
+        if given is not None:
+            if given not in frame.columns:
+                raise DataError(
+                    f"{path}: --{field}_column {given!r} is not a column "
+                    f"(columns: {list(frame.columns)[:12]})"
+                )
+            found[field] = given
+            continue
+        matches = [c for c in frame.columns if _normal(c) in USUAL_NAMES[field]]
+        if len(matches) > 1:
+            raise DataError(
+                f"{path}: columns {matches} could each be the {field}; name one with --{field}_column"
+            )
+        if matches:
+            found[field] = matches[0]
+    for field in ("user", "item"):
+        if field not in found:
+            raise DataError(
+                f"{path}: no {field} column among {list(frame.columns)[:12]}; name it with --{field}_column"
+            )
+    return found
+
+
+def _ids(column: pd.Series, *, path: str, name: str, where) -> np.ndarray:
+    """Integer ids as int64, anything else as strings; empty ids are refused."""
+    missing = np.flatnonzero(column.isna().to_numpy())
+    if len(missing):
+        raise DataError(f"{path}: {where(missing[0])}: the {name} id is missing")
+    values = column.to_numpy()
+    if values.dtype.kind in "iu":
+        return values.astype(np.int64)
+    if values.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(values) | (values != np.round(values)))
+        if len(bad):
+            raise DataError(f"{path}: {where(bad[0])}: {name} id {values[bad[0]]!r} is not an integer")
+        return values.astype(np.int64)
+    text = column.astype(str)
+    empty = np.flatnonzero((text.str.len() == 0).to_numpy())
+    if len(empty):
+        raise DataError(f"{path}: {where(empty[0])}: the {name} id is empty")
+    if text.str.fullmatch(r"-?\d{1,18}").all():  # every id an integer written plainly
+        return text.astype(np.int64).to_numpy()
+    return text.to_numpy(dtype=str)
+
+
+def _numbers(column: pd.Series, *, path: str, name: str, where) -> np.ndarray:
+    values = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if len(bad):
+        raise DataError(
+            f"{path}: {where(bad[0])}: {name} {str(column.iloc[bad[0]])[:40]!r} is not a finite number"
+        )
+    return values
+
+
+def _times(column: pd.Series, *, path: str, where) -> np.ndarray:
+    """Unix seconds from integers, integral floats or ISO dates."""
+    values = pd.to_numeric(column, errors="coerce")
+    if values.notna().iloc[0]:  # numbers, from the first row: each must be one
+        values = values.to_numpy(np.float64)
+        bad = np.flatnonzero(~np.isfinite(values) | (values != np.round(values)) | (np.abs(values) >= 2**62))
+        if len(bad):
+            raise DataError(
+                f"{path}: {where(bad[0])}: timestamp {column.iloc[bad[0]]!r} is not an integer (unix seconds)"
+            )
+        return values.astype(np.int64)
+    dates = pd.to_datetime(column, errors="coerce", utc=True, format="ISO8601")
+    bad = np.flatnonzero(dates.isna().to_numpy())
+    if len(bad):
+        raise DataError(
+            f"{path}: {where(bad[0])}: timestamp {str(column.iloc[bad[0]])[:40]!r} is neither unix "
+            "seconds nor an ISO date"
+        )
+    return (dates - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy().astype(np.int64)
+
+
+def read_interactions(
+    path: str | Path, options: TableOptions = TableOptions(), *, expected: ExpectedCounts | None = None
+) -> Ratings:
+    """Read, check and index the interaction table at ``path`` (see the module docstring)."""
+    path = Path(path)
+    if options.duplicates not in DUPLICATES:
+        raise ValueError(f"duplicates must be one of {', '.join(DUPLICATES)}, got {options.duplicates!r}")
+    if not path.is_file():
+        raise DataError(f"{path}: no such file (expected a table of interactions: CSV, TSV or Parquet)")
+    with open(path, "rb") as raw:
+        magic = raw.read(4)
+    if not magic:
+        raise DataError(f"{path}: the file is empty (no interactions)")
+    if magic == PARQUET_MAGIC:
+        frame, first, unit = _parquet_table(path), 1, "row"
+    else:
+        frame, first = _text_table(path, options)
+        unit = "line"
+    return ratings_from_frame(
+        frame,
+        _pick_columns(frame, options, path),
+        path=str(path),
+        first=first,
+        unit=unit,
+        implicit=options.implicit,
+        duplicates=options.duplicates,
+        expected=expected,
+        source=f"table {path}",
+    )
+
+
+def ratings_from_frame(
+    frame: pd.DataFrame,
+    columns: dict[str, str],
+    *,
+    path: str,
+    first: int,
+    unit: str = "line",
+    implicit: bool = False,
+    duplicates: str = "error",
+    expected: ExpectedCounts | None = None,
+    source: str,
+) -> Ratings:
+    """Check and index a table's rows; ``columns`` maps ``FIELDS`` to the frame's columns
+    (user and item at least), ``first`` is the line (``unit``) of the frame's first row."""
+    if not len(frame):
+        raise DataError(f"{path}: no interactions (the table has a header only)")
+    lines = np.arange(first, first + len(frame))
+    where = lambda row: f"{unit} {lines[row]}"  # noqa: E731
+    user = _ids(frame[columns["user"]], path=path, name="user", where=where)
+    item = _ids(frame[columns["item"]], path=path, name="item", where=where)
+    implicit = implicit or "rating" not in columns
+    if implicit:
+        rating = np.ones(len(frame), np.float64)
+    else:
+        rating = _numbers(frame[columns["rating"]], path=path, name="rating", where=where)
+        bad = np.flatnonzero((rating <= 0) | (rating > MAX_RATING))
+        if len(bad):
+            raise DataError(
+                f"{path}: {where(bad[0])}: rating {rating[bad[0]]:g} is outside (0, {MAX_RATING:g}] "
+                "(0 labels a sampled negative; pass --implicit to read every row as a positive)"
+            )
+    times = _times(frame[columns["timestamp"]], path=path, where=where) if "timestamp" in columns else None
+    if duplicates != "error":
+        keys = pd.DataFrame({"u": user, "i": item, "t": times if times is not None else 0, "row": lines})
+        keys = keys.sort_values(["t", "row"], kind="stable")
+        kept = np.sort(keys.drop_duplicates(["u", "i"], keep=duplicates)["row"].to_numpy() - first)
+        if len(kept) < len(lines):
+            logger.info(
+                "{}: kept the {} of each repeated interaction: {} of {} rows",
+                path,
+                duplicates,
+                len(kept),
+                len(lines),
+            )
+        user, item, rating, lines = user[kept], item[kept], rating[kept], lines[kept]
+        times = None if times is None else times[kept]
+    unchecked = ExpectedCounts(rows=None, users=None, items=None)
+    return index_ratings(
+        user,
+        item,
+        rating,
+        times,
+        path=path,
+        expected=expected or unchecked,
+        source=source,
+        implicit=implicit,
+        lines=lines,
+    )

@@ -1,0 +1,172 @@
+"""Time and memory of a training epoch and a full-catalog evaluation at MovieLens' sizes.
+
+    python scripts/scale.py --sizes ml-100k,ml-1m,ml-20m [--model dot] [--out DIR]
+
+Each size runs in a process of its own, so that its peak resident memory is its own:
+
+* ``ml-100k``: the real ratings;
+* ``ml-1m``, ``ml-20m``: the real release when it is cached or in ``--data_dir`` (``--real``),
+  else ``ltr_common.synthetic`` ratings in its shape (users, rated items, ratings per user:
+  median and range) — 6,040 x 3,706 with about 1.0M ratings, 138,493 x 26,744 with about 20M.
+
+Measured, in that process: the data (made or read, then split), one training epoch (the
+first, compilation included), and the evaluation of every user's validation list against the
+whole catalog (``RetrieveTask.evaluate``: users scored in chunks, never a [users, items]
+array), and the peak resident memory (``getrusage``). ``--out`` gets ``scale.json`` and
+``scale.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SHAPES = {  # users, items, median / min / max ratings per user (the releases' own)
+    "ml-1m": (6_040, 3_706, 100, 20, 2_314),
+    "ml-20m": (138_493, 26_744, 88, 20, 9_254),
+}
+SIZES = ("ml-100k", *SHAPES)
+
+
+def _peak_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def measure(size: str, *, model: str, framework: str, real: bool, batch_size: int | None) -> dict:
+    """One size's numbers, in this process."""
+    from ltr_common.config import for_task
+    from ltr_common.data import load_ratings, split_ratings
+    from ltr_common.synthetic import synthetic_ratings
+    from ltr_common.tasks import make_task
+    from ltr_train import configure, make_backend
+
+    overrides = {"model": model, "epochs": 1}
+    if batch_size is not None:
+        overrides["batch_size"] = batch_size
+    if size == "ml-100k" or real:
+        overrides["dataset"] = size
+    config = for_task("retrieve", **overrides)
+    configure(framework, config)
+    started = time.perf_counter()
+    if size == "ml-100k" or real:
+        ratings, source = load_ratings(config), size
+    else:
+        users, items, median, low, high = SHAPES[size]
+        ratings = synthetic_ratings(
+            users, items, median_ratings=median, min_ratings=low, max_ratings=high, seed=0
+        )
+        source = f"synthetic, {size}'s shape"
+    split = split_ratings(ratings, config)
+    data_seconds, data_peak = time.perf_counter() - started, _peak_gib()
+    task = make_task(config, split)
+    trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
+    started = time.perf_counter()
+    steps = [trainer.train_step(batch, pairs) for batch, pairs in task.epoch_inputs(epoch=0)]
+    losses = trainer.metrics_to_host(steps)
+    epoch_seconds = time.perf_counter() - started
+    evaluations = []
+    for _ in range(2):  # the first compiles the scoring of a chunk; the second is warm
+        started = time.perf_counter()
+        result = task.evaluate(trainer, "validation")
+        evaluations.append(time.perf_counter() - started)
+    return {
+        "size": size,
+        "source": source,
+        "framework": framework,
+        "model": model,
+        "users": ratings.num_users,
+        "items": ratings.num_items,
+        "ratings": len(ratings),
+        "training lists": len(split.train),
+        "steps": len(steps),
+        "batch_size": config.batch_size,
+        "chunk users": len(task.chunks()[0]),
+        "data seconds": data_seconds,
+        "data peak GiB": data_peak,
+        "epoch seconds": epoch_seconds,
+        "last loss": losses[-1]["loss_total"],
+        "evaluation seconds (first)": evaluations[0],
+        "evaluation seconds (warm)": evaluations[1],
+        "validation ndcg@10": result["ndcg@10"],
+        "peak GiB": _peak_gib(),
+    }
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = [
+        "| size | data | users | items | ratings | epoch s (steps) | eval s first / warm | peak RSS GiB |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['size']} | {r['source']} | {r['users']:,} | {r['items']:,} | {r['ratings']:,} | "
+            f"{r['epoch seconds']:.1f} ({r['steps']:,}) | {r['evaluation seconds (first)']:.1f} / "
+            f"{r['evaluation seconds (warm)']:.1f} | {r['peak GiB']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default=",".join(SIZES), help=f"comma-separated, of {', '.join(SIZES)}")
+    parser.add_argument("--model", default="dot", choices=("dot", "mlp", "sequence"))
+    parser.add_argument("--framework", default="jax", choices=("jax", "torch"))
+    parser.add_argument("--batch_size", type=int, default=None, help="default: the model's")
+    parser.add_argument("--real", action="store_true", help="the real ml-1m / ml-20m (cached or fetched)")
+    parser.add_argument("--out", type=Path, default=None, help="folder for scale.json and scale.md")
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # a child process's size
+    args = parser.parse_args(argv)
+    options = dict(model=args.model, framework=args.framework, real=args.real, batch_size=args.batch_size)
+    if args.one is not None:
+        print(json.dumps(measure(args.one, **options)))
+        return 0
+    sizes = [s for s in args.sizes.split(",") if s]
+    unknown = sorted(set(sizes) - set(SIZES))
+    if unknown:
+        parser.error(f"--sizes: unknown {unknown}; known: {', '.join(SIZES)}")
+    rows = []
+    for size in sizes:
+        command = [
+            sys.executable,
+            __file__,
+            "--one",
+            size,
+            "--model",
+            args.model,
+            "--framework",
+            args.framework,
+        ]
+        command += ["--real"] * args.real + (
+            ["--batch_size", str(args.batch_size)] if args.batch_size else []
+        )
+        done = subprocess.run(command, capture_output=True, text=True, check=False, env=os.environ)
+        if done.returncode != 0:
+            print(
+                f"scale.py: {size} failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}",
+                file=sys.stderr,
+            )
+            return 1
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), flush=True)
+    table = format_table(rows)
+    print(table)
+    if args.out is not None:
+        from ltr_common.files import atomic_write_text, write_json
+
+        write_json(args.out / "scale.json", rows)
+        atomic_write_text(args.out / "scale.md", table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

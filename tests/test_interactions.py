@@ -1,0 +1,238 @@
+"""Your own interaction tables (``ltr_common.interactions``): formats, columns, ids, implicit
+feedback, data without times, and every way a table can be wrong, named by its line."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ltr_common import ConfigError, DataError, TrainConfig, temporal_split
+from ltr_common.data import load_ratings, split_ratings
+from ltr_common.interactions import TableOptions, read_interactions
+from ltr_common.movielens import format_udata, read_udata
+from tests._small import small_data
+
+
+def _table(ratings) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "userId": ratings.user_raw_ids[ratings.users],
+            "movieId": ratings.item_raw_ids[ratings.items],
+            "rating": ratings.ratings.astype(int),
+            "timestamp": ratings.timestamps,
+        }
+    )
+
+
+def _same_split(a, b) -> None:
+    for part in ("train", "validation", "test", "older"):
+        x, y = getattr(a, part), getattr(b, part)
+        for field in ("users", "offsets", "items", "labels", "timestamps", "rows"):
+            np.testing.assert_array_equal(getattr(x, field), getattr(y, field), err_msg=f"{part}.{field}")
+
+
+def test_movielens_as_a_header_csv_gives_the_built_in_loaders_split(tmp_path, movielens):
+    path = tmp_path / "ml.csv"
+    _table(movielens).to_csv(path, index=False)
+    table = read_interactions(path)
+    for field in ("users", "items", "ratings", "timestamps", "user_raw_ids", "item_raw_ids"):
+        np.testing.assert_array_equal(getattr(table, field), getattr(movielens, field), err_msg=field)
+    assert not table.implicit and table.timed
+    _same_split(temporal_split(table), temporal_split(movielens))
+
+
+@pytest.mark.parametrize("delimiter", ["\t", ",", ";", "|"])
+def test_the_delimiter_and_usual_names_are_found(tmp_path, delimiter):
+    ratings, _ = small_data()
+    frame = _table(ratings).rename(columns={"userId": "User ID", "movieId": "item_id", "timestamp": "time"})
+    path = tmp_path / "t.txt"
+    frame.to_csv(path, sep=delimiter, index=False)
+    table = read_interactions(path)
+    np.testing.assert_array_equal(table.items, ratings.items)
+    np.testing.assert_array_equal(table.timestamps, ratings.timestamps)
+
+
+def test_a_file_without_a_header_is_read_by_position(tmp_path):
+    ratings, _ = small_data()
+    rows = np.stack([ratings.user_raw_ids[ratings.users], ratings.item_raw_ids[ratings.items],
+                     ratings.ratings.astype(int), ratings.timestamps], 1)  # fmt: skip
+    (tmp_path / "u.tsv").write_text(format_udata(rows))
+    table = read_interactions(tmp_path / "u.tsv")
+    np.testing.assert_array_equal(table.ratings, ratings.ratings)
+    (tmp_path / "pairs.csv").write_text("".join(f"{u},{i}\n" for u, i in rows[:, :2].tolist()))
+    pairs = read_interactions(tmp_path / "pairs.csv")
+    assert pairs.implicit and not pairs.timed and (pairs.ratings == 1).all()
+
+
+def test_columns_named_by_flags_and_string_ids(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "who,what,stars,when,other\nalice,x1,4.5,2020-01-02,a\nbob,x2,1,2020-01-01,b\nalice,7,2,2020-01-03T10:00:00,c\n"
+    )
+    options = TableOptions(user="who", item="what", rating="stars", timestamp="when")
+    table = read_interactions(path, options)
+    assert table.user_raw_ids.tolist() == ["alice", "bob"] and table.item_raw_ids.tolist() == [
+        "7",
+        "x1",
+        "x2",
+    ]
+    np.testing.assert_array_equal(table.ratings, [4.5, 1, 2])
+    assert table.timestamps[0] == pd.Timestamp("2020-01-02", tz="UTC").timestamp()
+    with pytest.raises(DataError, match=r"--item_column 'item' is not a column"):
+        read_interactions(path, TableOptions(user="who", item="item"))
+
+
+def test_a_parquet_table_with_implicit_feedback(tmp_path):
+    ratings, _ = small_data()
+    frame = _table(ratings).drop(columns=["rating"])
+    frame["userId"] = "u" + frame["userId"].astype(str)
+    frame.to_parquet(tmp_path / "t.parquet")
+    table = read_interactions(tmp_path / "t.parquet")
+    assert table.implicit and (table.ratings == 1).all() and table.user_raw_ids[0] == "u1"
+    np.testing.assert_array_equal(table.timestamps, ratings.timestamps)
+
+
+def test_implicit_data_is_refused_by_rerank_with_one_line(tmp_path):
+    ratings, _ = small_data()
+    _table(ratings).drop(columns=["rating"]).to_parquet(tmp_path / "t.parquet")
+    config = TrainConfig(data=str(tmp_path / "t.parquet"), task="rerank", model="dot")
+    with pytest.raises(ConfigError, match=r"^--task rerank: table .* has no ratings \(implicit feedback\)"):
+        load_ratings(config)
+    with pytest.raises(ConfigError, match="--implicit: expected false with --task rerank"):
+        TrainConfig(task="rerank", implicit=True)
+    explicit = load_ratings(TrainConfig(implicit=True))  # MovieLens read as implicit feedback
+    assert explicit.implicit and (explicit.ratings == 1).all()
+
+
+def test_without_times_the_split_holds_out_random_ratings_the_same_every_run(tmp_path):
+    ratings, _ = small_data()
+    _table(ratings).drop(columns=["timestamp"]).to_csv(tmp_path / "t.csv", index=False)
+    config = TrainConfig(data=str(tmp_path / "t.csv"), model="dot")
+    table = load_ratings(config)
+    assert not table.timed
+    split, again = split_ratings(table, config), split_ratings(load_ratings(config), config)
+    _same_split(split, again)
+    assert (split.test.lengths == 10).all() and (split.validation.lengths == 10).all()
+    # Not the newest: the held-out ratings are spread over each user's time order.
+    timed = temporal_split(ratings)
+    newest = set(zip(np.repeat(timed.test.users, 10).tolist(), timed.test.items.tolist(), strict=True))
+    held = set(zip(np.repeat(split.test.users, 10).tolist(), split.test.items.tolist(), strict=True))
+    assert len(newest & held) < len(held) / 2
+
+
+GOOD = "user,item,rating,timestamp\n1,10,4,100\n1,11,3,101\n2,10,5,102\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "the file is empty"),
+        ("user,item,rating,timestamp\n", "no interactions"),
+        (GOOD + "2,11,abc,103\n", "line 5: rating 'abc' is not a finite number"),
+        (GOOD + "2,11,,103\n", "line 5: rating '' is not a finite number"),
+        (GOOD + "2,11,0,103\n", r"line 5: rating 0 is outside \(0, 64\]"),
+        (GOOD + "2,11,65,103\n", r"line 5: rating 65 is outside \(0, 64\]"),
+        (GOOD + "2,11,inf,103\n", "line 5: rating 'inf' is not a finite number"),
+        (GOOD + ",11,4,103\n", "line 5: the user id is empty"),
+        (
+            GOOD + "2,11,4,yesterday\n",
+            "line 5: timestamp 'yesterday' is not an integer",
+        ),
+        (GOOD + "2,11,4,103.5\n", "line 5: timestamp '103.5' is not an integer"),
+        (GOOD + "1,10,2,200\n", "lines 2 and 5: user 1 rated item 10 twice"),
+        (GOOD + "2,11,4\n", "line 5: timestamp '' is not an integer"),  # a short line: padded, refused
+        ("a,b,c\nx,y,z\n", r"line 1: no user or item column among \['a', 'b', 'c'\]"),
+        ("user,item,user_id\n1,2,3\n", r"columns \['user', 'user_id'\] could each be the user"),
+        ("1 2 3\n", "line 1: no delimiter"),
+        ("user,item\n1,2,3\n", "a line has more fields than line 1's 2"),
+        ("user,item\n1,2\n1,2,3\n", "Expected 2 fields in line 3, saw 3"),
+        (
+            "time,user,item\n2020-01-01,1,2\n2020-13-01,1,3\n",
+            "line 3: timestamp '2020-13-01' is neither unix seconds nor an ISO date",
+        ),
+    ],
+)
+def test_bad_tables_are_named_by_file_and_line(tmp_path, text, message):
+    path = tmp_path / "t.csv"
+    path.write_text(text)
+    with pytest.raises(DataError, match=message) as err:
+        read_interactions(path)
+    assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
+
+
+def test_a_bad_parquet_file_and_a_bad_parquet_row(tmp_path):
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1" + b"\0" * 20)
+    with pytest.raises(DataError, match="not a readable Parquet file"):
+        read_interactions(tmp_path / "bad.parquet")
+    pd.DataFrame({"user": [1, None], "item": [2, 3]}).to_parquet(tmp_path / "t.parquet")
+    with pytest.raises(DataError, match="row 2: the user id is missing"):
+        read_interactions(tmp_path / "t.parquet")
+
+
+def test_repeated_interactions_keep_the_first_or_last_when_asked(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("user,item,rating,timestamp\n1,10,4,100\n1,11,3,101\n1,10,2,50\n2,10,5,102\n")
+    first = read_interactions(path, TableOptions(duplicates="first"))
+    last = read_interactions(path, TableOptions(duplicates="last"))
+    np.testing.assert_array_equal(first.ratings, [3, 2, 5])  # (1, 10) at time 50 is the first
+    np.testing.assert_array_equal(last.ratings, [4, 3, 5])
+    with pytest.raises(DataError, match="lines 2 and 4: user 1 rated item 10 twice"):
+        read_interactions(path)
+
+
+def test_data_flags_need_data_and_one_source():
+    with pytest.raises(ConfigError, match="--user_column: expected a value only with --data"):
+        TrainConfig(user_column="u")
+    with pytest.raises(ConfigError, match="--dataset: expected no data set with --data"):
+        TrainConfig(data="x.csv", dataset="ml-1m")
+    assert dataclasses.replace(TrainConfig(), dataset="ml-1m").dataset == "ml-1m"
+
+
+def test_the_u_data_reader_and_the_table_reader_agree_on_u_data(tmp_path):
+    ratings, _ = small_data()
+    rows = np.stack([ratings.user_raw_ids[ratings.users], ratings.item_raw_ids[ratings.items],
+                     ratings.ratings.astype(int), ratings.timestamps], 1)  # fmt: skip
+    (tmp_path / "u.data").write_text(format_udata(rows))
+    unchecked = dataclasses.replace(
+        read_udata.__kwdefaults__["expected"], rows=None, users=None, items=None, sha256=None
+    )
+    a, b = read_udata(tmp_path / "u.data", expected=unchecked), read_interactions(tmp_path / "u.data")
+    for field in ("users", "items", "ratings", "timestamps"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+
+
+def test_every_script_runs_on_a_table_of_your_own(tmp_path, capsys):
+    """train.py --data on a CSV with string user ids, then recommend, export, baselines (on the
+    run's own data) and, for a rerank run of the same table, analyse_run."""
+    from tests._scripts import load_script
+
+    ratings, _ = small_data()
+    frame = _table(ratings)
+    frame["userId"] = "user-" + frame["userId"].astype(str)
+    frame.to_csv(tmp_path / "mine.csv", index=False)
+    tiny = ["--model", "dot", "--embedding_dim", "8", "--epochs", "1", "--batch_size", "128", "--no-progress"]
+    retrieve, rerank = tmp_path / "retrieve", tmp_path / "rerank"
+    data = ["--data", str(tmp_path / "mine.csv")]
+    assert load_script("train").main([*data, *tiny, "--negatives", "20", "--run-dir", str(retrieve)]) == 0
+    assert load_script("train").main([*data, *tiny, "--task", "rerank", "--run-dir", str(rerank)]) == 0
+    capsys.readouterr()
+    assert load_script("recommend").main([str(retrieve), "--user", "user-7", "--k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        out.startswith("top 3 unrated items, by score:\n   1. item ") and "rated highest in training" in out
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        load_script("recommend").main([str(retrieve), "--user", "7"])
+    assert exit_info.value.code == 2
+    assert "--user: no user with raw id '7' (the 300 ids run from 'user-1' to" in capsys.readouterr().err
+    exported = np.load(load_script("export_embeddings").export(retrieve, tmp_path / "out"))
+    assert exported["user_raw_ids"][0] == "user-1" and len(exported["item_raw_ids"]) == ratings.num_items
+    baselines = load_script("baselines")
+    assert (
+        baselines.main(["--task", "retrieve", "--run", f"dot={retrieve}", "--baselines", "popularity"]) == 0
+    )
+    assert "| dot |" in capsys.readouterr().out
+    assert load_script("analyse_run").main([str(rerank)]) == 0
