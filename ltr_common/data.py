@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import numpy as np
 
@@ -76,3 +77,23 @@ def split_ratings(ratings: Ratings, config: TrainConfig, *, refit: bool | None =
         validation_size=0 if refit else config.validation_size,
         max_list_size=config.max_list_size,
     )
+
+
+def fingerprint(ratings: Ratings) -> dict:
+    """What a run records of its data (``data.json``): the source, the counts, and a SHA-256
+    of the indexed ratings (ids, ratings, times, raw ids), so that a script reading the run's
+    data later knows it is the same."""
+    digest = hashlib.sha256()
+    for array in (ratings.users, ratings.items, ratings.ratings, ratings.timestamps):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    for raw in (ratings.user_raw_ids, ratings.item_raw_ids):
+        digest.update("\x1f".join(map(str, raw.tolist())).encode())
+    return {
+        "source": ratings.source,
+        "ratings": len(ratings),
+        "users": ratings.num_users,
+        "items": ratings.num_items,
+        "implicit": ratings.implicit,
+        "timed": ratings.timed,
+        "sha256": digest.hexdigest(),
+    }

@@ -7,7 +7,14 @@ below it never imports a framework.
 """
 
 from ltr_train.backends import FRAMEWORKS, configure, make_backend
-from ltr_train.run import default_run_dir, format_table, load_run_config, run, summary_writer_class
+from ltr_train.run import (
+    default_run_dir,
+    format_table,
+    load_run_config,
+    load_run_data,
+    run,
+    summary_writer_class,
+)
 
 __all__ = [
     "FRAMEWORKS",
@@ -15,6 +22,7 @@ __all__ = [
     "default_run_dir",
     "format_table",
     "load_run_config",
+    "load_run_data",
     "make_backend",
     "run",
     "summary_writer_class",

@@ -138,8 +138,11 @@ def check_run(run_dir: Path, task_name: str, refit: bool) -> tuple[str, TrainCon
 
 def load_model(run_dir: Path, task_name: str, refit: bool):
     """The best checkpoint of ``run_dir``, checked to be a run of ``task_name``."""
+    from ltr_train.run import check_run_data
+
     framework, config = check_run(run_dir, task_name, refit)
     ratings, _ = load_split(config)
+    check_run_data(run_dir, ratings)
     backend = make_backend(framework, config, ratings.num_users, ratings.num_items)
     backend.restore(run_dir / "checkpoint_best")
     return backend

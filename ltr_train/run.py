@@ -17,12 +17,12 @@ from loguru import logger
 from tqdm import tqdm
 
 from ltr_common.config import SELECTION_METRIC, ConfigError, TrainConfig, load_config_file
-from ltr_common.data import load_split
+from ltr_common.data import fingerprint, load_split
 from ltr_common.evaluation import metric_order
 from ltr_common.files import restore_with_fallback, write_json
 from ltr_common.lists import Split
 from ltr_common.loop import train
-from ltr_common.movielens import Ratings
+from ltr_common.movielens import DataError, Ratings
 from ltr_common.stats import format_difference
 from ltr_common.tasks import make_task
 from ltr_train.backends import FRAMEWORKS, framework_package, make_backend
@@ -84,6 +84,38 @@ def check_new_run_dir(run_dir: Path, framework: str, config: TrainConfig) -> Non
             f"--run-dir: {run_dir} holds a run already ({', '.join(found)}); choose another "
             f"folder, or continue that run with --resume {run_dir}"
         )
+
+
+DATA_RECORD = "data.json"
+
+
+def check_run_data(run_dir: Path, ratings: Ratings) -> None:
+    """Refuse ``ratings`` that are not what the run in ``run_dir`` was trained on (its
+    ``data.json``: counts and content hash); a run without the record is taken as it is."""
+    path = Path(run_dir) / DATA_RECORD
+    if not path.is_file():
+        return
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: unreadable ({err})") from None
+    now = fingerprint(ratings)
+    changed = [
+        k for k in ("ratings", "users", "items", "implicit", "timed", "sha256") if saved.get(k) != now[k]
+    ]
+    if changed:
+        raise DataError(
+            f"{path}: the run was trained on other data than {now['source']} holds now "
+            f"({', '.join(f'{k}: {saved.get(k)!r} then, {now[k]!r} now' for k in changed[:2])})"
+        )
+
+
+def load_run_data(run_dir: Path, config: TrainConfig, *, refit: bool | None = None) -> tuple[Ratings, Split]:
+    """The ratings and split of the run in ``run_dir`` (``config``: its saved config), checked
+    to be the data it was trained on (``check_run_data``)."""
+    ratings, split = load_split(config, refit=refit)
+    check_run_data(run_dir, ratings)
+    return ratings, split
 
 
 def load_run_config(run_dir: Path) -> tuple[str, TrainConfig]:
@@ -148,6 +180,8 @@ def run(
     if not resume:
         check_new_run_dir(run_dir, framework, config)
     ratings, split = data if data is not None else load_split(config)
+    if resume:
+        check_run_data(run_dir, ratings)
     task = make_task(config, split)
     trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -155,6 +189,7 @@ def run(
     try:
         # Rewritten on resume too: ``--epochs`` may have been raised (scripts/train.py).
         write_json(run_dir / "config.json", run_config_data(framework, config))
+        write_json(run_dir / DATA_RECORD, fingerprint(ratings))
         logger.info("ratings from {}: {}; lists:\n{}", ratings.source, len(ratings), split.summary())
         logger.info("{} trainer on {}; run directory {}", framework, trainer.devices(), run_dir)
         SummaryWriter = summary_writer_class()

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ltr_common import ConfigError, iterate_batches, load_split
+from ltr_common import ConfigError, iterate_batches
 from ltr_common.baselines import popularity
 from ltr_common.tasks import make_task
-from ltr_train import load_run_config, make_backend
+from ltr_train import load_run_config, load_run_data, make_backend
 from ltr_train.backends import framework_package
 from ltr_train.cli import USER_ERRORS, error_exit
 from ltr_train.compare import fit_baselines
@@ -38,7 +38,7 @@ def analyse(run_dir: Path, metric: str = "ndcg@10") -> dict[str, list[dict]]:
             f"{run_dir} is a --task {config.task}{' --refit' if config.refit else ''} run; this analysis "
             "is of --task rerank runs with validation lists"
         )
-    ratings, split = load_split(config)
+    ratings, split = load_run_data(run_dir, config)
     task = make_task(config, split)
     trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
     trainer.restore(Path(run_dir) / "checkpoint_best")

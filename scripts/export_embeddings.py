@@ -24,10 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ltr_common import load_split
 from ltr_common.files import atomic_write_bytes, atomic_write_text
 from ltr_common.lists import concatenate_by_user
-from ltr_train import load_run_config, make_backend
+from ltr_train import load_run_config, load_run_data, make_backend
 from ltr_train.cli import USER_ERRORS, error_exit
 
 
@@ -35,7 +34,7 @@ def export(run_dir: Path, out_dir: Path | None = None) -> Path:
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir
     framework, config = load_run_config(run_dir)
-    ratings, split = load_split(config)
+    ratings, split = load_run_data(run_dir, config)
     trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
     trainer.restore(run_dir / "checkpoint_best")
     weights = trainer.weights()

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ltr_common import ConfigError, load_split
+from ltr_common import ConfigError
 from ltr_common.data import load_movies_for
 from ltr_common.movielens import Movies
-from ltr_train import load_run_config, make_backend
+from ltr_train import load_run_config, load_run_data, make_backend
 from ltr_train.cli import USER_ERRORS, error_exit
 
 
@@ -46,7 +46,7 @@ def recommend(run_dir: Path, raw_user, k: int = 10) -> tuple[list[tuple], list[t
     """``(recommended, rated)``: the top ``k`` unrated raw item ids with their scores, and the
     user's training ratings, highest first, as ``(raw item id, rating)``."""
     framework, config = load_run_config(run_dir)
-    ratings, split = load_split(config)
+    ratings, split = load_run_data(run_dir, config)
     user = find_user(ratings.user_raw_ids, str(raw_user))
     backend = make_backend(framework, config, ratings.num_users, ratings.num_items)
     backend.restore(Path(run_dir) / "checkpoint_best")

@@ -236,3 +236,11 @@ def test_every_script_runs_on_a_table_of_your_own(tmp_path, capsys):
     )
     assert "| dot |" in capsys.readouterr().out
     assert load_script("analyse_run").main([str(rerank)]) == 0
+    # The run recorded its data (data.json): a table changed since is refused, not read silently.
+    frame.loc[0, "rating"] = 1 if frame.loc[0, "rating"] != 1 else 2
+    frame.to_csv(tmp_path / "mine.csv", index=False)
+    capsys.readouterr()
+    assert load_script("recommend").main([str(retrieve), "--user", "user-7"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "data.json: the run was trained on other data than table" in err and "sha256" in err
+    assert len(err.splitlines()) == 1
