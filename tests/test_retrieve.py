@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from ltr_common import ConfigError, TrainConfig
-from ltr_common.tasks import RetrieveTask
-from ltr_common.tasks.retrieve import dense_mask
+from ltr_common.lists import Lists
+from ltr_common.tasks import RetrieveTask, retrieve
+from ltr_common.tasks.retrieve import UserItems, dense_mask
 from tests._small import SMALL, small_data
 
 CONFIG = dataclasses.replace(SMALL, task="retrieve", negatives=20)
@@ -57,7 +58,10 @@ def test_relevant_are_the_parts_items_and_liked_the_high_ratings(task):
     }
 
 
-def test_negatives_are_unrated_distinct_and_the_same_for_the_same_batch(task):
+@pytest.mark.parametrize("draw", ["dense keys", "per user"])
+def test_negatives_are_unrated_distinct_and_the_same_for_the_same_batch(task, draw, monkeypatch):
+    if draw == "per user":  # the large catalogs' sampler (UserItems.sample_unrated)
+        monkeypatch.setattr(retrieve, "DENSE_DRAW_MAX_ITEMS", 0)
     known = rated_before(task.split, "validation")
     seen_counts = np.zeros(task.num_items)
     for epoch in range(2):
@@ -79,6 +83,41 @@ def test_negatives_are_unrated_distinct_and_the_same_for_the_same_batch(task):
     resumed = [b.item_ids for b, _ in task.epoch_inputs(epoch=0, start_batch=2)]
     assert all((a == b).all() for a, b in zip(first[2:], resumed, strict=True))
     assert (seen_counts > 0).mean() > 0.9  # uniform over the catalog, not a few favourites
+
+
+def test_unrated_items_are_drawn_uniformly_without_repeats():
+    # user 0 rated items 2 and 3, user 1 nothing, user 2 items 0..6 of 10; -1 is a padding row
+    items = np.array([3, 2, 6, 5, 4, 3, 2, 1, 0], np.int32)
+    n = len(items)
+    lists = Lists(
+        np.array([0, 2], np.int32),
+        np.array([0, 2, n]),
+        items,
+        np.ones(n, np.float32),
+        np.zeros(n),
+        np.arange(n),
+    )
+    sets = UserItems(lists, num_users=3)
+    rng = np.random.default_rng(0)
+    users = np.repeat([0, 1, 2, -1], 50)
+    draws = 400
+    counts = np.zeros((4, 10))
+    for _ in range(draws):
+        chosen = sets.sample_unrated(users, 3, 10, rng)
+        assert chosen.shape == (200, 3)
+        assert all(len(set(row)) == 3 for row in chosen.tolist())  # no item twice in a list
+        for k in range(4):
+            np.add.at(counts[k], chosen[50 * k : 50 * (k + 1)].ravel(), 1)
+    trials = 50 * draws
+    # Each of user 0's 8 unrated items is in 3/8 of the draws, every item in 3/10 for user 1
+    # and the padding row, and user 2 has exactly items 7, 8, 9 left. The frequencies are
+    # binomial: 6 standard deviations (about 0.021) is a bound a uniform sampler misses with
+    # probability below 1e-8.
+    expected = np.array([[3 / 8] * 2 + [0, 0] + [3 / 8] * 6, [3 / 10] * 10, [0] * 7 + [1] * 3, [3 / 10] * 10])
+    bound = 6 * np.sqrt(expected * (1 - expected) / trials)
+    assert (np.abs(counts / trials - expected) <= bound).all()
+    with pytest.raises(ValueError, match="fewer than 4 unrated items of 10"):
+        sets.sample_unrated(np.array([2]), 4, 10, rng)
 
 
 def test_too_many_negatives_names_the_flag():

@@ -47,6 +47,11 @@ from ltr_common.tasks.base import (
 LIKED = 4.0  # the rating from which a held-out item counts in the liked/ report
 HISTORIES = ("all", "train")  # what a history-reading scorer is shown (``RetrieveTask.history``)
 CATALOG_ENTRIES = 1 << 24  # users x items scored at once: 64 MB of float32 scores
+# Negatives of catalogs up to this size are drawn from a dense [batch, items] array of keys
+# (ML-100K, ML-1M: the draws all runs so far were made with); larger catalogs draw per
+# user from the unrated items (``UserItems.sample_unrated``), O(negatives) per list instead
+# of O(items). Both are uniform over the sets of distinct unrated items.
+DENSE_DRAW_MAX_ITEMS = 4096
 
 
 class UserItems:
@@ -61,6 +66,44 @@ class UserItems:
         self.counts = np.bincount(users, minlength=num_users).astype(np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.counts)])
         self.items = items[order]
+        # item - (its place among the user's items) + user * 2^31 (above any item index): one
+        # non-decreasing array in which the j-th unrated item of any user is found by bisection
+        starts = np.repeat(self.offsets[:-1], self.counts)
+        self._unrated_steps = self.items.astype(np.int64) - (np.arange(len(self.items)) - starts)
+        self._unrated_steps += np.repeat(np.arange(num_users, dtype=np.int64), self.counts) << 31
+
+    def sample_unrated(self, users: np.ndarray, count: int, num_items: int, rng: np.random.Generator):
+        """[len(users), count] int64: for each user, ``count`` distinct items in ``0 ..
+        num_items - 1`` that are not the user's, uniformly over such sets (``users`` -1:
+        any items). Each user must have ``count`` unrated items.
+
+        Draws ``count`` places among the user's unrated items and redraws repeated places
+        until none repeats (sequential sampling without replacement: every set of distinct
+        places is equally likely), then maps the j-th unrated place to its item, ``j`` plus
+        the number of the user's items ``i`` with ``i - (i's place) <= j``. Work and memory
+        grow with ``count`` per user, not with the catalog.
+        """
+        users = np.asarray(users, np.int64)
+        real = users >= 0
+        rated = np.where(real, self.counts[np.maximum(users, 0)], 0)
+        free = (num_items - rated)[:, None]
+        if (free < count).any():
+            raise ValueError(f"a user has fewer than {count} unrated items of {num_items}")
+        places = np.minimum((rng.random((len(users), count)) * free).astype(np.int64), free - 1)
+        rows = np.arange(len(users))[:, None]
+        while True:
+            order = np.argsort(places, axis=1, kind="stable")  # equal places: first drawn first
+            ordered = places[rows, order]
+            repeated = np.zeros(places.shape, bool)
+            repeated[rows, order[:, 1:]] = ordered[:, 1:] == ordered[:, :-1]
+            if not repeated.any():
+                break
+            fresh = np.minimum((rng.random(places.shape) * free).astype(np.int64), free - 1)
+            places = np.where(repeated, fresh, places)
+        base = np.where(real, users, 0)[:, None] << 31
+        before = np.searchsorted(self._unrated_steps, base + places, side="right")
+        before -= np.where(real, self.offsets[np.maximum(users, 0)], len(self._unrated_steps))[:, None]
+        return places + np.where(real[:, None], before, 0)
 
     def dense(self, users: np.ndarray, num_items: int) -> np.ndarray:
         """[len(users), num_items] bool: True at each item of each of ``users``."""
@@ -84,6 +127,7 @@ class RetrieveTask:
         self.config, self.split = config, split
         self.num_users, self.num_items = split.num_users, split.num_items
         self._sets: dict[str, tuple[UserItems, UserItems, UserItems]] = {}
+        self._histories: dict[str, Lists] = {}
         # the liked/ report where the data grades anything "liked" (not implicit feedback)
         graded = any((p.labels >= LIKED).any() for p in (split.train, split.test))
         self.reports = ("", "liked/") if graded else ("",)
@@ -110,12 +154,14 @@ class RetrieveTask:
     def _sequence_lists(self) -> Lists:
         """Every user's training ratings in time order, those with a next item to learn."""
         if not hasattr(self, "_sequences"):
-            self._sequences = trainable(self.split.history("validation"))
+            self._sequences = trainable(self.history("validation"))
         return self._sequences
 
     def sample_negatives(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """[B, negatives] distinct items each user (index, -1 for none) had not rated: uniform."""
         count = self.config.negatives
+        if self.num_items > DENSE_DRAW_MAX_ITEMS:
+            return self.known.sample_unrated(users, count, self.num_items, rng).astype(np.int32)
         keys = rng.random((len(users), self.num_items), dtype=np.float32)
         rated = self.known.dense(np.maximum(users, 0), self.num_items) & (users >= 0)[:, None]
         keys[rated] = 2.0  # above every draw: never chosen
@@ -152,7 +198,7 @@ class RetrieveTask:
             self._sets[part] = (
                 UserItems(target, self.num_users),
                 UserItems(target, self.num_users, keep=target.labels >= LIKED),
-                UserItems(self.split.history(part), self.num_users),
+                UserItems(self.history(part), self.num_users),
             )
         return self._sets[part]
 
@@ -175,7 +221,10 @@ class RetrieveTask:
         the "train"ing ones only (for test: not the validation ratings)."""
         if seen not in HISTORIES:
             raise ValueError(f"history must be one of {', '.join(HISTORIES)}, got {seen!r}")
-        return self.split.history("validation" if seen == "train" else part)
+        before = "validation" if seen == "train" else part
+        if before not in self._histories:  # made once: every evaluation of a part shows the same
+            self._histories[before] = self.split.history(before)
+        return self._histories[before]
 
     def per_list(self, scorer: Scorer, part: str, *, history: str = "all") -> dict[str, np.ndarray]:
         shown = self.history(part, history)
