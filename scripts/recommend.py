@@ -1,17 +1,27 @@
-"""A user's top items from a trained run, beside the items they rated highest in training.
+"""Top items for users of a trained run, beside the items each rated highest in training.
 
-    python scripts/recommend.py RUN_DIR --user RAW_ID [--k 10]
+    python scripts/recommend.py RUN_DIR --user RAW_ID [RAW_ID ...] [--k 10] [--out recs.csv]
+    python scripts/recommend.py RUN_DIR --all --out recs.csv [--k 10]
 
-Scores the whole catalog with the run's best checkpoint (JAX or PyTorch, either task) and
-prints the ``k`` best items the user had not rated by the end of the training period next to
-the user's highest-rated training items. The data is the run's own (its ``config.json``): a
-MovieLens release lists titles, years and genres (from its movies file, fetched and cached
-as the ratings are); a ``--data`` table lists the raw item ids.
+Loads the run's best checkpoint once (JAX or PyTorch, either task), then scores the whole
+catalog for the users a chunk at a time, and keeps the ``k`` best items each had not rated
+by the end of the training period. The data is the run's own (its ``config.json``, checked
+against its ``data.json``): a MovieLens release gives titles, years and genres; a ``--data``
+table gives raw item ids.
+
+Printed per user: the top ``k`` with their scores and the user's highest-rated training
+items. A cold user — no ratings in training — is marked so: the model never learned
+anything about them (a dot or MLP user vector is its initial value; the sequence model reads
+an empty history), so their list is the model's guess for anyone. ``--out FILE.csv`` writes
+``user, rank, item, score, cold`` (and ``title`` where the data has titles) for every listed
+user instead, written whole or not at all; ``--all`` lists every user of the data.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import sys
 from pathlib import Path
 
@@ -19,7 +29,9 @@ import numpy as np
 
 from ltr_common import ConfigError
 from ltr_common.data import load_movies_for
+from ltr_common.files import atomic_write_text
 from ltr_common.movielens import Movies
+from ltr_common.tasks.retrieve import CATALOG_ENTRIES, UserItems
 from ltr_train import load_run_config, load_run_data, make_backend
 from ltr_train.cli import USER_ERRORS, error_exit
 
@@ -42,37 +54,106 @@ def find_user(raw_ids: np.ndarray, raw_user: str) -> int:
     return index
 
 
+class Recommender:
+    """A run's best model with its data, loaded once, for any number of users."""
+
+    def __init__(self, run_dir: Path):
+        framework, config = load_run_config(run_dir)
+        self.ratings, split = load_run_data(run_dir, config)
+        self.backend = make_backend(framework, config, self.ratings.num_users, self.ratings.num_items)
+        self.backend.restore(Path(run_dir) / "checkpoint_best")
+        self.known = split.history("validation")  # everything rated by the end of training
+        self.rated_sets = UserItems(self.known, self.ratings.num_users)
+        self.num_items = self.ratings.num_items
+
+    def users(self, raw_users) -> np.ndarray:
+        return np.array([find_user(self.ratings.user_raw_ids, str(u)) for u in raw_users], np.int32)
+
+    def cold(self, users: np.ndarray) -> np.ndarray:
+        """Whether each user has no training ratings."""
+        return self.rated_sets.counts[users] == 0
+
+    def top(self, users: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(items, scores)`` [len(users), k]: each user's ``k`` best unrated item indices,
+        best first (-1 and -inf past the user's unrated items), scored ``CATALOG_ENTRIES //
+        items`` users at a time."""
+        size = max(1, CATALOG_ENTRIES // self.num_items)
+        width = min(k, self.num_items)
+        items = np.full((len(users), k), -1, np.int64)
+        scores = np.full((len(users), k), -np.inf, np.float32)
+        for start in range(0, len(users), size):
+            chunk = users[start : start + size]
+            catalog = np.array(self.backend.catalog_scores(chunk, history=self.known), np.float32)
+            catalog[self.rated_sets.dense(chunk, self.num_items)] = -np.inf
+            best = np.argpartition(-catalog, width - 1, axis=1)[:, :width]
+            best_scores = np.take_along_axis(catalog, best, axis=1)
+            order = np.lexsort((best, -best_scores), axis=1)  # by score, ties by item index
+            best, best_scores = np.take_along_axis(best, order, 1), np.take_along_axis(best_scores, order, 1)
+            unrated = np.isfinite(best_scores)
+            items[start : start + len(chunk), :width] = np.where(unrated, best, -1)
+            scores[start : start + len(chunk), :width] = best_scores
+        return items, scores
+
+    def listed(self, items: np.ndarray, scores: np.ndarray) -> list[tuple]:
+        """One row of ``top`` as ``(raw item id, score)`` pairs."""
+        raw = self.ratings.item_raw_ids
+        return [(raw[i].item(), float(s)) for i, s in zip(items, scores, strict=True) if i >= 0]
+
+    def rated(self, user: int) -> list[tuple]:
+        """The user's training ratings, highest first, as ``(raw item id, rating)``."""
+        mine = np.flatnonzero(self.known.users == user)
+        if not len(mine):
+            return []
+        items, labels = self.known.list_at(int(mine[0]))
+        order = np.argsort(-labels, kind="stable")
+        raw = self.ratings.item_raw_ids
+        return [(raw[items[i]].item(), float(labels[i])) for i in order]
+
+
 def recommend(run_dir: Path, raw_user, k: int = 10) -> tuple[list[tuple], list[tuple]]:
-    """``(recommended, rated)``: the top ``k`` unrated raw item ids with their scores, and the
-    user's training ratings, highest first, as ``(raw item id, rating)``."""
-    framework, config = load_run_config(run_dir)
-    ratings, split = load_run_data(run_dir, config)
-    user = find_user(ratings.user_raw_ids, str(raw_user))
-    backend = make_backend(framework, config, ratings.num_users, ratings.num_items)
-    backend.restore(Path(run_dir) / "checkpoint_best")
-    known = split.history("validation")  # everything rated by the end of the training period
-    mine = np.flatnonzero(known.users == user)
-    items, labels = known.list_at(int(mine[0])) if len(mine) else (np.zeros(0, np.int32), np.zeros(0))
-    scores = np.array(backend.catalog_scores(np.array([user], np.int32), history=known)[0])
-    scores[items] = -np.inf
-    top = np.argsort(-scores, kind="stable")[:k]
-    order = np.argsort(-labels, kind="stable")
-    raw = ratings.item_raw_ids.tolist()
-    rated = [(raw[items[i]], float(labels[i])) for i in order]
-    recommended = [(raw[i], float(scores[i])) for i in top if np.isfinite(scores[i])]
-    return recommended, rated
+    """``(recommended, rated)`` for one user: the top ``k`` unrated raw item ids with their
+    scores, and the user's training ratings, highest first, as ``(raw item id, rating)``."""
+    model = Recommender(run_dir)
+    user = model.users([raw_user])
+    items, scores = model.top(user, k)
+    return model.listed(items[0], scores[0]), model.rated(int(user[0]))
 
 
-def format_lists(recommended, rated, movies: Movies | None, k: int) -> str:
+def format_lists(recommended, rated, movies: Movies | None, k: int, *, user=None, cold=False) -> str:
     describe = movies.describe if movies is not None else (lambda raw: f"item {raw}")
-    lines = [f"top {k} unrated items, by score:"]
+    head = f"user {user}: " if user is not None else ""
+    if cold:
+        head += "cold user (no ratings in training: the model knows nothing of them); "
+    lines = [f"{head}top {k} unrated items, by score:"]
     lines += [
         f"  {rank:>2}. {describe(raw)}   (score {score:.3f})"
         for rank, (raw, score) in enumerate(recommended, start=1)
     ]
-    lines.append(f"\nrated highest in training ({len(rated)} ratings in all):")
-    lines += [f"  {rating:g}  {describe(raw)}" for raw, rating in rated[:k]]
+    if rated:
+        lines.append(f"\nrated highest in training ({len(rated)} ratings in all):")
+        lines += [f"  {rating:g}  {describe(raw)}" for raw, rating in rated[:k]]
+    else:
+        lines.append("\nno ratings in training")
     return "\n".join(lines)
+
+
+def recommendations_csv(model: Recommender, users: np.ndarray, k: int, movies: Movies | None) -> str:
+    """Every user's top ``k`` as CSV rows: user, rank, item, score, cold[, title]."""
+    items, scores = model.top(users, k)
+    cold = model.cold(users)
+    user_raw, item_raw = model.ratings.user_raw_ids, model.ratings.item_raw_ids
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["user", "rank", "item", "score", "cold"] + (["title"] if movies is not None else []))
+    for row, user in enumerate(users):
+        for rank in range(k):
+            item = items[row, rank]
+            if item < 0:
+                break
+            raw = item_raw[item].item()
+            line = [user_raw[user].item(), rank + 1, raw, f"{scores[row, rank]:.6g}", bool(cold[row])]
+            writer.writerow(line + ([movies.describe(raw)] if movies is not None else []))
+    return out.getvalue()
 
 
 def main(argv=None) -> int:
@@ -80,18 +161,44 @@ def main(argv=None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--user", required=True, help="the user's raw id, as the data writes it")
-    parser.add_argument("--k", type=int, default=10, help="how many items to list")
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", nargs="+", help="raw user ids, as the data writes them")
+    who.add_argument("--all", action="store_true", help="every user of the data (with --out)")
+    parser.add_argument("--k", type=int, default=10, help="how many items per user (default: 10)")
+    parser.add_argument("--out", type=Path, default=None, help="write a CSV here instead of printing")
     args = parser.parse_args(argv)
     if args.k < 1:
         parser.error(f"--k: expected an integer >= 1, got {args.k}")
+    if args.all and args.out is None:
+        parser.error("--all: give --out FILE.csv (every user's list is written, not printed)")
     try:
         _, config = load_run_config(args.run_dir)
         movies = load_movies_for(config)  # before scoring
-        recommended, rated = recommend(args.run_dir, args.user, args.k)
+        model = Recommender(args.run_dir)
+        users = np.arange(model.ratings.num_users, dtype=np.int32) if args.all else model.users(args.user)
+        if args.out is not None:
+            atomic_write_text(args.out, recommendations_csv(model, users, args.k, movies))
+            print(f"wrote {args.k} items for each of {len(users)} users to {args.out}")
+            return 0
+        items, scores = model.top(users, args.k)
+        raw_items = model.ratings.item_raw_ids
+        for row, user in enumerate(users):
+            recommended = [
+                (raw_items[i].item(), float(s))
+                for i, s in zip(items[row], scores[row], strict=True)
+                if i >= 0
+            ]
+            text = format_lists(
+                recommended,
+                model.rated(int(user)),
+                movies,
+                args.k,
+                user=model.ratings.user_raw_ids[user].item() if len(users) > 1 else None,
+                cold=bool(model.cold(users[row : row + 1])[0]),
+            )
+            print(("\n" if row else "") + text)
     except USER_ERRORS as err:
         return error_exit(parser, err)
-    print(format_lists(recommended, rated, movies, args.k))
     return 0
 
 

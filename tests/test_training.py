@@ -11,6 +11,7 @@ import json
 
 import jax
 import numpy as np
+import pandas as pd
 import pytest
 
 from jax_ltr import _train as jax_train
@@ -312,6 +313,31 @@ def test_recommend_export_and_task_checks_on_a_movielens_retrieval_run(tmp_path,
     recommended, rated = recommend.recommend(tmp_path, 1, 3)
     assert len(recommended) == 3 and not {raw for raw, _ in recommended} & {raw for raw, _ in rated}
     assert [r for _, r in rated] == sorted((r for _, r in rated), reverse=True) and len(rated) > 3
+    # several users in one call, each as the one-user call lists them; every user to a CSV,
+    # the cold ones (no training ratings) marked
+    assert recommend.main([str(tmp_path), "--user", "1", "2", "3", "--k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert [line for line in out.splitlines() if line.startswith("user ")] == [
+        f"user {u}: top 3 unrated items, by score:" for u in (1, 2, 3)
+    ]
+    recs = tmp_path / "recs.csv"
+    assert recommend.main([str(tmp_path), "--all", "--out", str(recs), "--k", "3"]) == 0
+    table = pd.read_csv(recs)
+    assert list(table.columns) == ["user", "rank", "item", "score", "cold", "title"]
+    assert len(table) == 943 * 3 and table.user.nunique() == 943
+    first = table[table.user == 1]
+    assert first.item.tolist() == [raw for raw, _ in recommended] and not first.cold.any()
+    np.testing.assert_allclose(first.score, [score for _, score in recommended], rtol=1e-5)
+    model = recommend.Recommender(tmp_path)
+    cold = set(model.ratings.user_raw_ids[model.cold(np.arange(943))].tolist())
+    assert cold and set(table.user[table.cold]) == cold  # users with validation/test ratings only
+    capsys.readouterr()
+    assert recommend.main([str(tmp_path), "--user", str(min(cold)), "--k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("cold user (no ratings in training") and "no ratings in training" in out
+    with pytest.raises(SystemExit):  # --all prints nothing: it needs --out
+        recommend.main([str(tmp_path), "--all"])
+    assert "--all: give --out FILE.csv" in capsys.readouterr().err
     path = load_script("export_embeddings").export(tmp_path, tmp_path / "out")
     data = np.load(path)
     from ltr_train import load_run_config, make_backend
