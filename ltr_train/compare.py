@@ -136,12 +136,12 @@ def check_run(run_dir: Path, task_name: str, refit: bool) -> tuple[str, TrainCon
     return framework, config
 
 
-def load_model(run_dir: Path, task_name: str, refit: bool):
-    """The best checkpoint of ``run_dir``, checked to be a run of ``task_name``."""
+def load_model(run_dir: Path, task_name: str, refit: bool, ratings: Ratings):
+    """The best checkpoint of ``run_dir``, checked to be a run of ``task_name`` trained on
+    ``ratings`` (the data the comparison loaded once for every run)."""
     from ltr_train.run import check_run_data
 
     framework, config = check_run(run_dir, task_name, refit)
-    ratings, _ = load_split(config)
     check_run_data(run_dir, ratings)
     backend = make_backend(framework, config, ratings.num_users, ratings.num_items)
     backend.restore(run_dir / "checkpoint_best")
@@ -203,7 +203,7 @@ def evaluate_all(
         for column, (part, shown) in columns.items()
     }
     for label, dirs in runs.items():
-        models = [load_model(d, task_name, refit) for d in dirs]
+        models = [load_model(d, task_name, refit, ratings) for d in dirs]
         for column, (part, shown) in columns.items():
             seeds = [task.per_list(model, part, history=shown) for model in models]
             out[column][label] = {k: np.mean([s[k] for s in seeds], axis=0) for k in seeds[0]}

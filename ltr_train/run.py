@@ -89,9 +89,10 @@ def check_new_run_dir(run_dir: Path, framework: str, config: TrainConfig) -> Non
 DATA_RECORD = "data.json"
 
 
-def check_run_data(run_dir: Path, ratings: Ratings) -> None:
+def check_run_data(run_dir: Path, ratings: Ratings, record: dict | None = None) -> None:
     """Refuse ``ratings`` that are not what the run in ``run_dir`` was trained on (its
-    ``data.json``: counts and content hash); a run without the record is taken as it is."""
+    ``data.json``: counts and content hash); a run without the record is taken as it is.
+    ``record``: ``fingerprint(ratings)`` where the caller has it already."""
     path = Path(run_dir) / DATA_RECORD
     if not path.is_file():
         return
@@ -99,7 +100,7 @@ def check_run_data(run_dir: Path, ratings: Ratings) -> None:
         saved = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise DataError(f"{path}: unreadable ({err})") from None
-    now = fingerprint(ratings)
+    now = record if record is not None else fingerprint(ratings)
     changed = [
         k for k in ("ratings", "users", "items", "implicit", "timed", "sha256") if saved.get(k) != now[k]
     ]
@@ -180,8 +181,9 @@ def run(
     if not resume:
         check_new_run_dir(run_dir, framework, config)
     ratings, split = data if data is not None else load_split(config)
+    record = fingerprint(ratings)
     if resume:
-        check_run_data(run_dir, ratings)
+        check_run_data(run_dir, ratings, record)
     task = make_task(config, split)
     trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -189,7 +191,7 @@ def run(
     try:
         # Rewritten on resume too: ``--epochs`` may have been raised (scripts/train.py).
         write_json(run_dir / "config.json", run_config_data(framework, config))
-        write_json(run_dir / DATA_RECORD, fingerprint(ratings))
+        write_json(run_dir / DATA_RECORD, record)
         logger.info("ratings from {}: {}; lists:\n{}", ratings.source, len(ratings), split.summary())
         logger.info("{} trainer on {}; run directory {}", framework, trainer.devices(), run_dir)
         SummaryWriter = summary_writer_class()

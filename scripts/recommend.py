@@ -181,15 +181,9 @@ def main(argv=None) -> int:
             print(f"wrote {args.k} items for each of {len(users)} users to {args.out}")
             return 0
         items, scores = model.top(users, args.k)
-        raw_items = model.ratings.item_raw_ids
         for row, user in enumerate(users):
-            recommended = [
-                (raw_items[i].item(), float(s))
-                for i, s in zip(items[row], scores[row], strict=True)
-                if i >= 0
-            ]
             text = format_lists(
-                recommended,
+                model.listed(items[row], scores[row]),
                 model.rated(int(user)),
                 movies,
                 args.k,

@@ -10,10 +10,10 @@ Each size runs in a process of its own, so that its peak resident memory is its 
   median and range) — 6,040 x 3,706 with about 1.0M ratings, 138,493 x 26,744 with about 20M.
 
 Measured, in that process: the data (made or read, then split), two training epochs (the
-first compiles the step, the second is steady), and the evaluation of every user's validation list against the
-whole catalog (``RetrieveTask.evaluate``: users scored in chunks, never a [users, items]
-array), and the peak resident memory (``getrusage``). ``--out`` gets ``scale.json`` and
-``scale.md``.
+first compiles the step, the second is steady), two evaluations of every user's validation
+list against the whole catalog (``RetrieveTask.evaluate``: users scored in chunks, never a
+[users, items] array; the first compiles), and the peak resident memory (``getrusage``).
+``--out`` gets ``scale.json`` and ``scale.md``.
 """
 
 from __future__ import annotations
