@@ -17,23 +17,25 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jax_ltr._label_order import (
+    counting_beats_sorting,
+    descending_order,
+    descending_places,
+    first_places,
+    level_rank,
+    rows_of,
+    take,
+)
 from jax_ltr._sweeps import PAIR_BLOCK, RANK_BLOCK, all_pairs_loss, pair_terms, smooth_ranks
 from jax_ltr._utils import (
     array_info,
     check_inputs,
     check_label_range,
     check_reduction,
-    counting_beats_sorting,
-    descending_order,
-    descending_places,
-    first_places,
     is_concrete,
     labels_in_levels,
-    level_rank,
     nan_for_bad_labels,
-    rows_of,
     safe_reduce,
-    take,
 )
 from ltr_common import checks
 from ltr_common.checks import GAIN_LABEL_MAX, GAIN_RANGE, check_levels
@@ -246,10 +248,10 @@ def listmle_loss(
         ``tie_break``.
       levels: the values the valid labels take, when they are few and known (ratings
         ``(1, 2, 3, 4, 5)``, grades ``range(5)``): the label order is then found by a
-        counting pass over those levels (``jax_ltr._utils.level_rank``), and a valid label
+        counting pass over those levels (``jax_ltr._label_order.level_rank``), and a valid label
         outside them is a ``ValueError`` outside ``jit``; under ``jit`` that list's loss is
         NaN (the trainer's guard stops on it). Without ``levels`` small-integer labels are
-        counted too, found at run time (``jax_ltr._utils.descending_places``; on CPU, where
+        counted too, found at run time (``jax_ltr._label_order.descending_places``; on CPU, where
         counting beats sorting), and any others sorted by single-operand integer sorts
         (``descending_order``), never a comparison sort. A ``tie_break`` holding each item's
         rank in a random order of its list (a permutation of ``0 .. L-1``) is applied as a
@@ -509,7 +511,7 @@ def topk_listmle_loss(
     arguments, the order of ties and "mean" (over lists with at least two valid items) as in
     ``listmle_loss``. Without ``tie_break``/``key`` and for ``k`` up to ``FIRST_PLACES_MAX``
     (16) below the list's length only the first ``k`` places are ordered, one pass over the
-    list each (``jax_ltr._utils.first_places``: exact, ties by position), and the rest enters
+    list each (``jax_ltr._label_order.first_places``: exact, ties by position), and the rest enters
     as one masked log-sum-exp; otherwise the whole label order and ListMLE's closed-form
     gradient serve. ``method`` matters only on that second path.
 

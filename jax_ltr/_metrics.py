@@ -14,16 +14,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jax_ltr._utils import (
-    array_info,
-    check_inputs,
-    check_label_range,
-    descending_order,
-    nan_for_bad_labels,
-    positive_zero,
-    safe_reduce,
-    take,
-)
+from jax_ltr._label_order import descending_order, positive_zero, take
+from jax_ltr._utils import array_info, check_inputs, check_label_range, nan_for_bad_labels, safe_reduce
 from ltr_common import checks
 from ltr_common.checks import GAIN_LABEL_MAX, GAIN_RANGE, check_k, check_reduction
 from ltr_common.evaluation import metric_order, ranking_metric_set

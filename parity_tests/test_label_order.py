@@ -1,7 +1,7 @@
 """The label order of ListMLE and the metrics: the stable lexicographic sort, from a counting
 pass or integer sorts.
 
-``jax_ltr._utils.descending_order`` sorts labels as unsigned integers packed with their
+``jax_ltr._label_order.descending_order`` sorts labels as unsigned integers packed with their
 positions, one operand (``stable_order``); ``descending_places`` (ListMLE's order) places
 small-integer labels by a counting pass (``group_rank``) instead, and sorts any others.
 These tests hold both to a plain-Python stable sort on every
@@ -22,7 +22,7 @@ import pytest
 
 import jax_ltr
 from jax_ltr import _train as jax_train
-from jax_ltr._utils import (
+from jax_ltr._label_order import (
     counted_levels,
     descending_order,
     descending_places,
@@ -105,14 +105,14 @@ def test_the_order_is_the_stable_sort(kind, length):
 def test_nan_at_a_valid_position_goes_after_the_other_valid_items():
     import torch
 
-    import torch_ltr._utils as torch_utils
+    import torch_ltr._label_order as torch_label_order
 
     negative_nan = np.frombuffer(np.uint32(0xFFC00000).tobytes(), np.float32)[0]  # sign bit set
     keys = np.array([[1.0, np.nan, 3.0, negative_nan, 2.0, 5.0]], np.float32)
     where = np.array([[True, True, True, True, True, False]])
     got = np.asarray(jax.jit(descending_order)(keys, where))
     np.testing.assert_array_equal(got, [[2, 4, 0, 1, 3, 5]])
-    theirs = torch_utils.descending_order(torch.from_numpy(keys), torch.from_numpy(where)).numpy()[0]
+    theirs = torch_label_order.descending_order(torch.from_numpy(keys), torch.from_numpy(where)).numpy()[0]
     np.testing.assert_array_equal(theirs[where[0][theirs]], got[0][:5])  # the valid items alike
 
 

@@ -264,7 +264,7 @@ def test_levels_are_checked_before_anything_is_computed(monkeypatch):
 def test_level_places_are_a_permutation_for_any_labels():
     # Under jit a label outside the levels cannot be refused; the scatter that uses these
     # places promises unique indices, so they must stay a permutation even then.
-    from jax_ltr._utils import level_rank
+    from jax_ltr._label_order import level_rank
 
     labels = jnp.array([[7.0, 5.0, 1.0, 7.0, 0.5, 3.0, np.inf], [2.0, 2.0, -3.0, 9.0, 1.0, 4.0, 4.0]])
     where = jnp.array([[True] * 7, [True, False, True, True, False, True, True]])

@@ -14,7 +14,8 @@ import torch
 from ltr_common import checks
 from ltr_common.checks import GAIN_LABEL_MAX, check_levels, check_reduction
 from ltr_common.losses import mix, position_weights, top_k_weights
-from torch_ltr._utils import array_info, check_inputs, check_label_range, descending_order, safe_reduce, take
+from torch_ltr._label_order import descending_order, take
+from torch_ltr._utils import array_info, check_inputs, check_label_range, safe_reduce
 
 
 def suffix_logsumexp(x: torch.Tensor, *, where: torch.Tensor | None = None) -> torch.Tensor:

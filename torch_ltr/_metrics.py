@@ -9,7 +9,8 @@ import torch
 from ltr_common import checks
 from ltr_common.checks import GAIN_LABEL_MAX, check_k, check_reduction
 from ltr_common.evaluation import ranking_metric_set
-from torch_ltr._utils import array_info, check_inputs, check_label_range, descending_order, safe_reduce, take
+from torch_ltr._label_order import descending_order, take
+from torch_ltr._utils import array_info, check_inputs, check_label_range, safe_reduce
 
 
 def _ranked(scores, labels, where):

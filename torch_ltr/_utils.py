@@ -1,4 +1,7 @@
-"""PyTorch side of the argument checks (``ltr_common.checks``), orderings and the one safe reduction."""
+"""PyTorch side of the argument checks (``ltr_common.checks``) and the one safe reduction.
+
+The orders of labels live in ``torch_ltr._label_order``.
+"""
 
 from __future__ import annotations
 
@@ -57,18 +60,3 @@ def safe_reduce(per_list: torch.Tensor, counted: torch.Tensor, reduction: str) -
     if reduction == "sum":
         return total
     return total / counted.sum().clamp(min=1).to(total.dtype)
-
-
-def descending_order(keys, where, tie_break=None):
-    """The permutation sorting ``keys`` descending on the last axis, valid items first; ties by
-    ascending ``tie_break`` (when given), then position. Stable sorts only; ``+ 0.0`` folds -0.0."""
-    primary = torch.where(where, -keys, torch.inf) + 0.0
-    if tie_break is None:
-        return torch.argsort(primary, dim=-1, stable=True)
-    first = torch.argsort(torch.where(where, tie_break, 0.0) + 0.0, dim=-1, stable=True)
-    second = torch.argsort(primary.gather(-1, first), dim=-1, stable=True)
-    return first.gather(-1, second)
-
-
-def take(x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-    return x.gather(-1, order)

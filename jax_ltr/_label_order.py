@@ -1,0 +1,385 @@
+"""Orders of labels for the listwise losses and the metrics, in JAX.
+
+The stable descending order of a list's labels (valid items first, ties by an optional
+``tie_break``, then by position) and each item's place in it: integer sorts of
+order-preserving keys packed with positions (``descending_order``, ``stable_order``),
+counting passes for small-integer labels such as ratings (``descending_places``,
+``level_rank``, ``group_rank``), the first ``k`` places alone (``first_places``), and a
+random order drawn as a ``tie_break`` of ranks costing no sort of its own
+(``_places_by_tie_ranks``). Every path gives the permutation of one stable sort.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+_UNSIGNED = {4: jnp.uint32, 8: jnp.uint64}
+# The scoped x64 switch: ``jax.enable_x64`` in current JAX, ``jax.experimental`` before it.
+_enable_x64 = getattr(jax, "enable_x64", None)
+if _enable_x64 is None:  # pragma: no cover (older JAX)
+    from jax.experimental import enable_x64 as _enable_x64
+
+
+# Compiled as one unit even when the caller runs eagerly (as ``_ranked_listmle_compiled``):
+# op by op, the branches of ``lax.cond`` and the counting scan would be traced and compiled
+# anew at every call. Under an outer jit it is inlined.
+@jax.jit
+def descending_order(keys, where, tie_break=None):
+    """The permutation that sorts ``keys`` descending along the last axis, valid items first.
+
+    Ties are broken by ascending ``tie_break`` (when given), then by position: a stable
+    lexicographic sort. -0.0 and +0.0 tie, as in PyTorch.
+
+    Computed without a multi-operand comparison sort (see ``stable_order``): the keys become
+    unsigned integers in the same order, and a ``tie_break`` is applied first, as a stable
+    sort of its own whose result the label sort keeps (least significant key first). For
+    the places of small-integer labels a counting pass is faster: ``descending_places``.
+    """
+    label_keys = sort_keys(keys, where, descending=True)
+    if tie_break is None:
+        return stable_order(label_keys, where)
+    first = stable_order(sort_keys(tie_break, where, descending=False), where)
+    second = stable_order(take(label_keys, first), take(where, first))
+    return take(first, second)
+
+
+def _sign_bit(unsigned):
+    return jnp.asarray(1 << (8 * jnp.dtype(unsigned).itemsize - 1), unsigned)
+
+
+def positive_zero(x):
+    """Float ``x`` (32 or 64 bits) with -0.0 made +0.0, so that sorts and ``top_k`` (which
+    order by bits) tie them. Done on the bits: XLA folds a ``+ 0.0`` away, and ``x == 0``
+    holds for subnormals too on CPUs that flush them."""
+    unsigned = _UNSIGNED[x.dtype.itemsize]
+    bits = lax.bitcast_convert_type(x, unsigned)
+    return jnp.where(bits == _sign_bit(unsigned), jnp.zeros((), x.dtype), x)
+
+
+def counting_beats_sorting() -> bool:
+    """Whether small-integer labels are placed by the counting pass (``group_rank``) rather
+    than sorted, on the backend JAX computes on.
+
+    On CPU, yes: at (1024, 200) the order took 1.3 ms counted against 5.0 ms sorted
+    (``counted_levels``). On a GPU, no: the pass is L sequential steps, each its own kernel,
+    while XLA hands a single-operand integer sort to a radix sort — on an H200
+    (docs/gpu.md) ListMLE's value and gradient at (4096, 1000) took 17.3 ms counted on
+    ratings against 1.1 ms sorted on continuous labels. TPUs, unmeasured, sort as GPUs do.
+    """
+    return jax.default_backend() == "cpu"
+
+
+@jax.jit
+def descending_places(labels, where, tie_break=None):
+    """Each item's place in ``descending_order(labels, where, tie_break)`` (its inverse
+    permutation), computed as cheaply as the labels allow.
+
+    Small-integer labels — ratings, grades, binary labels, at any offset: every valid label
+    an integer less than ``counted_levels(L)`` below its list's top (``integer_groups``) —
+    are placed by a counting pass (``group_rank``) where that beats a sort
+    (``counting_beats_sorting``: on CPU); any others are sorted (``descending_order``) and
+    the order inverted. The test is one for the whole call, and ``lax.cond`` runs the branch
+    it picks (under ``vmap`` with a batched condition, both); both give the same places.
+
+    A ``tie_break`` that holds each item's rank in a random order of its list (a
+    permutation of ``0 .. L-1`` along the last axis, as the trainers draw it) costs no sort
+    of its own: see ``_places_by_tie_ranks``.
+    """
+    length = labels.shape[-1]
+    if length < 2:  # one order: the positions'
+        return lax.broadcasted_iota(jnp.int32, labels.shape, labels.ndim - 1)
+    if tie_break is not None:
+        return _places_by_tie_ranks(labels, where, tie_break)
+    if not counting_beats_sorting():
+        return inverse_permutation(descending_order(labels, where))
+    span = counted_levels(length)
+    group, fits = integer_groups(labels, where, span)
+    return lax.cond(
+        fits,
+        lambda: group_rank(group, span),
+        lambda: inverse_permutation(descending_order(labels, where)),
+    )
+
+
+def _places_by_tie_ranks(labels, where, tie_break):
+    """``descending_places`` with ties broken by ``tie_break``, then by position.
+
+    Ties ordered by ascending rank are ties ordered by position in the list permuted by
+    those ranks: when ``tie_break`` is a permutation of ``0 .. L-1`` in every list (checked:
+    whole numbers in range, and the scatter that inverts them hits every place), the labels
+    are gathered into that order, placed with ties by position (the counting pass, or one
+    sort), and the places gathered back — no sort for the tie order. Invalid items then take
+    the places after the valid ones by position, as the sorts give them. Any other
+    ``tie_break`` goes through the two sorts of ``descending_order``; both give the same
+    places.
+    """
+    length = labels.shape[-1]
+    position = lax.broadcasted_iota(jnp.int32, labels.shape, labels.ndim - 1)
+    whole = (tie_break == jnp.floor(tie_break)) & (tie_break >= 0) & (tie_break < length)
+    rank = jnp.where(whole, tie_break, 0).astype(jnp.int32)
+    order = inverse_permutation(rank, unique=False)  # the item at each rank, if ranks are unique
+    is_permutation = jnp.all(whole) & jnp.all(take(rank, order) == position)
+
+    def by_permutation():
+        permuted = descending_places(take(labels, order), take(where, order))
+        valid_places = take(permuted, rank)
+        invalid_places = jnp.sum(where, axis=-1, keepdims=True) + jnp.cumsum(~where, axis=-1) - 1
+        return jnp.where(where, valid_places, invalid_places.astype(jnp.int32))
+
+    def by_sorts():
+        return inverse_permutation(descending_order(labels, where, tie_break))
+
+    return lax.cond(is_permutation, by_permutation, by_sorts)
+
+
+def first_places(labels, where, k: int):
+    """``(order, chosen)``: the first ``k`` items of ``descending_order(labels, where)`` and
+    whether each is valid, without ordering the rest.
+
+    ``k`` passes, each over the list: the smallest remaining key (``sort_keys``), its first
+    position, then that item's key set to the largest value, so every pick is exact and ties
+    go by position as in the full order. Where a list has fewer than ``k`` valid items the
+    later picks are invalid (``chosen`` False; their positions carry no meaning). Also
+    returns ``rest`` [..., L]: the valid items not picked.
+    """
+    keys = sort_keys(labels, where, descending=True)
+    length = keys.shape[-1]
+    position = lax.broadcasted_iota(jnp.int32, keys.shape, keys.ndim - 1)
+    used = jnp.asarray(jnp.iinfo(keys.dtype).max, keys.dtype)  # invalid items' key too
+
+    def pick(remaining, _):
+        smallest = jnp.min(remaining, axis=-1, keepdims=True)
+        first = jnp.min(jnp.where(remaining == smallest, position, length), axis=-1, keepdims=True)
+        return jnp.where(position == first, used, remaining), (first[..., 0], smallest[..., 0] != used)
+
+    remaining, (order, chosen) = lax.scan(pick, keys, None, length=k)
+    return jnp.moveaxis(order, 0, -1), jnp.moveaxis(chosen, 0, -1), remaining != used
+
+
+def _as_key_float(x):
+    """``x`` as the float type its order is taken in: float32 for narrower or integer types."""
+    x = jnp.asarray(x)
+    if x.dtype.itemsize < 4 or not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.float32)
+    return x
+
+
+def sort_keys(x, where, *, descending: bool):
+    """Unsigned integers in the order of float ``x`` (reversed when ``descending``), every
+    invalid item given the largest value and every valid one a smaller value (NaN the
+    largest of those).
+
+    The float bits are made order-preserving (flip all bits of negatives, set the sign bit of
+    the rest); -0.0 and +0.0 are one key. Half-precision floats widen to
+    float32 exactly; float64 (with x64 on) gives uint64.
+    """
+    x = _as_key_float(x)
+    unsigned = _UNSIGNED[x.dtype.itemsize]
+    sign = _sign_bit(unsigned)
+    bits = lax.bitcast_convert_type(positive_zero(x), unsigned)
+    ordered = jnp.where((bits & sign) != 0, ~bits, bits | sign)
+    if descending:
+        ordered = ~ordered
+    last = jnp.asarray(jnp.iinfo(unsigned).max, unsigned)
+    # A NaN at a valid position goes after every other valid item, whatever its sign bit (as
+    # in PyTorch's sort, where the invalid items come after it too: no metric or loss sees
+    # the difference, as nothing ranks invalid items).
+    valid = jnp.where(x != x, last - 1, jnp.minimum(ordered, last - 1))
+    return jnp.where(where, valid, last)
+
+
+def stable_order(keys, where):
+    """The stable ascending order of unsigned ``keys`` [..., L] (``sort_keys``), from one
+    single-operand integer sort of unique packed keys.
+
+    The low bits of each packed key hold the item's position, so ties keep their positions'
+    order and the sorted low bits are the permutation. Above them go:
+
+    - the key's own high bits, when its low ``p = ceil(log2 L)`` bits carry no order (every
+      valid item's are all zeros, or all ones, as for small-integer labels such as ratings,
+      grades or tie ranks): one uint32 sort;
+    - otherwise, for 32-bit keys, the whole key in the high half of a uint64 (x64 switched on
+      for these few operations only, whatever the caller's setting);
+    - for 64-bit keys, and on TPUs (which emulate 64-bit integers), the key's dense rank in
+      its list, from a first sort and a vectorised binary search; lists longer than 65,536
+      items there need x64, or fall back to the stable two-operand comparison sort.
+
+    Every path gives the same permutation; ``lax.cond`` runs only the one the keys need.
+    """
+    axis = keys.ndim - 1
+    length = keys.shape[-1]
+    bits = (length - 1).bit_length()
+    position = lax.broadcasted_iota(jnp.int32, keys.shape, axis)
+    if bits == 0:
+        return position
+    low = jnp.asarray((1 << bits) - 1, keys.dtype)
+    own = keys & low
+    high_max = jnp.asarray(jnp.iinfo(keys.dtype).max >> bits, keys.dtype)
+    alike = (keys >> bits) != high_max  # valid items: high bits below the invalid ones'
+    # Every valid item of the array with the same low bits, all zeros or all ones.
+    uniform = jnp.all(alike & (own == 0) | ~where) | jnp.all(alike & (own == low) | ~where)
+
+    def by_high_bits():
+        return _packed_order((keys & ~low) | position.astype(keys.dtype), bits)
+
+    def by_wide_key():  # a 32-bit key and the position in one uint64
+        with _enable_x64(True):
+            wide = (keys.astype(jnp.uint64) << 32) | position.astype(jnp.uint64)
+            return _packed_order(wide, 32)
+
+    def by_rank():
+        packed = jnp.uint32 if 2 * bits <= 32 else jnp.uint64
+        rank = _count_below(lax.sort(keys, dimension=axis, is_stable=False), keys)
+        return _packed_order((rank.astype(packed) << bits) | position.astype(packed), bits)
+
+    def by_comparison():  # no integer wide enough for rank and position
+        return lax.sort((keys, position), dimension=axis, is_stable=True, num_keys=1)[1]
+
+    if keys.dtype == jnp.uint32 and jax.default_backend() != "tpu":  # TPUs emulate 64-bit integers
+        general = by_wide_key
+    elif 2 * bits <= 32 or jax.config.jax_enable_x64:
+        general = by_rank
+    else:
+        general = by_comparison
+    return lax.cond(uniform, by_high_bits, general)
+
+
+def _packed_order(packed, bits: int):
+    """The positions held in the low ``bits`` of unique ``packed`` keys, in sorted order."""
+    ordered = lax.sort(packed, dimension=packed.ndim - 1, is_stable=False)  # unique: stable anyway
+    return (ordered & jnp.asarray((1 << bits) - 1, packed.dtype)).astype(jnp.int32)
+
+
+def _count_below(sorted_keys, keys):
+    """For each key, how many of its list's ``sorted_keys`` are smaller: a branchless binary
+    search, one gather per bit of the length, every item at once."""
+    length = keys.shape[-1]
+    count = jnp.zeros(keys.shape, jnp.int32)
+    step = 1 << (length.bit_length() - 1)
+    while step:
+        candidate = count + step
+        probe = jnp.take_along_axis(sorted_keys, jnp.minimum(candidate, length) - 1, axis=-1)
+        count = jnp.where((candidate <= length) & (probe < keys), candidate, count)
+        step >>= 1
+    return count
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def level_rank(labels, where, levels: tuple[float, ...]):
+    """Each item's place in ``descending_order(labels, where)``, by a stable counting pass
+    (``group_rank``) over the groups of the given ``levels``: the number of valid items on
+    higher levels plus the number on its own level before it. The result is a permutation
+    of ``0 .. L-1`` along the last axis for any labels, valid items first.
+    """
+    num = len(levels)
+    above = jnp.sum(labels[..., None] > jnp.asarray(levels, labels.dtype), axis=-1)
+    # A label outside ``levels`` (possible under jit, where it cannot be refused) still gets a
+    # group in [0, num): the places stay a permutation, so the scatter's unique_indices
+    # promise holds whatever the labels; the caller marks such a list NaN.
+    group = jnp.where(where, jnp.clip(num - 1 - above, 0, num - 1), num).astype(jnp.int32)
+    return group_rank(group, num)
+
+
+def counted_levels(length: int) -> int:
+    """How many levels of small-integer labels a list of ``length`` items is counted for
+    rather than sorted: as many as ``group_rank``'s counts fit in three 32-bit words, one
+    count kept for the invalid items (11 levels for 128 to 255 items and more for shorter
+    lists, 8 up to 1,023, 5 up to 65,535, 2 beyond: binary labels). More words make each of
+    the L steps dearer: on the 2-core CPU of docs/benchmark.md the order alone of (16,
+    10000) ratings took 7.2 ms counted in five words and 45 ms in nine, against 6.6 ms
+    sorted; at (1024, 200), 1.3 ms in three words against 5.0 ms sorted."""
+    return 3 * (32 // max(length, 1).bit_length()) - 1
+
+
+def integer_groups(labels, where, span: int):
+    """``(group, fits)`` for a counting pass over small-integer labels, whatever their values.
+
+    ``group`` [..., L] int32: ``top - label`` for valid items, ``top`` the list's highest
+    valid label (0 = the top level), and ``span`` for invalid items. ``fits`` (a scalar
+    bool): every valid label is an integer less than ``span`` below its list's top —
+    ratings, grades, binary labels and tie ranks, at any offset. The difference of two
+    integer floats that is a small integer is exact, so a group is a label's exact level;
+    NaN and infinite labels never fit, nor do subnormal ones (tested on the bits: XLA on
+    CPU reads subnormals as zero in float arithmetic, which would tie 1e-45 with 0, where
+    the sort orders them). Where ``fits`` is False the groups are still in ``[0, span]``
+    (a permutation comes out of ``group_rank``) but carry no order.
+    """
+    labels = _as_key_float(labels)
+    unsigned = _UNSIGNED[labels.dtype.itemsize]
+    magnitude = lax.bitcast_convert_type(labels, unsigned) & ~_sign_bit(unsigned)
+    tiny = jnp.asarray(jnp.finfo(labels.dtype).tiny, labels.dtype)  # the smallest normal
+    smallest_normal = lax.bitcast_convert_type(tiny, unsigned)
+    top = jnp.max(jnp.where(where, labels, -jnp.inf), axis=-1, keepdims=True, initial=-jnp.inf)
+    below = top - labels
+    inside = (labels == jnp.floor(labels)) & (below >= 0) & (below < span)
+    inside &= (magnitude == 0) | (magnitude >= smallest_normal)
+    fits = jnp.all(inside | ~where)
+    group = jnp.where(where, jnp.where(inside, below, span - 1).astype(jnp.int32), span)
+    return group, fits
+
+
+def group_rank(group, num: int):
+    """Each item's place when the items are ordered by ``group`` (int32 in ``[0, num]``)
+    ascending, ties by position: a stable counting sort along the last axis.
+
+    One pass along the list (``lax.scan`` over positions) keeps a count per group and list,
+    packed ``32 // b`` to a uint32 (``b`` bits hold a count up to L), so a step costs a few
+    integer operations per word whatever the number of groups. An item's place is the
+    number of items in lower groups plus the number in its own group before it. On CPU this
+    is several times faster than XLA's sort of the same [B, L] (``counted_levels``).
+    """
+    length = group.shape[-1]
+    if length < 2:  # one order: the positions'
+        return lax.broadcasted_iota(jnp.int32, group.shape, group.ndim - 1)
+    bits = length.bit_length()  # a count reaches L
+    per_word = 32 // bits
+    words = -(-(num + 1) // per_word)
+    flat = rows_of(group)
+    word = (flat // per_word).T
+    shift = ((flat % per_word) * bits).astype(jnp.uint32).T
+    mask = jnp.asarray((1 << bits) - 1, jnp.uint32)
+
+    def step(counts, column):
+        own_word, own_shift = column
+        one = jnp.left_shift(jnp.uint32(1), own_shift)
+        before = jnp.zeros(own_word.shape, jnp.uint32)
+        updated = []
+        for index, count in enumerate(counts):
+            hit = own_word == index
+            before = jnp.where(hit, count >> own_shift, before)
+            updated.append(count + jnp.where(hit, one, jnp.uint32(0)))
+        return tuple(updated), before & mask
+
+    init = tuple(jnp.zeros(flat.shape[:1], jnp.uint32) for _ in range(words))
+    counts, before = lax.scan(step, init, (word, shift))
+    totals = jnp.stack(
+        [(counts[g // per_word] >> ((g % per_word) * bits)) & mask for g in range(num + 1)], axis=-1
+    ).astype(jnp.int32)
+    start = jnp.cumsum(totals, axis=-1) - totals  # first place of each group
+    rank = jnp.take_along_axis(start, flat, axis=-1) + before.T.astype(jnp.int32)
+    return rank.reshape(group.shape)
+
+
+def inverse_permutation(rank, *, unique: bool = True):
+    """The order whose places are ``rank`` (a permutation along the last axis): one scatter.
+    ``unique=False`` for a ``rank`` that may repeat a place (then some places keep 0, and
+    which of two items sent to one place lands there is unspecified)."""
+    flat = rows_of(rank)
+    rows = jnp.arange(flat.shape[0])[:, None]
+    position = lax.broadcasted_iota(jnp.int32, flat.shape, 1)
+    order = jnp.zeros_like(flat).at[rows, flat].set(position, unique_indices=unique)
+    return order.reshape(rank.shape)
+
+
+def rows_of(x):
+    """``x`` [..., L] as [N, L] (also for L = 0, where ``reshape(-1, L)`` cannot infer N)."""
+    return x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
+
+
+def take(x, order):
+    return jnp.take_along_axis(x, order, axis=-1)
