@@ -30,7 +30,6 @@ import os
 import re
 import tempfile
 import urllib.request
-import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -234,14 +233,6 @@ def download_archive(archive: Archive, target: Path, *, timeout: float) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
-def _member(zip_path: Path, member: str) -> bytes:
-    try:
-        with zipfile.ZipFile(zip_path) as archive:
-            return archive.read(member)
-    except (zipfile.BadZipFile, KeyError, OSError, EOFError) as err:
-        raise DataError(f"{zip_path}: cannot read {member} ({err})") from None
-
-
 def cached_archive(name: str, cache_dir=None) -> Path:
     cache = Path(cache_dir) if cache_dir is not None else movielens.default_cache_dir()
     return cache / name / f"{name}.zip"
@@ -268,7 +259,7 @@ def _source(name: str, data_dir, cache_dir, download_timeout: float, which: str)
         logger.info("{}: fetched {}; cached at {}", name, archive.url, cached)
     check_archive(cached, archive)
     member = f"{archive.folder}/{file}"
-    return _member(cached, member), f"{cached}!{member}"
+    return movielens.zip_member(cached, member), f"{cached}!{member}"
 
 
 def load_dataset(name: str, *, data_dir=None, cache_dir=None, download_timeout: float = 60.0) -> Ratings:

@@ -1,15 +1,16 @@
-"""MovieLens 100K: find, fetch, validate and cache the ratings, offline if need be.
+"""MovieLens 100K: find, fetch, validate and cache the ratings and the movie titles, offline
+if need be.
 
-Resolution order (the first that yields a file wins, and the log says which):
+Resolution order, one for both (the first that yields a file wins, and the log says which):
 
-1. a GroupLens-format folder holding ``u.data``, given as ``data_dir`` or by the
-   ``JAX_LTR_DATA_DIR`` environment variable;
-2. the cache, ``<cache_dir>/ml-100k/u.data`` (``cache_dir`` from the argument, the
-   ``JAX_LTR_CACHE_DIR`` environment variable, or ``$XDG_CACHE_HOME/jax-ltr``);
+1. a GroupLens-format folder holding ``u.data`` (and ``u.item``, the titles), given as
+   ``data_dir`` or by the ``JAX_LTR_DATA_DIR`` environment variable;
+2. the cache, ``<cache_dir>/ml-100k/u.data`` (and ``movies.tsv``; ``cache_dir`` from the
+   argument, the ``JAX_LTR_CACHE_DIR`` environment variable, or ``$XDG_CACHE_HOME/jax-ltr``);
 3. the official GroupLens download (short timeout);
 4. the PyPI wheel ``recbole==1.2.1``, fetched with ``pip download --no-deps`` and read
-   as a zip: it ships the same 100,000 ratings as ``ml-100k.inter``. recbole is never
-   installed or imported.
+   as a zip: it ships the same 100,000 ratings as ``ml-100k.inter`` (the titles as
+   ``ml-100k.item``). recbole is never installed or imported.
 
 Whatever the source, the ratings are validated line by line and then against the
 expected counts before anything is cached; the cache is written to a temporary file
@@ -28,7 +29,9 @@ import sys
 import tempfile
 import urllib.request
 import zipfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from loguru import logger
@@ -68,6 +71,8 @@ GENRES = (  # u.item's genre flags, in order
 DATA_DIR_ENV = "JAX_LTR_DATA_DIR"
 CACHE_DIR_ENV = "JAX_LTR_CACHE_DIR"
 RATING_RANGE = (1, 5)
+_Loaded = TypeVar("_Loaded")  # what a source gives, validated: Ratings or Movies
+_Fetched = TypeVar("_Fetched")  # what a fetch gives, parsed but not yet validated
 
 
 class DataError(ValueError):
@@ -268,12 +273,7 @@ def index_ratings(
 def read_udata(path: Path, *, expected: ExpectedCounts = ML_100K, source: str | None = None) -> Ratings:
     """Read and validate a GroupLens ``u.data`` file."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file (expected a GroupLens u.data ratings file)")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not a text file ({err})") from None
+    text = _read_text(path, expected="a GroupLens u.data ratings file")
     rows = parse_ratings(text, path=str(path))
     return ratings_from_rows(rows, path=str(path), expected=expected, source=source or str(path))
 
@@ -285,33 +285,15 @@ def format_udata(rows: np.ndarray) -> str:
 
 def fetch_grouplens(*, timeout: float = 10.0, url: str = GROUPLENS_URL) -> tuple[np.ndarray, str]:
     """Download the official zip and parse its ``u.data``; raises ``OSError`` when offline."""
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        payload = response.read()
     name = f"{url}!{GROUPLENS_MEMBER}"
-    try:
-        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
-            text = archive.read(GROUPLENS_MEMBER).decode("utf-8")
-    except (zipfile.BadZipFile, KeyError) as err:
-        raise DataError(f"{url}: not a MovieLens 100K zip ({err})") from None
+    text = _decode(_grouplens_member(GROUPLENS_MEMBER, timeout=timeout, url=url), name=name)
     return parse_ratings(text, path=name), url
 
 
 def read_recbole_wheel(wheel: Path) -> np.ndarray:
     """Parse the ML-100K ratings member of a recbole wheel (a zip)."""
     name = f"{wheel}!{RECBOLE_MEMBER}"
-    try:
-        with zipfile.ZipFile(wheel) as archive:
-            raw = archive.read(RECBOLE_MEMBER)
-    except zipfile.BadZipFile as err:
-        raise DataError(f"{wheel}: not a valid wheel/zip file ({err})") from None
-    except KeyError:
-        raise DataError(f"{wheel}: has no member {RECBOLE_MEMBER}") from None
-    except (zipfile.LargeZipFile, OSError, EOFError) as err:
-        raise DataError(f"{wheel}: cannot read {RECBOLE_MEMBER} ({err})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{name}: not a text file ({err})") from None
+    text = _decode(zip_member(wheel, RECBOLE_MEMBER), name=name)
     return parse_ratings(text, path=name, header=RECBOLE_HEADER)
 
 
@@ -341,33 +323,17 @@ def load_movielens(
     Returns:
       The validated ``Ratings``.
     """
-    data_dir = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV) or None
-    if data_dir is not None:
-        path = Path(data_dir) / "u.data"
-        ratings = read_udata(path, expected=expected, source=f"local folder {data_dir}")
-        logger.info("MovieLens 100K: read {} ratings from the local folder {}", len(ratings), path)
-        return ratings
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    cached = cache / "ml-100k" / "u.data"
-    if cached.exists():
-        ratings = read_udata(cached, expected=expected, source=f"cache {cached}")
-        logger.info("MovieLens 100K: read {} ratings from the cache {}", len(ratings), cached)
-        return ratings
-    failures = []
-    for fetch in (lambda: fetch_grouplens(timeout=download_timeout), fetch_recbole):
-        try:
-            rows, origin = fetch()
-        except (OSError, subprocess.SubprocessError) as err:
-            logger.warning("MovieLens 100K: source unavailable: {}", err)
-            failures.append(str(err))
-            continue
-        ratings = ratings_from_rows(rows, path=origin, expected=expected, source=origin)
-        atomic_write_text(cached, format_udata(rows))
-        logger.info("MovieLens 100K: fetched {} ratings from {}; cached at {}", len(ratings), origin, cached)
-        return ratings
-    raise DataError(
-        f"MovieLens 100K is not available: no {DATA_DIR_ENV}/data_dir, nothing cached at {cached}, "
-        f"and every fetch failed: {' | '.join(failures)}"
+    return _first_source(
+        "ratings",
+        data_dir=data_dir,
+        cache_dir=cache_dir,
+        folder_file="u.data",
+        read_folder=lambda path: read_udata(path, expected=expected, source=f"local folder {path.parent}"),
+        cache_file="u.data",
+        read_cache=lambda path: read_udata(path, expected=expected, source=f"cache {path}"),
+        fetches=(lambda: fetch_grouplens(timeout=download_timeout), fetch_recbole),
+        check=lambda rows, origin: ratings_from_rows(rows, path=origin, expected=expected, source=origin),
+        cache_text=format_udata,
     )
 
 
@@ -380,6 +346,9 @@ class Movies:
     years: tuple[str, ...]  # "" where unknown
     genres: tuple[tuple[str, ...], ...]
     source: str
+
+    def __len__(self) -> int:
+        return len(self.raw_ids)
 
     def describe(self, raw_id: int) -> str:
         """``"Title (year) [genre, ...]"``, or ``"item <id>"`` for an id without a title."""
@@ -427,7 +396,7 @@ def parse_uitem(text: str, *, path: str) -> Movies:
 
 def check_movies(movies: Movies, *, expected: ExpectedCounts = ML_100K) -> Movies:
     """``movies``, when it holds as many titles as the data set has items (``expected.items``)."""
-    found = len(movies.raw_ids)
+    found = len(movies)
     if expected.items is not None and found != expected.items:
         raise DataError(
             f"{movies.source}: expected {expected.items} items, found {found} "
@@ -453,22 +422,20 @@ def format_movies(movies: Movies) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _download_recbole(tmp: str, timeout: float) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, RECBOLE_REQUIREMENT]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    wheels = glob.glob(os.path.join(tmp, "recbole-*.whl"))
-    if done.returncode != 0 or not wheels:
-        raise OSError(f"`{' '.join(cmd)}` failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
-    return Path(wheels[0])
+def fetch_grouplens_titles(*, timeout: float = 10.0, url: str = GROUPLENS_URL) -> tuple[Movies, str]:
+    """Download the official zip and parse its ``u.item``; raises ``OSError`` when offline."""
+    # u.item is latin-1, as in a GroupLens folder (every byte is a latin-1 character)
+    text = _grouplens_member(GROUPLENS_ITEMS, timeout=timeout, url=url).decode("latin-1")
+    return parse_uitem(text, path=f"{url}!{GROUPLENS_ITEMS}"), url
 
 
-def _read_member(archive_path, member: str) -> str:
-    try:
-        with zipfile.ZipFile(archive_path) as archive:
-            raw = archive.read(member)
-    except (zipfile.BadZipFile, KeyError, zipfile.LargeZipFile, OSError, EOFError) as err:
-        raise DataError(f"{archive_path}: cannot read {member} ({err})") from None
-    return raw.decode("utf-8", errors="replace")
+def fetch_recbole_titles(*, timeout: float = 600.0) -> tuple[Movies, str]:
+    """The titles member of the recbole wheel, downloaded as ``fetch_recbole`` does."""
+    with tempfile.TemporaryDirectory(prefix="jax-ltr-recbole-") as tmp:
+        data = zip_member(_download_recbole(tmp, timeout), RECBOLE_ITEMS)
+    text = data.decode("utf-8", errors="replace")
+    movies = parse_movies(text, path=f"{RECBOLE_REQUIREMENT}!{RECBOLE_ITEMS}")
+    return movies, f"PyPI wheel {RECBOLE_REQUIREMENT} ({RECBOLE_ITEMS})"
 
 
 def load_movies(
@@ -480,50 +447,134 @@ def load_movies(
 ) -> Movies:
     """Titles and genres of MovieLens 100K, from the first source that has them.
 
-    A local folder's GroupLens ``u.item`` (``data_dir``, ``$JAX_LTR_DATA_DIR``), the cache's
-    ``ml-100k/movies.tsv``, the GroupLens zip, then only the ``ml-100k.item`` member of the
-    recbole wheel; whatever was fetched is cached (written to a temporary file, then renamed).
-    Every source is validated as the ratings are, line by line and then against the count of
-    items (``expected``), before it is used or cached.
+    The ratings' sources in the same order (the module docstring): a local folder's GroupLens
+    ``u.item`` (``data_dir``, ``$JAX_LTR_DATA_DIR``), the cache's ``ml-100k/movies.tsv``, the
+    GroupLens zip, then only the ``ml-100k.item`` member of the recbole wheel. Every source
+    is validated as the ratings are, line by line and then against the count of items
+    (``expected``), before it is used or cached.
+    """
+
+    def read_folder(path: Path) -> Movies:
+        text = _read_text(path, expected="a GroupLens u.item file of titles", encoding="latin-1")
+        return check_movies(parse_uitem(text, path=str(path)), expected=expected)
+
+    def read_cache(path: Path) -> Movies:
+        text = _read_text(path, expected=f"the titles cached as {MOVIES_FILE}")
+        return check_movies(parse_movies(text, path=str(path)), expected=expected)
+
+    return _first_source(
+        "titles",
+        data_dir=data_dir,
+        cache_dir=cache_dir,
+        folder_file="u.item",
+        read_folder=read_folder,
+        cache_file=MOVIES_FILE,
+        read_cache=read_cache,
+        fetches=(lambda: fetch_grouplens_titles(timeout=download_timeout), fetch_recbole_titles),
+        check=lambda movies, _origin: check_movies(movies, expected=expected),
+        cache_text=format_movies,
+    )
+
+
+def _first_source(
+    what: str,
+    *,
+    data_dir: str | os.PathLike | None,
+    cache_dir: str | os.PathLike | None,
+    folder_file: str,
+    read_folder: Callable[[Path], _Loaded],
+    cache_file: str,
+    read_cache: Callable[[Path], _Loaded],
+    fetches: Sequence[Callable[[], tuple[_Fetched, str]]],
+    check: Callable[[_Fetched, str], _Loaded],
+    cache_text: Callable[[_Fetched], str],
+) -> _Loaded:
+    """MovieLens 100K's ``what`` ("ratings" or "titles") from the first source that has them,
+    in the order of the module docstring.
+
+    ``read_folder`` reads and validates ``folder_file`` in ``data_dir`` (or
+    ``$JAX_LTR_DATA_DIR``): when a folder is named, it must hold a valid file, with no
+    fallback. ``read_cache`` does the same for ``<cache>/ml-100k/<cache_file>``. Otherwise
+    each of ``fetches`` in turn downloads and parses the data, returning it with its origin;
+    ``check(parsed, origin)`` validates it, and only then is ``cache_text(parsed)`` written to
+    the cache (atomically). A fetch that raises ``OSError`` or ``SubprocessError`` (offline,
+    no pip) gives way to the next; a ``DataError`` (data that is not what it should be) is
+    raised at once, and nothing is cached.
     """
     data_dir = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV) or None
     if data_dir is not None:
-        path = Path(data_dir) / "u.item"
-        if not path.is_file():
-            raise DataError(f"{path}: no such file (expected a GroupLens u.item file of titles)")
-        return check_movies(
-            parse_uitem(path.read_text(encoding="latin-1"), path=str(path)), expected=expected
-        )
+        path = Path(data_dir) / folder_file
+        value = read_folder(path)
+        logger.info("MovieLens 100K: read {} {} from the local folder {}", len(value), what, path)
+        return value
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    cached = cache / "ml-100k" / MOVIES_FILE
+    cached = cache / "ml-100k" / cache_file
     if cached.exists():
-        try:
-            text = cached.read_text(encoding="utf-8")
-        except UnicodeDecodeError as err:
-            raise DataError(f"{cached}: not a text file ({err})") from None
-        return check_movies(parse_movies(text, path=str(cached)), expected=expected)
+        value = read_cache(cached)
+        logger.info("MovieLens 100K: read {} {} from the cache {}", len(value), what, cached)
+        return value
     failures = []
-
-    def grouplens():
-        with urllib.request.urlopen(GROUPLENS_URL, timeout=download_timeout) as response:
-            payload = io.BytesIO(response.read())
-        text = _read_member(payload, GROUPLENS_ITEMS)
-        return parse_uitem(text, path=f"{GROUPLENS_URL}!{GROUPLENS_ITEMS}")
-
-    def recbole():
-        with tempfile.TemporaryDirectory(prefix="jax-ltr-recbole-") as tmp:
-            wheel = _download_recbole(tmp, 600.0)
-            return parse_movies(
-                _read_member(wheel, RECBOLE_ITEMS), path=f"{RECBOLE_REQUIREMENT}!{RECBOLE_ITEMS}"
-            )
-
-    for fetch in (grouplens, recbole):
+    for fetch in fetches:
         try:
-            movies = fetch()
+            parsed, origin = fetch()
         except (OSError, subprocess.SubprocessError) as err:
-            logger.warning("MovieLens 100K titles: source unavailable: {}", err)
+            logger.warning("MovieLens 100K {}: source unavailable: {}", what, err)
             failures.append(str(err))
             continue
-        atomic_write_text(cached, format_movies(check_movies(movies, expected=expected)))
-        return movies
-    raise DataError(f"MovieLens 100K titles are not available: {' | '.join(failures)}")
+        value = check(parsed, origin)
+        atomic_write_text(cached, cache_text(parsed))
+        logger.info("MovieLens 100K: fetched {} {} from {}; cached at {}", len(value), what, origin, cached)
+        return value
+    raise DataError(
+        f"MovieLens 100K {what} are not available: no {DATA_DIR_ENV}/data_dir, nothing cached at "
+        f"{cached}, and every fetch failed: {' | '.join(failures)}"
+    )
+
+
+def zip_member(archive, member: str, *, name: str | None = None) -> bytes:
+    """The bytes of ``member`` in the zip ``archive`` (a path or a binary file object); a
+    ``DataError`` naming the archive (``name``, default ``archive``) otherwise."""
+    name = name or str(archive)
+    try:
+        with zipfile.ZipFile(archive) as opened:
+            return opened.read(member)
+    except zipfile.BadZipFile as err:
+        raise DataError(f"{name}: not a valid wheel/zip file ({err})") from None
+    except KeyError:
+        raise DataError(f"{name}: has no member {member}") from None
+    except (zipfile.LargeZipFile, OSError, EOFError) as err:
+        raise DataError(f"{name}: cannot read {member} ({err})") from None
+
+
+def _grouplens_member(member: str, *, timeout: float, url: str) -> bytes:
+    """``member`` of the GroupLens zip at ``url``, downloaded whole; ``OSError`` when offline."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        payload = response.read()
+    return zip_member(io.BytesIO(payload), member, name=url)
+
+
+def _download_recbole(tmp: str, timeout: float) -> Path:
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, RECBOLE_REQUIREMENT]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    wheels = glob.glob(os.path.join(tmp, "recbole-*.whl"))
+    if done.returncode != 0 or not wheels:
+        raise OSError(f"`{' '.join(cmd)}` failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
+    return Path(wheels[0])
+
+
+def _read_text(path: Path, *, expected: str, encoding: str = "utf-8") -> str:
+    """The text of the file at ``path``; a ``DataError`` naming it when it is missing
+    (``expected``: what it should have been) or not text in ``encoding``."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file (expected {expected})")
+    try:
+        return path.read_text(encoding=encoding)
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not a text file ({err})") from None
+
+
+def _decode(data: bytes, *, name: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{name}: not a text file ({err})") from None

@@ -282,3 +282,35 @@ def test_cached_titles_are_validated_like_the_ratings(tmp_path, monkeypatch):
     cached.write_bytes(b"\xff\xfe\x00 not text")
     with pytest.raises(DataError, match=r"movies\.tsv: not a text file"):
         load_movies(cache_dir=tmp_path)
+
+
+def test_titles_come_from_the_same_ladder_of_sources(tmp_path, monkeypatch):
+    from ltr_common.movielens import load_movies, parse_movies
+
+    monkeypatch.delenv(ml.DATA_DIR_ENV, raising=False)
+    calls = []
+    header = "\t".join(ml.RECBOLE_ITEMS_HEADER) + "\n"
+    wheel_titles = parse_movies(header + "1\tToy Story\t1995\tAnimation Comedy\n", path="test wheel")
+
+    def offline(**kwargs):
+        calls.append("grouplens")
+        raise OSError("no network")
+
+    def wheel(**kwargs):
+        calls.append("recbole")
+        return wheel_titles, "test wheel"
+
+    monkeypatch.setattr(ml, "fetch_grouplens_titles", offline)
+    monkeypatch.setattr(ml, "fetch_recbole_titles", wheel)
+    with pytest.raises(DataError, match=r"test wheel: expected 1682 items, found 1"):
+        load_movies(cache_dir=tmp_path)  # validated before it is cached
+    assert not (tmp_path / "ml-100k" / ml.MOVIES_FILE).exists()
+    movies = load_movies(cache_dir=tmp_path, expected=ANY)
+    assert calls == ["grouplens", "recbole"] * 2
+    assert movies.describe(1) == "Toy Story (1995) [Animation, Comedy]"
+    assert (tmp_path / "ml-100k" / ml.MOVIES_FILE).read_text() == ml.format_movies(wheel_titles)
+    monkeypatch.setattr(ml, "fetch_recbole_titles", _must_not_fetch)
+    assert load_movies(cache_dir=tmp_path, expected=ANY).describe(1) == movies.describe(1)  # cached
+    monkeypatch.setattr(ml, "fetch_recbole_titles", offline)
+    with pytest.raises(DataError, match=r"titles are not available: .* every fetch failed: no network"):
+        load_movies(cache_dir=tmp_path / "empty", expected=ANY)
