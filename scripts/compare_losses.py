@@ -28,18 +28,14 @@ from pathlib import Path
 
 from loguru import logger
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from ltr_common import ConfigError, load_split  # noqa: E402
-from ltr_common.config import for_task  # noqa: E402
-from ltr_common.losses import LOSSES  # noqa: E402
-from ltr_common.models import MODELS  # noqa: E402
-from ltr_common.stats import format_difference, paired_difference  # noqa: E402
-from ltr_train import FRAMEWORKS, configure, load_run_config, run  # noqa: E402
-from ltr_train.cli import USER_ERRORS, error_exit  # noqa: E402
-from ltr_train.compare import evaluate_all  # noqa: E402
+from ltr_common import ConfigError, load_split
+from ltr_common.config import for_task
+from ltr_common.losses import LOSSES
+from ltr_common.models import MODELS
+from ltr_common.stats import format_difference, paired_difference
+from ltr_train import FRAMEWORKS, configure, load_run_config, run
+from ltr_train.cli import USER_ERRORS, error_exit
+from ltr_train.compare import evaluate_all
 
 METRIC = "ndcg@10"
 

@@ -27,8 +27,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 SHAPES = {  # users, items, median / min / max ratings per user (the releases' own)
     "ml-1m": (6_040, 3_706, 100, 20, 2_314),
     "ml-20m": (138_493, 26_744, 88, 20, 9_254),
