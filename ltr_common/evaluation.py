@@ -13,10 +13,20 @@ from collections.abc import Callable, Iterator, Mapping
 import numpy as np
 
 from ltr_common.batching import Batch, iterate_batches
+from ltr_common.config import SELECTION_METRIC
 from ltr_common.lists import Lists
 
 MetricFn = Callable[[Batch], Mapping[str, object]]
 EVAL_BATCH_SIZE = 1024
+# The metrics a summary shows, in this order, of those a run has: the selection metric first.
+# A console line holds the first ``CONSOLE_METRICS`` of them; metrics.json and TensorBoard
+# hold every metric.
+HEADLINE = tuple(
+    dict.fromkeys(
+        (SELECTION_METRIC, "ndcg@20", "recall@10", "recall@20", "hr@10", "liked/ndcg@10", "mrr", "map")
+    )
+)
+CONSOLE_METRICS = 5
 
 
 def ranking_metric_set(
@@ -51,6 +61,18 @@ def metric_order(name: str) -> tuple:
     family, _, k = name.removeprefix("liked/").partition("@")
     rank = {"ndcg": 0, "mrr": 1, "map": 2, "recall": 3, "hr": 4}.get(family, 5)
     return (liked, rank, int(k) if k else 0, name)
+
+
+def console_metrics(names) -> list[str]:
+    """The metrics of ``names`` a console line shows: at most ``CONSOLE_METRICS`` of
+    ``HEADLINE``, in its order, so that every trainer prints the same line.
+
+    Example:
+      >>> console_metrics(["map", "mrr", "ndcg@5", "ndcg@10", "ndcg@20", "recall@10"])
+      ['ndcg@10', 'ndcg@20', 'recall@10', 'mrr', 'map']
+    """
+    present = set(names)
+    return [name for name in HEADLINE if name in present][:CONSOLE_METRICS]
 
 
 def _batches(metric_fn: MetricFn, lists: Lists, batch_size: int) -> Iterator[tuple[np.ndarray, dict]]:

@@ -20,6 +20,7 @@ from loguru import logger
 
 from ltr_common.batching import Batch
 from ltr_common.config import SELECTION_METRIC, TrainConfig
+from ltr_common.evaluation import console_metrics, metric_order
 from ltr_common.files import restore_with_fallback
 from ltr_common.tasks import Task
 
@@ -87,6 +88,50 @@ class Progress:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @property
+    def last_epoch(self) -> int:
+        """The epoch (counted from 1) of the last step; 0 before the first."""
+        return self.epoch + (self.batch > 0)
+
+
+class ProgressBar(Protocol):
+    """What the loop asks of a progress bar that counts steps (``tqdm`` is one)."""
+
+    total: float
+
+    def update(self, n: float = 1) -> Any: ...
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None: ...
+
+    def refresh(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _NoBar:
+    """The progress bar of a run without one."""
+
+    total = 0
+
+    def update(self, n: float = 1) -> None:
+        pass
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        pass
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _NoWriter:
+    """The summary writer of a run without one."""
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        pass
+
 
 def train(
     config: TrainConfig,
@@ -96,117 +141,181 @@ def train(
     *,
     writer=None,
     resume: bool = False,
-    progress_bar: Callable | None = None,
+    progress_bar: Callable[..., ProgressBar] | None = None,
     after_step: Callable[[Progress], None] | None = None,
     epoch_seconds: list[float] | None = None,
 ) -> Progress:
     """Train on ``task`` until ``config.epochs`` or early stopping; checkpoints go to ``run_dir``.
 
-    ``epoch_seconds``, when given, gets the wall time of each whole epoch this call runs
-    (its steps, host inputs, evaluation and checkpoints; the first includes compilation;
-    the rest of an epoch resumed mid-way is not one).
+    ``progress_bar(total=, initial=)`` makes a bar that counts steps; it is closed however the
+    loop ends (an early stop sets its total to the steps run). ``epoch_seconds``, when given,
+    gets the wall time of each whole epoch this call runs (its steps, host inputs, evaluation
+    and checkpoints; the first includes compilation; the rest of an epoch resumed mid-way is
+    not one).
 
     With ``config.refit`` there are no validation lists: every checkpoint is also the best,
     and the last weights are the ones tested. ``after_step`` is called after every step
     (tests use it to interrupt a run).
     """
-    latest, best = run_dir / "checkpoint_latest", run_dir / "checkpoint_best"
-    progress = Progress()
-    if resume:
-        progress = Progress(**restore_with_fallback(backend.restore, latest))
-        logger.info(
-            "resumed from {} at epoch {}, batch {}, step {}",
-            latest,
-            progress.epoch,
-            progress.batch,
-            progress.step,
-        )
+    progress = _restored(backend, run_dir) if resume else Progress()
     steps_per_epoch = task.steps_per_epoch()
     if steps_per_epoch < 1:  # the tasks refuse such a split first (``tasks.base``); never loop on it
         raise ValueError(f"{task.name}: an epoch of {steps_per_epoch} training steps would never end")
-    bar = progress_bar(total=config.epochs * steps_per_epoch, initial=progress.step) if progress_bar else None
-    pending: list[tuple[int, dict]] = []
-    window_start, window_lists = time.perf_counter(), 0
+    bar = (
+        _NoBar()
+        if progress_bar is None
+        else progress_bar(total=config.epochs * steps_per_epoch, initial=progress.step)
+    )
+    try:
+        loop = _Loop(config, task, backend, run_dir, progress, bar, _NoWriter() if writer is None else writer)
+        while progress.epoch < config.epochs and not progress.stopped_early:
+            loop.run_epoch(after_step, epoch_seconds)
+        loop.flush()
+    finally:
+        bar.close()
+    return progress
 
-    def flush() -> None:
-        nonlocal window_start, window_lists
-        if not pending:
-            return
-        host = backend.metrics_to_host([m for _, m in pending])
-        elapsed = time.perf_counter() - window_start
-        for (step, _), values in zip(pending, host, strict=True):
+
+def _restored(backend: Backend, run_dir: Path) -> Progress:
+    """The progress of the run's latest checkpoint (or the one before it), restored into ``backend``."""
+    latest = run_dir / "checkpoint_latest"
+    progress = Progress(**restore_with_fallback(backend.restore, latest))
+    logger.info(
+        "resumed from {} at epoch {}, batch {}, step {}",
+        latest,
+        progress.epoch,
+        progress.batch,
+        progress.step,
+    )
+    return progress
+
+
+class _StepMetrics:
+    """The training steps' metrics, left on the device until ``flush`` brings them to the
+    host every ``LOG_EVERY`` steps (no host sync inside a step), checks them and logs them."""
+
+    def __init__(self, backend: Backend, writer, latest: Path) -> None:
+        self.backend, self.writer, self.latest = backend, writer, latest
+        self.pending: list[tuple[int, Any]] = []
+        self.window_start, self.window_lists = time.perf_counter(), 0
+
+    def add(self, step: int, metrics, lists: int) -> None:
+        self.pending.append((step, metrics))
+        self.window_lists += lists
+
+    def flush(self) -> float | None:
+        """Check and log the pending steps; returns the last one's total loss (None: none pending).
+
+        Raises ``NonFiniteError`` at the first step whose loss or gradient norm is not finite.
+        """
+        if not self.pending:
+            return None
+        host = self.backend.metrics_to_host([m for _, m in self.pending])
+        elapsed = time.perf_counter() - self.window_start
+        for (step, _), values in zip(self.pending, host, strict=True):
             bad = [k for k in ("loss_total", "grad_norm") if not math.isfinite(values[k])]
             if bad:
                 raise NonFiniteError(
                     f"step {step}: non-finite {', '.join(f'{k}={values[k]}' for k in bad)}; "
-                    f"the last good checkpoint stays at {latest}"
+                    f"the last good checkpoint stays at {self.latest}"
                 )
-            if writer is not None:
-                for key, value in values.items():
-                    writer.add_scalar(f"train/{key}", value, step)
-                writer.add_scalar("train/learning_rate", backend.learning_rate(step), step)
-        if writer is not None and elapsed > 0:
-            writer.add_scalar("train/lists_per_second", window_lists / elapsed, pending[-1][0])
-        if bar is not None:
-            bar.set_postfix(loss=f"{host[-1]['loss_total']:.4f}")
-        pending.clear()
-        window_start, window_lists = time.perf_counter(), 0
+            for key, value in values.items():
+                self.writer.add_scalar(f"train/{key}", value, step)
+            self.writer.add_scalar("train/learning_rate", self.backend.learning_rate(step), step)
+        if elapsed > 0:
+            self.writer.add_scalar("train/lists_per_second", self.window_lists / elapsed, self.pending[-1][0])
+        self.pending.clear()
+        self.window_start, self.window_lists = time.perf_counter(), 0
+        return host[-1]["loss_total"]
 
-    def evaluate_and_checkpoint() -> None:
-        flush()  # every step up to here was finite before anything is saved
-        if config.refit:  # nothing to select on: the latest weights are the best
-            progress.best_step = progress.step
-            backend.save([best, latest], progress.to_dict())
-            return
-        metrics = task.evaluate(backend, "validation")
-        if writer is not None:
-            for key, value in metrics.items():
-                writer.add_scalar(f"val/{key}", value, progress.step)
-        score = metrics[SELECTION_METRIC]
-        logger.info(
-            "step {} epoch {}: validation {}",
-            progress.step,
-            progress.epoch,
-            ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()),
-        )
-        improved = score > progress.best
-        if improved:
-            progress.best, progress.best_step, progress.evals_since_best = score, progress.step, 0
-        else:
-            progress.evals_since_best += 1
-            if progress.evals_since_best >= config.early_stop_patience:
-                progress.stopped_early = True
-                logger.info(
-                    "early stop: no better validation {} in {} evaluations",
-                    SELECTION_METRIC,
-                    config.early_stop_patience,
-                )
-        backend.save([best, latest] if improved else [latest], progress.to_dict())
 
-    while progress.epoch < config.epochs and not progress.stopped_early:
-        epoch_start, whole_epoch = time.perf_counter(), progress.batch == 0  # not a resumed part
-        inputs = task.epoch_inputs(epoch=progress.epoch, start_batch=progress.batch)
-        for batch, pairs in inputs:
-            pending.append((progress.step + 1, backend.train_step(batch, pairs)))
-            window_lists += int((batch.list_ids >= 0).sum())
-            progress.step += 1
-            progress.batch += 1
-            if bar is not None:
-                bar.update()
-            if progress.step % LOG_EVERY == 0:
-                flush()
-            end_of_epoch = progress.batch == steps_per_epoch
+class _Loop:
+    """One call of ``train``: its steps, evaluations, checkpoints and progress bar."""
+
+    def __init__(self, config, task, backend, run_dir: Path, progress: Progress, bar, writer) -> None:
+        self.config, self.task, self.backend, self.progress = config, task, backend, progress
+        self.bar, self.writer = bar, writer
+        self.latest, self.best = run_dir / "checkpoint_latest", run_dir / "checkpoint_best"
+        self.steps_per_epoch = task.steps_per_epoch()
+        self.step_metrics = _StepMetrics(backend, writer, self.latest)
+
+    def run_epoch(self, after_step, epoch_seconds: list[float] | None) -> None:
+        """Train from ``progress`` to the end of its epoch, or to an early stop."""
+        progress = self.progress
+        start, whole_epoch = time.perf_counter(), progress.batch == 0  # not a resumed part
+        for batch, pairs in self.task.epoch_inputs(epoch=progress.epoch, start_batch=progress.batch):
+            self.train_step(batch, pairs)
+            end_of_epoch = progress.batch == self.steps_per_epoch
             if end_of_epoch:
                 progress.epoch, progress.batch = progress.epoch + 1, 0
-            if progress.step % config.eval_every == 0 or end_of_epoch:
-                evaluate_and_checkpoint()
+            if progress.step % self.config.eval_every == 0 or end_of_epoch:
+                self.evaluate_and_checkpoint()
             if end_of_epoch and epoch_seconds is not None and whole_epoch:
-                epoch_seconds.append(time.perf_counter() - epoch_start)
+                epoch_seconds.append(time.perf_counter() - start)
             if after_step is not None:
                 after_step(progress)
             if progress.stopped_early:
-                break
-    flush()
-    if bar is not None:
-        bar.close()
-    return progress
+                return
+
+    def train_step(self, batch: Batch, pairs) -> None:
+        progress = self.progress
+        metrics = self.backend.train_step(batch, pairs)
+        self.step_metrics.add(progress.step + 1, metrics, int((batch.list_ids >= 0).sum()))
+        progress.step += 1
+        progress.batch += 1
+        self.bar.update()
+        if progress.step % LOG_EVERY == 0:
+            self.flush()
+
+    def flush(self) -> None:
+        """Check and log the steps' metrics so far, and show the last loss on the bar."""
+        loss = self.step_metrics.flush()
+        if loss is not None:
+            self.show(f"epoch {self.progress.last_epoch}/{self.config.epochs}, loss {loss:.4f}")
+
+    def show(self, status: str) -> None:
+        self.bar.set_postfix_str(status)
+
+    def evaluate_and_checkpoint(self) -> None:
+        """Save the latest checkpoint, and the best one when validation improved (or, with
+        nothing to select on in a refit, always)."""
+        self.flush()  # every step up to here was finite before anything is saved
+        progress = self.progress
+        if self.config.refit:  # nothing to select on: the latest weights are the best
+            progress.best_step = progress.step
+            self.backend.save([self.best, self.latest], progress.to_dict())
+            return
+        metrics = self.task.evaluate(self.backend, "validation")
+        self.log_validation(metrics)
+        improved = self.select(metrics[SELECTION_METRIC])
+        self.backend.save([self.best, self.latest] if improved else [self.latest], progress.to_dict())
+
+    def log_validation(self, metrics: dict[str, float]) -> None:
+        """Every metric to TensorBoard and the run's log; the console's few (``console_metrics``)."""
+        step, epoch = self.progress.step, self.progress.last_epoch
+        for key, value in metrics.items():
+            self.writer.add_scalar(f"val/{key}", value, step)
+        shown = " ".join(f"{k}={metrics[k]:.4f}" for k in console_metrics(metrics))
+        logger.info("step {} epoch {} val {}", step, epoch, shown)
+        every = ", ".join(f"{k} {metrics[k]:.4f}" for k in sorted(metrics, key=metric_order))
+        logger.debug("step {} epoch {}: validation {}", step, epoch, every)
+
+    def select(self, score: float) -> bool:
+        """Whether ``score`` (the selection metric) is the best so far; stops the run after
+        ``early_stop_patience`` evaluations without one."""
+        progress = self.progress
+        if score > progress.best:
+            progress.best, progress.best_step, progress.evals_since_best = score, progress.step, 0
+            return True
+        progress.evals_since_best += 1
+        if progress.evals_since_best >= self.config.early_stop_patience:
+            progress.stopped_early = True
+            logger.info(
+                "early stop: no better validation {} in {} evaluations",
+                SELECTION_METRIC,
+                self.config.early_stop_patience,
+            )
+            self.bar.total = progress.step  # the bar ends full, where the run ends
+            self.show(f"stopped early in epoch {progress.last_epoch}/{self.config.epochs}")
+            self.bar.refresh()
+        return False

@@ -15,16 +15,18 @@ from loguru import logger
 from ltr_common import baselines
 from ltr_common.config import SELECTION_METRIC, ConfigError, TrainConfig, for_task
 from ltr_common.data import load_split, split_ratings
+from ltr_common.evaluation import HEADLINE
 from ltr_common.lists import Split
 from ltr_common.movielens import Ratings
 from ltr_common.stats import paired_difference
 from ltr_common.tasks import Scorer, Task, make_task
 from ltr_train.backends import framework_package, make_backend
+from ltr_train.runs import check_run_data, load_run_config
 
 MF_REGULARISATION = (3.0, 10.0, 30.0)
-# The peers' settings, each grid searched on validation NDCG@10 (``fit_baselines``): EASE's
-# l2; ALS's (factors, regularisation, confidence alpha); BPR's (factors, learning rate,
-# regularisation); item-kNN's (neighbours, shrinkage).
+# The peers' settings, each grid searched on the validation selection metric
+# (``fit_baselines``): EASE's l2; ALS's (factors, regularisation, confidence alpha); BPR's
+# (factors, learning rate, regularisation); item-kNN's (neighbours, shrinkage).
 EASE_L2 = (50.0, 100.0, 200.0, 300.0, 500.0, 800.0, 1200.0, 2000.0)
 ALS_SETTINGS = tuple(
     (factors, reg, alpha)
@@ -97,7 +99,15 @@ def fit_baselines(
                 for s in settings
             }
             setting = max(values, key=values.get)
-            logger.info("{}: setting {} chosen on validation {}", name, setting, values)
+            logger.info(
+                "{}: setting {} chosen on validation {} ({:.4f}, best of {})",
+                name,
+                setting,
+                SELECTION_METRIC,
+                values[setting],
+                len(values),
+            )
+            logger.debug("{}: validation {} of each setting {}", name, SELECTION_METRIC, values)
         out[name] = scorer(fit(split.train, setting))
     return out
 
@@ -119,13 +129,8 @@ def compare(task: Task, model: Scorer, others: dict[str, Scorer], parts) -> dict
     return result
 
 
-HEADLINE = ("ndcg@10", "ndcg@20", "recall@10", "recall@20", "hr@10", "liked/ndcg@10", "mrr", "map")
-
-
 def check_run(run_dir: Path, task_name: str, refit: bool) -> tuple[str, TrainConfig]:
     """The framework and config of ``run_dir``, checked to be a run of ``task_name`` and ``refit``."""
-    from ltr_train.run import load_run_config  # ltr_train.run imports this module
-
     framework, config = load_run_config(run_dir)
     if config.task != task_name:
         raise ConfigError(
@@ -139,8 +144,6 @@ def check_run(run_dir: Path, task_name: str, refit: bool) -> tuple[str, TrainCon
 def load_model(run_dir: Path, task_name: str, refit: bool, ratings: Ratings):
     """The best checkpoint of ``run_dir``, checked to be a run of ``task_name`` trained on
     ``ratings`` (the data the comparison loaded once for every run)."""
-    from ltr_train.run import check_run_data
-
     framework, config = check_run(run_dir, task_name, refit)
     check_run_data(run_dir, ratings)
     backend = make_backend(framework, config, ratings.num_users, ratings.num_items)

@@ -7,7 +7,9 @@
 
 Every option of ``ltr_common.TrainConfig`` is a flag (``--help`` lists them); ``--config
 FILE.json`` overrides the defaults and flags override the file. The run directory gets the
-resolved config, a log, TensorBoard events, checkpoints and ``metrics.json``.
+resolved config, a log, TensorBoard events, checkpoints and ``metrics.json`` (every metric);
+the console shows a few. See the curves of every run with ``tensorboard --logdir runs``
+(``pip install tensorboard``).
 """
 
 from __future__ import annotations
@@ -17,10 +19,16 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from loguru import logger
-
 from ltr_common import ConfigError, TrainConfig, parse_config
-from ltr_train import FRAMEWORKS, configure, default_run_dir, format_table, load_run_config, run
+from ltr_train import (
+    FRAMEWORKS,
+    configure,
+    default_run_dir,
+    load_run_config,
+    log_to_console,
+    run,
+    run_summary,
+)
 from ltr_train.cli import USER_ERRORS, error_exit
 
 # Options that may change when a run is resumed: more epochs continue the same trajectory;
@@ -128,20 +136,16 @@ def main(argv: list[str] | None = None) -> int:
 
         jax.distributed.initialize(*distributed)
     run_dir = args.resume or args.run_dir or default_run_dir(framework, config)
-    logger.info("config: {}", config.to_dict())
     try:
         results = run(
             framework, config, run_dir, resume=args.resume is not None, progress_bar=not args.no_progress
         )
     except USER_ERRORS as err:
         return error_exit(parser, err)
-    print(
-        f"\n{framework} {config.loss}: best validation ndcg@10 at step {results['best_step']} "
-        f"of {results['steps']}, {results['train_seconds']:.0f} s of training; run directory {run_dir}"
-    )
-    print(format_table(results))
+    print(run_summary(framework, config, results, run_dir))
     return 0
 
 
 if __name__ == "__main__":
+    log_to_console()  # log sinks are the process's: set where it starts, not in main (tests call it)
     sys.exit(main())

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from jax_ltr import _train as jax_train
+from ltr_common.config import SELECTION_METRIC
 from ltr_common.loop import NonFiniteError
 from ltr_common.tasks import RerankTask
 from ltr_train import run
@@ -24,9 +25,9 @@ from tests._small import SMALL, small_data
 
 @pytest.fixture(scope="module")
 def random_order(movielens):
-    """Validation and test NDCG@10 of a random order, averaged over three draws."""
+    """Validation and test selection metric of a random order, averaged over three draws."""
     results = load_script("baselines").evaluate_baselines(seeds=3, baselines=("random",))
-    return {part: results[f"random/{part}"]["ndcg@10"] for part in ("validation", "test")}
+    return {part: results[f"random/{part}"][SELECTION_METRIC] for part in ("validation", "test")}
 
 
 @pytest.mark.parametrize("framework", ["jax", "torch"])
@@ -61,9 +62,9 @@ def test_one_epoch_run_writes_a_complete_run_directory(framework, tmp_path, caps
     for part in ("validation", "test"):
         assert set(metrics[part]) == {"ndcg@5", "ndcg@10", "ndcg@20", "mrr", "map", "recall@10"}
         # One epoch already orders the held-out ratings better than chance.
-        assert random_order[part] < metrics[part]["ndcg@10"] <= 1.0
+        assert random_order[part] < metrics[part][SELECTION_METRIC] <= 1.0
     out = capsys.readouterr().out
-    assert "best validation ndcg@10" in out and "test" in out
+    assert f"best validation {SELECTION_METRIC}" in out and "test" in out
     log = (run_dir / "train.log").read_text()
     assert f"{framework} trainer on" in log and "validation" in log
 
@@ -259,8 +260,11 @@ def test_a_retrieval_run_beside_its_baselines(framework, tmp_path):
         assert {"ndcg@10", "recall@10", "hr@10", "liked/ndcg@10"} <= set(results[part])
         assert results["lists"][part]["lists"] + results["lists"][part]["left out"] == ratings.num_users
         for name in ("popularity", "ease", "item_knn"):
-            mean, se, n = results["paired"][name][part]["ndcg@10"]
-            model, baseline = results[part]["ndcg@10"], results["baselines"][name][part]["ndcg@10"]
+            mean, se, n = results["paired"][name][part][SELECTION_METRIC]
+            model, baseline = (
+                results[part][SELECTION_METRIC],
+                results["baselines"][name][part][SELECTION_METRIC],
+            )
             assert (
                 mean == pytest.approx(model - baseline, abs=1e-9)
                 and se > 0

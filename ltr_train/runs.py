@@ -1,0 +1,104 @@
+"""A run folder: what a run leaves in it, and how later scripts read it back.
+
+``<run_dir>/``: ``config.json`` (the framework and the resolved config), ``data.json`` (the
+data's source, counts and content hash), ``train.log``, ``events.*`` (TensorBoard),
+``checkpoint_latest``/``checkpoint_best`` (+ ``.prev``), ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from ltr_common.config import ConfigError, TrainConfig, load_config_file
+from ltr_common.data import fingerprint, load_split
+from ltr_common.lists import Split
+from ltr_common.movielens import DataError, Ratings
+from ltr_train.backends import FRAMEWORKS
+
+
+def default_run_dir(framework: str, config: TrainConfig) -> Path:
+    return Path("runs") / f"{framework}-{config.loss}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+RUN_OUTPUTS = ("checkpoint_latest", "checkpoint_best", "metrics.json")
+
+
+def run_config_data(framework: str, config: TrainConfig) -> dict:
+    """What a run writes to its ``config.json``, as JSON reads it back."""
+    return json.loads(json.dumps({"framework": framework, **dataclasses.asdict(config)}))
+
+
+def check_new_run_dir(run_dir: Path, framework: str, config: TrainConfig) -> None:
+    """Refuse a folder that holds a run: a ``config.json`` of another framework or config, or
+    what a run leaves (``RUN_OUTPUTS``), which a new run there would write over.
+
+    Other files do not count, nor does this very run's ``config.json`` alone: the other
+    processes of a multi-host run start in the folder where process 0 has written it, before
+    any of them can train a step or write a checkpoint.
+    """
+    run_dir = Path(run_dir)
+    found = [name for name in RUN_OUTPUTS if (run_dir / name).exists()]
+    saved = run_dir / "config.json"
+    if saved.exists():
+        try:
+            same = json.loads(saved.read_text(encoding="utf-8")) == run_config_data(framework, config)
+        except (OSError, ValueError):  # unreadable, not UTF-8 or not JSON: not this run's
+            same = False
+        if not same:
+            found.insert(0, "config.json")
+    if found:
+        raise ConfigError(
+            f"--run-dir: {run_dir} holds a run already ({', '.join(found)}); choose another "
+            f"folder, or continue that run with --resume {run_dir}"
+        )
+
+
+DATA_RECORD = "data.json"
+
+
+def check_run_data(run_dir: Path, ratings: Ratings, record: dict | None = None) -> None:
+    """Refuse ``ratings`` that are not what the run in ``run_dir`` was trained on (its
+    ``data.json``: counts and content hash); a run without the record is taken as it is.
+    ``record``: ``fingerprint(ratings)`` where the caller has it already."""
+    path = Path(run_dir) / DATA_RECORD
+    if not path.is_file():
+        return
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: unreadable ({err})") from None
+    now = record if record is not None else fingerprint(ratings)
+    changed = [
+        k for k in ("ratings", "users", "items", "implicit", "timed", "sha256") if saved.get(k) != now[k]
+    ]
+    if changed:
+        raise DataError(
+            f"{path}: the run was trained on other data than {now['source']} holds now "
+            f"({', '.join(f'{k}: {saved.get(k)!r} then, {now[k]!r} now' for k in changed[:2])})"
+        )
+
+
+def load_run_data(run_dir: Path, config: TrainConfig, *, refit: bool | None = None) -> tuple[Ratings, Split]:
+    """The ratings and split of the run in ``run_dir`` (``config``: its saved config), checked
+    to be the data it was trained on (``check_run_data``)."""
+    ratings, split = load_split(config, refit=refit)
+    check_run_data(run_dir, ratings)
+    return ratings, split
+
+
+def load_run_config(run_dir: Path) -> tuple[str, TrainConfig]:
+    """The framework and configuration a run directory was trained with (its ``config.json``)."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a run directory (it has no config.json)")
+    data = load_config_file(path, TrainConfig, allow={"framework"}, flag=None)
+    framework = data.pop("framework", "jax")
+    if framework not in FRAMEWORKS:
+        raise ConfigError(f"{path}: framework must be one of {', '.join(FRAMEWORKS)}, found {framework!r}")
+    try:
+        return framework, TrainConfig(**data)
+    except (ConfigError, TypeError) as err:
+        raise ConfigError(f"{path}: {err}") from None

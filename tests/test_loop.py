@@ -1,0 +1,136 @@
+"""The training loop's progress bar: its total follows an early stop, and it is closed however
+the loop ends. A stub task and backend stand in for a framework, so nothing is compiled."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from ltr_common.config import SELECTION_METRIC
+from ltr_common.loop import NonFiniteError, train
+from tests._small import SMALL
+
+STEPS_PER_EPOCH = 4
+
+
+class StubTask:
+    """Four steps an epoch; validation scores ``scores`` in turn (the last one repeated)."""
+
+    name = "stub"
+
+    def __init__(self, scores):
+        self.scores, self.evaluations = list(scores), 0
+
+    def steps_per_epoch(self):
+        return STEPS_PER_EPOCH
+
+    def epoch_inputs(self, *, epoch, start_batch=0):
+        for _ in range(start_batch, STEPS_PER_EPOCH):
+            yield SimpleNamespace(list_ids=np.arange(3)), None
+
+    def evaluate(self, scorer, part, *, history="all"):
+        score = self.scores[min(self.evaluations, len(self.scores) - 1)]
+        self.evaluations += 1
+        return {SELECTION_METRIC: score}
+
+
+class StubBackend:
+    def __init__(self, loss=1.0):
+        self.loss = loss
+
+    def train_step(self, batch, pairs):
+        return {"loss_total": self.loss, "grad_norm": 1.0}
+
+    def metrics_to_host(self, metrics):
+        return metrics
+
+    def learning_rate(self, step):
+        return 0.1
+
+    def save(self, paths, progress):
+        pass
+
+
+class RecordingBar:
+    """A progress bar that remembers what the loop did with it."""
+
+    def __init__(self, total, initial=0):
+        self.total, self.n, self.status, self.closed = total, initial, "", False
+
+    def update(self, n=1):
+        self.n += n
+
+    def set_postfix_str(self, s="", refresh=True):
+        self.status = s
+
+    def refresh(self):
+        pass
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture
+def bars():
+    """``(bars made, the maker to hand the loop)``."""
+    made = []
+
+    def make(**kwargs):
+        made.append(RecordingBar(**kwargs))
+        return made[-1]
+
+    return made, make
+
+
+def config(**changes):
+    return dataclasses.replace(SMALL, **{"epochs": 5, "eval_every": 100, **changes})
+
+
+def test_a_whole_run_fills_the_bar_and_closes_it(tmp_path, bars):
+    progress = train(
+        config(), StubTask([0.1, 0.2, 0.3, 0.4, 0.5]), StubBackend(), tmp_path, progress_bar=bars[1]
+    )
+    (bar,) = bars[0]
+    assert not progress.stopped_early and progress.step == 5 * STEPS_PER_EPOCH
+    assert (bar.n, bar.total, bar.closed) == (20, 20, True)
+    assert bar.status == "epoch 5/5, loss 1.0000"
+
+
+def test_an_early_stop_ends_the_bar_full_where_the_run_stopped(tmp_path, bars):
+    # Best at the first evaluation, then two without a better one: stopped after epoch 3 of 5.
+    task = StubTask([0.5, 0.4])
+    progress = train(config(early_stop_patience=2), task, StubBackend(), tmp_path, progress_bar=bars[1])
+    (bar,) = bars[0]
+    assert progress.stopped_early and progress.step == 3 * STEPS_PER_EPOCH and task.evaluations == 3
+    assert (bar.n, bar.total, bar.closed) == (12, 12, True)
+    assert bar.status == "stopped early in epoch 3/5"
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_an_exception_in_the_loop_closes_the_bar(tmp_path, bars, error):
+    def interrupt(progress):
+        if progress.step == 6:
+            raise error
+
+    with pytest.raises(error):
+        train(
+            config(),
+            StubTask([0.1]),
+            StubBackend(),
+            tmp_path,
+            progress_bar=bars[1],
+            after_step=interrupt,
+        )
+    (bar,) = bars[0]
+    assert bar.closed and bar.n == 6
+
+
+def test_a_non_finite_loss_closes_the_bar(tmp_path, bars):
+    with pytest.raises(NonFiniteError, match="step 1: non-finite loss_total=nan"):
+        train(config(), StubTask([0.1]), StubBackend(loss=math.nan), tmp_path, progress_bar=bars[1])
+    (bar,) = bars[0]
+    assert bar.closed
