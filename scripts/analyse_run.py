@@ -22,7 +22,7 @@ import numpy as np
 from ltr_common import ConfigError, iterate_batches
 from ltr_common.baselines import popularity
 from ltr_common.tasks import make_task
-from ltr_train import load_run_config, load_run_data, make_backend
+from ltr_train import load_run_config, load_run_data, log_to_console, make_backend
 from ltr_train.backends import framework_package
 from ltr_train.cli import USER_ERRORS, error_exit
 from ltr_train.compare import fit_baselines
@@ -103,4 +103,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    log_to_console()
     sys.exit(main())

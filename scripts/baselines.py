@@ -30,6 +30,7 @@ from ltr_common.config import add_config_arguments, for_task
 from ltr_common.evaluation import metric_order
 from ltr_common.stats import format_difference, paired_difference
 from ltr_common.tasks import make_task
+from ltr_train import log_to_console
 from ltr_train.cli import USER_ERRORS, error_exit
 from ltr_train.compare import DATA_OPTIONS, DATA_PLACES, HEADLINE, evaluate_all, fit_baselines
 
@@ -136,4 +137,5 @@ def evaluate_baselines(
 
 
 if __name__ == "__main__":
+    log_to_console()
     sys.exit(main())

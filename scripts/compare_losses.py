@@ -33,7 +33,7 @@ from ltr_common.config import for_task
 from ltr_common.losses import LOSSES
 from ltr_common.models import MODELS
 from ltr_common.stats import format_difference, paired_difference
-from ltr_train import FRAMEWORKS, configure, load_run_config, run
+from ltr_train import FRAMEWORKS, configure, load_run_config, log_to_console, run
 from ltr_train.cli import USER_ERRORS, error_exit
 from ltr_train.compare import evaluate_all
 
@@ -140,4 +140,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    log_to_console()
     sys.exit(main())

@@ -26,7 +26,7 @@ import pandas as pd
 
 from ltr_common.files import atomic_write_bytes, atomic_write_text
 from ltr_common.lists import concatenate_by_user
-from ltr_train import load_run_config, load_run_data, make_backend
+from ltr_train import load_run_config, load_run_data, log_to_console, make_backend
 from ltr_train.cli import USER_ERRORS, error_exit
 
 
@@ -72,4 +72,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    log_to_console()
     sys.exit(main())

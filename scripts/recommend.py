@@ -32,7 +32,7 @@ from ltr_common.data import load_movies_for
 from ltr_common.files import atomic_write_text
 from ltr_common.movielens import Movies
 from ltr_common.tasks.retrieve import CATALOG_ENTRIES, UserItems
-from ltr_train import load_run_config, load_run_data, make_backend
+from ltr_train import load_run_config, load_run_data, log_to_console, make_backend
 from ltr_train.cli import USER_ERRORS, error_exit
 
 
@@ -197,4 +197,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    log_to_console()
     sys.exit(main())
