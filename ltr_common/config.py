@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ltr_common.datasets import DATASETS
 from ltr_common.interactions import DUPLICATES
+from ltr_common.lists import MAX_LIST_SIZE, TEST_SIZE, VALIDATION_SIZE
 from ltr_common.losses import LOSSES, objective_terms
 from ltr_common.models import MODELS, SEQUENTIAL
 
@@ -90,9 +91,9 @@ class TrainConfig:
     bias_weight_decay: float = _field(0.5, "decoupled weight decay of the biases (vectors)")
     grad_clip_norm: float = _field(5.0, "clip gradients to this global norm")
     seed: int = _field(42, "seed for initialisation, shuffling and pair sampling")
-    max_list_size: int = _field(1000, "keep at most this many newest ratings per training list")
-    test_size: int = _field(10, "newest ratings per user held out for testing")
-    validation_size: int = _field(10, "ratings per user before the test ones, for validation")
+    max_list_size: int = _field(MAX_LIST_SIZE, "keep at most this many newest ratings per training list")
+    test_size: int = _field(TEST_SIZE, "newest ratings per user held out for testing")
+    validation_size: int = _field(VALIDATION_SIZE, "ratings per user before the test ones, for validation")
     pairs_per_list: int = _field(32, "sampled pairs per list for the pairwise loss; 0 = all pairs")
     length_bucketing: bool = _field(True, "group lists of similar length into batches")
     eval_every: int = _field(400, "evaluate every this many steps (and at each epoch end)")

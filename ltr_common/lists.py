@@ -23,6 +23,10 @@ from loguru import logger
 from ltr_common.movielens import Ratings
 
 UNTIMED_SPLIT_SEED = 0
+# The split's defaults, which the trainer's configuration (``TrainConfig``) takes as its own.
+TEST_SIZE = 10
+VALIDATION_SIZE = 10
+MAX_LIST_SIZE = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,9 +115,9 @@ def _make_lists(ratings: Ratings, order: np.ndarray, starts: np.ndarray, stops: 
 def temporal_split(
     ratings: Ratings,
     *,
-    test_size: int = 10,
-    validation_size: int = 10,
-    max_list_size: int = 200,
+    test_size: int = TEST_SIZE,
+    validation_size: int = VALIDATION_SIZE,
+    max_list_size: int = MAX_LIST_SIZE,
     seed: int = UNTIMED_SPLIT_SEED,
 ) -> Split:
     """Split every user's ratings in time: oldest to train, then validation, newest to test.

@@ -19,16 +19,19 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+from tqdm import tqdm
+
+from ltr_common import load_movielens, temporal_split
+from ltr_common.files import atomic_write_text
+from ltr_train.cli import USER_ERRORS, error_exit
+
+# The comparison tables are the parity tests' own (``parity_tests``), a package of the
+# checkout that is not installed: found beside ``scripts/``, wherever the script is run from.
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from ltr_common import load_movielens, temporal_split  # noqa: E402
-from ltr_common.files import atomic_write_text  # noqa: E402
-from ltr_train.cli import USER_ERRORS, error_exit  # noqa: E402
 from parity_tests._cases import MODES, build_cases, compare, make_inputs, real_batches  # noqa: E402
 
 
@@ -67,7 +70,7 @@ def training_ratios(batches: int) -> int:
     from ltr_common.losses import LOSSES
     from parity_tests._training import worst_parameter_gradient_ratio
 
-    split = temporal_split(load_movielens())  # as the training-parity tests split it
+    split = temporal_split(load_movielens())
     print("| training loss | worst float32 parameter-gradient |difference| / bound |")
     print("| --- | ---: |")
     worst = 0.0

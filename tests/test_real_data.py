@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+
+from ltr_common.lists import MAX_LIST_SIZE, temporal_split
 
 
 def test_counts(movielens):
@@ -15,18 +18,24 @@ def test_counts(movielens):
     np.testing.assert_array_equal(movielens.item_raw_ids, np.arange(1, 1683))
 
 
-def test_split_sizes(movielens, movielens_split):
-    split = movielens_split
+@pytest.mark.parametrize("max_list_size", [None, 200])
+def test_split_sizes(movielens, max_list_size):
+    given = {} if max_list_size is None else {"max_list_size": max_list_size}
+    split = temporal_split(movielens, **given)
+    kept = MAX_LIST_SIZE if max_list_size is None else max_list_size
     per_user = np.bincount(movielens.users, minlength=943)
     assert len(split.test) == len(split.validation) == 943
     assert (split.test.lengths == 10).all() and (split.validation.lengths == 10).all()
-    # Training: the remainder, newest 200 kept; users with exactly 20 ratings have none.
-    expected_train = np.minimum(per_user - 20, 200)
+    # Training: the remainder, the newest `kept`; users with exactly 20 ratings have none.
+    expected_train = np.minimum(per_user - 20, kept)
     np.testing.assert_array_equal(split.train.lengths, expected_train[expected_train > 0])
     np.testing.assert_array_equal(split.train.users, np.flatnonzero(expected_train > 0))
     assert split.counts["users with no training list (cold: validation/test only)"] == 32
     assert split.counts["users with a 1-rating training list (no order to learn)"] == 24
-    assert split.counts["users whose training list was truncated to max_list_size"] == (per_user > 220).sum()
+    truncated = split.counts["users whose training list was truncated to max_list_size"]
+    assert truncated == (per_user > 20 + kept).sum()
+    # ML-100K's longest history (737 ratings) fits the default; 200 truncates 124 users.
+    assert truncated == (0 if max_list_size is None else 124)
 
 
 def test_no_rating_in_two_splits(movielens_split):
