@@ -18,15 +18,15 @@ leaves what it measured:
 Cells not started within ``--budget-s`` are rows that say so. Memory: XLA's temporary buffers
 of a compiled JAX call, the peak CUDA allocation of a PyTorch call over its inputs, and the
 process's peak device memory for each framework. ``--tiny``: the same sections on tiny cells
-of ListMLE and pairwise PL, without torch.compile, and the trainers on tiny synthetic data,
-for a machine without an accelerator (the tests).
+of ListMLE and pairwise PL, without torch.compile, and the trainers with the dot-product model
+(the quickest to compile) on tiny synthetic data, for a machine without an accelerator (the
+tests).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.util
 import json
 import os
 import statistics
@@ -37,24 +37,15 @@ from pathlib import Path
 import jax
 import torch
 
+from ltr_bench.grid import GridOptions, grid_table, parse_grid, run_grid
+from ltr_bench.registry import LOSS_NAMES
+from ltr_bench.report import fmt
+from ltr_bench.steps import train_throughput
 from ltr_common.files import atomic_write_text
-
-
-def _load_benchmark():
-    """``scripts/benchmark.py`` (the grid, the trainers' timing): a script beside this one."""
-    path = Path(__file__).resolve().parent / "benchmark.py"
-    spec = importlib.util.spec_from_file_location("benchmark_script", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-benchmark = _load_benchmark()
 
 LISTMLE_FAMILY = ["listmle", "topk_listmle", "position_listmle"]
 PAIRWISE_FAMILY = ["pairwise_pl", "hybrid", "lambdaloss"]
-ALL_LOSSES = list(benchmark.LOSS_NAMES)
+ALL_LOSSES = list(LOSS_NAMES)
 COMPARED = ["jax", "torch eager", "torch.compile", "rax"]  # the ratio table's columns
 IMPLEMENTATIONS = [
     *COMPARED,
@@ -65,11 +56,12 @@ IMPLEMENTATIONS = [
     "jax associative",
 ]
 SMALL, LARGE = "1024x200", "4096x1000"
-TINY, TINY_LOSSES = "3x7", ("listmle", "pairwise_pl")  # --tiny
+TINY, TINY_LOSSES, TINY_MODEL = "3x7", ("listmle", "pairwise_pl"), "dot"  # --tiny
 
 
 def sections(tiny: bool) -> list[dict]:
-    """The sections in the order they run, the most wanted first: benchmark flags each."""
+    """The sections in the order they run, the most wanted first: a grid each (``grid_options``),
+    or the trainers."""
     rest = [loss for loss in ALL_LOSSES if loss not in LISTMLE_FAMILY + PAIRWISE_FAMILY]
     if not tiny:
         return _sections(SMALL, LARGE, rest)
@@ -105,15 +97,22 @@ def _sections(small: str, large: str, rest: list[str]) -> list[dict]:
     ]
 
 
-def grid_flags(section: dict, *, runs: int, tiny: bool) -> list[str]:
+def grid_options(section: dict, *, runs: int, tiny: bool) -> GridOptions:
+    """The loss grid of ``section``: value + gradient of its losses, ``runs`` rounds a cell."""
     names = [n for n in IMPLEMENTATIONS if not (tiny and n.startswith("torch.compile"))]
-    flags = ["--grid", section["grid"], "--losses", ",".join(section["losses"]), "--runs", str(runs)]
-    flags += ["--modes", "forward+backward", "--labels", section.get("labels", "ratings")]
-    flags += ["--dtypes", section.get("dtypes", "float32"), "--implementations", *names]
     # The dense [B, L, L] forms (PyTorch's all-pairs losses, Rax's pairwise ones) up to
     # (1024, 1000): at (4096, 1000) one such float32 array is 16 GiB, and PyTorch's pairwise
     # loss alone asked for more than the 140 GiB device had left beside JAX's buffers.
-    return [*flags, "--dense-max-pairs", "1.1e9"]
+    return GridOptions(
+        grid=parse_grid(section["grid"]),
+        losses=tuple(section["losses"]),
+        modes=("forward+backward",),
+        dtypes=(section.get("dtypes", "float32"),),
+        labels=(section.get("labels", "ratings"),),
+        implementations=tuple(names),
+        runs=runs,
+        dense_max_pairs=1.1e9,
+    )
 
 
 def _cell(rows, **match):
@@ -156,8 +155,8 @@ def ratio_table(rows: list[dict]) -> list[str]:
         torch_memory = by_name.get("torch eager", {}).get("memory_mb")
         lines.append(
             f"| {loss} | {call} | {labels} | {batch}x{length} | {dtype} | {ours['median_ms']:.3g} ms "
-            f"| {' | '.join(shown)} | {benchmark._fmt(ours.get('memory_mb'), '.1f')} "
-            f"| {benchmark._fmt(torch_memory, '.1f')} |"
+            f"| {' | '.join(shown)} | {fmt(ours.get('memory_mb'), '.1f')} "
+            f"| {fmt(torch_memory, '.1f')} |"
         )
     return lines
 
@@ -254,7 +253,8 @@ def report(state: dict) -> str:
         ]
     if state.get("train"):
         out += [
-            "## Trainers: epochs of each task's default configuration",
+            "## Trainers: epochs of each task's default configuration"
+            + (f" (--tiny: the {TINY_MODEL} model)" if state["tiny"] else ""),
             "",
             *trainer_table(state["train"]),
             "",
@@ -268,12 +268,11 @@ def report(state: dict) -> str:
     out += [
         "## Peak device memory of the whole run",
         "",
-        f"JAX {benchmark._fmt(memory['jax'], '.0f')} MiB, "
-        f"PyTorch {benchmark._fmt(memory['torch'], '.0f')} MiB.",
+        f"JAX {fmt(memory['jax'], '.0f')} MiB, PyTorch {fmt(memory['torch'], '.0f')} MiB.",
         "",
         "## Every row",
         "",
-        benchmark.markdown(all_rows),
+        grid_table(all_rows),
         "",
     ]
     return "\n".join(out)
@@ -344,11 +343,14 @@ def main(argv=None) -> int:
                     if args.tiny
                     else synthetic_ratings()
                 )
-            state["train"] = benchmark.train_throughput(
-                tasks=("retrieve", "rerank"), epochs=2 if args.tiny else 3, ratings=data
+            state["train"] = train_throughput(
+                tasks=("retrieve", "rerank"),
+                epochs=2 if args.tiny else 3,
+                ratings=data,
+                models=(TINY_MODEL if args.tiny else None,),
             )
         else:
-            grid_args = benchmark.parse_args(grid_flags(section, runs=args.runs, tiny=args.tiny))
+            options = grid_options(section, runs=args.runs, tiny=args.tiny)
             section_deadline = deadline if trained else deadline - train_reserve
             state["grids"].append((section["title"], []))
 
@@ -356,7 +358,7 @@ def main(argv=None) -> int:
                 state["grids"][-1] = (title, rows)
                 write()
 
-            rows = benchmark.run_grid(grid_args, deadline=section_deadline, on_cell=on_cell)
+            rows = run_grid(options, deadline=section_deadline, on_cell=on_cell)
             state["grids"][-1] = (section["title"], rows)
         write()
         print(

@@ -25,14 +25,7 @@ from tqdm import tqdm
 from ltr_common import load_movielens, temporal_split
 from ltr_common.files import atomic_write_text
 from ltr_train.cli import USER_ERRORS, error_exit
-
-# The comparison tables are the parity tests' own (``parity_tests``), a package of the
-# checkout that is not installed: found beside ``scripts/``, wherever the script is run from.
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from parity_tests._cases import MODES, build_cases, compare, make_inputs, real_batches  # noqa: E402
+from parity_tests._cases import MODES, build_cases, compare, make_inputs, real_batches
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -1,16 +1,21 @@
 """scripts/benchmark.py on a tiny grid: every implementation computes the same loss, the
 outputs are written whole, and what cannot run says why. (It times nothing that is asserted.)
-Rax is part of the test extra, so its rows run here too."""
+Rax is part of the test extra, so its rows run here too. Its --help and --quick: every
+option's default and every registered name shown, the preset as if typed."""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
+import shlex
 
 import pytest
 
+from ltr_bench.grid import GridOptions, grid_text
+from ltr_bench.registry import LOSS_NAMES, implementation_names
 from ltr_common.losses import LOSSES
-from tests.test_training import load_script
+from tests._scripts import load_script
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +86,56 @@ def test_bad_arguments_name_the_flag(bench_script, capsys):
             bench_script.parse_args(argv)
         assert exit_info.value.code == 2
         assert message in capsys.readouterr().err
+
+
+def _help_entries(bench_script, monkeypatch) -> dict[str, str]:
+    """``--help``'s text of each option, by its first flag, on one line each."""
+    monkeypatch.setenv("COLUMNS", "400")  # argparse wraps at the terminal's width: none here
+    text = bench_script.build_parser().format_help()
+    entries, flag = {}, None
+    for line in text.split("\noptions:\n", 1)[1].splitlines():
+        if line.startswith("  -"):
+            flag = line.split()[0].rstrip(",")
+            entries[flag] = line.strip()
+        elif line.startswith("    ") and flag is not None:
+            entries[flag] += " " + line.strip()
+        else:
+            flag = None
+    return entries
+
+
+def test_help_shows_every_default_and_the_registered_names(bench_script, monkeypatch):
+    entries = _help_entries(bench_script, monkeypatch)
+    defaults = bench_script.parse_args([])
+    options = {"--" + dest.replace("_", "-") for dest in vars(defaults)} - {"--grid-options"}
+    assert set(entries) - {"-h"} == options
+    for flag, entry in entries.items():
+        assert flag == "-h" or "(default: " in entry, entry
+    shown = {flag: re.search(r"\(default: ([^)]*)\)$", entry) for flag, entry in entries.items()}
+    assert shown["--runs"][1] == str(defaults.runs) == str(GridOptions().runs)
+    assert shown["--grid"][1] == grid_text(GridOptions().grid)
+    assert shown["--losses"][1] == ",".join(defaults.losses) == ",".join(LOSS_NAMES)
+    listed = re.search(r"any of (.*) \(default", entries["--losses"])[1].split(", ")
+    assert listed == list(LOSS_NAMES)
+    listed = re.search(r"any of: (.*) \(default", entries["--implementations"])[1]
+    assert shlex.split(listed.replace(",", "")) == implementation_names()
+    assert {"jax", "torch eager", "torch.compile", "rax"} <= set(implementation_names())
+
+
+def test_quick_is_its_preset_as_typed_and_given_options_win(bench_script):
+    quick = bench_script.parse_args(["--quick"])
+    typed = bench_script.parse_args(shlex.split(bench_script.preset_flags(bench_script.QUICK)))
+    assert vars(quick) == {**vars(typed), "quick": True}
+    full = bench_script.parse_args([])
+    assert len(quick.grid) < len(full.grid) and quick.runs < full.runs
+    assert quick.train and not full.train and quick.main_job is None
+    assert set(quick.implementations) < set(implementation_names())
+    for argv in (
+        ["--quick", "--runs", "3", "--losses", "listmle"],
+        ["--runs", "3", "--losses", "listmle", "--quick"],
+    ):
+        given = bench_script.parse_args(argv)
+        assert given.grid_options.runs == 3 and given.grid_options.losses == ("listmle",)
+        assert given.grid_options.grid == quick.grid_options.grid and given.train
+    assert not bench_script.parse_args(["--quick", "--no-train"]).train
+    assert bench_script.parse_args(["--quick", "--main-job", "rerank"]).main_job == ["rerank"]
