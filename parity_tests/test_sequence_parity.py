@@ -12,8 +12,10 @@ How the port is held together, step by step:
    to itself only, so no softmax is empty), ``-inf`` rather than a large negative logit.
 3. float64 first: with rounding out of the way, scores and every parameter gradient agree
    to 1e-12 (``_bounds.FLOAT64``) — any real difference in the math shows here.
-4. float32 against a derived bound (``_sequence_bounds``): a first-order rounding-error
-   analysis of the encoder, replayed in float64 beside the values it bounds.
+4. float32 against a derived bound: a first-order rounding-error analysis of the encoder,
+   replayed in float64 beside the values it bounds — the catalog scores
+   (``_sequence_bounds``) and the training loss's parameter gradients, forward and backward
+   rounding both (``_sequence_gradient_bounds``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from ltr_common.losses import training_objective
 from ltr_common.models import initial_weights, sequence_encoder
 from ltr_common.sequences import sequence_batch
 from ltr_common.weights import from_canonical, to_canonical
-from parity_tests import _bounds, _sequence_bounds
+from parity_tests import _bounds, _sequence_bounds, _sequence_gradient_bounds
 from torch_ltr import _losses as torch_losses
 from torch_ltr._batch import as_arrays
 from torch_ltr._sequence import next_item_lists as torch_lists
@@ -88,16 +90,22 @@ def next_item_batch(negatives: int | None, seed: int, lists=None):
     )
 
 
+MODEL_SHAPE = (USERS, ITEMS, DIM, LENGTH, BLOCKS, HEADS)
+
+
 def flax_and_torch(canonical: dict, dtype: str, levels: int = LEVELS):
-    shape = (USERS, ITEMS, DIM, LENGTH, BLOCKS, HEADS)
-    flax = jax_model.SequenceScorer(*shape, dropout=0.0, rating_levels=levels)
-    port = torch_model.SequenceScorer(*shape, dropout=0.0, rating_levels=levels)
+    flax = jax_model.SequenceScorer(*MODEL_SHAPE, dropout=0.0, rating_levels=levels)
     params = jax.tree.map(
         lambda x: jnp.asarray(x, dtype), from_canonical(canonical, flax.LAYOUT, target="flax")
     )
+    return flax, params, torch_port(canonical, dtype, levels)
+
+
+def torch_port(canonical: dict, dtype: str, levels: int = LEVELS):
+    port = torch_model.SequenceScorer(*MODEL_SHAPE, dropout=0.0, rating_levels=levels)
     state = from_canonical(canonical, port.LAYOUT, target="torch")
     port.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype)) for k, v in state.items()})
-    return flax, params, port.to(getattr(torch, dtype))
+    return port.to(getattr(torch, dtype))
 
 
 def test_the_converter_round_trip_is_exact():
@@ -151,30 +159,66 @@ def test_float32_catalog_scores_agree_within_the_derived_bound(monkeypatch):
     assert (np.abs(slipped - exact) > 2 * allowed).any()
 
 
+def _jax_gradients(canonical: dict, batch, loss: str, dtype: str, *, jit: bool = False):
+    """``(value, gradients)`` of ``batch``'s training objective ``((loss, 1.0),)`` in JAX, by the
+    trainer's own path from a batch to its lists' scores; gradients by canonical name. With
+    ``jit``, compiled as the trainer's step is (XLA then fuses, and rounds, differently)."""
+    with jax.enable_x64(dtype == "float64"):
+        flax, params, _ = flax_and_torch(canonical, dtype)
+
+        def objective(p):
+            scores, labels, where = jax_list_scores(flax.apply, p, batch, train=False)
+            return training_objective(jax_losses, scores, labels, where, None, ((loss, 1.0),))[0]
+
+        differentiated = jax.value_and_grad(objective)
+        value, grads = (jax.jit(differentiated) if jit else differentiated)(params)
+        return float(value), to_canonical(jax.device_get(grads), flax.LAYOUT)
+
+
+def _torch_gradients(canonical: dict, batch, loss: str, dtype: str):
+    """``_jax_gradients`` in PyTorch."""
+    port = torch_port(canonical, dtype)
+    scores, labels, where = torch_list_scores(port, as_arrays(batch))
+    total = training_objective(torch_losses, scores, labels.to(scores.dtype), where, None, ((loss, 1.0),))[0]
+    total.backward()
+    return total.item(), to_canonical({k: v.grad.numpy() for k, v in port.named_parameters()}, port.LAYOUT)
+
+
 @pytest.mark.parametrize("negatives", [0, 5], ids=["catalog", "sampled"])
 @pytest.mark.parametrize("loss", ["softmax", "listmle"])
 def test_float64_training_loss_and_parameter_gradients_agree(negatives, loss):
     batch = next_item_batch(negatives, seed=2)
-    terms = ((loss, 1.0),)
-    with jax.enable_x64(True):
-        flax, params, port = flax_and_torch(weights(), "float64")
-
-        def objective(p):  # the trainer's own path from a batch to its lists' scores
-            scores, labels, where = jax_list_scores(flax.apply, p, batch, train=False)
-            return training_objective(jax_losses, scores, labels, where, None, terms)[0]
-
-        value, grads = jax.value_and_grad(objective)(params)
-        grads = to_canonical(jax.device_get(grads), flax.LAYOUT)
-    scores, labels, where = torch_list_scores(port, as_arrays(batch))
-    total = training_objective(torch_losses, scores, labels.double(), where, None, terms)[0]
-    total.backward()
-    theirs = to_canonical({k: v.grad.numpy() for k, v in port.named_parameters()}, port.LAYOUT)
+    value, grads = _jax_gradients(weights(), batch, loss, "float64")
+    total, theirs = _torch_gradients(weights(), batch, loss, "float64")
     rtol, atol = _bounds.FLOAT64
-    np.testing.assert_allclose(float(value), total.item(), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(value, total, rtol=rtol, atol=atol)
     assert set(grads) == set(theirs)
     for name in grads:
         np.testing.assert_allclose(grads[name], theirs[name], rtol=rtol, atol=atol, err_msg=name)
     assert any(np.abs(g).max() > 1e-3 for g in grads.values())  # the gradients are not all ~0
+
+
+def test_float32_parameter_gradients_agree_within_the_derived_bound(monkeypatch):
+    # One of the float64 test's cases (the bound takes seconds to compile): sampled lists,
+    # ListMLE; JAX compiled, as the trainer runs it.
+    canonical, batch = weights(), next_item_batch(5, seed=2)
+    _, ours = _jax_gradients(canonical, batch, "listmle", "float32", jit=True)
+    _, theirs = _torch_gradients(canonical, batch, "listmle", "float32")
+    exact, bound = _sequence_gradient_bounds.gradient_bound(
+        canonical, batch, loss="listmle", num_blocks=BLOCKS, num_heads=HEADS
+    )
+    assert set(ours) == set(theirs) == set(exact)
+    allowed = {name: _sequence_bounds.SAFETY * b for name, b in bound.items()}
+    for name in exact:
+        assert (np.abs(ours[name] - exact[name]) <= allowed[name]).all(), name
+        assert (np.abs(theirs[name] - exact[name]) <= allowed[name]).all(), name
+        assert (np.abs(ours[name] - theirs[name]) <= 2 * allowed[name]).all(), name
+    # The bound is tight enough to matter: the tanh form of GELU, the catalog test's slip,
+    # lands outside it.
+    gelu = jax.nn.gelu
+    monkeypatch.setattr(jax.nn, "gelu", lambda x, approximate=True: gelu(x, approximate=True))
+    _, slipped = _jax_gradients(canonical, batch, "listmle", "float32", jit=True)
+    assert any((np.abs(slipped[name] - theirs[name]) > 2 * allowed[name]).any() for name in exact)
 
 
 @pytest.mark.parametrize("negatives", [None, 0, 5], ids=["targets-alone", "catalog", "sampled"])
