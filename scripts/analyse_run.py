@@ -21,6 +21,7 @@ import numpy as np
 
 from ltr_common import ConfigError, iterate_batches
 from ltr_common.baselines import popularity
+from ltr_common.config import SELECTION_METRIC
 from ltr_common.tasks import make_task
 from ltr_train import load_run_config, load_run_data, log_to_console, make_backend
 from ltr_train.backends import framework_package
@@ -30,7 +31,7 @@ from ltr_train.compare import fit_baselines
 SCORERS = ("model", "model, mean user", "item mean")
 
 
-def analyse(run_dir: Path, metric: str = "ndcg@10") -> dict[str, list[dict]]:
+def analyse(run_dir: Path, metric: str = SELECTION_METRIC) -> dict[str, list[dict]]:
     """Per split: rows ``{"group", "lists", <scorer>: mean metric}``."""
     framework, config = load_run_config(Path(run_dir))
     if config.task != "rerank" or config.refit:
@@ -86,7 +87,9 @@ def main(argv=None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--metric", default="ndcg@10", help="per-list metric to compare (default ndcg@10)")
+    parser.add_argument(
+        "--metric", default=SELECTION_METRIC, help=f"per-list metric to compare (default {SELECTION_METRIC})"
+    )
     args = parser.parse_args(argv)
     try:
         analysis = analyse(args.run_dir, args.metric)

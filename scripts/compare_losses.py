@@ -29,7 +29,7 @@ from pathlib import Path
 from loguru import logger
 
 from ltr_common import ConfigError, load_split
-from ltr_common.config import for_task
+from ltr_common.config import SELECTION_METRIC, for_task
 from ltr_common.losses import LOSSES
 from ltr_common.models import MODELS
 from ltr_common.stats import format_difference, paired_difference
@@ -37,7 +37,7 @@ from ltr_train import FRAMEWORKS, configure, load_run_config, log_to_console, ru
 from ltr_train.cli import USER_ERRORS, error_exit
 from ltr_train.compare import evaluate_all
 
-METRIC = "ndcg@10"
+METRIC = SELECTION_METRIC
 
 
 def _floats(text: str) -> list[float]:

@@ -40,7 +40,7 @@ def _peak_gib() -> float:
 
 def measure(size: str, *, model: str, framework: str, real: bool, batch_size: int | None) -> dict:
     """One size's numbers, in this process."""
-    from ltr_common.config import for_task
+    from ltr_common.config import SELECTION_METRIC, for_task
     from ltr_common.data import load_ratings, split_ratings
     from ltr_common.synthetic import synthetic_ratings
     from ltr_common.tasks import make_task
@@ -96,7 +96,7 @@ def measure(size: str, *, model: str, framework: str, real: bool, batch_size: in
         "last loss": losses[-1]["loss_total"],
         "evaluation seconds (first)": evaluations[0],
         "evaluation seconds (warm)": evaluations[1],
-        "validation ndcg@10": result["ndcg@10"],
+        f"validation {SELECTION_METRIC}": result[SELECTION_METRIC],
         "peak GiB": _peak_gib(),
     }
 
