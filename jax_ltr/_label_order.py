@@ -288,7 +288,7 @@ def level_rank(labels, where, levels: tuple[float, ...]):
 def counted_levels(length: int) -> int:
     """How many levels of small-integer labels a list of ``length`` items is counted for
     rather than sorted: as many as ``group_rank``'s counts fit in three 32-bit words, one
-    count kept for the invalid items (11 levels for 128 to 255 items and more for shorter
+    count kept for the invalid items (11 levels for 64 to 255 items and more for shorter
     lists, 8 up to 1,023, 5 up to 65,535, 2 beyond: binary labels). More words make each of
     the L steps dearer: on the 2-core CPU of docs/benchmark.md the order alone of (16,
     10000) ratings took 7.2 ms counted in five words and 45 ms in nine, against 6.6 ms

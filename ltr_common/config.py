@@ -239,9 +239,9 @@ class TrainConfig:
 
 
 # The defaults that differ by task: the dataclass's are retrieval's, the main job's. Each set
-# was chosen on the validation lists (README: Results), and --task picks its own.
+# was chosen on the validation lists (docs/results.md), and --task picks its own.
 TASK_DEFAULTS: dict[str, dict] = {
-    # the main job: the history-aware model, which beats every peer here (README: Results)
+    # the main job: the history-aware model, which beats every peer here (docs/results.md)
     "retrieve": {"model": "sequence"},
     "rerank": {
         "embedding_dim": 128,
@@ -252,7 +252,7 @@ TASK_DEFAULTS: dict[str, dict] = {
     },
 }
 # The defaults that differ by model, over the task's: the sequence model's (its objective
-# chosen on the validation lists, the encoder's settings SASRec's; README: Results); --model
+# chosen on the validation lists, the encoder's settings SASRec's; docs/results.md); --model
 # picks its own.
 MODEL_DEFAULTS: dict[str, dict] = {
     "sequence": {

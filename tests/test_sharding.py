@@ -135,7 +135,7 @@ def _free_port() -> int:
 
 
 def test_two_processes_of_two_devices_train_like_one_device(four_devices, tmp_path):
-    # The README's multi-host launch, on one machine: two processes, two CPU devices each.
+    # The multi-host launch of docs/training.md, on one machine: two processes, two CPU devices each.
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
