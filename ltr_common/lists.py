@@ -163,7 +163,7 @@ def temporal_split(
         ),
     }
     for rule, count in rule_counts.items():
-        logger.info("split: {}: {}", rule, count)
+        logger.debug("split: {}: {}", rule, count)  # the run prints them in its summary
     return Split(
         train=_make_lists(ratings, order, train_start, validation_start),
         validation=_make_lists(ratings, order, validation_start, test_start),
