@@ -164,7 +164,11 @@ def train(
     bar = (
         _NoBar()
         if progress_bar is None
-        else progress_bar(total=config.epochs * steps_per_epoch, initial=progress.step)
+        else progress_bar(
+            # a run resumed after its early stop has nothing left: its bar is full
+            total=progress.step if progress.stopped_early else config.epochs * steps_per_epoch,
+            initial=progress.step,
+        )
     )
     try:
         loop = _Loop(config, task, backend, run_dir, progress, bar, _NoWriter() if writer is None else writer)

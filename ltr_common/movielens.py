@@ -539,7 +539,7 @@ def zip_member(archive, member: str, *, name: str | None = None) -> bytes:
         with zipfile.ZipFile(archive) as opened:
             return opened.read(member)
     except zipfile.BadZipFile as err:
-        raise DataError(f"{name}: not a valid wheel/zip file ({err})") from None
+        raise DataError(f"{name}: not a zip file ({err})") from None
     except KeyError:
         raise DataError(f"{name}: has no member {member}") from None
     except (zipfile.LargeZipFile, OSError, EOFError) as err:

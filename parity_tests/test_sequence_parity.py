@@ -198,6 +198,13 @@ def test_float64_training_loss_and_parameter_gradients_agree(negatives, loss):
     assert any(np.abs(g).max() > 1e-3 for g in grads.values())  # the gradients are not all ~0
 
 
+def _largest_ratio(difference, bound) -> float:
+    """max |difference| / bound over the entries with a bound (where it is 0, so is the
+    difference: no float32 operation reaches those entries)."""
+    ratio = np.divide(np.abs(difference), bound, out=np.zeros_like(bound), where=bound > 0)
+    return float(ratio.max())
+
+
 def test_float32_parameter_gradients_agree_within_the_derived_bound(monkeypatch):
     # One of the float64 test's cases (the bound takes seconds to compile): sampled lists,
     # ListMLE; JAX compiled, as the trainer runs it.
@@ -213,12 +220,17 @@ def test_float32_parameter_gradients_agree_within_the_derived_bound(monkeypatch)
         assert (np.abs(ours[name] - exact[name]) <= allowed[name]).all(), name
         assert (np.abs(theirs[name] - exact[name]) <= allowed[name]).all(), name
         assert (np.abs(ours[name] - theirs[name]) <= 2 * allowed[name]).all(), name
+    used = {name: _largest_ratio(ours[name] - theirs[name], bound[name]) for name in exact}
+    closest = max(used, key=used.get)
+    print(f"JAX - PyTorch: at most {used[closest]:.3f} of the bound ({closest})")  # shown with -rP
     # The bound is tight enough to matter: the tanh form of GELU, the catalog test's slip,
     # lands outside it.
     gelu = jax.nn.gelu
     monkeypatch.setattr(jax.nn, "gelu", lambda x, approximate=True: gelu(x, approximate=True))
     _, slipped = _jax_gradients(canonical, batch, "listmle", "float32", jit=True)
-    assert any((np.abs(slipped[name] - theirs[name]) > 2 * allowed[name]).any() for name in exact)
+    over = {name: _largest_ratio(slipped[name] - theirs[name], 2 * allowed[name]) for name in exact}
+    print(f"tanh GELU: {sum(v > 1 for v in over.values())} leaves outside, up to {max(over.values()):.1f}x")
+    assert max(over.values()) > 1
 
 
 @pytest.mark.parametrize("negatives", [None, 0, 5], ids=["targets-alone", "catalog", "sampled"])

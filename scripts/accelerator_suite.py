@@ -42,6 +42,7 @@ from ltr_bench.registry import LOSS_NAMES
 from ltr_bench.report import fmt
 from ltr_bench.steps import train_throughput
 from ltr_common.files import atomic_write_text
+from ltr_train import log_to_console
 
 LISTMLE_FAMILY = ["listmle", "topk_listmle", "position_listmle"]
 PAIRWISE_FAMILY = ["pairwise_pl", "hybrid", "lambdaloss"]
@@ -380,4 +381,5 @@ def _movielens_at_hand() -> bool:
 
 
 if __name__ == "__main__":
+    log_to_console()
     sys.exit(main())

@@ -27,12 +27,12 @@ import jax_ltr
 from ltr_common import ConfigError, load_split
 from ltr_common.baselines import BASELINES, PEERS
 from ltr_common.config import add_config_arguments, for_task
-from ltr_common.evaluation import metric_order
+from ltr_common.evaluation import HEADLINE, metric_order
 from ltr_common.stats import format_difference, paired_difference
 from ltr_common.tasks import make_task
 from ltr_train import log_to_console
 from ltr_train.cli import USER_ERRORS, error_exit
-from ltr_train.compare import DATA_OPTIONS, DATA_PLACES, HEADLINE, evaluate_all, fit_baselines
+from ltr_train.compare import DATA_OPTIONS, DATA_PLACES, evaluate_all, fit_baselines
 
 
 def parse_runs(values: list[str]) -> dict[str, list[Path]]:

@@ -43,6 +43,7 @@ from ltr_bench.report import machine, write_results
 from ltr_bench.steps import DEFAULT_TASKS, steps_table, train_throughput
 from ltr_common.config import TASKS
 from ltr_common.models import MODELS
+from ltr_train import log_to_console
 
 GRID_DEFAULTS = GridOptions()
 
@@ -262,4 +263,5 @@ def batch_sizes(text: str) -> list[int]:
 
 
 if __name__ == "__main__":
+    log_to_console()
     sys.exit(main())

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from ltr_common import load_movielens, temporal_split
 from ltr_common.files import atomic_write_text
+from ltr_train import log_to_console
 from ltr_train.cli import USER_ERRORS, error_exit
 from parity_tests._cases import MODES, build_cases, compare, make_inputs, real_batches
 
@@ -145,4 +146,5 @@ def print_table(rows) -> None:
 
 
 if __name__ == "__main__":
+    log_to_console()
     sys.exit(main())

@@ -127,8 +127,6 @@ def main(argv=None) -> int:
         parser.error(f"--losses: unknown {unknown}; known: {', '.join(LOSSES)}")
     if not args.learning_rates or not args.seeds:
         parser.error("--learning-rates and --seeds need at least one value each")
-    logger.remove()
-    logger.add(sys.stderr, level="WARNING")
     try:
         chosen = compare(
             args.task, losses, args.learning_rates, args.seeds, args.framework, args.out, args.model
@@ -140,5 +138,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    log_to_console()
+    log_to_console("WARNING")  # the runs' own lines would drown the tables
     sys.exit(main())

@@ -172,4 +172,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    from ltr_train import log_to_console  # here: each measured process imports what it needs
+
+    log_to_console()
     sys.exit(main())

@@ -233,7 +233,7 @@ def test_bad_recbole_wheel_is_named(tmp_path, member, message):
 def test_corrupt_wheel_is_named(tmp_path):
     wheel = make_wheel(tmp_path / "r.whl", udata_text())
     wheel.write_bytes(wheel.read_bytes()[:40])  # truncated zip
-    with pytest.raises(DataError, match=r"r.whl: not a valid wheel/zip file"):
+    with pytest.raises(DataError, match=r"r.whl: not a zip file"):
         ml.read_recbole_wheel(wheel)
 
 
