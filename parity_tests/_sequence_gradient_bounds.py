@@ -55,14 +55,18 @@ from jax_ltr import _losses as jax_losses
 from jax_ltr._sequence import next_item_lists
 from ltr_common.losses import LOSSES, training_objective
 from parity_tests import _bounds
-from parity_tests._sequence_bounds import Rounding, catalog_scores, encode, gamma, item_scores
+from parity_tests._sequence_bounds import (
+    QUICK_COMPILE,
+    Rounding,
+    catalog_scores,
+    encode,
+    gamma,
+    item_scores,
+)
 
 FAN_IN = 3
 # Tangent directions (one per parameter entry) pushed through the network together.
 DIRECTIONS_PER_PASS = 128
-# The bound runs once, in under a second: XLA's backend optimisations and fusion emitters would
-# take seconds longer to compile it (16 s against 3 s here) than they save.
-QUICK_COMPILE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
 
 
 def _list_scores(rounded, weights, batch, *, num_blocks: int, num_heads: int):

@@ -213,8 +213,9 @@ def test_lambda_loss_score_gradient_alone_computes_no_label_gradient():
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_sweeps, "_all_pairs", record)
-        jax.grad(lambda s: jax_ltr.lambda_loss(s, labels, where=where))(scores)
-        jax.grad(lambda y: jax_ltr.lambda_loss(scores, y, where=where))(labels)
+        # Traced, not run: what the sweep is asked for is decided as the gradient is traced.
+        jax.make_jaxpr(jax.grad(lambda s: jax_ltr.lambda_loss(s, labels, where=where)))(scores)
+        jax.make_jaxpr(jax.grad(lambda y: jax_ltr.lambda_loss(scores, y, where=where)))(labels)
     assert traced == [False, True]
 
 

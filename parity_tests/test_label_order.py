@@ -137,14 +137,23 @@ def test_float64_and_lists_longer_than_65536(kind):
         np.testing.assert_array_equal(got, python_order(keys, where, tie))
 
 
+def _trace_anew():
+    """Drop the cached traces of the jitted label orders, which read ``jax.default_backend()``
+    as they are traced (the functions they call are not jitted of their own). Only theirs:
+    ``jax.clear_caches()`` would drop every compiled program of the test process, which the
+    tests after these would then compile again."""
+    for jitted in (descending_order, descending_places):
+        jitted.clear_cache()
+
+
 def test_the_32_bit_paths_of_tpus(monkeypatch, request):
     # TPUs emulate 64-bit integers: there the general path is a dense rank packed with the
     # position in a uint32, and past 65,536 items (no room for both) the comparison sort.
     monkeypatch.setattr(jax, "default_backend", lambda: "tpu")
     # descending_order is jitted: traced anew here, and again after the test, so that no
     # other test runs the TPU trace.
-    jax.clear_caches()
-    request.addfinalizer(jax.clear_caches)
+    _trace_anew()
+    request.addfinalizer(_trace_anew)
     for shape in ((9, 200), (2, 70_000)):
         keys, where, rng = _draw("continuous", shape, np.float32, seed=3)
         tie = rng.random(shape).astype(np.float32)
@@ -160,8 +169,8 @@ def test_accelerators_sort_instead_of_counting(monkeypatch, request):
     # On a GPU the counting pass is L sequential kernels (docs/gpu.md): the places come from
     # the integer sorts there, for the same result.
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-    jax.clear_caches()  # descending_places is jitted: traced anew for "gpu", and after the test
-    request.addfinalizer(jax.clear_caches)
+    _trace_anew()  # descending_places is jitted: traced anew for "gpu", and after the test
+    request.addfinalizer(_trace_anew)
     keys, where, rng = _draw("ratings", (9, 200), np.float32, seed=4)
     fresh = lambda k, w, t=None: descending_places(k, w, t)  # noqa: E731 (no cached trace)
     assert list(_equations(jax.make_jaxpr(fresh)(keys, where).jaxpr, "sort"))

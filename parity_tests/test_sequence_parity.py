@@ -205,6 +205,7 @@ def _largest_ratio(difference, bound) -> float:
     return float(ratio.max())
 
 
+@pytest.mark.slow
 def test_float32_parameter_gradients_agree_within_the_derived_bound(monkeypatch):
     # One of the float64 test's cases (the bound takes seconds to compile): sampled lists,
     # ListMLE; JAX compiled, as the trainer runs it.

@@ -344,7 +344,9 @@ def test_lambda_loss_keeps_float32_with_x64_on():
     labels = np.tile(np.arange(20.0, dtype=np.float32) % 5, (3, 1))
     with jax.enable_x64(True):
         for weighting in ("ndcg_loss2++", "label_diff"):
-            value, grad = jax.value_and_grad(
-                lambda s, w=weighting: jax_ltr.lambda_loss(s, labels, weighting=w)
-            )(jnp.asarray(scores))
+            # Traced, not run: the dtypes are fixed as the loss and its gradient are traced.
+            value, grad = jax.eval_shape(
+                jax.value_and_grad(lambda s, w=weighting: jax_ltr.lambda_loss(s, labels, weighting=w)),
+                jnp.asarray(scores),
+            )
             assert value.dtype == grad.dtype == jnp.float32

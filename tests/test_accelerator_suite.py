@@ -10,6 +10,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -27,6 +29,7 @@ def _wheel(folder: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_tiny_suite_writes_every_section(tmp_path):
     wheels = tmp_path / "wheels"
     wheels.mkdir()

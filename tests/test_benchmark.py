@@ -23,6 +23,7 @@ def bench_script():
     return load_script("benchmark")
 
 
+@pytest.mark.slow
 def test_tiny_grid_writes_agreeing_rows(bench_script, tmp_path, capsys):
     names = ["jax", "jax scan levels", "torch eager", "original loop", "rax"]
     flags = ["--grid", "3x7", "--runs", "2", "--dtypes", "float32,bfloat16", "--modes", "forward+backward"]

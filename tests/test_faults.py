@@ -70,6 +70,7 @@ def _params(run_dir: Path, name: str = "checkpoint_latest"):
     return progress, jax.device_get(trainer.state.params)
 
 
+@pytest.mark.slow
 def test_sigkill_during_a_checkpoint_write_then_resume_ends_identical(tmp_path):
     steps = run("jax", SMALL, tmp_path / "whole", data=small_data(), progress_bar=False)["steps"]
     # Writes 1-2 are the config and the first best checkpoint; 5 is a mid-run latest.

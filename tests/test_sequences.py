@@ -137,6 +137,7 @@ def test_the_sequence_model_options_are_checked():
 
 # Each framework's trainer reading the ratings too (the models' arithmetic with and without
 # them: parity_tests/test_sequence_parity.py).
+@pytest.mark.slow
 @pytest.mark.parametrize(("framework", "rating_levels"), [("jax", 5), ("torch", 5)])
 def test_a_sequence_model_trains_and_serves_from_its_run_directory(framework, rating_levels, tmp_path):
     from ltr_train.run import run

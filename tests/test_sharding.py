@@ -64,7 +64,7 @@ PROGRAM = textwrap.dedent(
         out[f"step{devices}"] = {"metrics": metrics, "params": params, "devices": trainer.devices(),
                                  "replicated": kernel.sharding.is_fully_replicated}
         with tempfile.TemporaryDirectory() as run_dir:
-            result = run("jax", each, run_dir, progress_bar=False)
+            result = run("jax", each, run_dir, data=(ratings, split), progress_bar=False)
         out[f"run{devices}"] = result["validation"]
     json.dump(out, sys.stdout)
     """
@@ -134,6 +134,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_of_two_devices_train_like_one_device(four_devices, tmp_path):
     # The multi-host launch of docs/training.md, on one machine: two processes, two CPU devices each.
     env = {

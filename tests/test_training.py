@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 
 import jax
 import numpy as np
@@ -290,7 +291,14 @@ def test_a_refit_trains_on_validation_too_and_reports_test_only(tmp_path):
     assert split.train.lengths.sum() == plain.train.lengths.sum() + plain.validation.lengths.sum()
 
 
-def test_recommend_export_and_task_checks_on_a_movielens_retrieval_run(tmp_path, capsys, movielens):
+@pytest.mark.slow
+def test_recommend_export_and_task_checks_on_a_movielens_retrieval_run(
+    tmp_path, capsys, monkeypatch, movielens
+):
+    # The run's table beside popularity only: EASE and item-kNN, fit and grid-searched on the
+    # whole catalog, would take most of the test's time, and what is checked here is what the
+    # run leaves for serving (test_a_retrieval_run_beside_its_baselines checks the table).
+    monkeypatch.setitem(sys.modules["ltr_train.run"].RUN_BASELINES, "retrieve", ("popularity",))
     config = [
         "--framework",
         "torch",
