@@ -66,7 +66,7 @@ class TwoTowerScorer(nn.Module):
         self.hidden_kernel = self.param("hidden_kernel", xavier, (2 * d, h))
         self.hidden_bias = self.param("hidden_bias", nn.initializers.zeros, (h,))
         self.output = nn.Dense(1, kernel_init=xavier, bias_init=nn.initializers.zeros)
-        self.dropout_layer = nn.Dropout(self.dropout)
+        self.dropout_layer = Dropout(self.dropout)
 
     def _halves(self, user_ids, item_ids):
         user_part = self.user_embedding(user_ids) @ self.hidden_kernel[: self.embedding_dim]
@@ -153,12 +153,37 @@ def rating_index(ratings, levels: int):
     return jnp.clip(ratings.astype(jnp.int32), 1, levels) - 1
 
 
-def attention_mask(valid):
-    """[B, 1, T, T] bool: query ``q`` sees key ``k`` when ``k <= q`` and ``k`` is a real item,
-    and always itself (a padding slot then sees only itself: no empty softmax)."""
+class Dropout(nn.Module):
+    """Inverted dropout whose masks cost half the random bits of ``flax.linen.Dropout``: each
+    32-bit draw decides two entries, by its two 16-bit halves. The rate is rounded to a
+    multiple of 2^-16 (0.2 drops with probability 13107 / 65536 = 0.199997), and the kept
+    entries are scaled by the exact inverse of the rounded keep probability. On a CPU the
+    draws cost more than the rest of the step's dropout; halving them is a tenth of a
+    sequence model's training step."""
+
+    rate: float
+
+    @nn.compact
+    def __call__(self, x, *, deterministic: bool):
+        dropped = round(self.rate * 2**16)
+        if deterministic or dropped == 0:
+            return x
+        width = x.shape[-1]
+        words = jax.random.bits(self.make_rng("dropout"), (*x.shape[:-1], -(-width // 2)), jnp.uint32)
+        halves = jnp.concatenate([words & 0xFFFF, words >> 16], axis=-1)[..., :width]
+        keep = 1.0 - dropped / 2**16
+        return jnp.where(halves >= dropped, x / keep, 0.0).astype(x.dtype)
+
+
+def attention_mask(valid, segments=None):
+    """[B, 1, T, T] bool: query ``q`` sees key ``k`` when ``k <= q`` and ``k`` is a real item
+    (of the same user, in a packed row: ``segments`` [B, T] equal), and always itself (a
+    padding slot then sees only itself: no empty softmax)."""
     length = valid.shape[-1]
-    causal = jnp.tril(jnp.ones((length, length), bool))
-    return ((causal & valid[:, None, :]) | jnp.eye(length, dtype=bool))[:, None]
+    sees = jnp.tril(jnp.ones((length, length), bool)) & valid[:, None, :]
+    if segments is not None:
+        sees = sees & (segments[:, :, None] == segments[:, None, :])
+    return (sees | jnp.eye(length, dtype=bool))[:, None]
 
 
 class SequenceScorer(nn.Module):
@@ -212,25 +237,44 @@ class SequenceScorer(nn.Module):
             name: self.param(name, inits.get(spec.init) or nn.initializers.normal(spec.std), spec.shape)
             for name, spec in self._canonical().items()
         }
-        self.dropout_layer = nn.Dropout(self.dropout)
+        self.dropout_layer = Dropout(self.dropout)
 
-    def encode(self, history, history_mask, ratings=None, *, train: bool = False, newest_only: bool = False):
+    def encode(
+        self,
+        history,
+        history_mask,
+        ratings=None,
+        *,
+        train: bool = False,
+        newest_only: bool = False,
+        segments=None,
+        slots=None,
+    ):
         """[B, T, d]: the user vector after each slot of the history; with ``newest_only``,
         [B, 1, d], the newest slot's alone (the last block then attends from that slot only).
         ``ratings`` [B, T]: each history item's rating, an integer 1..``rating_levels``
         (read only when ``rating_levels`` > 0; ``ltr_common.sequences.check_ratings``).
 
         A history narrower than ``history_length`` takes the newest slots' position
-        embeddings, so its newest item sits where it would in a full window."""
+        embeddings, so its newest item sits where it would in a full window. Packed rows
+        (``ltr_common.sequences.pack_histories``) hold several users: ``segments`` [B, T]
+        says whose each slot is (attention stays within a user) and ``slots`` [B, T] which
+        slot of the user's own row it is (its position)."""
         w, drop = self.weights, lambda x: self.dropout_layer(x, deterministic=not train)
         _batch, length = history.shape
-        x = w["item_embedding"][history] * math.sqrt(self.embedding_dim) + w["position_embedding"][-length:]
+        first_position = self.history_length - length
+        positions = (
+            w["position_embedding"][first_position:]
+            if slots is None
+            else w["position_embedding"][first_position + slots]
+        )
+        x = w["item_embedding"][history] * math.sqrt(self.embedding_dim) + positions
         if self.rating_levels:
             if ratings is None:
                 raise ValueError(f"rating_levels={self.rating_levels}: give the history's ratings")
             x = x + w["rating_embedding"][rating_index(ratings, self.rating_levels)]
         x = drop(jnp.where(history_mask[..., None], x, 0.0))
-        mask = attention_mask(history_mask)
+        mask = attention_mask(history_mask, segments)
         for block in range(self.num_blocks):
             queries = slice(-1, None) if newest_only and block == self.num_blocks - 1 else slice(None)
             x = self._block(x, mask[:, :, queries], queries, f"block{block}_", drop)
@@ -278,11 +322,13 @@ class SequenceScorer(nn.Module):
         *,
         catalog: bool = False,
         train: bool = False,
+        segments=None,
+        slots=None,
     ):
         """The scores of each slot's next-item list (``ltr_common.sequences``): targets [B, T, K]
         then negatives [B, N] (maybe none), [B, T, K + N]; with ``catalog``, the whole catalog,
-        [B, T, num_items]."""
-        states = self.encode(history, history_mask, ratings, train=train)
+        [B, T, num_items]. ``segments`` and ``slots``: a packed batch's (``encode``)."""
+        states = self.encode(history, history_mask, ratings, train=train, segments=segments, slots=slots)
         if catalog:
             return self.score_catalog(states)
         batch, length, _ = targets.shape

@@ -29,12 +29,13 @@ import torch
 import jax_ltr._model as jax_model
 import torch_ltr._model as torch_model
 from jax_ltr import _losses as jax_losses
+from jax_ltr._sequence import PackedSequenceBatch
 from jax_ltr._sequence import next_item_lists as jax_lists
 from jax_ltr._train import list_scores as jax_list_scores
 from ltr_common.lists import Lists
 from ltr_common.losses import training_objective
 from ltr_common.models import initial_weights, sequence_encoder
-from ltr_common.sequences import sequence_batch
+from ltr_common.sequences import pack_histories, sequence_batch
 from ltr_common.weights import from_canonical, to_canonical
 from parity_tests import _bounds, _sequence_bounds, _sequence_gradient_bounds
 from torch_ltr import _losses as torch_losses
@@ -55,10 +56,9 @@ def weights(seed: int = 0, levels: int = LEVELS) -> dict[str, np.ndarray]:
     return {k: (v + rng.normal(0.0, 0.2, v.shape)).astype(np.float32) for k, v in start.items()}
 
 
-def histories(seed: int = 1):
+def histories(seed: int = 1, lengths=(LENGTH + 3, LENGTH, 4, 2, 1, 0)):
     """Users' histories with every padding pattern: full, partly padded, a single item, empty."""
     rng = np.random.default_rng(seed)
-    lengths = [LENGTH + 3, LENGTH, 4, 2, 1, 0]
     lists = Lists(
         users=np.arange(len(lengths), dtype=np.int32),
         offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
@@ -190,6 +190,25 @@ def test_float64_training_loss_and_parameter_gradients_agree(negatives, loss):
     batch = next_item_batch(negatives, seed=2)
     value, grads = _jax_gradients(weights(), batch, loss, "float64")
     total, theirs = _torch_gradients(weights(), batch, loss, "float64")
+    _assert_same_training(value, grads, total, theirs)
+
+
+@pytest.mark.parametrize("negatives", [None, 0], ids=["targets-alone", "catalog"])
+@pytest.mark.parametrize("loss", ["softmax", "listmle"])
+def test_float64_packed_batches_train_as_the_reference(negatives, loss):
+    # The JAX trainer packs short histories several to a row (``pack_histories``): attention
+    # within each user, each slot at its own position. PyTorch reads one user a row.
+    # Windows of 6, 4, 3, 2 and 1 inputs: rows [6, 1], [4, 3], [2] of 7 slots, where a user
+    # with two targets a slot follows another (leaking attention would change its lists).
+    batch = next_item_batch(negatives, seed=2, lists=histories(lengths=(LENGTH, 5, 4, 3, 2)))
+    packing = pack_histories(batch.history_mask, row_multiple=1)
+    assert packing.valid.sum(axis=1).tolist() == [LENGTH, LENGTH, 2]
+    value, grads = _jax_gradients(weights(), PackedSequenceBatch(batch, packing), loss, "float64")
+    total, theirs = _torch_gradients(weights(), batch, loss, "float64")
+    _assert_same_training(value, grads, total, theirs)
+
+
+def _assert_same_training(value, grads, total, theirs):
     rtol, atol = _bounds.FLOAT64
     np.testing.assert_allclose(value, total, rtol=rtol, atol=atol)
     assert set(grads) == set(theirs)
