@@ -336,7 +336,7 @@ class Trainer:
 
     def train_step(self, batch, pairs):
         if isinstance(batch, SequenceBatch):  # few shapes already: the sequence widths
-            if batch.negatives.shape[-1] == 0:  # short histories share rows (exact: see encode)
+            if self.config.packed_batches and batch.negatives.shape[-1] == 0:  # exact: see encode
                 packing = pack_histories(batch.history_mask, row_multiple=self._packed_row_multiple)
                 if len(packing.rows) < len(batch.history):
                     batch = PackedSequenceBatch(batch, packing)

@@ -3,10 +3,12 @@ batches, epoch by epoch (the first JAX epoch compiles; the later ones are the st
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from ltr_common import load_split, temporal_split
 from ltr_common.config import for_task
+from ltr_common.models import SEQUENTIAL
 from ltr_common.synthetic import synthetic_ratings
 from ltr_common.tasks import make_task
 from ltr_train import make_backend
@@ -23,6 +25,7 @@ def train_throughput(
     tasks=DEFAULT_TASKS,
     ratings=None,
     models=(None,),
+    unpacked: bool = False,
 ) -> list[dict]:
     """Lists/s of the JAX and PyTorch trainers over the same batches, epoch by epoch.
 
@@ -31,7 +34,8 @@ def train_throughput(
     first JAX epoch includes one compilation per batch width; later epochs are the steady
     state. Data: ML-100K, or with ``synthetic`` ``synthetic_ratings()`` (2,000 users, 20,000
     items, about 200,000 ratings), or the ``Ratings`` given, split the same way. A sequence
-    model's "lists" are its users."""
+    model's "lists" are its users; with ``unpacked``, its JAX trainer is timed a second time
+    reading one user a row (``--packed_batches false``), the layout PyTorch reads."""
     rows = []
     for task, model, batch_size in ((t, m, b) for t in tasks for m in models for b in batch_sizes):
         given = {k: v for k, v in (("model", model), ("batch_size", batch_size)) if v is not None}
@@ -43,8 +47,12 @@ def train_throughput(
             split = temporal_split(used, max_list_size=config.max_list_size)
         else:
             used, split = load_split(config)
-        for framework in ("jax", "torch"):
-            trainer = make_backend(framework, config, used.num_users, used.num_items)
+        trainers = [("jax", "jax", config), ("torch", "torch", config)]
+        if unpacked and config.model in SEQUENTIAL:
+            unpacked_config = dataclasses.replace(config, packed_batches=False)
+            trainers.insert(1, ("jax, one user a row", "jax", unpacked_config))
+        for name, framework, trainer_config in trainers:
+            trainer = make_backend(framework, trainer_config, used.num_users, used.num_items)
             for epoch in range(epochs):
                 lists, metrics = 0, []
                 start = time.perf_counter()
@@ -59,7 +67,7 @@ def train_throughput(
                         "task": task,
                         "model": config.model,
                         "batch_size": config.batch_size,
-                        "framework": framework,
+                        "framework": name,
                         "epoch": epoch,
                         "seconds": seconds,
                         "lists_per_s": lists / seconds,

@@ -96,6 +96,11 @@ class TrainConfig:
     validation_size: int = _field(VALIDATION_SIZE, "ratings per user before the test ones, for validation")
     pairs_per_list: int = _field(32, "sampled pairs per list for the pairwise loss; 0 = all pairs")
     length_bucketing: bool = _field(True, "group lists of similar length into batches")
+    packed_batches: bool = _field(
+        True,
+        "sequence model, JAX: short histories share the rows of a training batch "
+        "(the same losses; PyTorch reads one user a row)",
+    )
     eval_every: int = _field(400, "evaluate every this many steps (and at each epoch end)")
     early_stop_patience: int = _field(10, "stop after this many evaluations without improvement")
     top_k: tuple[int, ...] = _field((5, 10, 20), "NDCG/recall cut-offs")

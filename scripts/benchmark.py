@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             synthetic=args.train_synthetic,
             tasks=args.train_tasks,
             models=[None if m == "default" else m for m in args.train_models],
+            unpacked=args.train_unpacked,
         )
         print("\n" + steps_table(result["train"]))
     if args.main_job:
@@ -181,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="batch sizes (none: each model's own)",
     )
     steps.add_argument("--train-synthetic", action="store_true", help="--train on synthetic data")
+    steps.add_argument(
+        "--train-unpacked",
+        action="store_true",
+        help="--train: time the JAX sequence trainer on unpacked batches too (one user a row)",
+    )
     steps.add_argument(
         "--train-tasks",
         type=comma_list(TASKS),

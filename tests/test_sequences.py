@@ -180,13 +180,17 @@ def test_a_sequence_model_trains_and_serves_from_its_run_directory(framework, ra
         backend.catalog_scores(np.arange(3))
 
 
-@pytest.mark.parametrize("negatives", [0, 5], ids=["catalog", "sampled"])
-def test_the_jax_trainer_packs_catalog_batches_and_steps_as_the_reference(negatives):
+@pytest.mark.parametrize(
+    ("negatives", "packed_batches"), [(0, True), (5, True), (0, False)], ids=["catalog", "sampled", "off"]
+)
+def test_the_jax_trainer_packs_catalog_batches_and_steps_as_the_reference(negatives, packed_batches):
     from jax_ltr import _train as jax_train
     from torch_ltr import _train as torch_train
 
     ratings, split = small_data()
-    config = _sequence_config(negatives=negatives, dropout=0.0, history_length=64, batch_size=32)
+    config = _sequence_config(
+        negatives=negatives, dropout=0.0, history_length=64, batch_size=32, packed_batches=packed_batches
+    )
     batch, pairs = next(iter(make_task(config, split).epoch_inputs(epoch=0)))
     ours = jax_train.Trainer(config, ratings.num_users, ratings.num_items)
     theirs = torch_train.Trainer(config, ratings.num_users, ratings.num_items)
@@ -194,7 +198,7 @@ def test_the_jax_trainer_packs_catalog_batches_and_steps_as_the_reference(negati
     (theirs_step,) = theirs.metrics_to_host([theirs.train_step(batch, pairs)])
     (traced,) = ours.traced_shapes
     packed_rows = traced[2:]  # a packed step's shape ends with its row count
-    assert bool(packed_rows) == (negatives == 0)
+    assert bool(packed_rows) == (negatives == 0 and packed_batches)
     if packed_rows:
         assert packed_rows[0] < len(batch.history) and packed_rows[0] % jax_train.PACKED_ROW_MULTIPLE == 0
     # float32, the slots summed in another order: the mean of ~100 slot losses and the
