@@ -11,10 +11,10 @@ import tempfile
 import pytest
 
 from ltr_common import Ratings, Split, load_movielens, temporal_split
+from parity_tests import PARITY_LIST_SIZE
 
 _CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
 _OWNED = "JAX_LTR_TEST_OWNS_XLA_CACHE"
-TEST_LIST_SIZE = 200
 # XLA settings for the suite's quick compilation (the sharding tests' subprocesses use them too).
 QUICK_COMPILE = {
     "xla_backend_optimization_level": "0",
@@ -101,7 +101,5 @@ def movielens() -> Ratings:
 
 @pytest.fixture(scope="session")
 def movielens_split(movielens: Ratings) -> Split:
-    # Training lists cut at 200 ratings: real batches with every feature the tests need (tied
-    # labels, lengths from 1 to 200, padding) at about a quarter of the default's widest list
-    # (737), which keeps the parity and batching tests quick.
-    return temporal_split(movielens, max_list_size=TEST_LIST_SIZE)
+    # The parity checks' split (``parity_tests.PARITY_LIST_SIZE``), for the batching tests too.
+    return temporal_split(movielens, max_list_size=PARITY_LIST_SIZE)

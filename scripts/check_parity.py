@@ -9,7 +9,8 @@ bound, per training loss, over the first N training batches (``parity_tests._tra
 Prints one row per (function, variant, dtype, mode): the largest absolute difference over
 all batches and reductions, values and gradients together, the worst ratio of a difference
 to its tolerance (``parity_tests._bounds``: float32 tolerances are ulps of the magnitude of
-what was summed), and pass/fail. Exits 1 when any row fails.
+what was summed), and pass/fail. Exits 1 when any row fails. The batches come from the
+parity suite's split: training lists cut at ``parity_tests.PARITY_LIST_SIZE`` (200) ratings.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ltr_common import load_movielens, temporal_split
 from ltr_common.files import atomic_write_text
 from ltr_train import log_to_console
 from ltr_train.cli import USER_ERRORS, error_exit
+from parity_tests import PARITY_LIST_SIZE
 from parity_tests._cases import MODES, build_cases, compare, make_inputs, real_batches
 
 
@@ -64,7 +66,7 @@ def training_ratios(batches: int) -> int:
     from ltr_common.losses import LOSSES
     from parity_tests._training import worst_parameter_gradient_ratio
 
-    split = temporal_split(load_movielens())
+    split = temporal_split(load_movielens(), max_list_size=PARITY_LIST_SIZE)
     print("| training loss | worst float32 parameter-gradient |difference| / bound |")
     print("| --- | ---: |")
     worst = 0.0
@@ -94,7 +96,7 @@ def compare_all(args) -> int:
     if not cases:
         print(f"no case matches --functions {args.functions}", file=sys.stderr)
         return 2
-    split = temporal_split(load_movielens())
+    split = temporal_split(load_movielens(), max_list_size=PARITY_LIST_SIZE)
     batches = real_batches(
         split, count=args.batches, lists_per_batch=args.lists_per_batch, padding_rows=4, seed=args.seed
     )
