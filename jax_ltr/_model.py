@@ -158,8 +158,8 @@ class Dropout(nn.Module):
     32-bit draw decides two entries, by its two 16-bit halves. The rate is rounded to a
     multiple of 2^-16 (0.2 drops with probability 13107 / 65536 = 0.199997), and the kept
     entries are scaled by the exact inverse of the rounded keep probability. On a CPU the
-    draws cost more than the rest of the step's dropout; halving them is a tenth of a
-    sequence model's training step."""
+    draws cost more than the rest of the step's dropout: halving them takes a quarter off
+    the sequence reranker's training step (docs/performance.md)."""
 
     rate: float
 
