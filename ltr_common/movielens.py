@@ -24,6 +24,7 @@ import glob
 import hashlib
 import io
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -163,8 +164,14 @@ def parse_ratings(text: str, *, path: str, header: tuple[str, ...] | None = None
         first = 1
     if len(lines) == first:
         raise DataError(f"{path}: no ratings (the file is empty)")
-    rows = np.empty((len(lines) - first, 4), dtype=np.int64)
     low, high = RATING_RANGE
+    body = text.split("\n", first)[-1]
+    if _PLAIN_ROWS.fullmatch(body):  # every line four plain integers: converted in one pass
+        rows = np.array(body.split(), dtype=np.int64).reshape(-1, 4)
+        if ((rows[:, 2] >= low) & (rows[:, 2] <= high)).all():
+            return rows
+    # Line by line, to name the first line that is wrong and what is wrong with it.
+    rows = np.empty((len(lines) - first, 4), dtype=np.int64)
     for row, line in enumerate(lines[first:]):
         lineno = row + first + 1
         fields = line.rstrip("\r").split("\t")
@@ -183,6 +190,10 @@ def parse_ratings(text: str, *, path: str, header: tuple[str, ...] | None = None
 
 
 INT64_DIGITS = 18  # every integer of at most this many digits fits in int64
+_PLAIN_ROW = rf"[0-9]{{1,{INT64_DIGITS}}}(?:\t[0-9]{{1,{INT64_DIGITS}}}){{3}}"
+# A file of such rows, each ending in a newline (CRLF too), the last one maybe not: what
+# ``parse_ratings`` reads without looking at each line (a fifth of the time on ML-100K).
+_PLAIN_ROWS = re.compile(rf"(?:{_PLAIN_ROW}\r?\n)*{_PLAIN_ROW}\r?\n?")
 
 
 def parse_int(field: str, *, path: str, lineno: int, name: str) -> int:

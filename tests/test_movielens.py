@@ -46,6 +46,25 @@ def test_parse_and_remap_ids(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        udata_text(),
+        udata_text().replace("\n", "\r\n"),
+        udata_text()[:-1],  # no newline after the last line
+        udata_text().replace("196", "0196"),  # leading zeros
+    ],
+    ids=["lf", "crlf", "no-final-newline", "leading-zeros"],
+)
+def test_plain_files_read_in_one_pass_as_line_by_line(text):
+    rows = ml.parse_ratings(text, path="u.data")
+    np.testing.assert_array_equal(rows, ROWS)
+    # The same text with one line the one-pass reader does not take (a space) is read line
+    # by line, and refused there with its line number.
+    with pytest.raises(DataError, match=r"u\.data: line 2: user ' 186' is not an integer"):
+        ml.parse_ratings(text.replace("186", " 186"), path="u.data")
+
+
+@pytest.mark.parametrize(
     ("text", "message"),
     [
         ("", "empty"),
