@@ -66,6 +66,17 @@ PROGRAM = textwrap.dedent(
         with tempfile.TemporaryDirectory() as run_dir:
             result = run("jax", each, run_dir, data=(ratings, split), progress_bar=False)
         out[f"run{devices}"] = result["validation"]
+    # A sequence model's packed step (several users to a row, the rows split over devices).
+    from ltr_common.tasks import make_task
+    small = dict(history_length=200, batch_size=32, embedding_dim=8, num_heads=2, dropout=0.0)
+    small |= {"length_bucketing": False, "negatives": 0}  # the model's defaults: whole catalog, any length
+    sequence = dataclasses.replace(TrainConfig(task="retrieve", model="sequence"), **small)
+    sequence_batch, _ = next(iter(make_task(sequence, split).epoch_inputs(epoch=0)))
+    for devices in (1, 4):
+        each = dataclasses.replace(sequence, devices=devices)
+        trainer = _train.Trainer(each, ratings.num_users, ratings.num_items)
+        metrics = trainer.metrics_to_host([trainer.train_step(sequence_batch, None)])[0]
+        out[f"sequence{devices}"] = {"metrics": metrics, "traced": trainer.traced_shapes}
     json.dump(out, sys.stdout)
     """
 )
@@ -117,6 +128,15 @@ def test_a_sharded_step_equals_the_single_device_step(four_devices):
     leaves = zip(jax.tree.leaves(one["params"]), jax.tree.leaves(four["params"]), strict=True)
     for a, b in leaves:
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=2e-5)
+
+
+def test_a_packed_sequence_step_on_four_devices_equals_one(four_devices):
+    one, four = four_devices["sequence1"], four_devices["sequence4"]
+    # Both packed (a step's traced shape ends with its row count, fewer than the 32 users).
+    assert [len(shape) for shape in one["traced"] + four["traced"]] == [3, 3]
+    assert four["traced"][0][2] < 32 and four["traced"][0][2] % 4 == 0
+    for key in ("loss_total", "grad_norm"):
+        assert four["metrics"][key] == pytest.approx(one["metrics"][key], rel=1e-5)
 
 
 def test_a_one_epoch_run_on_four_devices_ends_like_one(four_devices):
