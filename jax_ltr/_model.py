@@ -158,8 +158,8 @@ class Dropout(nn.Module):
     32-bit draw decides two entries, by its two 16-bit halves. The rate is rounded to a
     multiple of 2^-16 (0.2 drops with probability 13107 / 65536 = 0.199997), and the kept
     entries are scaled by the exact inverse of the rounded keep probability. On a CPU the
-    draws cost more than the rest of the step's dropout: halving them takes a quarter off
-    the sequence reranker's training step (docs/performance.md)."""
+    draws cost more than the rest of the step's dropout, and halving them shortens the
+    sequence model's training step markedly (docs/performance.md)."""
 
     rate: float
 
@@ -168,6 +168,8 @@ class Dropout(nn.Module):
         dropped = round(self.rate * 2**16)
         if deterministic or dropped == 0:
             return x
+        if dropped >= 2**16:  # a rate within 2^-17 of 1 drops everything
+            return jnp.zeros_like(x)
         width = x.shape[-1]
         words = jax.random.bits(self.make_rng("dropout"), (*x.shape[:-1], -(-width // 2)), jnp.uint32)
         halves = jnp.concatenate([words & 0xFFFF, words >> 16], axis=-1)[..., :width]
@@ -177,8 +179,9 @@ class Dropout(nn.Module):
 
 def attention_mask(valid, segments=None):
     """[B, 1, T, T] bool: query ``q`` sees key ``k`` when ``k <= q`` and ``k`` is a real item
-    (of the same user, in a packed row: ``segments`` [B, T] equal), and always itself (a
-    padding slot then sees only itself: no empty softmax)."""
+    (of the same user, in a packed row: ``segments`` [B, T] equal), and always itself (no
+    empty softmax). A padding slot's state is never read: in a packed row, where padding
+    takes segment 0, it may also see user 0's items."""
     length = valid.shape[-1]
     sees = jnp.tril(jnp.ones((length, length), bool)) & valid[:, None, :]
     if segments is not None:

@@ -37,7 +37,7 @@ DROPOUT_RNG = "rbg"
 
 
 # A sequence batch's packed rows are rounded up to a multiple of 8: ML-100K's training
-# batches (64 users, 200 slots) pack into 21 to 30 rows, so 24 or 32: two compiled shapes.
+# batches (64 users, 200 slots) pack into 19 to 30 rows, so 24 or 32: two compiled shapes.
 PACKED_ROW_MULTIPLE = 8
 
 

@@ -99,7 +99,7 @@ class TrainConfig:
     packed_batches: bool = _field(
         True,
         "sequence model, JAX: short histories share the rows of a training batch "
-        "(the same losses; PyTorch reads one user a row)",
+        "(the same losses, dropout's draws aside; PyTorch reads one user a row)",
     )
     eval_every: int = _field(400, "evaluate every this many steps (and at each epoch end)")
     early_stop_patience: int = _field(10, "stop after this many evaluations without improvement")

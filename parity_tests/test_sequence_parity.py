@@ -198,11 +198,14 @@ def test_float64_training_loss_and_parameter_gradients_agree(negatives, loss):
 def test_float64_packed_batches_train_as_the_reference(negatives, loss):
     # The JAX trainer packs short histories several to a row (``pack_histories``): attention
     # within each user, each slot at its own position. PyTorch reads one user a row.
-    # Windows of 6, 4, 3, 2 and 1 inputs: rows [6, 1], [4, 3], [2] of 7 slots, where a user
-    # with two targets a slot follows another (leaking attention would change its lists).
-    batch = next_item_batch(negatives, seed=2, lists=histories(lengths=(LENGTH, 5, 4, 3, 2)))
+    # Windows of 7, 4, 3, 2 and 1 inputs: rows [7], [4, 3], [2, 1] of 7 slots, where a user
+    # with two targets a slot follows another (leaking attention would change its lists);
+    # the first user's 4 oldest ratings lie before the window (``rated_before``).
+    lists = histories(lengths=(LENGTH + 5, 5, 4, 3, 2))
+    batch = next_item_batch(negatives, seed=2, lists=lists)
     packing = pack_histories(batch.history_mask, row_multiple=1)
-    assert packing.valid.sum(axis=1).tolist() == [LENGTH, LENGTH, 2]
+    assert packing.valid.sum(axis=1).tolist() == [LENGTH, LENGTH, 3]
+    assert negatives is None or batch.rated_before.sum() == 4
     value, grads = _jax_gradients(weights(), PackedSequenceBatch(batch, packing), loss, "float64")
     total, theirs = _torch_gradients(weights(), batch, loss, "float64")
     _assert_same_training(value, grads, total, theirs)

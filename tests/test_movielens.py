@@ -56,12 +56,15 @@ def test_parse_and_remap_ids(tmp_path):
     ids=["lf", "crlf", "no-final-newline", "leading-zeros"],
 )
 def test_plain_files_read_in_one_pass_as_line_by_line(text):
+    assert ml._PLAIN_ROWS.fullmatch(text)  # the one-pass reader takes it
     rows = ml.parse_ratings(text, path="u.data")
     np.testing.assert_array_equal(rows, ROWS)
     # The same text with one line the one-pass reader does not take (a space) is read line
     # by line, and refused there with its line number.
+    spaced = text.replace("186", " 186")
+    assert not ml._PLAIN_ROWS.fullmatch(spaced)
     with pytest.raises(DataError, match=r"u\.data: line 2: user ' 186' is not an integer"):
-        ml.parse_ratings(text.replace("186", " 186"), path="u.data")
+        ml.parse_ratings(spaced, path="u.data")
 
 
 @pytest.mark.parametrize(

@@ -108,6 +108,25 @@ def test_packing_places_every_slot_once_in_its_users_order(seed):
             assert row_slots[where[-1]] == length - 1  # up to the user's newest slot
 
 
+@pytest.mark.parametrize("rate", [0.2, 0.5])
+def test_dropout_drops_at_its_rate_and_keeps_the_mean(rate):
+    import jax
+    import jax.numpy as jnp
+
+    from jax_ltr._model import Dropout
+
+    x = jnp.ones((64, 999))  # an odd width: the last draw's second half unused
+    layer = Dropout(rate)
+    out = layer.apply({}, x, deterministic=False, rngs={"dropout": jax.random.key(0)})
+    dropped = float(jnp.mean(out == 0))
+    assert abs(dropped - rate) < 4 * (rate * (1 - rate) / x.size) ** 0.5  # four binomial SDs
+    kept = out[out != 0]
+    np.testing.assert_allclose(kept, 1 / (1 - round(rate * 2**16) / 2**16), rtol=1e-6)
+    assert (layer.apply({}, x, deterministic=True) == x).all()
+    almost_one = Dropout(1 - 2**-20).apply({}, x, deterministic=False, rngs={"dropout": jax.random.key(0)})
+    assert (almost_one == 0).all()
+
+
 def test_packing_refuses_a_history_that_is_not_left_padded():
     mask = np.array([[True, False, True]])
     with pytest.raises(ValueError, match="history_mask"):
