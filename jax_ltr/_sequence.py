@@ -20,13 +20,19 @@ class PackedSequenceBatch(NamedTuple):
     packing: Packing
 
 
-def packed_inputs(packed: PackedSequenceBatch) -> dict:
-    """The sequence model's inputs for a packed batch, [R, T] (and [R, T, K] targets)."""
-    batch, (rows, slots, valid) = packed
+def _refuse_sampled_negatives(batch) -> None:
+    """A packed batch's lists are its slots' own (the catalog, or the targets alone): the
+    sampled negatives are a batch row's, which a packed row does not have."""
     if batch.negatives.shape[-1]:
         raise ValueError(
             "a packed batch scores the whole catalog or its targets alone, not sampled negatives"
         )
+
+
+def packed_inputs(packed: PackedSequenceBatch) -> dict:
+    """The sequence model's inputs for a packed batch, [R, T] (and [R, T, K] targets)."""
+    batch, (rows, slots, valid) = packed
+    _refuse_sampled_negatives(batch)
     return {
         "history": batch.history[rows, slots],
         "history_mask": valid,
@@ -81,9 +87,7 @@ def next_item_lists(batch, num_items: int, packing: Packing | None = None):
         rated = (first[users] <= slots[..., None]) | batch.rated_before[users]
         return labels, slot & ~rated
     if packing is not None:
-        raise ValueError(
-            "a packed batch scores the whole catalog or its targets alone, not sampled negatives"
-        )
+        _refuse_sampled_negatives(batch)
     negatives = batch.negatives.shape[-1]
     labels = jnp.concatenate([grades, jnp.zeros((*grades.shape[:-1], negatives), jnp.float32)], axis=-1)
     where = jnp.concatenate([target_mask, jnp.ones((*grades.shape[:-1], negatives), bool)], axis=-1)
