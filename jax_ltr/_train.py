@@ -23,7 +23,7 @@ from jax_ltr._model import MODEL_CLASSES
 from jax_ltr._sequence import PackedSequenceBatch, next_item_lists, packed_inputs
 from ltr_common.config import ConfigError, TrainConfig
 from ltr_common.evaluation import catalog_reports
-from ltr_common.files import CheckpointError, read_checkpoint_bytes, undecodable, write_checkpoint_bytes
+from ltr_common.files import CheckpointError, CheckpointWriter, read_checkpoint_bytes, undecodable
 from ltr_common.losses import training_objective
 from ltr_common.models import SEQUENTIAL, initial_weights, model_options, model_parameters, weight_decay
 from ltr_common.sequences import SequenceBatch, pack_histories, user_histories, width_groups
@@ -264,6 +264,7 @@ class Trainer:
         self._by_list = NamedSharding(self.mesh, PartitionSpec("batch"))
         state = create_train_state(config, num_users, num_items)
         self.state = _place(state, self._replicated)
+        self._checkpoints = CheckpointWriter()
         # The batch shapes the step was traced for, in order: one trace is one compilation.
         self.traced_shapes: list[tuple[int, ...]] = []
 
@@ -403,28 +404,34 @@ class Trainer:
     def learning_rate(self, step: int) -> float:
         return self.config.learning_rate
 
-    def save(self, paths, progress: dict) -> None:
+    def save(self, paths, progress: dict, *, background: bool = False) -> None:
         # Multi-host: the state is replicated, so process 0 writes, and every process waits
-        # until it has, so that none reads a checkpoint (resume, best at the end) too early.
+        # until it has, so that none reads a checkpoint (resume, best at the end) too early:
+        # there the write is never left to a background thread.
+        many = jax.process_count() > 1
         if jax.process_index() == 0:
-            self._write(paths, progress)
-        if jax.process_count() > 1:
+            self._checkpoints.write(paths, self._snapshot(progress), background=background and not many)
+        if many:
             multihost_utils.sync_global_devices(f"saved {', '.join(str(p) for p in paths)}")
 
-    def _write(self, paths, progress: dict) -> None:
-        payload = {
-            "state": {
-                "step": self.state.step,
-                "params": self.state.params,
-                "opt_state": self.state.opt_state,
-                "dropout_key": self.state.dropout_key,
-            },
-            "progress": progress,
+    def finish_saves(self) -> None:
+        self._checkpoints.wait()
+
+    def _snapshot(self, progress: dict):
+        """The state now, copied to the host (the next step donates its buffers), and the
+        function that serialises it."""
+        state = {
+            "step": self.state.step,
+            "params": self.state.params,
+            "opt_state": self.state.opt_state,
+            "dropout_key": self.state.dropout_key,
         }
-        raw = flax.serialization.msgpack_serialize(flax.serialization.to_state_dict(payload))
-        write_checkpoint_bytes(paths, raw)
+        host = jax.tree.map(lambda x: np.array(x, copy=True), jax.device_get(state))
+        payload = {"state": host, "progress": dict(progress)}
+        return lambda: flax.serialization.msgpack_serialize(flax.serialization.to_state_dict(payload))
 
     def restore(self, path: Path) -> dict:
+        self._checkpoints.wait()
         payload = read_checkpoint_bytes(path)
         try:  # msgpack fails in many ways on bytes it did not write: each is the file's fault
             raw = flax.serialization.msgpack_restore(payload)

@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from loguru import logger
@@ -61,6 +62,36 @@ def write_checkpoint_bytes(paths: Path | Sequence[Path], payload: bytes) -> None
         if path.exists():
             os.replace(path, path.with_name(path.name + ".prev"))
         os.replace(fresh, path)
+
+
+class CheckpointWriter:
+    """A trainer's checkpoint writes (``write_checkpoint_bytes``), each now or on one
+    background thread, in the order given.
+
+    A training loop hands over a snapshot of its state (``payload``: made when called, on
+    that thread, it serialises the snapshot) and goes on with the next steps while the
+    snapshot is serialised, hashed and synced to disk. At most one write is in flight:
+    every ``write`` and ``wait`` first waits for it, and re-raises its error there.
+    """
+
+    def __init__(self) -> None:
+        self._thread: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None
+
+    def write(self, paths: Path | Sequence[Path], payload: Callable[[], bytes], *, background: bool) -> None:
+        self.wait()
+        if not background:
+            write_checkpoint_bytes(paths, payload())
+            return
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="checkpoint-writer")
+        self._pending = self._thread.submit(lambda: write_checkpoint_bytes(paths, payload()))
+
+    def wait(self) -> None:
+        """Until the write in flight (if any) is on disk; re-raises its error."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
 
 def read_checkpoint_bytes(path: Path) -> bytes:

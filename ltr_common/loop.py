@@ -61,9 +61,14 @@ class Backend(Protocol):
 
     def learning_rate(self, step: int) -> float: ...
 
-    def save(self, paths: Sequence[Path], progress: dict) -> None:
+    def save(self, paths: Sequence[Path], progress: dict, *, background: bool = False) -> None:
         """Write one checkpoint (model, optimiser and RNG state, and ``progress``), serialised
-        once, to each of ``paths``."""
+        once, to each of ``paths``. With ``background`` the state is taken now and written
+        on a thread of its own (``ltr_common.files.CheckpointWriter``): the next ``save``,
+        ``restore`` or ``finish_saves`` waits for it."""
+
+    def finish_saves(self) -> None:
+        """Until every checkpoint saved is on disk; raises a background write's error."""
 
     def restore(self, path: Path) -> dict:
         """Load a checkpoint; returns its ``progress``."""
@@ -177,6 +182,7 @@ def train(
         loop.flush()
     finally:
         bar.close()
+        backend.finish_saves()  # the checkpoints on disk before anything reads them
     return progress
 
 
@@ -287,12 +293,13 @@ class _Loop:
         progress = self.progress
         if self.config.refit:  # nothing to select on: the latest weights are the best
             progress.best_step = progress.step
-            self.backend.save([self.best, self.latest], progress.to_dict())
+            self.backend.save([self.best, self.latest], progress.to_dict(), background=True)
             return
         metrics = self.task.evaluate(self.backend, "validation")
         self.log_validation(metrics)
         improved = self.select(metrics[SELECTION_METRIC])
-        self.backend.save([self.best, self.latest] if improved else [self.latest], progress.to_dict())
+        paths = [self.best, self.latest] if improved else [self.latest]
+        self.backend.save(paths, progress.to_dict(), background=True)
 
     def log_validation(self, metrics: dict[str, float]) -> None:
         """Every metric to TensorBoard and the run's log; the console's few (``console_metrics``)."""

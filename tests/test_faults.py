@@ -162,3 +162,52 @@ def test_a_payload_no_trainer_wrote_is_a_checkpoint_error(framework, tmp_path):
         write_checkpoint_bytes(tmp_path / "checkpoint", payload)
         with pytest.raises(CheckpointError, match="checkpoint: "):
             trainer.restore(tmp_path / "checkpoint")
+
+
+@pytest.mark.parametrize("framework", ["jax", "torch"])
+def test_a_checkpoint_saved_in_the_background_holds_the_state_of_the_call(framework, tmp_path):
+    # The loop's checkpoints are serialised on a thread of their own while the next steps run:
+    # JAX donates the state's buffers to the next step and PyTorch updates its tensors in
+    # place, so what is written must be a copy taken at the call. The writer's thread is held
+    # here until a step has run.
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ltr_common.tasks import make_task
+    from ltr_train import make_backend
+
+    ratings, split = small_data()
+    trainer = make_backend(framework, SMALL, ratings.num_users, ratings.num_items)
+    batch, pairs = next(iter(make_task(SMALL, split).epoch_inputs(epoch=0)))
+    trainer.train_step(batch, pairs)
+    at_call = trainer.weights()
+    trainer.save([tmp_path / "now"], {"step": 1})
+    gate = threading.Event()
+    trainer._checkpoints._thread = ThreadPoolExecutor(1)
+    trainer._checkpoints._thread.submit(gate.wait)
+    trainer.save([tmp_path / "later"], {"step": 1}, background=True)
+    trainer.train_step(batch, pairs)
+    assert not (tmp_path / "later").exists()
+    gate.set()
+    trainer.finish_saves()
+    assert (tmp_path / "later").read_bytes() == (tmp_path / "now").read_bytes()
+    fresh = make_backend(framework, SMALL, ratings.num_users, ratings.num_items)
+    assert fresh.restore(tmp_path / "later") == {"step": 1}
+    restored = fresh.weights()
+    for name, value in at_call.items():
+        np.testing.assert_array_equal(restored[name], value, err_msg=name)
+    assert any(not np.array_equal(trainer.weights()[name], at_call[name]) for name in at_call)
+
+
+@pytest.mark.parametrize("framework", ["jax", "torch"])
+def test_a_background_checkpoint_write_that_fails_raises_when_the_saves_are_finished(framework, tmp_path):
+    from ltr_train import make_backend
+
+    trainer = make_backend(framework, SMALL, 5, 7)
+    (tmp_path / "a_file").write_text("not a folder")
+    trainer.save([tmp_path / "a_file" / "checkpoint_latest"], {"step": 1}, background=True)
+    with pytest.raises(OSError):
+        trainer.finish_saves()
+    trainer.finish_saves()  # the error is raised once
+    trainer.save([tmp_path / "checkpoint_latest"], {"step": 2}, background=True)
+    assert trainer.restore(tmp_path / "checkpoint_latest") == {"step": 2}  # restore waits for it

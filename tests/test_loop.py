@@ -51,7 +51,10 @@ class StubBackend:
     def learning_rate(self, step):
         return 0.1
 
-    def save(self, paths, progress):
+    def save(self, paths, progress, *, background=False):
+        pass
+
+    def finish_saves(self):
         pass
 
 

@@ -3,6 +3,7 @@ and a ``Trainer``: the ``ltr_common.loop.Backend`` for PyTorch."""
 
 from __future__ import annotations
 
+import copy
 import io
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import torch
 
 from ltr_common.config import TrainConfig
 from ltr_common.evaluation import catalog_reports
-from ltr_common.files import CheckpointError, read_checkpoint_bytes, undecodable, write_checkpoint_bytes
+from ltr_common.files import CheckpointError, CheckpointWriter, read_checkpoint_bytes, undecodable
 from ltr_common.losses import training_objective
 from ltr_common.models import SEQUENTIAL, initial_weights, model_options, model_parameters, weight_decay
 from ltr_common.sequences import SequenceBatch, user_histories, width_groups
@@ -86,6 +87,7 @@ class Trainer:
         self.model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
         self.model.to(self.device)
         self.optimizer = make_optimizer(config, self.model)
+        self._checkpoints = CheckpointWriter()
 
     def devices(self) -> str:
         return str(self.device)
@@ -167,21 +169,32 @@ class Trainer:
     def learning_rate(self, step: int) -> float:
         return self.optimizer.param_groups[0]["lr"]
 
-    def save(self, paths, progress: dict) -> None:
-        buffer = io.BytesIO()
-        torch.save(
-            {
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "rng": torch.get_rng_state(),
-                "progress": progress,
-            },
-            buffer,
-        )
-        payload = buffer.getvalue()
-        write_checkpoint_bytes(paths, payload)
+    def save(self, paths, progress: dict, *, background: bool = False) -> None:
+        self._checkpoints.write(paths, self._snapshot(progress), background=background)
+
+    def finish_saves(self) -> None:
+        self._checkpoints.wait()
+
+    def _snapshot(self, progress: dict):
+        """The state now, copied (the next step changes the tensors in place), and the
+        function that serialises it."""
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": torch.get_rng_state(),
+            "progress": dict(progress),
+        }
+        state = copy.deepcopy(state)
+
+        def payload() -> bytes:
+            buffer = io.BytesIO()
+            torch.save(state, buffer)
+            return buffer.getvalue()
+
+        return payload
 
     def restore(self, path: Path) -> dict:
+        self._checkpoints.wait()
         payload = read_checkpoint_bytes(path)
         try:  # torch.load fails in many ways on bytes it did not write: each is the file's fault
             saved = torch.load(io.BytesIO(payload), map_location=self.device, weights_only=False)
