@@ -93,6 +93,12 @@ class TwoTowerScorer(nn.Module):
         return scores.reshape(chunks * CATALOG_CHUNK, -1)[:count]
 
 
+# A dot model's lists this share of the catalog wide, or wider, are scored through the
+# catalog's product (``DotProductScorer.__call__``): on a 2-core CPU the two ways cost the same
+# at about 32 × 210 of 1,682 items.
+CATALOG_PRODUCT_LISTS = 8
+
+
 class DotProductScorer(nn.Module):
     """A true two tower: ``s(u, i) = <e_u, e_i> + b_i + b_u``.
 
@@ -128,9 +134,19 @@ class DotProductScorer(nn.Module):
         self.item_bias = self.param("item_bias", nn.initializers.zeros, (self.num_items,))
 
     def __call__(self, user_ids, item_ids, *, train: bool = False):
-        """``list_scores``: user ids [B] and item ids [B, L] to scores [B, L]."""
-        users, items = self.user_embedding(user_ids), self.item_embedding(item_ids)
-        dot = jnp.einsum("bd,bld->bl", users, items)
+        """``list_scores``: user ids [B] and item ids [B, L] to scores [B, L].
+
+        Lists at least ``1 / CATALOG_PRODUCT_LISTS`` of the catalog wide are read from each
+        user's scores of the whole catalog, one matrix product: its gradient is two more
+        dense products and a scatter of B·L scores, where gathering each item's embedding
+        takes a scatter-add of B·L embedding rows into the table (the cost of long lists on
+        a CPU: at 32 × 768 of ML-100K's 1,682 items, 0.28 ms against 1.6 ms for value and
+        gradient). The same sums, in another order."""
+        users = self.user_embedding(user_ids)
+        if item_ids.shape[-1] * CATALOG_PRODUCT_LISTS >= self.num_items:
+            every = users @ self.item_embedding.embedding.T + self.item_bias
+            return jnp.take_along_axis(every, item_ids, axis=-1) + self.user_bias[user_ids][:, None]
+        dot = jnp.einsum("bd,bld->bl", users, self.item_embedding(item_ids))
         return dot + self.item_bias[item_ids] + self.user_bias[user_ids][:, None]
 
     def catalog_scores(self, user_ids):
