@@ -134,7 +134,7 @@ class _NoBar:
 class _NoWriter:
     """The summary writer of a run without one."""
 
-    def add_scalar(self, tag: str, value: float, step: int) -> None:
+    def add_step_scalars(self, step: int, values: dict[str, float]) -> None:
         pass
 
 
@@ -152,6 +152,8 @@ def train(
 ) -> Progress:
     """Train on ``task`` until ``config.epochs`` or early stopping; checkpoints go to ``run_dir``.
 
+    ``writer`` takes the scalars, each step's at once: ``writer.add_step_scalars(step, {tag:
+    value})`` (``ltr_train.EventWriter`` writes TensorBoard events; None: nowhere).
     ``progress_bar(total=, initial=)`` makes a bar that counts steps; it is closed however the
     loop ends (an early stop sets its total to the steps run). ``epoch_seconds``, when given,
     gets the wall time of each whole epoch this call runs (its steps, host inputs, evaluation
@@ -229,11 +231,11 @@ class _StepMetrics:
                     f"step {step}: non-finite {', '.join(f'{k}={values[k]}' for k in bad)}; "
                     f"the last good checkpoint stays at {self.latest}"
                 )
-            for key, value in values.items():
-                self.writer.add_scalar(f"train/{key}", value, step)
-            self.writer.add_scalar("train/learning_rate", self.backend.learning_rate(step), step)
-        if elapsed > 0:
-            self.writer.add_scalar("train/lists_per_second", self.window_lists / elapsed, self.pending[-1][0])
+            scalars = {f"train/{key}": value for key, value in values.items()}
+            scalars["train/learning_rate"] = self.backend.learning_rate(step)
+            if step == self.pending[-1][0] and elapsed > 0:
+                scalars["train/lists_per_second"] = self.window_lists / elapsed
+            self.writer.add_step_scalars(step, scalars)
         self.pending.clear()
         self.window_start, self.window_lists = time.perf_counter(), 0
         return host[-1]["loss_total"]
@@ -304,8 +306,7 @@ class _Loop:
     def log_validation(self, metrics: dict[str, float]) -> None:
         """Every metric to TensorBoard and the run's log; the console's few (``console_metrics``)."""
         step, epoch = self.progress.step, self.progress.last_epoch
-        for key, value in metrics.items():
-            self.writer.add_scalar(f"val/{key}", value, step)
+        self.writer.add_step_scalars(step, {f"val/{key}": value for key, value in metrics.items()})
         shown = " ".join(f"{k}={metrics[k]:.4f}" for k in console_metrics(metrics))
         logger.info("step {} epoch {} val {}", step, epoch, shown)
         every = ", ".join(f"{k} {metrics[k]:.4f}" for k in sorted(metrics, key=metric_order))

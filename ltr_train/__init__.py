@@ -9,11 +9,12 @@ directory back (``ltr_train.runs``) and shows a run on the console (``ltr_train.
 
 from ltr_train.backends import FRAMEWORKS, configure, make_backend
 from ltr_train.console import format_table, log_to_console, run_summary
-from ltr_train.run import run, summary_writer_class
+from ltr_train.run import EventWriter, run
 from ltr_train.runs import default_run_dir, load_run_config, load_run_data
 
 __all__ = [
     "FRAMEWORKS",
+    "EventWriter",
     "configure",
     "default_run_dir",
     "format_table",
@@ -23,5 +24,4 @@ __all__ = [
     "make_backend",
     "run",
     "run_summary",
-    "summary_writer_class",
 ]

@@ -26,24 +26,46 @@ from ltr_train.console import progress_bar as console_bar
 from ltr_train.runs import DATA_RECORD, check_new_run_dir, check_run_data, run_config_data
 
 
-def summary_writer_class():
-    """tensorboardX's ``SummaryWriter``, imported without importing PyTorch.
+class EventWriter:
+    """A run's TensorBoard scalars (``events.*``), written by tensorboardX's ``FileWriter``.
 
-    tensorboardX's writer module imports torch when it is installed, only so that it can
-    accept torch tensors as values; that costs a JAX run about 2 s of start-up on a 2-core
-    CPU. The scalars logged here are floats, so unless torch is loaded already, its import
-    is made to fail (``sys.modules[name] = None``) for the moment tensorboardX is imported.
+    ``add_step_scalars`` writes a step's scalars as one event: one protobuf and one queued
+    record, about 55 µs for a training step's six on a 2-core CPU, where ``add_scalar`` for
+    each costs about 300 µs.
+
+    tensorboardX imports torch when it is installed, only so that it can accept torch tensors
+    as values; that costs a JAX run about 2 s of start-up on a 2-core CPU. The values here are
+    floats, so unless torch is loaded already, its import is made to fail
+    (``sys.modules[name] = None``) for the moment tensorboardX is imported.
     """
-    if "tensorboardX" in sys.modules or "torch" in sys.modules:
-        from tensorboardX import SummaryWriter
 
-        return SummaryWriter
-    sys.modules["torch"] = None
-    try:
-        from tensorboardX import SummaryWriter
-    finally:
-        del sys.modules["torch"]
-    return SummaryWriter
+    def __init__(self, logdir: Path | str) -> None:
+        if "tensorboardX" in sys.modules or "torch" in sys.modules:
+            import tensorboardX
+        else:
+            sys.modules["torch"] = None
+            try:
+                import tensorboardX
+            finally:
+                del sys.modules["torch"]
+        from tensorboardX.proto.summary_pb2 import Summary
+
+        self._summary = Summary
+        self._file = tensorboardX.FileWriter(str(logdir))
+
+    def add_step_scalars(self, step: int, values: dict[str, float]) -> None:
+        """``{tag: value}`` at ``step``, in one event."""
+        scalars = [self._summary.Value(tag=tag, simple_value=float(v)) for tag, v in values.items()]
+        self._file.add_summary(self._summary(value=scalars), step)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> EventWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 # Beside the model in every run's table: for retrieval the strongest peers that need nothing
@@ -110,7 +132,7 @@ def run(
         logger.info("run folder {}; its config.json holds every option", run_dir)
         bar = console_bar(f"{framework} {config.task} {config.loss}") if progress_bar else None
         started, epoch_seconds = time.perf_counter(), []
-        with summary_writer_class()(str(run_dir)) as writer:
+        with EventWriter(run_dir) as writer:
             progress = train(
                 config,
                 task,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -18,7 +19,7 @@ import pytest
 from jax_ltr import _train as jax_train
 from ltr_common.config import SELECTION_METRIC
 from ltr_common.loop import NonFiniteError
-from ltr_common.tasks import RerankTask
+from ltr_common.tasks import RerankTask, make_task
 from ltr_train import run
 from tests._scripts import load_script
 from tests._small import SMALL, small_data
@@ -372,3 +373,33 @@ def test_recommend_export_and_task_checks_on_a_movielens_retrieval_run(
         load_script("analyse_run").main([str(tmp_path)])
     assert exit_info.value.code == 2
     assert "is a --task retrieve run; this analysis is of --task rerank runs" in capsys.readouterr().err
+
+
+def _events(run_dir: Path) -> list:
+    """The events of a run's TensorBoard file: TFRecords (length, its CRC, data, its CRC)."""
+    import struct
+
+    from tensorboardX.proto.event_pb2 import Event
+
+    (path,) = run_dir.glob("events.out.tfevents*")
+    data, events, at = path.read_bytes(), [], 0
+    while at < len(data):
+        (length,) = struct.unpack("<Q", data[at : at + 8])
+        events.append(Event.FromString(data[at + 12 : at + 12 + length]))
+        at += 12 + length + 4
+    return events
+
+
+def test_a_runs_tensorboard_events_hold_every_steps_scalars(tmp_path):
+    config = dataclasses.replace(SMALL, epochs=1, eval_every=2)
+    run("jax", config, tmp_path, data=small_data(), progress_bar=False)
+    by_step: dict[int, set[str]] = {}
+    for event in _events(tmp_path):
+        for value in event.summary.value:
+            by_step.setdefault(event.step, set()).add(value.tag)
+    steps = make_task(config, small_data()[1]).steps_per_epoch()
+    assert sorted(by_step) == list(range(1, steps + 1))
+    for step, tags in by_step.items():
+        assert {"train/loss_total", "train/grad_norm", "train/learning_rate"} <= tags, step
+        assert ("val/ndcg@10" in tags) == (step % 2 == 0 or step == steps), step
+    assert "train/lists_per_second" in by_step[steps]
