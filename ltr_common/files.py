@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -23,9 +23,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temp(path)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
         with os.fdopen(fd, "wb") as out:
             out.write(data)
             out.flush()
@@ -36,10 +35,16 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new file beside ``path``, opened for writing, with the mode the process's umask
+    gives (``tempfile.mkstemp`` would make it 0600; reading the umask means setting it, which
+    another thread creating a file at that moment would see)."""
+    while True:
+        tmp = str(path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp"))
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -88,10 +93,14 @@ class CheckpointWriter:
         self._pending = self._thread.submit(lambda: write_checkpoint_bytes(paths, payload()))
 
     def wait(self) -> None:
-        """Until the write in flight (if any) is on disk; re-raises its error."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
+        """Until the write in flight (if any) is on disk; re-raises its error (once)."""
+        pending = self._pending
+        if pending is None:
+            return
+        try:
             pending.result()
+        finally:
+            self._pending = None
 
 
 def read_checkpoint_bytes(path: Path) -> bytes:

@@ -157,8 +157,8 @@ def train(
     ``progress_bar(total=, initial=)`` makes a bar that counts steps; it is closed however the
     loop ends (an early stop sets its total to the steps run). ``epoch_seconds``, when given,
     gets the wall time of each whole epoch this call runs (its steps, host inputs, evaluation
-    and checkpoints; the first includes compilation; the rest of an epoch resumed mid-way is
-    not one).
+    and the hand-over of its checkpoints, whose writes overlap the next steps; the first
+    includes compilation; the rest of an epoch resumed mid-way is not one).
 
     With ``config.refit`` there are no validation lists: every checkpoint is also the best,
     and the last weights are the ones tested. ``after_step`` is called after every step
@@ -182,9 +182,15 @@ def train(
         while progress.epoch < config.epochs and not progress.stopped_early:
             loop.run_epoch(after_step, epoch_seconds)
         loop.flush()
-    finally:
+    except BaseException:
         bar.close()
-        backend.finish_saves()  # the checkpoints on disk before anything reads them
+        try:  # the checkpoints on disk, without hiding the error that ended the run
+            backend.finish_saves()
+        except Exception as write_error:
+            logger.error("a checkpoint write failed as well: {}: {}", type(write_error).__name__, write_error)
+        raise
+    bar.close()
+    backend.finish_saves()  # the checkpoints on disk before anything reads them
     return progress
 
 

@@ -50,13 +50,21 @@ class EventWriter:
                 del sys.modules["torch"]
         from tensorboardX.proto.summary_pb2 import Summary
 
-        self._summary = Summary
+        self._summary, self._scalar = Summary, tensorboardX.summary.scalar
         self._file = tensorboardX.FileWriter(str(logdir))
+        self._tags: dict[str, str] = {}
 
     def add_step_scalars(self, step: int, values: dict[str, float]) -> None:
-        """``{tag: value}`` at ``step``, in one event."""
-        scalars = [self._summary.Value(tag=tag, simple_value=float(v)) for tag, v in values.items()]
+        """``{tag: value}`` at ``step``, in one event. Each tag is stored under the name
+        tensorboardX's ``add_scalar`` gives it (``val/ndcg@10`` as ``val/ndcg_10``)."""
+        value = self._summary.Value
+        scalars = [value(tag=self._tag(tag), simple_value=float(v)) for tag, v in values.items()]
         self._file.add_summary(self._summary(value=scalars), step)
+
+    def _tag(self, tag: str) -> str:
+        if tag not in self._tags:  # tensorboardX's own cleaning, once a tag
+            self._tags[tag] = self._scalar(tag, 0.0).value[0].tag
+        return self._tags[tag]
 
     def close(self) -> None:
         self._file.close()

@@ -137,3 +137,34 @@ def test_a_non_finite_loss_closes_the_bar(tmp_path, bars):
         train(config(), StubTask([0.1]), StubBackend(loss=math.nan), tmp_path, progress_bar=bars[1])
     (bar,) = bars[0]
     assert bar.closed
+
+
+class FailingSavesBackend(StubBackend):
+    """Its background checkpoint writes fail; ``finish_saves`` raises that and counts its calls."""
+
+    finished = 0
+
+    def finish_saves(self):
+        self.finished += 1
+        raise OSError("disk full")
+
+
+def test_the_runs_own_error_is_raised_when_a_checkpoint_write_failed_too(tmp_path, bars):
+    from loguru import logger
+
+    def interrupt(progress):
+        if progress.step == 6:
+            raise KeyboardInterrupt
+
+    logged = []
+    sink = logger.add(logged.append, level="ERROR", format="{message}")
+    backend = FailingSavesBackend()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(config(), StubTask([0.1]), backend, tmp_path, progress_bar=bars[1], after_step=interrupt)
+    finally:
+        logger.remove(sink)
+    assert backend.finished == 1 and bars[0][0].closed
+    assert [str(m).strip() for m in logged] == ["a checkpoint write failed as well: OSError: disk full"]
+    with pytest.raises(OSError, match="disk full"):  # with nothing else in flight, it is the error
+        train(config(epochs=1), StubTask([0.1]), FailingSavesBackend(), tmp_path, progress_bar=bars[1])

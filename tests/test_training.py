@@ -401,5 +401,5 @@ def test_a_runs_tensorboard_events_hold_every_steps_scalars(tmp_path):
     assert sorted(by_step) == list(range(1, steps + 1))
     for step, tags in by_step.items():
         assert {"train/loss_total", "train/grad_norm", "train/learning_rate"} <= tags, step
-        assert ("val/ndcg@10" in tags) == (step % 2 == 0 or step == steps), step
+        assert ("val/ndcg_10" in tags) == (step % 2 == 0 or step == steps), step
     assert "train/lists_per_second" in by_step[steps]

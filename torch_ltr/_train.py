@@ -176,15 +176,17 @@ class Trainer:
         self._checkpoints.wait()
 
     def _snapshot(self, progress: dict):
-        """The state now, copied (the next step changes the tensors in place), and the
-        function that serialises it."""
-        state = {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "rng": torch.get_rng_state(),
-            "progress": dict(progress),
-        }
-        state = copy.deepcopy(state)
+        """The state now, copied to host memory (the next step changes the tensors in place;
+        a copy on the device would hold a second model and optimiser there), and the function
+        that serialises it."""
+        state = _host_copy(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "rng": torch.get_rng_state(),
+                "progress": dict(progress),
+            }
+        )
 
         def payload() -> bytes:
             buffer = io.BytesIO()
@@ -226,3 +228,18 @@ class Trainer:
         weights["user_embedding"] = users
         state = from_canonical(weights, self.model.LAYOUT, parameters=self._parameters, target="torch")
         self.model.load_state_dict({k: torch.as_tensor(v, dtype=torch.float32) for k, v in state.items()})
+
+
+def _host_copy(state):
+    """``state`` (nested dicts, lists and tuples; a state dict's ``_metadata`` kept) with every
+    tensor copied to the CPU and everything else deep-copied."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().to("cpu", copy=True)
+    if isinstance(state, dict):
+        copied = copy.copy(state)
+        for key, value in state.items():
+            copied[key] = _host_copy(value)
+        return copied
+    if isinstance(state, (list, tuple)):
+        return type(state)(_host_copy(value) for value in state)
+    return copy.deepcopy(state)
