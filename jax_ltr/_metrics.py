@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jax_ltr._label_order import descending_order, positive_zero, take
+from jax_ltr._label_order import descending_order, positive_zero, sorting_network, take
 from jax_ltr._utils import array_info, check_inputs, check_label_range, nan_for_bad_labels, safe_reduce
 from ltr_common import checks
 from ltr_common.checks import GAIN_LABEL_MAX, GAIN_RANGE, check_k, check_reduction
@@ -22,8 +22,10 @@ from ltr_common.evaluation import metric_order, ranking_metric_set
 
 
 def _ranked(scores, labels, where):
-    """Labels and validity in descending-score order."""
-    order = descending_order(scores, where)
+    """Labels and validity in descending-score order (XLA's sort: a metric's program runs a
+    few times an evaluation, where the sorting network's compilation would not pay off)."""
+    with sorting_network(False):
+        order = descending_order(scores, where)
     return take(labels, order), take(where, order)
 
 

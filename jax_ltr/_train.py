@@ -18,6 +18,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jax_ltr import _losses
+from jax_ltr._label_order import counted_on_host, sorting_network
 from jax_ltr._metrics import ranking_metrics, retrieval_metrics
 from jax_ltr._model import MODEL_CLASSES
 from jax_ltr._sequence import PackedSequenceBatch, next_item_lists, packed_inputs
@@ -268,6 +269,10 @@ class Trainer:
         state = create_train_state(config, num_users, num_items)
         self.state = _place(state, self._replicated)
         self._checkpoints = CheckpointWriter()
+        # How the step's label orders sort integers (``sorting_network``), chosen at the first
+        # batch and kept: None (the backend's way) or False (XLA's sort).
+        self._sorting_network: bool | None = None
+        self._sorting_chosen = False
         # The batch shapes the step was traced for, in order: one trace is one compilation.
         self.traced_shapes: list[tuple[int, ...]] = []
 
@@ -347,9 +352,15 @@ class Trainer:
             self.state, metrics = self._train_step(self.state, self._inputs(batch, self._by_list), None)
             return metrics
         batch = pad_to_compiled_width(batch)
+        if not self._sorting_chosen:
+            # Labels the counting pass places (ratings) never take the sort's branch: XLA's
+            # sort compiles in a fraction of the network's time (``sorting_network``).
+            self._sorting_network = False if counted_on_host(batch.labels, batch.mask) else None
+            self._sorting_chosen = True
         pairs = None if pairs is None else self._inputs(tuple(pairs), self._replicated)
         batch = self._inputs(batch, self._by_list)
-        self.state, metrics = self._train_step(self.state, batch, pairs)
+        with sorting_network(self._sorting_network):  # read when a width is traced
+            self.state, metrics = self._train_step(self.state, batch, pairs)
         return metrics
 
     @staticmethod

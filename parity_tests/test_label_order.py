@@ -21,9 +21,12 @@ import numpy as np
 import pytest
 
 import jax_ltr
+from jax_ltr import _label_order as label_order
 from jax_ltr import _train as jax_train
 from jax_ltr._label_order import (
+    bitonic_sort,
     counted_levels,
+    counted_on_host,
     descending_order,
     descending_places,
     first_places,
@@ -142,7 +145,7 @@ def _trace_anew():
     as they are traced (the functions they call are not jitted of their own). Only theirs:
     ``jax.clear_caches()`` would drop every compiled program of the test process, which the
     tests after these would then compile again."""
-    for jitted in (descending_order, descending_places):
+    for jitted in (label_order._descending_order, label_order._descending_places):
         jitted.clear_cache()
 
 
@@ -197,35 +200,70 @@ def _sorts(jaxpr):
 
 def _comparison_sorts(jaxpr) -> list[str]:
     """The sorts that are not one unsigned-integer operand: the multi-operand comparison sort."""
-    found = list(_sorts(jaxpr))
-    assert found, "no sort at all: the check would pass vacuously"
     return [
         str(eqn)
-        for eqn in found
+        for eqn in _sorts(jaxpr)
         if len(eqn.invars) != 1 or not jnp.issubdtype(eqn.invars[0].aval.dtype, jnp.unsignedinteger)
     ]
 
 
-def test_the_default_loss_call_has_no_comparison_sort():
+@pytest.fixture(params=["cpu", "gpu"])
+def backend(request, monkeypatch):
+    """The backend the label order is traced for: a CPU sorts integers by the bitonic network
+    (``network_beats_sorting``), a GPU by XLA's sort; the jitted orders traced anew for it."""
+    if request.param != jax.default_backend():
+        monkeypatch.setattr(jax, "default_backend", lambda: request.param)
+        _trace_anew()
+        request.addfinalizer(_trace_anew)
+    return request.param
+
+
+def assert_no_comparison_sort(jaxpr, backend: str):
+    """Integer sorts only: on a GPU one unsigned operand each (and at least one, so that the
+    check is not vacuous); on a CPU, where the network sorts, no sort at all."""
+    assert _comparison_sorts(jaxpr) == []
+    if backend == "cpu":
+        assert list(_sorts(jaxpr)) == []
+    else:
+        assert list(_sorts(jaxpr)), "no sort at all: the check would pass vacuously"
+
+
+def test_the_default_loss_call_has_no_comparison_sort(backend):
     scores, labels, where = jnp.zeros((4, 200)), jnp.ones((4, 200)), jnp.ones((4, 200), bool)
     for options in ({}, {"tie_break": jnp.zeros((4, 200))}):
         value_and_grad = jax.value_and_grad(
             lambda s, o=options: jax_ltr.listmle_loss(s, labels, where=where, **o)
         )
-        assert _comparison_sorts(jax.make_jaxpr(value_and_grad)(scores).jaxpr) == []
+        assert_no_comparison_sort(jax.make_jaxpr(value_and_grad)(scores).jaxpr, backend)
     # The check sees a comparison sort where there is one: XLA's stable argsort.
     argsort = jax.make_jaxpr(lambda y: jnp.argsort(-y, stable=True))(jnp.ones((4, 200)))
     assert len(_comparison_sorts(argsort.jaxpr)) == 1
 
 
 @pytest.mark.parametrize("task", ["rerank", "retrieve"])
-def test_the_trainers_step_has_no_comparison_sort(task):
+def test_the_trainers_step_has_no_comparison_sort(task, backend):
     config = dataclasses.replace(SMALL, task=task, loss="hybrid", negatives=20)
     ratings, split = small_data()
     trainer = jax_train.Trainer(config, ratings.num_users, ratings.num_items)
     batch, pairs = next(iter(make_task(config, split).epoch_inputs(epoch=0)))
     traced = trainer._train_step.trace(trainer.state, batch, pairs)
-    assert _comparison_sorts(traced.jaxpr.jaxpr) == []
+    assert_no_comparison_sort(traced.jaxpr.jaxpr, backend)
+
+
+@pytest.mark.parametrize("dtype", [np.uint32, np.uint64])
+@pytest.mark.parametrize("length", [0, 1, 2, 3, 7, 200, 256, 257, 1000])
+def test_the_bitonic_network_sorts_as_numpy(dtype, length):
+    rng = np.random.default_rng(length)
+    high = np.iinfo(dtype).max
+    with jax.enable_x64(dtype == np.uint64):
+        for keys in (
+            rng.integers(0, high, (2, 3, length), dtype=dtype, endpoint=True),
+            rng.integers(0, 4, (5, length)).astype(dtype),  # many equal keys
+            np.full((2, length), high, dtype),  # the padding's own value
+        ):
+            got = np.asarray(jax.jit(bitonic_sort)(keys))
+            assert got.dtype == dtype
+            np.testing.assert_array_equal(got, np.sort(keys, axis=-1))
 
 
 @pytest.mark.parametrize("length", [2, 3, 15, 255, 256, 1023, 1024])
@@ -244,7 +282,9 @@ def test_the_counting_pass_is_a_stable_sort_of_the_groups(length):
 def _fits(labels, where=None):
     labels = np.asarray(labels, np.float32)[None]
     where = np.ones(labels.shape, bool) if where is None else np.asarray(where)[None]
-    return bool(jax.jit(integer_groups, static_argnums=2)(labels, where, counted_levels(labels.shape[-1]))[1])
+    fits = bool(jax.jit(integer_groups, static_argnums=2)(labels, where, counted_levels(labels.shape[-1]))[1])
+    assert counted_on_host(labels, where) == fits  # the trainers' test in NumPy says the same
+    return fits
 
 
 def test_which_labels_are_counted():
@@ -334,3 +374,28 @@ def test_the_trainers_shuffle_is_a_random_tie_order():
             item_score[unshuffled.item_ids], unshuffled.labels, where=unshuffled.mask, tie_break=ranks
         )
     assert float(shuffled_loss) == pytest.approx(float(ranked_loss), rel=1e-12)
+
+
+def test_sorting_network_or_xla_sort_the_same_order():
+    keys, where, _ = _draw("continuous", (9, 200), np.float32, seed=5)
+    orders = {}
+    for network in (True, False):
+        with label_order.sorting_network(network):
+            fresh = lambda k, w: descending_order(k, w)  # noqa: E731 (a new function: no cached trace)
+            sorts = list(_sorts(jax.make_jaxpr(fresh)(keys, where).jaxpr))
+            assert (sorts == []) == network
+            orders[network] = np.asarray(jax.jit(fresh)(keys, where))
+    np.testing.assert_array_equal(orders[True], orders[False])
+    np.testing.assert_array_equal(orders[True], python_order(keys, where))
+
+
+@pytest.mark.parametrize("labels", ["ratings", "continuous"])
+def test_the_trainer_compiles_the_network_only_for_labels_it_sorts(labels):
+    # Ratings are counted: the step's sort is a branch never taken, and XLA's compiles faster.
+    ratings, split = small_data()
+    trainer = jax_train.Trainer(SMALL, ratings.num_users, ratings.num_items)
+    batch, pairs = next(iter(make_task(SMALL, split).epoch_inputs(epoch=0)))
+    if labels == "continuous":
+        batch = batch._replace(labels=batch.labels + np.float32(0.25) * batch.mask)
+    trainer.train_step(batch, pairs)
+    assert trainer._sorting_network is (False if labels == "ratings" else None)
