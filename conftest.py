@@ -52,6 +52,11 @@ def pytest_configure(config):
         "slow: takes seconds on its own (a whole training run, a subprocess, a long compilation); "
         "its file runs first",
     )
+    # The label order's sorting network costs about 0.6 s of compilation per program that
+    # holds a sort, hundreds of them here, where each runs a few times: XLA's sort serves
+    # (``jax_ltr._label_order.SORTING_NETWORK_ENV``, inherited by the workers and the
+    # subprocesses), and parity_tests/test_label_order.py holds the network to it.
+    os.environ.setdefault("JAX_LTR_SORTING_NETWORK", "0")
     if os.environ.get(_CACHE_ENV):
         return
     os.environ[_CACHE_ENV] = tempfile.mkdtemp(prefix="jax-ltr-tests-xla-")

@@ -15,6 +15,7 @@ import contextlib
 import contextvars
 import functools
 import math
+import os
 
 import jax
 import jax.numpy as jnp
@@ -301,10 +302,16 @@ def sorting_network(enabled: bool | None):
         _SORTING_NETWORK.reset(token)
 
 
+# "0": XLA's sort wherever ``sorting_network`` says nothing (programs compile faster: the
+# test suite sets it, and its label-order tests unset it); "1": the network everywhere.
+SORTING_NETWORK_ENV = "JAX_LTR_SORTING_NETWORK"
+
+
 def network_beats_sorting() -> bool:
     """Whether unsigned integers are sorted by a bitonic network of vectorised operations
-    (``bitonic_sort``) rather than by XLA's sort: as ``sorting_network`` says, else on the
-    backend JAX computes on.
+    (``bitonic_sort``) rather than by XLA's sort: as ``sorting_network`` says, else as the
+    environment variable ``JAX_LTR_SORTING_NETWORK`` (0 or 1) says, else on the backend JAX
+    computes on.
 
     On CPU, yes: XLA's CPU sort calls its comparator once per comparison, while each of the
     network's ``log2 n (log2 n + 1) / 2`` stages is one vectorised pass over the whole array.
@@ -314,7 +321,16 @@ def network_beats_sorting() -> bool:
     one integer operand is a radix sort, and TPUs, unmeasured, are left to XLA as well.
     """
     chosen = _SORTING_NETWORK.get()
-    return jax.default_backend() == "cpu" if chosen is None else chosen
+    if chosen is not None:
+        return chosen
+    setting = os.environ.get(SORTING_NETWORK_ENV, "")
+    if setting in ("0", "1"):
+        return setting == "1"
+    if setting:
+        raise ValueError(
+            f"{SORTING_NETWORK_ENV} must be 0 or 1 (or unset: the backend decides), got {setting!r}"
+        )
+    return jax.default_backend() == "cpu"
 
 
 def sorted_unsigned(keys):

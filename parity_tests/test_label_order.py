@@ -37,6 +37,14 @@ from ltr_common.tasks import make_task, random_order
 from tests._small import SMALL, small_data
 
 
+@pytest.fixture(autouse=True)
+def backends_own_sort(monkeypatch):
+    """The orders here are traced as the backend decides (``network_beats_sorting``): on a
+    CPU by the bitonic network, which the rest of the suite leaves out
+    (``JAX_LTR_SORTING_NETWORK=0``, set by conftest.py)."""
+    monkeypatch.delenv(label_order.SORTING_NETWORK_ENV, raising=False)
+
+
 def random_tie_ranks(shape, rng) -> np.ndarray:
     """Each item's rank in a random order of its list, as float32: a ``tie_break`` of ranks."""
     return np.argsort(random_order(shape, rng), axis=-1).astype(np.float32)
@@ -399,3 +407,26 @@ def test_the_trainer_compiles_the_network_only_for_labels_it_sorts(labels):
         batch = batch._replace(labels=batch.labels + np.float32(0.25) * batch.mask)
     trainer.train_step(batch, pairs)
     assert trainer._sorting_network is (False if labels == "ratings" else None)
+
+
+def test_listmle_is_the_same_through_either_sort():
+    keys, where, _ = _draw("continuous", (16, 200), np.float32, seed=6)
+    scores = np.random.default_rng(7).normal(size=keys.shape).astype(np.float32)
+    results = []
+    for network in (True, False):
+        with label_order.sorting_network(network):
+            value_and_grad = jax.jit(jax.value_and_grad(lambda s, y, w: jax_ltr.listmle_loss(s, y, where=w)))
+            results.append(value_and_grad(scores, keys, where))
+    assert float(results[0][0]) == float(results[1][0])
+    np.testing.assert_array_equal(np.asarray(results[0][1]), np.asarray(results[1][1]))
+
+
+def test_the_environment_variable_chooses_the_sort(monkeypatch):
+    for setting, expected in (("1", True), ("0", False)):
+        monkeypatch.setenv(label_order.SORTING_NETWORK_ENV, setting)
+        assert label_order.network_beats_sorting() is expected
+        with label_order.sorting_network(not expected):  # the context comes first
+            assert label_order.network_beats_sorting() is (not expected)
+    monkeypatch.setenv(label_order.SORTING_NETWORK_ENV, "yes")
+    with pytest.raises(ValueError, match="JAX_LTR_SORTING_NETWORK must be 0 or 1"):
+        label_order.network_beats_sorting()
