@@ -315,10 +315,11 @@ def network_beats_sorting() -> bool:
 
     On CPU, yes: XLA's CPU sort calls its comparator once per comparison, while each of the
     network's ``log2 n (log2 n + 1) / 2`` stages is one vectorised pass over the whole array.
-    Measured on a 2-core CPU, sorting the [L, B] rows side by side in one run: uint32
-    (1024, 200) 2.1 ms against 7.6 ms, (1024, 1000) 8.8 against 32 ms, (2, 131072) 6.0 against
-    13 ms; uint64 (1024, 200) 4.0 against 6.6 ms (docs/performance.md). On GPUs XLA's sort of
-    one integer operand is a radix sort, and TPUs, unmeasured, are left to XLA as well.
+    Measured on a 2-core CPU, the two sorts of (B, L) keys timed in turns in one run: uint32
+    (1024, 200) 2.3 ms against 4.9 ms, (1024, 1000) 12.1 against 31.0 ms, (64, 2000) 1.8
+    against 4.8 ms; uint64 (1024, 200) 2.6 against 5.8 ms, (1024, 1000) 15.5 against 35.4
+    ms; but uint64 (2, 131072) 16.4 against 13.2 ms (``NETWORK_MAX_LENGTH``). On GPUs XLA's
+    sort of one integer operand is a radix sort, and TPUs, unmeasured, are left to XLA too.
     """
     chosen = _SORTING_NETWORK.get()
     if chosen is not None:
@@ -333,11 +334,16 @@ def network_beats_sorting() -> bool:
     return jax.default_backend() == "cpu"
 
 
+# Lists longer than this go to XLA's sort even where the network is chosen: the network's
+# stages grow as log2(L)^2, and at (2, 131072) its uint64 sort took 16.4 ms against 13.2 ms.
+NETWORK_MAX_LENGTH = 1 << 16
+
+
 def sorted_unsigned(keys):
     """Unsigned integer ``keys`` [..., L] sorted ascending along the last axis: by
-    ``bitonic_sort`` where that beats XLA's sort (``network_beats_sorting``), else by
-    ``lax.sort``. The same values either way."""
-    if network_beats_sorting():
+    ``bitonic_sort`` where that beats XLA's sort (``network_beats_sorting``, and lists of
+    at most ``NETWORK_MAX_LENGTH`` items), else by ``lax.sort``. The same values either way."""
+    if network_beats_sorting() and keys.shape[-1] <= NETWORK_MAX_LENGTH:
         return bitonic_sort(keys)
     return lax.sort(keys, dimension=keys.ndim - 1, is_stable=False)
 

@@ -430,3 +430,14 @@ def test_the_environment_variable_chooses_the_sort(monkeypatch):
     monkeypatch.setenv(label_order.SORTING_NETWORK_ENV, "yes")
     with pytest.raises(ValueError, match="JAX_LTR_SORTING_NETWORK must be 0 or 1"):
         label_order.network_beats_sorting()
+
+
+def test_lists_past_the_networks_length_go_to_xlas_sort():
+    with label_order.sorting_network(True):
+        for length, sorted_by_xla in (
+            (label_order.NETWORK_MAX_LENGTH, False),
+            (label_order.NETWORK_MAX_LENGTH + 1, True),
+        ):
+            keys = jax.ShapeDtypeStruct((1, length), jnp.uint32)
+            jaxpr = jax.make_jaxpr(label_order.sorted_unsigned)(keys).jaxpr
+            assert bool(list(_sorts(jaxpr))) == sorted_by_xla, length
