@@ -29,6 +29,24 @@ if _enable_x64 is None:  # pragma: no cover (older JAX)
     from jax.experimental import enable_x64 as _enable_x64
 
 
+def _compiled_per_sort(traced):
+    """``traced(x, where, tie_break)`` as a jitted ``(x, where, tie_break, network)``.
+
+    Compiled as one unit even when the caller runs eagerly (as ``_ranked_listmle_compiled``):
+    op by op, the branches of ``lax.cond`` and the counting scan would be traced and compiled
+    anew at every call. Under an outer jit it is inlined. How integers are sorted
+    (``network_beats_sorting``, resolved by the caller) is a static argument, set for the
+    trace (``sorting_network``): a trace made for one way is never reused for the other.
+    """
+
+    @functools.partial(jax.jit, static_argnums=3)
+    def compiled(x, where, tie_break, network: bool):
+        with sorting_network(network):
+            return traced(x, where, tie_break)
+
+    return compiled
+
+
 def descending_order(keys, where, tie_break=None):
     """The permutation that sorts ``keys`` descending along the last axis, valid items first.
 
@@ -43,17 +61,6 @@ def descending_order(keys, where, tie_break=None):
     return _descending_order(keys, where, tie_break, network_beats_sorting())
 
 
-# Compiled as one unit even when the caller runs eagerly (as ``_ranked_listmle_compiled``):
-# op by op, the branches of ``lax.cond`` and the counting scan would be traced and compiled
-# anew at every call. Under an outer jit it is inlined. How integers are sorted
-# (``network_beats_sorting``) is a static argument: a trace made for one way is never
-# reused for the other.
-@functools.partial(jax.jit, static_argnums=3)
-def _descending_order(keys, where, tie_break, network: bool):
-    with sorting_network(network):
-        return _descending_order_traced(keys, where, tie_break)
-
-
 def _descending_order_traced(keys, where, tie_break):
     label_keys = sort_keys(keys, where, descending=True)
     if tie_break is None:
@@ -61,6 +68,9 @@ def _descending_order_traced(keys, where, tie_break):
     first = stable_order(sort_keys(tie_break, where, descending=False), where)
     second = stable_order(take(label_keys, first), take(where, first))
     return take(first, second)
+
+
+_descending_order = _compiled_per_sort(_descending_order_traced)
 
 
 def _sign_bit(unsigned):
@@ -107,12 +117,6 @@ def descending_places(labels, where, tie_break=None):
     return _descending_places(labels, where, tie_break, network_beats_sorting())
 
 
-@functools.partial(jax.jit, static_argnums=3)  # as ``_descending_order``
-def _descending_places(labels, where, tie_break, network: bool):
-    with sorting_network(network):
-        return _descending_places_traced(labels, where, tie_break)
-
-
 def _descending_places_traced(labels, where, tie_break):
     length = labels.shape[-1]
     if length < 2:  # one order: the positions'
@@ -128,6 +132,9 @@ def _descending_places_traced(labels, where, tie_break):
         lambda: group_rank(group, span),
         lambda: inverse_permutation(descending_order(labels, where)),
     )
+
+
+_descending_places = _compiled_per_sort(_descending_places_traced)
 
 
 def _places_by_tie_ranks(labels, where, tie_break):
