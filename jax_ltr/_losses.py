@@ -172,22 +172,87 @@ def _ranked_listmle(ranked, valid, weights, method):
     return _ranked_listmle_fwd(ranked, valid, weights, method)[0]
 
 
+def _one_shift_fits(ranked, valid, weights):
+    """Whether every list's ListMLE can be computed with one shift, its largest score: each
+    list's valid scores span at most ``log(max) / 2 - 1`` (43 in float32) and its weights
+    sum to at most ``exp`` of that. Then ``exp(s - top)`` stays a normal number, far above
+    the bottom of the range, and the running sums of the gradient, at most the weights'
+    sum times ``exp(span)``, stay finite. A NaN or infinite score fails the test."""
+    limit = float(np.log(np.finfo(ranked.dtype).max)) / 2 - 1
+    top = jnp.max(jnp.where(valid, ranked, -jnp.inf), axis=-1, initial=-jnp.inf)
+    bottom = jnp.min(jnp.where(valid, ranked, jnp.inf), axis=-1, initial=jnp.inf)
+    span = jnp.where(jnp.any(valid, axis=-1), top - bottom, 0.0)
+    return jnp.all(span <= limit) & jnp.all(jnp.sum(weights, axis=-1) <= np.exp(limit))
+
+
+def _running_sum(x, method: str, *, reverse: bool):
+    """Cumulative sum along the last axis: Kahan-compensated ``lax.scan`` ("scan"), a
+    log-depth tree ("associative"); either way about an ulp of the sum, all terms >= 0."""
+    if method == "associative":
+        return lax.associative_scan(jnp.add, x, reverse=reverse, axis=x.ndim - 1)
+
+    def step(carry, column):
+        total, error = _kahan_add(*carry, column)
+        return (total, error), total
+
+    init = (jnp.zeros(x.shape[:-1], x.dtype),) * 2
+    _, totals = lax.scan(step, init, jnp.moveaxis(x, -1, 0), reverse=reverse)
+    return jnp.moveaxis(totals, 0, -1)
+
+
 def _ranked_listmle_fwd(ranked, valid, weights, method):
+    # Where one shift fits (``_one_shift_fits``: scores of a model in training), the suffix
+    # log-sum-exp is ``top + log S`` with S a running sum of ``share = exp(s - top)``, ``top``
+    # each list's largest score: one exp per item and two running sums (value and gradient)
+    # that each compile to one fused loop. Otherwise (spans of 1e3, infinities) the values
+    # come from a running max and a rescaled sum kept step by step (``_running_max_sum``), so
+    # nothing overflows or underflows for any finite input. Only that fallback sits in a
+    # ``lax.cond``: a branch's outputs are copied out, and the fused path would lose more.
+    fits = _one_shift_fits(ranked, valid, weights)
+    top = jnp.max(jnp.where(valid, ranked, -jnp.inf), axis=-1, keepdims=True, initial=-jnp.inf)
+    top = jnp.where(jnp.isfinite(top), top, 0.0)
+    share = jnp.where(valid, jnp.exp(ranked - top), 0.0)
+    total = _running_sum(share, method, reverse=True)
+    per_list = _weighted_sum(weights, valid, (top - ranked) + jnp.log(jnp.where(valid, total, 1.0)))
+
+    def running_max():
+        high, log_total = _running_max_parts(ranked, valid, method)
+        # c_i - s_i = (high_i - s_i) + log(total_i): both parts small, no cancellation at |c|.
+        return _weighted_sum(weights, valid, (high - ranked) + log_total)
+
+    per_list = lax.cond(fits, lambda: per_list, running_max)
+    return per_list, (ranked, valid, weights, share, total, fits)
+
+
+def _running_max_parts(ranked, valid, method):
     high, total = _running_max_sum(ranked, valid, method=method, reverse=True)
-    high = jnp.where(valid, high, 0.0)
-    log_total = jnp.log(jnp.where(valid, total, 1.0))
-    # c_i - s_i = (high_i - s_i) + log(total_i): both parts small, no cancellation at |c|.
-    per_list = jnp.sum(weights * jnp.where(valid, (high - ranked) + log_total, 0.0), axis=-1)
-    return per_list, (ranked, valid, weights, high, log_total)
+    return jnp.where(valid, high, 0.0), jnp.log(jnp.where(valid, total, 1.0))
+
+
+def _weighted_sum(weights, valid, terms):
+    return jnp.sum(weights * jnp.where(valid, terms, 0.0), axis=-1)
 
 
 def _ranked_listmle_bwd(method, residuals, cotangent):
-    # d/ds_k = sum_{valid i <= k} w_i exp(s_k - c_i) - w_k = p_k * T_k - w_k, with c the suffix
-    # log-sum-exp, p_k = exp(s_k - c_k) <= 1 and T_k = sum_{i <= k} w_i exp(c_k - c_i), which
-    # obeys T_k = w_k + exp(c_k - c_{k-1}) * T_{k-1} (c never increases along the ranking, so
-    # every factor is <= 1). Differences of c are taken on (high, log total) separately, so no
-    # rounding at the magnitude of c enters; no overflow for any finite input.
-    ranked, valid, weights, high, log_total = residuals
+    # d/ds_k = sum_{valid i <= k} w_i exp(s_k - c_i) - w_k, c the suffix log-sum-exp; with one
+    # shift exp(s_k - c_i) = share_k / S_i, so the sum over i <= k is a running sum of w_i / S_i.
+    ranked, valid, weights, share, total, fits = residuals
+    pull = _running_sum(jnp.where(valid, weights / jnp.where(valid, total, 1.0), 0.0), method, reverse=False)
+    grad = share * pull - weights
+
+    def running_max():
+        return _running_max_grad(ranked, valid, weights, *_running_max_parts(ranked, valid, method), method)
+
+    grad = jnp.where(valid, lax.cond(fits, lambda: grad, running_max), 0.0)
+    return cotangent[..., None] * grad, None, None
+
+
+def _running_max_grad(ranked, valid, weights, high, log_total, method):
+    # d/ds_k = p_k * T_k - w_k, with p_k = exp(s_k - c_k) <= 1 and T_k = sum_{i <= k} w_i
+    # exp(c_k - c_i), which obeys T_k = w_k + exp(c_k - c_{k-1}) * T_{k-1} (c never increases
+    # along the ranking, so every factor is <= 1). Differences of c are taken on (high, log
+    # total) separately, so no rounding at the magnitude of c enters; no overflow for any
+    # finite input.
     axis = ranked.ndim - 1
 
     def shifted(x):  # x_{k-1}, with x_0 for k = 0
@@ -213,8 +278,7 @@ def _ranked_listmle_bwd(method, residuals, cotangent):
 
         _, totals = lax.associative_scan(compose, (decay, weights), axis=axis)
     own = jnp.exp(jnp.where(valid, (ranked - high) - log_total, 0.0))
-    grad = jnp.where(valid, own * totals - weights, 0.0)
-    return cotangent[..., None] * grad, None, None
+    return own * totals - weights
 
 
 _ranked_listmle.defvjp(_ranked_listmle_fwd, _ranked_listmle_bwd)
@@ -320,9 +384,9 @@ def _first_places_listmle(scores, labels, where, k: int):
 
     The suffix log-sum-exp at place ``p < k`` covers the picked scores from ``p`` on and
     every valid item not picked: one masked sum for the rest, then ``k`` steps back to the
-    top. As in the full path it is kept as a running max and a rescaled sum, so each term
-    ``(high - s) + log(total)`` is a sum of small parts, with no rounding at the
-    log-sum-exp's magnitude (scores of 1e4 in float32), and nothing overflows. The max is
+    top. As in the full path's way for wide spans it is kept as a running max and a rescaled
+    sum, so each term ``(high - s) + log(total)`` is a sum of small parts, with no rounding
+    at the log-sum-exp's magnitude (scores of 1e4 in float32), and nothing overflows. The max is
     held out of the gradient (the value does not depend on it); the rest is JAX's, through
     the gathers of the picked scores.
     """

@@ -11,7 +11,8 @@ with ``magnitude`` computed in float64 NumPy from the inputs, per compared entry
 
 * each summed term counts with the largest number that enters its rounding — for a term
   ``exp(s_k - c_i)`` that is ``1 + |s_k| + |c_i|``, because its exponent is only resolved to
-  an ulp of ``|s_k| + |c_i|`` and ``exp`` turns that absolute error into a relative one;
+  an ulp of ``|s_k| + |c_i|`` and ``exp`` turns that absolute error into a relative one
+  (``|c_i|`` at least the largest |score| of the list: JAX's ListMLE shifts every term by it);
 * the accumulation adds about an ulp of the magnitude: JAX's running sums are
   Kahan-compensated or log-depth trees, XLA's reductions are trees, PyTorch's CPU float32
   cumulative sums accumulate in float64 and its float32 sums are cascaded (blocked pairwise:
@@ -87,9 +88,11 @@ def listmle(scores, labels, where, tie_break=None, *, score_scale=None, weights=
     valid = np.take_along_axis(np.asarray(where, bool), order, -1)
     masked = np.where(valid, ranked, -np.inf)
     suffix = np.flip(np.logaddexp.accumulate(np.flip(masked, -1), axis=-1), -1)  # c_i
-    # c_i is resolved to an ulp of the largest magnitude among the scores it sums.
-    suffix_scale = np.flip(np.maximum.accumulate(np.flip(ranked_scale, -1), axis=-1), -1)
-    c_abs = np.where(valid, np.maximum(np.abs(suffix), suffix_scale), 0.0)
+    # c_i is resolved to an ulp of the largest magnitude among the list's scores: JAX shifts
+    # every term of a list by its largest score (``exp(s_j - top)``), PyTorch's
+    # ``logcumsumexp`` by its running maximum; each difference is rounded at that magnitude.
+    list_scale = np.max(np.where(valid, ranked_scale, 0.0), axis=-1, keepdims=True, initial=0.0)
+    c_abs = np.where(valid, np.maximum(np.abs(suffix), list_scale), 0.0)
     w = np.ones(scores.shape[-1]) if weights is None else np.asarray(weights, np.float64)
     w = np.where(valid, w, 0.0)
     value = (w * np.where(valid, 1.0 + c_abs + ranked_scale, 0.0)).sum(-1)

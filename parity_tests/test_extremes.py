@@ -98,3 +98,53 @@ def test_nothing_to_count_gives_zero_with_zero_gradient(framework, name):
     where = np.array([[True, False, False], [False, False, False]])  # one item, nothing
     value, grad = evaluate(framework, name, scores, labels, where=where, reduction="mean")
     assert value == 0 and (grad == 0).all()
+
+
+@pytest.mark.parametrize("span", [8.0, 40.0, 43.0, 60.0, 400.0])
+@pytest.mark.parametrize("name", ["listmle_loss", "position_listmle_loss"])
+def test_listmle_wide_spans_within_the_bound(name, span):
+    """JAX's ListMLE takes one shift per list (its largest score) where every list's scores
+    span at most 43 in float32 and a running max beyond (``jax_ltr._losses._one_shift_fits``);
+    both stay within the parity bound of the float64 reference. The shift's worst case: the
+    largest score first in the label order and the rest near 0, each term then rounded at
+    the span rather than at its own size."""
+    import jax.numpy as jnp
+
+    from jax_ltr._losses import _one_shift_fits
+    from parity_tests import _bounds
+    from parity_tests._frameworks import evaluate
+
+    rng = np.random.default_rng(3)
+    scores = rng.normal(0.0, 0.5, (8, 48))
+    scores[:, 0] = span * np.where(np.arange(8) % 2, 1.0, -1.0)  # the largest or smallest
+    labels = np.tile(np.arange(48, 0, -1) % 5 + 1.0, (8, 1))
+    where = rng.random(scores.shape) > 0.1
+    where[:, 0] = True
+    scores, labels = scores.astype("float32"), labels.astype("float32")
+    spanned = np.ptp(np.where(where, scores, scores[:, :1]), axis=-1).max()
+    fits = _one_shift_fits(jnp.asarray(scores), jnp.asarray(where), jnp.asarray(where, jnp.float32))
+    assert bool(fits) == (spanned <= np.log(np.finfo(np.float32).max) / 2 - 1)
+    value, grad = evaluate("jax", name, scores, labels, where=where, reduction="none", grad=True)
+    expected_value, expected_grad = reference(
+        name, scores.astype(np.float64), labels.astype(np.float64), where, reduction="none"
+    )
+    magnitude = _bounds.loss_parts(name, scores, labels, where)
+    assert (np.abs(value - expected_value) <= _bounds.tolerance(magnitude[0], "float32")).all()
+    assert (np.abs(grad - expected_grad) <= _bounds.tolerance(magnitude[1], "float32")).all()
+
+
+@pytest.mark.parametrize("case", ["nan", "inf", "heavy weights"])
+def test_one_shift_refuses_what_it_cannot_hold(case):
+    import jax.numpy as jnp
+
+    from jax_ltr._losses import _one_shift_fits
+
+    scores, where = jnp.zeros((2, 4)), jnp.ones((2, 4), bool)
+    weights = jnp.ones((2, 4))
+    if case == "heavy weights":  # the gradient's running sums could overflow
+        weights = weights.at[1, 0].set(1e19)
+    else:
+        scores = scores.at[1, 2].set(jnp.nan if case == "nan" else jnp.inf)
+    assert not bool(_one_shift_fits(scores, where, weights))
+    # without the culprit (the item masked, or weights of 1) the shift holds
+    assert bool(_one_shift_fits(scores, where.at[1, 2].set(False), jnp.ones((2, 4))))

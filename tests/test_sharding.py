@@ -5,7 +5,8 @@ must be set before JAX starts). Tolerances: float32 sums over a batch split in f
 added in another order. The loss and gradient norm of a step agree to rtol 1e-5 (the parity
 suite's float32 tolerance). Parameters after the step agree to atol 2e-5, 2% of the
 learning rate: Adam's first update is lr * g / (|g| + 1e-8), so for gradient entries near
-1e-8 a rounding difference in g moves the update by a visible fraction of lr (8e-6 seen).
+1e-8 a rounding difference in g moves the update by a visible fraction of lr (8e-6 seen);
+the output bias, whose exact gradient is 0, is only held within lr of its start.
 Validation metrics after a 1-epoch run agree to 1e-4.
 """
 
@@ -125,7 +126,18 @@ def test_a_sharded_step_equals_the_single_device_step(four_devices):
     assert four["replicated"]  # parameters stay replicated after the step
     for key in ("loss_total", "grad_norm"):
         assert four["metrics"][key] == pytest.approx(one["metrics"][key], rel=1e-5)
-    leaves = zip(jax.tree.leaves(one["params"]), jax.tree.leaves(four["params"]), strict=True)
+    # The output bias shifts every score of a list alike, which neither ListMLE nor the
+    # pairwise loss sees (the pointwise weight is 0): its exact gradient is 0, so Adam's first
+    # update of it, lr * g / (|g| + 1e-8), is of rounding noise, anywhere in [-lr, lr] in
+    # either run. It is held to that; every other parameter to the tolerance above.
+    learning_rate = float(CONFIG_FLAGS[CONFIG_FLAGS.index("--learning_rate") + 1])
+
+    def without_output_bias(params):
+        assert abs(params["output"]["bias"][0]) <= learning_rate * (1 + 1e-6)  # it starts at 0
+        return {**params, "output": {k: v for k, v in params["output"].items() if k != "bias"}}
+
+    one_params, four_params = without_output_bias(one["params"]), without_output_bias(four["params"])
+    leaves = zip(jax.tree.leaves(one_params), jax.tree.leaves(four_params), strict=True)
     for a, b in leaves:
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=2e-5)
 
