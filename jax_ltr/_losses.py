@@ -172,17 +172,19 @@ def _ranked_listmle(ranked, valid, weights, method):
     return _ranked_listmle_fwd(ranked, valid, weights, method)[0]
 
 
-def _one_shift_fits(ranked, valid, weights):
-    """Whether every list's ListMLE can be computed with one shift, its largest score: each
-    list's valid scores span at most ``log(max) / 2 - 1`` (43 in float32) and its weights
-    sum to at most ``exp`` of that. Then ``exp(s - top)`` stays a normal number, far above
-    the bottom of the range, and the running sums of the gradient, at most the weights'
-    sum times ``exp(span)``, stay finite. A NaN or infinite score fails the test."""
+def _one_shift(ranked, valid, weights):
+    """``(top, fits)``: each list's largest valid score [..., 1] (0 where it has none or it is
+    not finite) and whether every list's ListMLE can be computed with that one shift: each
+    list's valid scores span at most ``log(max) / 2 - 1`` (43 in float32) and its weights sum
+    to at most ``exp`` of that. Then ``exp(s - top)`` stays a normal number, far above the
+    bottom of the range, and the running sums of the gradient, at most the weights' sum
+    times ``exp(span)``, stay finite. A NaN or infinite score fails the test."""
     limit = float(np.log(np.finfo(ranked.dtype).max)) / 2 - 1
-    top = jnp.max(jnp.where(valid, ranked, -jnp.inf), axis=-1, initial=-jnp.inf)
-    bottom = jnp.min(jnp.where(valid, ranked, jnp.inf), axis=-1, initial=jnp.inf)
-    span = jnp.where(jnp.any(valid, axis=-1), top - bottom, 0.0)
-    return jnp.all(span <= limit) & jnp.all(jnp.sum(weights, axis=-1) <= np.exp(limit))
+    top = jnp.max(jnp.where(valid, ranked, -jnp.inf), axis=-1, keepdims=True, initial=-jnp.inf)
+    bottom = jnp.min(jnp.where(valid, ranked, jnp.inf), axis=-1, keepdims=True, initial=jnp.inf)
+    span = jnp.where(jnp.any(valid, axis=-1, keepdims=True), top - bottom, 0.0)
+    fits = jnp.all(span <= limit) & jnp.all(jnp.sum(weights, axis=-1) <= np.exp(limit))
+    return jnp.where(jnp.isfinite(top), top, 0.0), fits
 
 
 def _running_sum(x, method: str, *, reverse: bool):
@@ -201,16 +203,14 @@ def _running_sum(x, method: str, *, reverse: bool):
 
 
 def _ranked_listmle_fwd(ranked, valid, weights, method):
-    # Where one shift fits (``_one_shift_fits``: scores of a model in training), the suffix
+    # Where one shift fits (``_one_shift``: scores of a model in training), the suffix
     # log-sum-exp is ``top + log S`` with S a running sum of ``share = exp(s - top)``, ``top``
     # each list's largest score: one exp per item and two running sums (value and gradient)
     # that each compile to one fused loop. Otherwise (spans of 1e3, infinities) the values
     # come from a running max and a rescaled sum kept step by step (``_running_max_sum``), so
     # nothing overflows or underflows for any finite input. Only that fallback sits in a
     # ``lax.cond``: a branch's outputs are copied out, and the fused path would lose more.
-    fits = _one_shift_fits(ranked, valid, weights)
-    top = jnp.max(jnp.where(valid, ranked, -jnp.inf), axis=-1, keepdims=True, initial=-jnp.inf)
-    top = jnp.where(jnp.isfinite(top), top, 0.0)
+    top, fits = _one_shift(ranked, valid, weights)
     share = jnp.where(valid, jnp.exp(ranked - top), 0.0)
     total = _running_sum(share, method, reverse=True)
     per_list = _weighted_sum(weights, valid, (top - ranked) + jnp.log(jnp.where(valid, total, 1.0)))

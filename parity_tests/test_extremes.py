@@ -104,13 +104,13 @@ def test_nothing_to_count_gives_zero_with_zero_gradient(framework, name):
 @pytest.mark.parametrize("name", ["listmle_loss", "position_listmle_loss"])
 def test_listmle_wide_spans_within_the_bound(name, span):
     """JAX's ListMLE takes one shift per list (its largest score) where every list's scores
-    span at most 43 in float32 and a running max beyond (``jax_ltr._losses._one_shift_fits``);
+    span at most 43 in float32 and a running max beyond (``jax_ltr._losses._one_shift``);
     both stay within the parity bound of the float64 reference. The shift's worst case: the
     largest score first in the label order and the rest near 0, each term then rounded at
     the span rather than at its own size."""
     import jax.numpy as jnp
 
-    from jax_ltr._losses import _one_shift_fits
+    from jax_ltr._losses import _one_shift
     from parity_tests import _bounds
     from parity_tests._frameworks import evaluate
 
@@ -122,7 +122,7 @@ def test_listmle_wide_spans_within_the_bound(name, span):
     where[:, 0] = True
     scores, labels = scores.astype("float32"), labels.astype("float32")
     spanned = np.ptp(np.where(where, scores, scores[:, :1]), axis=-1).max()
-    fits = _one_shift_fits(jnp.asarray(scores), jnp.asarray(where), jnp.asarray(where, jnp.float32))
+    _, fits = _one_shift(jnp.asarray(scores), jnp.asarray(where), jnp.asarray(where, jnp.float32))
     assert bool(fits) == (spanned <= np.log(np.finfo(np.float32).max) / 2 - 1)
     value, grad = evaluate("jax", name, scores, labels, where=where, reduction="none", grad=True)
     expected_value, expected_grad = reference(
@@ -137,7 +137,7 @@ def test_listmle_wide_spans_within_the_bound(name, span):
 def test_one_shift_refuses_what_it_cannot_hold(case):
     import jax.numpy as jnp
 
-    from jax_ltr._losses import _one_shift_fits
+    from jax_ltr._losses import _one_shift
 
     scores, where = jnp.zeros((2, 4)), jnp.ones((2, 4), bool)
     weights = jnp.ones((2, 4))
@@ -145,6 +145,6 @@ def test_one_shift_refuses_what_it_cannot_hold(case):
         weights = weights.at[1, 0].set(1e19)
     else:
         scores = scores.at[1, 2].set(jnp.nan if case == "nan" else jnp.inf)
-    assert not bool(_one_shift_fits(scores, where, weights))
+    assert not bool(_one_shift(scores, where, weights)[1])
     # without the culprit (the item masked, or weights of 1) the shift holds
-    assert bool(_one_shift_fits(scores, where.at[1, 2].set(False), jnp.ones((2, 4))))
+    assert bool(_one_shift(scores, where.at[1, 2].set(False), jnp.ones((2, 4)))[1])
