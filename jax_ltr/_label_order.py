@@ -101,40 +101,85 @@ def counting_beats_sorting() -> bool:
 
 def descending_places(labels, where, tie_break=None):
     """Each item's place in ``descending_order(labels, where, tie_break)`` (its inverse
-    permutation), computed as cheaply as the labels allow.
+    permutation), computed as cheaply as the labels allow (``label_arrangement``; a sorted
+    order is inverted by one scatter)."""
+    index, is_order = label_arrangement(labels, where, tie_break)
+    return lax.cond(is_order, inverse_permutation, lambda places: places, index)
+
+
+def label_arrangement(labels, where, tie_break=None):
+    """``(index, is_order)``: the permutation of ``descending_order(labels, where,
+    tie_break)`` in whichever form its way of finding it gives, with no scatter to turn one
+    form into the other: the order itself (``is_order`` True: the item at each place) or
+    each item's place (False). ``is_order`` is a scalar bool array; ``arrange`` moves
+    scores by either.
 
     Small-integer labels — ratings, grades, binary labels, at any offset: every valid label
     an integer less than ``counted_levels(L)`` below its list's top (``integer_groups``) —
     are placed by a counting pass (``group_rank``) where that beats a sort
-    (``counting_beats_sorting``: on CPU); any others are sorted (``descending_order``) and
-    the order inverted. The test is one for the whole call, and ``lax.cond`` runs the branch
-    it picks (under ``vmap`` with a batched condition, both); both give the same places.
+    (``counting_beats_sorting``: on CPU); any others are sorted (``descending_order``). The
+    test is one for the whole call, and ``lax.cond`` runs the branch it picks (under
+    ``vmap`` with a batched condition, both); both give the same permutation.
 
     A ``tie_break`` that holds each item's rank in a random order of its list (a
     permutation of ``0 .. L-1`` along the last axis, as the trainers draw it) costs no sort
     of its own: see ``_places_by_tie_ranks``.
     """
-    return _descending_places(labels, where, tie_break, network_beats_sorting())
+    return _label_arrangement(labels, where, tie_break, network_beats_sorting())
 
 
-def _descending_places_traced(labels, where, tie_break):
+def _label_arrangement_traced(labels, where, tie_break):
     length = labels.shape[-1]
     if length < 2:  # one order: the positions'
-        return lax.broadcasted_iota(jnp.int32, labels.shape, labels.ndim - 1)
+        return lax.broadcasted_iota(jnp.int32, labels.shape, labels.ndim - 1), jnp.asarray(False)
     if tie_break is not None:
-        return _places_by_tie_ranks(labels, where, tie_break)
+        return _places_by_tie_ranks(labels, where, tie_break), jnp.asarray(False)
     if not counting_beats_sorting():
-        return inverse_permutation(descending_order(labels, where))
+        return descending_order(labels, where), jnp.asarray(True)
     span = counted_levels(length)
     group, fits = integer_groups(labels, where, span)
-    return lax.cond(
-        fits,
-        lambda: group_rank(group, span),
-        lambda: inverse_permutation(descending_order(labels, where)),
-    )
+    index = lax.cond(fits, lambda: group_rank(group, span), lambda: descending_order(labels, where))
+    return index, ~fits
 
 
-_descending_places = _compiled_per_sort(_descending_places_traced)
+_label_arrangement = _compiled_per_sort(_label_arrangement_traced)
+
+
+@jax.custom_vjp
+def arrange(rows, index, is_order):
+    """Lists ``rows`` [N, L] moved into the permutation ``(index [N, L], is_order)`` of
+    ``label_arrangement`` and laid out one per column, [L, N]: ``out[p, r]`` is the item of
+    list ``r`` at place ``p``, the layout ListMLE's running sums take
+    (``ranked_columns_listmle``). Gathered by an order, scattered to places, each within its
+    row (on CPU that and a transpose took 0.8 ms at (1024, 200) where writing or reading
+    the columns' cells directly took 1.2 and 1.9 ms); the gradient takes the other move, so
+    that either way one scatter and one gather serve the value and the gradient together."""
+    return _arranged(rows, index, is_order)
+
+
+def _arranged(rows, index, is_order):
+    return lax.cond(is_order, take, put, rows, index).T
+
+
+def _arrange_fwd(rows, index, is_order):  # not arrange itself: forward mode runs through this
+    return _arranged(rows, index, is_order), (index, is_order)
+
+
+def _arrange_bwd(residuals, cotangent):
+    index, is_order = residuals
+    return lax.cond(is_order, put, take, cotangent.T, index), None, None
+
+
+arrange.defvjp(_arrange_fwd, _arrange_bwd)
+
+
+def _scatter_flat(values, index, size: int, *, unique: bool = True):
+    """A flat array of ``size`` zeros with ``values`` written at ``index`` (same shape): one
+    scatter of flat indices, which XLA on CPU does a third faster than of (row, place)
+    pairs (0.44 against 0.66 ms at (1024, 200) on a 2-core CPU). ``unique``: no index
+    repeats, which lets XLA skip ordering the writes."""
+    out = jnp.zeros(size, values.dtype)
+    return out.at[index.reshape(-1)].set(values.reshape(-1), unique_indices=unique, mode="promise_in_bounds")
 
 
 def _places_by_tie_ranks(labels, where, tie_break):
@@ -178,18 +223,21 @@ def first_places(labels, where, k: int):
     later picks are invalid (``chosen`` False; their positions carry no meaning). Also
     returns ``rest`` [..., L]: the valid items not picked.
     """
-    keys = sort_keys(labels, where, descending=True)
-    length = keys.shape[-1]
-    position = lax.broadcasted_iota(jnp.int32, keys.shape, keys.ndim - 1)
+    # The list axis goes first: each pass's two reductions then run across the lists, in
+    # vector lanes (on a 2-core CPU the ten passes of a (1024, 200) batch took 1.2 ms so,
+    # against 2.9 ms reducing along each list).
+    keys = jnp.moveaxis(sort_keys(labels, where, descending=True), -1, 0)
+    length = keys.shape[0]
+    position = lax.broadcasted_iota(jnp.int32, keys.shape, 0)
     used = jnp.asarray(jnp.iinfo(keys.dtype).max, keys.dtype)  # invalid items' key too
 
     def pick(remaining, _):
-        smallest = jnp.min(remaining, axis=-1, keepdims=True)
-        first = jnp.min(jnp.where(remaining == smallest, position, length), axis=-1, keepdims=True)
-        return jnp.where(position == first, used, remaining), (first[..., 0], smallest[..., 0] != used)
+        smallest = jnp.min(remaining, axis=0)
+        first = jnp.min(jnp.where(remaining == smallest, position, length), axis=0)
+        return jnp.where(position == first, used, remaining), (first, smallest != used)
 
     remaining, (order, chosen) = lax.scan(pick, keys, None, length=k)
-    return jnp.moveaxis(order, 0, -1), jnp.moveaxis(chosen, 0, -1), remaining != used
+    return jnp.moveaxis(order, 0, -1), jnp.moveaxis(chosen, 0, -1), jnp.moveaxis(remaining != used, 0, -1)
 
 
 def _as_key_float(x):
@@ -512,7 +560,7 @@ def group_rank(group, num: int):
         [(counts[g // per_word] >> ((g % per_word) * bits)) & mask for g in range(num + 1)], axis=-1
     ).astype(jnp.int32)
     start = jnp.cumsum(totals, axis=-1) - totals  # first place of each group
-    rank = jnp.take_along_axis(start, flat, axis=-1) + before.T.astype(jnp.int32)
+    rank = take(start, flat) + before.T.astype(jnp.int32)
     return rank.reshape(group.shape)
 
 
@@ -520,11 +568,19 @@ def inverse_permutation(rank, *, unique: bool = True):
     """The order whose places are ``rank`` (a permutation along the last axis): one scatter.
     ``unique=False`` for a ``rank`` that may repeat a place (then some places keep 0, and
     which of two items sent to one place lands there is unspecified)."""
-    flat = rows_of(rank)
-    rows = jnp.arange(flat.shape[0])[:, None]
-    position = lax.broadcasted_iota(jnp.int32, flat.shape, 1)
-    order = jnp.zeros_like(flat).at[rows, flat].set(position, unique_indices=unique)
-    return order.reshape(rank.shape)
+    position = lax.broadcasted_iota(jnp.int32, rank.shape, rank.ndim - 1)
+    return put(position, rank, unique=unique)
+
+
+def put(values, places, unique: bool = True):
+    """``values`` [..., L] moved along the last axis to ``places`` (each in ``[0, L)``); a
+    place no item is sent to holds 0 (``unique=False``: places may repeat, and which of
+    two items sent to one place lands there is unspecified). One scatter
+    (``_scatter_flat``)."""
+    length = values.shape[-1]
+    flat = rows_of(places)
+    index = flat + jnp.arange(flat.shape[0], dtype=flat.dtype)[:, None] * length
+    return _scatter_flat(values, index, flat.size, unique=unique).reshape(values.shape)
 
 
 def rows_of(x):
@@ -533,4 +589,7 @@ def rows_of(x):
 
 
 def take(x, order):
-    return jnp.take_along_axis(x, order, axis=-1)
+    """``x`` gathered along the last axis at ``order``, whose every index must lie in
+    ``[0, L)`` (a permutation, a sort's order, ``first_places``' picks): XLA then skips the
+    bounds check, a quarter of the gather's time on CPU."""
+    return jnp.take_along_axis(x, order, axis=-1, mode="promise_in_bounds")

@@ -18,11 +18,13 @@ import numpy as np
 from jax import lax
 
 from jax_ltr._label_order import (
+    arrange,
     counting_beats_sorting,
     descending_order,
-    descending_places,
     first_places,
+    label_arrangement,
     level_rank,
+    put,
     rows_of,
     take,
 )
@@ -45,7 +47,9 @@ LISTMLE_METHODS = ("scan", "associative")
 
 
 def _running_max_sum(x, where, *, method: str, reverse: bool):
-    """Cumulative log-sum-exp over valid items along the last axis, kept as two arrays.
+    """Cumulative log-sum-exp over valid items along the first axis (the list's: [L, ...],
+    so that each step of the scan, or level of the tree, is a vector across the lists),
+    kept as two arrays.
 
     Returns ``(high, total)``: the running max of the valid ``x`` (``-inf`` before any) and
     ``sum exp(x - high)`` (0 before any), so the log-sum-exp is ``high + log(total)``.
@@ -53,7 +57,6 @@ def _running_max_sum(x, where, *, method: str, reverse: bool):
     of relative to the log-sum-exp's magnitude, and differences of log-sum-exps can be
     taken term by term.
     """
-    axis = x.ndim - 1
     high = jnp.where(where, x, -jnp.inf)
     total = where.astype(x.dtype)
     if method == "associative":
@@ -64,7 +67,7 @@ def _running_max_sum(x, where, *, method: str, reverse: bool):
             finite_top = jnp.where(jnp.isfinite(top), top, 0.0)
             return top, total_a * jnp.exp(high_a - finite_top) + total_b * jnp.exp(high_b - finite_top)
 
-        return lax.associative_scan(combine, (high, total), reverse=reverse, axis=axis)
+        return lax.associative_scan(combine, (high, total), reverse=reverse, axis=0)
 
     # Sequential sums lose a relative eps per step; a Kahan compensation term keeps the
     # scan as accurate as the log-depth tree.
@@ -79,15 +82,14 @@ def _running_max_sum(x, where, *, method: str, reverse: bool):
         )
         return (top, run_total, run_error), (top, run_total)
 
-    batch_shape = x.shape[:-1]
+    lists_shape = x.shape[1:]
     init = (
-        jnp.full(batch_shape, -jnp.inf, x.dtype),
-        jnp.zeros(batch_shape, x.dtype),
-        jnp.zeros(batch_shape, x.dtype),
+        jnp.full(lists_shape, -jnp.inf, x.dtype),
+        jnp.zeros(lists_shape, x.dtype),
+        jnp.zeros(lists_shape, x.dtype),
     )
-    columns = (jnp.moveaxis(jnp.where(where, x, 0.0), axis, 0), jnp.moveaxis(where, axis, 0))
-    _, (high, total) = lax.scan(step, init, columns, reverse=reverse)
-    return jnp.moveaxis(high, 0, axis), jnp.moveaxis(total, 0, axis)
+    _, (high, total) = lax.scan(step, init, (jnp.where(where, x, 0.0), where), reverse=reverse)
+    return high, total
 
 
 def _kahan_add(total, error, value):
@@ -132,9 +134,11 @@ def suffix_logsumexp(x, *, where=None, method: str = "auto"):
     method = _check_method(method)
     x = jnp.asarray(x)
     where = jnp.ones(x.shape, bool) if where is None else jnp.asarray(where)
+    x, where = jnp.moveaxis(x, -1, 0), jnp.moveaxis(where, -1, 0)  # the list axis first
     high, total = _running_max_sum(x, where, method=method, reverse=True)
     seen = total > 0
-    return jnp.where(seen, high + jnp.log(jnp.where(seen, total, 1.0)), -jnp.inf)
+    out = jnp.where(seen, high + jnp.log(jnp.where(seen, total, 1.0)), -jnp.inf)
+    return jnp.moveaxis(out, 0, -1)
 
 
 def ranked_listmle(ranked, valid, method: str, weights=None):
@@ -163,43 +167,55 @@ def ranked_listmle(ranked, valid, method: str, weights=None):
         host = np.asarray(valid)  # NumPy: no tracer when a jitted caller closes over it
         if host.shape[-1] > 1 and (host[..., 1:] & ~host[..., :-1]).any():
             raise ValueError("valid must be a prefix along the last axis (valid items first)")
-    weights = valid.astype(ranked.dtype) if weights is None else jnp.where(valid, weights, 0.0)
-    return _ranked_listmle_compiled(ranked, valid, weights.astype(ranked.dtype), method)
+    weights = jnp.ones(ranked.shape[-1:]) if weights is None else weights
+    weights = jnp.broadcast_to(weights, ranked.shape)
+    columns = [rows_of(x).T for x in (ranked, valid, weights)]
+    return ranked_columns_listmle(*columns, method).reshape(ranked.shape[:-1])
+
+
+def ranked_columns_listmle(columns, valid, weights, method: str):
+    """``ranked_listmle`` of lists laid out one per column: ``columns``, ``valid`` and
+    ``weights`` are [L, N], the list axis first, so that each of the running sums' steps is a
+    vector across the N lists and no transpose is needed before or after them (``arrange``
+    writes the scores so). Returns [N]."""
+    weights = jnp.where(valid, weights, 0.0).astype(columns.dtype)
+    return _ranked_listmle_compiled(columns, valid, weights, method)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
 def _ranked_listmle(ranked, valid, weights, method):
+    # ranked, valid, weights: [L, N], one list per column
     return _ranked_listmle_fwd(ranked, valid, weights, method)[0]
 
 
 def _one_shift(ranked, valid, weights):
-    """``(top, fits)``: each list's largest valid score [..., 1] (0 where it has none or it is
-    not finite) and whether every list's ListMLE can be computed with that one shift: each
-    list's valid scores span at most ``log(max) / 2 - 1`` (43 in float32) and its weights sum
-    to at most ``exp`` of that. Then ``exp(s - top)`` stays a normal number, far above the
-    bottom of the range, and the running sums of the gradient, at most the weights' sum
-    times ``exp(span)``, stay finite. A NaN or infinite score fails the test."""
+    """``(top, fits)`` for lists laid out one per column ([L, N]): each list's largest valid
+    score [1, N] (0 where it has none or it is not finite) and whether every list's ListMLE
+    can be computed with that one shift: each list's valid scores span at most ``log(max) /
+    2 - 1`` (43 in float32) and its weights sum to at most ``exp`` of that. Then ``exp(s -
+    top)`` stays a normal number, far above the bottom of the range, and the running sums of
+    the gradient, at most the weights' sum times ``exp(span)``, stay finite. A NaN or
+    infinite score fails the test."""
     limit = float(np.log(np.finfo(ranked.dtype).max)) / 2 - 1
-    top = jnp.max(jnp.where(valid, ranked, -jnp.inf), axis=-1, keepdims=True, initial=-jnp.inf)
-    bottom = jnp.min(jnp.where(valid, ranked, jnp.inf), axis=-1, keepdims=True, initial=jnp.inf)
-    span = jnp.where(jnp.any(valid, axis=-1, keepdims=True), top - bottom, 0.0)
-    fits = jnp.all(span <= limit) & jnp.all(jnp.sum(weights, axis=-1) <= np.exp(limit))
+    top = jnp.max(jnp.where(valid, ranked, -jnp.inf), axis=0, keepdims=True, initial=-jnp.inf)
+    bottom = jnp.min(jnp.where(valid, ranked, jnp.inf), axis=0, keepdims=True, initial=jnp.inf)
+    span = jnp.where(jnp.any(valid, axis=0, keepdims=True), top - bottom, 0.0)
+    fits = jnp.all(span <= limit) & jnp.all(jnp.sum(weights, axis=0) <= np.exp(limit))
     return jnp.where(jnp.isfinite(top), top, 0.0), fits
 
 
 def _running_sum(x, method: str, *, reverse: bool):
-    """Cumulative sum along the last axis: Kahan-compensated ``lax.scan`` ("scan"), a
+    """Cumulative sum along the first axis: Kahan-compensated ``lax.scan`` ("scan"), a
     log-depth tree ("associative"); either way about an ulp of the sum, all terms >= 0."""
     if method == "associative":
-        return lax.associative_scan(jnp.add, x, reverse=reverse, axis=x.ndim - 1)
+        return lax.associative_scan(jnp.add, x, reverse=reverse, axis=0)
 
     def step(carry, column):
         total, error = _kahan_add(*carry, column)
         return (total, error), total
 
-    init = (jnp.zeros(x.shape[:-1], x.dtype),) * 2
-    _, totals = lax.scan(step, init, jnp.moveaxis(x, -1, 0), reverse=reverse)
-    return jnp.moveaxis(totals, 0, -1)
+    init = (jnp.zeros(x.shape[1:], x.dtype),) * 2
+    return lax.scan(step, init, x, reverse=reverse)[1]
 
 
 def _ranked_listmle_fwd(ranked, valid, weights, method):
@@ -230,7 +246,7 @@ def _running_max_parts(ranked, valid, method):
 
 
 def _weighted_sum(weights, valid, terms):
-    return jnp.sum(weights * jnp.where(valid, terms, 0.0), axis=-1)
+    return jnp.sum(weights * jnp.where(valid, terms, 0.0), axis=0)
 
 
 def _ranked_listmle_bwd(method, residuals, cotangent):
@@ -244,7 +260,7 @@ def _ranked_listmle_bwd(method, residuals, cotangent):
         return _running_max_grad(ranked, valid, weights, *_running_max_parts(ranked, valid, method), method)
 
     grad = jnp.where(valid, lax.cond(fits, lambda: grad, running_max), 0.0)
-    return cotangent[..., None] * grad, None, None
+    return cotangent[None, :] * grad, None, None
 
 
 def _running_max_grad(ranked, valid, weights, high, log_total, method):
@@ -252,11 +268,10 @@ def _running_max_grad(ranked, valid, weights, high, log_total, method):
     # exp(c_k - c_i), which obeys T_k = w_k + exp(c_k - c_{k-1}) * T_{k-1} (c never increases
     # along the ranking, so every factor is <= 1). Differences of c are taken on (high, log
     # total) separately, so no rounding at the magnitude of c enters; no overflow for any
-    # finite input.
-    axis = ranked.ndim - 1
+    # finite input. Lists are columns ([L, N]).
 
     def shifted(x):  # x_{k-1}, with x_0 for k = 0
-        return jnp.concatenate([x[..., :1], x[..., :-1]], axis=axis)
+        return jnp.concatenate([x[:1], x[:-1]], axis=0)
 
     decay = jnp.where(valid, jnp.exp((high - shifted(high)) + (log_total - shifted(log_total))), 0.0)
     if method == "scan":
@@ -267,16 +282,15 @@ def _running_max_grad(ranked, valid, weights, high, log_total, method):
             total, error = _kahan_add(factor * total, factor * error, one)
             return (total, error), total
 
-        init = (jnp.zeros(ranked.shape[:-1], ranked.dtype),) * 2
-        _, totals = lax.scan(step, init, (jnp.moveaxis(decay, axis, 0), jnp.moveaxis(weights, axis, 0)))
-        totals = jnp.moveaxis(totals, 0, axis)
+        init = (jnp.zeros(ranked.shape[1:], ranked.dtype),) * 2
+        _, totals = lax.scan(step, init, (decay, weights))
     else:
 
         def compose(first, second):  # affine maps T -> a * T + b: first, then second
             (a1, b1), (a2, b2) = first, second
             return a1 * a2, a2 * b1 + b2
 
-        _, totals = lax.associative_scan(compose, (decay, weights), axis=axis)
+        _, totals = lax.associative_scan(compose, (decay, weights), axis=0)
     own = jnp.exp(jnp.where(valid, (ranked - high) - log_total, 0.0))
     return own * totals - weights
 
@@ -364,13 +378,15 @@ def _listmle(scores, labels, where, tie_break, key, levels, method, reduction, *
     if tie_break is None and first is not None and first < length and first <= FIRST_PLACES_MAX:
         per_list = _first_places_listmle(scores, labels, where, first)
     else:
-        # places, not an order, from every branch: no lax.cond on the gradient's path
         if levels is not None and tie_break is None and counting_beats_sorting():
-            places = level_rank(labels, where, levels)
+            index, is_order = level_rank(labels, where, levels), jnp.asarray(False)
         else:
-            places = descending_places(labels, where, tie_break)
-        ranked, valid = _place(scores, where, places)
-        per_list = ranked_listmle(ranked, valid, method, weights)
+            index, is_order = label_arrangement(labels, where, tie_break)
+        columns = arrange(rows_of(scores), rows_of(index), is_order)  # [L, lists]
+        place = lax.broadcasted_iota(jnp.int32, columns.shape, 0)
+        valid = place < jnp.sum(rows_of(where), axis=-1)  # valid items come first
+        weights = jnp.ones((length, 1)) if weights is None else jnp.asarray(weights)[:, None]
+        per_list = ranked_columns_listmle(columns, valid, weights, method).reshape(scores.shape[:-1])
     if in_levels is not None:
         per_list = jnp.where(in_levels, per_list, jnp.nan)
     per_list = nan_for_bad_labels(per_list, labels, where)
@@ -408,18 +424,6 @@ def _first_places_listmle(scores, labels, where, k: int):
     columns = (jnp.moveaxis(picked, -1, 0), jnp.moveaxis(chosen, -1, 0))
     _, terms = lax.scan(step, (high, total), columns, reverse=True)
     return jnp.sum(terms, axis=0)
-
-
-def _place(scores, where, places):
-    """(scores, where) in label order, each item put at its place (a permutation with the
-    valid items first, from ``level_rank`` or ``descending_places``): one scatter, whose
-    gradient is a gather. Valid items come first, so the ranked mask is a prefix."""
-    flat_rank = rows_of(places)
-    rows = jnp.arange(flat_rank.shape[0])[:, None]
-    flat = jnp.zeros(flat_rank.shape, scores.dtype)
-    ranked = flat.at[rows, flat_rank].set(rows_of(scores), unique_indices=True)
-    place = lax.broadcasted_iota(jnp.int32, scores.shape, scores.ndim - 1)
-    return ranked.reshape(scores.shape), place < jnp.sum(where, axis=-1, keepdims=True)
 
 
 def pairwise_pl_loss(scores, labels, *, where=None, pairs=None, reduction: str = "mean"):
@@ -834,11 +838,9 @@ def lambda_loss(
         if normalize:
             ideal = _ideal_dcg(gains, labels, where)[..., None]
             scale = scale / jnp.where(ideal > 0, ideal, 1.0)
-        order = descending_order(lax.stop_gradient(scores), where).reshape(-1, length)
+        order = descending_order(lax.stop_gradient(scores), where)
         places = jnp.broadcast_to(jnp.arange(1, length + 1, dtype=scores.dtype), order.shape)
-        rows = jnp.arange(order.shape[0])[:, None]
-        ranks = jnp.zeros(order.shape, scores.dtype).at[rows, order].set(places, unique_indices=True)
-        ranks = ranks.reshape(scores.shape)
+        ranks = put(places, order)
         items = (gains * scale, ranks, 1.0 / jnp.log2(1.0 + ranks))
     flat = [x.reshape(-1, length) for x in (scores, labels, where)]
     flat_items = tuple(x.reshape(-1, length) for x in items)

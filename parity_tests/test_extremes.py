@@ -122,7 +122,7 @@ def test_listmle_wide_spans_within_the_bound(name, span):
     where[:, 0] = True
     scores, labels = scores.astype("float32"), labels.astype("float32")
     spanned = np.ptp(np.where(where, scores, scores[:, :1]), axis=-1).max()
-    _, fits = _one_shift(jnp.asarray(scores), jnp.asarray(where), jnp.asarray(where, jnp.float32))
+    _, fits = _one_shift(jnp.asarray(scores.T), jnp.asarray(where.T), jnp.asarray(where.T, jnp.float32))
     assert bool(fits) == (spanned <= np.log(np.finfo(np.float32).max) / 2 - 1)
     value, grad = evaluate("jax", name, scores, labels, where=where, reduction="none", grad=True)
     expected_value, expected_grad = reference(
@@ -145,6 +145,7 @@ def test_one_shift_refuses_what_it_cannot_hold(case):
         weights = weights.at[1, 0].set(1e19)
     else:
         scores = scores.at[1, 2].set(jnp.nan if case == "nan" else jnp.inf)
-    assert not bool(_one_shift(scores, where, weights)[1])
+    # _one_shift takes one list per column
+    assert not bool(_one_shift(scores.T, where.T, weights.T)[1])
     # without the culprit (the item masked, or weights of 1) the shift holds
-    assert bool(_one_shift(scores, where.at[1, 2].set(False), jnp.ones((2, 4)))[1])
+    assert bool(_one_shift(scores.T, where.at[1, 2].set(False).T, jnp.ones((4, 2)))[1])

@@ -148,12 +148,31 @@ def test_float64_and_lists_longer_than_65536(kind):
         np.testing.assert_array_equal(got, python_order(keys, where, tie))
 
 
+@pytest.mark.parametrize("kind", ["ratings", "continuous", "integers at an offset"])
+def test_arrange_moves_items_into_the_label_order_and_its_gradient_back(kind):
+    # ListMLE's scores reach the label order by a gather where a sort gave the order, by a
+    # scatter where the counting pass gave the places, one list per column; the gradient
+    # takes the other way back to the rows.
+    keys, where, rng = _draw(kind, (6, 37), np.float32, seed=5)
+    scores = rng.normal(size=keys.shape).astype(np.float32)
+    index, is_order = jax.jit(label_order.label_arrangement)(keys, where)
+    counted = label_order.counting_beats_sorting() and counted_on_host(keys, where)
+    assert bool(is_order) is not counted
+    order = python_order(keys, where)
+    ranked, pull = jax.vjp(lambda s: label_order.arrange(s, index, is_order), jnp.asarray(scores))
+    np.testing.assert_array_equal(np.asarray(ranked), np.take_along_axis(scores, order, -1).T)
+    cotangent = rng.normal(size=keys.shape).astype(np.float32)
+    expected = np.zeros_like(cotangent)
+    np.put_along_axis(expected, order, cotangent, -1)
+    np.testing.assert_array_equal(np.asarray(pull(jnp.asarray(cotangent.T))[0]), expected)
+
+
 def _trace_anew():
     """Drop the cached traces of the jitted label orders, which read ``jax.default_backend()``
     as they are traced (the functions they call are not jitted of their own). Only theirs:
     ``jax.clear_caches()`` would drop every compiled program of the test process, which the
     tests after these would then compile again."""
-    for jitted in (label_order._descending_order, label_order._descending_places):
+    for jitted in (label_order._descending_order, label_order._label_arrangement):
         jitted.clear_cache()
 
 

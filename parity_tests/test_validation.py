@@ -255,8 +255,8 @@ def test_levels_are_checked_before_anything_is_computed(monkeypatch):
     def must_not_run(*args, **kwargs):
         raise AssertionError("the loss was computed before its levels were checked")
 
-    monkeypatch.setattr(_losses, "ranked_listmle", must_not_run)
-    monkeypatch.setattr(_losses, "_place", must_not_run)
+    monkeypatch.setattr(_losses, "ranked_columns_listmle", must_not_run)
+    monkeypatch.setattr(_losses, "arrange", must_not_run)
     with pytest.raises(ValueError, match=r"labels must be one of levels \(1.0, 2.0\)"):
         jax_ltr.listmle_loss(jnp.zeros(3), jnp.array([1.0, 2.0, 3.0]), levels=(1, 2))
 
@@ -289,13 +289,13 @@ def test_every_order_hands_ranked_listmle_a_prefix(monkeypatch, kind, levels, ti
     from jax_ltr import _losses
 
     seen = []
-    real = _losses.ranked_listmle
+    real = _losses.ranked_columns_listmle
 
-    def record(ranked, valid, method, weights=None):
-        seen.append((np.asarray(ranked), np.asarray(valid)))
-        return real(ranked, valid, method, weights)
+    def record(columns, valid, weights, method):  # one list per column
+        seen.append((np.asarray(columns).T, np.asarray(valid).T))
+        return real(columns, valid, weights, method)
 
-    monkeypatch.setattr(_losses, "ranked_listmle", record)
+    monkeypatch.setattr(_losses, "ranked_columns_listmle", record)
     rng = np.random.default_rng(0)
     labels = rng.integers(1, 6, (50, 12)) if kind == "ratings" else rng.normal(size=(50, 12))
     labels = labels.astype(np.float32)
