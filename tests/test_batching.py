@@ -82,3 +82,17 @@ def test_bucket_edges():
         assert n <= width and (width <= max(8, 1.5 * n) or width == 1000)
     with pytest.raises(ValueError, match="exceeds max_length"):
         bucket_length(11, max_length=10)
+
+
+@pytest.mark.parametrize("shape", [(32, 1024), (4, 70_000), (3, 1), (2, 0), (2, 3, 9)])
+def test_random_order_is_the_stable_argsort_of_its_draw(shape):
+    # One plain sort of packed keys stands for the stable argsort of the float32 draw, ties
+    # included: 70,000 draws from 2**24 values repeat (about 146 tied pairs per list).
+    from ltr_common.tasks import random_order
+
+    draw = np.random.default_rng(7).random(shape, dtype=np.float32)
+    expected = np.argsort(draw, axis=-1, kind="stable")
+    got = random_order(shape, np.random.default_rng(7))
+    if shape == (4, 70_000):
+        assert (np.diff(np.sort(draw, axis=-1), axis=-1) == 0).any()  # the case has ties
+    np.testing.assert_array_equal(got, expected)
