@@ -108,11 +108,15 @@ def test_the_trainers_step_compiles_once_per_batch_shape():
 
 @pytest.fixture
 def no_compilation_cache():
-    """JAX's cache folder unset for the test (the test run sets one), then put back."""
+    """JAX's cache folder unset for the test (the test run sets one), then put back, with the
+    shortest compilation it keeps."""
     before = jax.config.jax_compilation_cache_dir
+    shortest = jax.config.jax_persistent_cache_min_compile_time_secs
     jax.config.update("jax_compilation_cache_dir", None)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)  # JAX's default
     yield
     jax.config.update("jax_compilation_cache_dir", before)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", shortest)
 
 
 def test_a_trainer_leaves_global_jax_configuration_alone(no_compilation_cache):
@@ -122,13 +126,17 @@ def test_a_trainer_leaves_global_jax_configuration_alone(no_compilation_cache):
 
 def test_configure_turns_on_the_compilation_cache_under_the_cache_folder(no_compilation_cache, tmp_path):
     from ltr_train import configure
+    from ltr_train.backends import CACHED_COMPILE_S
 
     configure("jax", dataclasses.replace(SMALL, compilation_cache=False, cache_dir=str(tmp_path)))
     assert jax.config.jax_compilation_cache_dir is None
     configure("torch", dataclasses.replace(SMALL, cache_dir=str(tmp_path)))
     assert jax.config.jax_compilation_cache_dir is None
+    assert jax.config.jax_persistent_cache_min_compile_time_secs == 1.0  # left alone so far
     configure("jax", dataclasses.replace(SMALL, cache_dir=str(tmp_path)))
     assert jax.config.jax_compilation_cache_dir == str(tmp_path / "xla")
+    # the evaluation's metrics (about 0.5 s to compile) are kept too
+    assert jax.config.jax_persistent_cache_min_compile_time_secs == CACHED_COMPILE_S < 0.5
     configure("jax", dataclasses.replace(SMALL, cache_dir=str(tmp_path / "other")))  # one set stays
     assert jax.config.jax_compilation_cache_dir == str(tmp_path / "xla")
 
