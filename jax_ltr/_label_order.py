@@ -7,6 +7,8 @@ counting passes for small-integer labels such as ratings (``descending_places``,
 ``level_rank``, ``group_rank``), the first ``k`` places alone (``first_places``), and a
 random order drawn as a ``tie_break`` of ranks costing no sort of its own
 (``_places_by_tie_ranks``). Every path gives the permutation of one stable sort.
+ListMLE takes it in whichever form its way finds, an order or places
+(``label_arrangement``), and moves the scores by it (``arrange``).
 """
 
 from __future__ import annotations

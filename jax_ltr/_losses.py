@@ -100,9 +100,9 @@ def _kahan_add(total, error, value):
 
 
 def _check_method(method: str) -> str:
-    """The concrete method: "auto" is "scan" on CPU (measured fastest there:
-    docs/performance.md) and the log-depth "associative" on accelerators (docs/gpu.md), where
-    L sequential steps would each be a kernel launch."""
+    """The concrete method: "auto" is "scan" on CPU (as fast as the tree there, and its Kahan
+    sums the more accurate: docs/losses.md) and the log-depth "associative" on accelerators
+    (docs/gpu.md), where L sequential steps would each be a kernel launch."""
     if method == "auto":
         return "scan" if jax.default_backend() == "cpu" else "associative"
     if method not in LISTMLE_METHODS:
