@@ -529,10 +529,13 @@ def group_rank(group, num: int):
     ascending, ties by position: a stable counting sort along the last axis.
 
     One pass along the list (``lax.scan`` over positions) keeps a count per group and list,
-    packed ``32 // b`` to a uint32 (``b`` bits hold a count up to L), so a step costs a few
-    integer operations per word whatever the number of groups. An item's place is the
-    number of items in lower groups plus the number in its own group before it. On CPU this
-    is several times faster than XLA's sort of the same [B, L] (``counted_levels``).
+    packed ``32 // b`` to a uint32 (``b`` bits hold a count up to L), the words of all lists
+    one [words, lists] array, so a step is one fused read and one fused update whatever the
+    number of groups (XLA's CPU loop costs a few microseconds per kernel a step: kept as one
+    array per word, the counting of (1024, 200) took 1.18 ms against 0.89 ms). An item's
+    place is the number of items in lower groups plus the number in its own group before
+    it. On CPU this is several times faster than XLA's sort of the same [B, L]
+    (``counted_levels``).
     """
     length = group.shape[-1]
     if length < 2:  # one order: the positions'
@@ -541,23 +544,20 @@ def group_rank(group, num: int):
     per_word = 32 // bits
     words = -(-(num + 1) // per_word)
     flat = rows_of(group)
-    word = (flat // per_word).T
-    shift = ((flat % per_word) * bits).astype(jnp.uint32).T
+    columns = flat.T  # one column per list: each step reads a vector across the lists
     mask = jnp.asarray((1 << bits) - 1, jnp.uint32)
+    word_index = lax.broadcasted_iota(jnp.int32, (words, flat.shape[0]), 0)
 
+    # The counts of every word in one [words, lists] array: a step is one fused update and
+    # one fused read, not one of each per word.
     def step(counts, column):
-        own_word, own_shift = column
-        one = jnp.left_shift(jnp.uint32(1), own_shift)
-        before = jnp.zeros(own_word.shape, jnp.uint32)
-        updated = []
-        for index, count in enumerate(counts):
-            hit = own_word == index
-            before = jnp.where(hit, count >> own_shift, before)
-            updated.append(count + jnp.where(hit, one, jnp.uint32(0)))
-        return tuple(updated), before & mask
+        hit = word_index == column // per_word
+        shift = ((column % per_word) * bits).astype(jnp.uint32)
+        before = jnp.sum(jnp.where(hit, counts, jnp.uint32(0)), axis=0, dtype=jnp.uint32) >> shift
+        counts = counts + jnp.where(hit, jnp.left_shift(jnp.uint32(1), shift), jnp.uint32(0))
+        return counts, before & mask
 
-    init = tuple(jnp.zeros(flat.shape[:1], jnp.uint32) for _ in range(words))
-    counts, before = lax.scan(step, init, (word, shift))
+    counts, before = lax.scan(step, jnp.zeros(word_index.shape, jnp.uint32), columns)
     totals = jnp.stack(
         [(counts[g // per_word] >> ((g % per_word) * bits)) & mask for g in range(num + 1)], axis=-1
     ).astype(jnp.int32)
