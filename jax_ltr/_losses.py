@@ -163,6 +163,8 @@ def ranked_listmle(ranked, valid, method: str, weights=None):
     Returns:
       [...] per-list values.
     """
+    if jnp.shape(valid) != jnp.shape(ranked):
+        raise ValueError(f"valid must have the shape of ranked {jnp.shape(ranked)}, got {jnp.shape(valid)}")
     if is_concrete(valid):
         host = np.asarray(valid)  # NumPy: no tracer when a jitted caller closes over it
         if host.shape[-1] > 1 and (host[..., 1:] & ~host[..., :-1]).any():

@@ -4,6 +4,7 @@ apply once at start-up."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ltr_common.config import ConfigError, TrainConfig
@@ -53,4 +54,5 @@ def configure(framework: str, config: TrainConfig) -> None:
     if not jax.config.jax_compilation_cache_dir:
         path = (Path(config.cache_dir) if config.cache_dir else default_cache_dir()) / "xla"
         jax.config.update("jax_compilation_cache_dir", str(path))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHED_COMPILE_S)
+        if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:  # the user's, if set
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHED_COMPILE_S)

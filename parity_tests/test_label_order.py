@@ -167,6 +167,25 @@ def test_arrange_moves_items_into_the_label_order_and_its_gradient_back(kind):
     np.testing.assert_array_equal(np.asarray(pull(jnp.asarray(cotangent.T))[0]), expected)
 
 
+def test_put_takes_row_and_place_pairs_past_int32_flat_indices(monkeypatch):
+    # A flat index of 2**31 items or more would overflow int32: such arrays scatter (row,
+    # place) pairs, the same values. Traced at that size (no memory), run on a small one.
+    shape = (65537, 32768)  # 2**31 + 32,768 items
+    spec = jax.ShapeDtypeStruct(shape, jnp.float32)
+    jax.make_jaxpr(jax.value_and_grad(lambda s, y: jax_ltr.listmle_loss(s, y)))(spec, spec)
+    jax.make_jaxpr(lambda s, y: jax_ltr.lambda_loss(s, y))(spec, spec)
+    rng = np.random.default_rng(6)
+    values = rng.normal(size=(3, 5, 7)).astype(np.float32)
+    places = np.argsort(rng.random((3, 5, 7)), axis=-1).astype(np.int32)
+    flat = np.asarray(label_order.put(values, places))
+    monkeypatch.setattr(label_order, "FLAT_INDEX_MAX", 10)
+    paired = np.asarray(label_order.put(values, places))
+    expected = np.zeros_like(values)
+    np.put_along_axis(expected, places, values, -1)
+    np.testing.assert_array_equal(flat, expected)
+    np.testing.assert_array_equal(paired, expected)
+
+
 def _trace_anew():
     """Drop the cached traces of the jitted label orders, which read ``jax.default_backend()``
     as they are traced (the functions they call are not jitted of their own). Only theirs:

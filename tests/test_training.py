@@ -124,9 +124,13 @@ def test_a_trainer_leaves_global_jax_configuration_alone(no_compilation_cache):
     assert jax.config.jax_compilation_cache_dir is None
 
 
-def test_configure_turns_on_the_compilation_cache_under_the_cache_folder(no_compilation_cache, tmp_path):
+def test_configure_turns_on_the_compilation_cache_under_the_cache_folder(
+    no_compilation_cache, tmp_path, monkeypatch
+):
     from ltr_train import configure
     from ltr_train.backends import CACHED_COMPILE_S
+
+    monkeypatch.delenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", raising=False)  # conftest.py's
 
     configure("jax", dataclasses.replace(SMALL, compilation_cache=False, cache_dir=str(tmp_path)))
     assert jax.config.jax_compilation_cache_dir is None
@@ -139,6 +143,16 @@ def test_configure_turns_on_the_compilation_cache_under_the_cache_folder(no_comp
     assert jax.config.jax_persistent_cache_min_compile_time_secs == CACHED_COMPILE_S < 0.5
     configure("jax", dataclasses.replace(SMALL, cache_dir=str(tmp_path / "other")))  # one set stays
     assert jax.config.jax_compilation_cache_dir == str(tmp_path / "xla")
+
+
+def test_configure_keeps_the_users_shortest_cached_compilation(no_compilation_cache, tmp_path, monkeypatch):
+    from ltr_train import configure
+
+    monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "2.5")
+    configure("jax", dataclasses.replace(SMALL, cache_dir=str(tmp_path)))
+    assert jax.config.jax_compilation_cache_dir == str(tmp_path / "xla")
+    # left as the process started (JAX reads the variable when it is imported)
+    assert jax.config.jax_persistent_cache_min_compile_time_secs == 1.0
 
 
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, monkeypatch):
