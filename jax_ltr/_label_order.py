@@ -105,7 +105,11 @@ def descending_places(labels, where, tie_break=None):
     """Each item's place in ``descending_order(labels, where, tie_break)`` (its inverse
     permutation), computed as cheaply as the labels allow (``label_arrangement``; a sorted
     order is inverted by one scatter)."""
-    index, is_order = label_arrangement(labels, where, tie_break)
+    return _as_places(*label_arrangement(labels, where, tie_break))
+
+
+@jax.jit  # one unit when called eagerly: the branches are not traced anew at every call
+def _as_places(index, is_order):
     return lax.cond(is_order, inverse_permutation, lambda places: places, index)
 
 
