@@ -377,6 +377,7 @@ def _listmle(scores, labels, where, tie_break, key, levels, method, reduction, *
     in_levels = None if levels is None else labels_in_levels(labels, where, levels)  # raises first
     scores = jnp.where(where, scores, 0.0)
     length = scores.shape[-1]
+    count = jnp.sum(where, axis=-1)  # valid items per list
     if tie_break is None and first is not None and first < length and first <= FIRST_PLACES_MAX:
         per_list = _first_places_listmle(scores, labels, where, first)
     else:
@@ -386,14 +387,13 @@ def _listmle(scores, labels, where, tie_break, key, levels, method, reduction, *
             index, is_order = label_arrangement(labels, where, tie_break)
         columns = arrange(rows_of(scores), rows_of(index), is_order)  # [L, lists]
         place = lax.broadcasted_iota(jnp.int32, columns.shape, 0)
-        valid = place < jnp.sum(rows_of(where), axis=-1)  # valid items come first
+        valid = place < count.reshape(-1)  # valid items come first
         weights = jnp.ones((length, 1)) if weights is None else jnp.asarray(weights)[:, None]
         per_list = ranked_columns_listmle(columns, valid, weights, method).reshape(scores.shape[:-1])
     if in_levels is not None:
         per_list = jnp.where(in_levels, per_list, jnp.nan)
     per_list = nan_for_bad_labels(per_list, labels, where)
-    counted = jnp.sum(where, axis=-1) >= 2  # the ranked mask holds the same items
-    return safe_reduce(per_list, counted, reduction).astype(out_dtype)
+    return safe_reduce(per_list, count >= 2, reduction).astype(out_dtype)
 
 
 @functools.partial(jax.jit, static_argnums=3)  # one unit when called eagerly, as below
