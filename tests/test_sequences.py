@@ -183,7 +183,11 @@ def test_a_sequence_model_trains_and_serves_from_its_run_directory(framework, ra
     from ltr_train.run import run
 
     ratings, split = small_data()
-    config = _sequence_config(epochs=1, negatives=0, dropout=0.0, eval_every=2, rating_levels=rating_levels)
+    # Batches of one width (one compiled step) and four evaluations: what is tested is the
+    # run directory, not the widths (test_an_epoch_trains_every_user_with_a_next_item_once).
+    config = _sequence_config(
+        epochs=1, negatives=0, dropout=0.0, eval_every=10, rating_levels=rating_levels, length_bucketing=False
+    )
     results = run(framework, config, tmp_path, data=(ratings, split), progress_bar=False)
     assert {"validation", "test", "test, training history only"} <= set(results)
     assert 0.0 < results["test"]["ndcg@10"] <= 1.0
