@@ -46,7 +46,6 @@ def pytest_configure(config):
         if flag not in flags:
             flags = f"{flags} --{flag}={value}".strip()
     os.environ["XLA_FLAGS"] = flags
-    _share_the_cores_between_workers()
     config.addinivalue_line(
         "markers",
         "slow: takes seconds on its own (a whole training run, a subprocess, a long compilation); "
@@ -72,12 +71,17 @@ def _share_the_cores_between_workers():
     each other at the end of each parallel loop: with two workers on two cores, a worker's
     loop stalls whenever the other worker holds a core, and a small PyTorch training run
     takes ten times as long as it does alone. Set before PyTorch starts, in the environment,
-    so the tests' subprocesses get the same share; a setting the caller chose is kept.
+    so the tests' subprocesses get the same share; a setting the caller chose is kept. It
+    runs when this file is imported (below): a worker imports the conftest files of the test
+    folders before any ``pytest_configure``, and ``parity_tests/conftest.py`` imports PyTorch.
     """
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (cores or 1) // workers)))
+
+
+_share_the_cores_between_workers()
 
 
 def pytest_collection_modifyitems(config, items):
