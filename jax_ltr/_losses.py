@@ -10,7 +10,10 @@ their score or label (NaN included). ``reduction`` is "none" (per-list values, s
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +25,7 @@ from jax_ltr._label_order import (
     counting_beats_sorting,
     descending_order,
     first_places,
+    inverse_permutation,
     label_arrangement,
     level_rank,
     put,
@@ -175,19 +179,48 @@ def ranked_listmle(ranked, valid, method: str, weights=None):
     return ranked_columns_listmle(*columns, method).reshape(ranked.shape[:-1])
 
 
+_ONE_SHIFT_CHECKS: contextvars.ContextVar[list | None] = contextvars.ContextVar("one_shift", default=None)
+
+
+@contextlib.contextmanager
+def one_shift_only() -> Iterator[list]:
+    """Within it, the ListMLE losses traced (the full order's path of ``listmle_loss``,
+    ``position_listmle_loss``, ``topk_listmle_loss`` and the hybrid) leave out their
+    wide-span fallback, and each appends to the list it yields a traced bool scalar: whether
+    its one shift was exact (``_one_shift``: every list's valid scores span at most 43 in
+    float32, and every score is finite). Where that is True, the values and gradients are
+    the ones the full call gives; where it is False, they are not to be used.
+
+    Read when a function is traced, so it belongs inside the traced function, and the
+    scalars must leave it as that function's outputs (or a differentiated function's
+    auxiliary outputs). The trainer's step (``jax_ltr._train.one_shift_step``) compiles so:
+    the fallback is about 0.5 s of each of its programs' compilation on a 2-core CPU, and a
+    step whose check fails is run again with the full program.
+    """
+    token = _ONE_SHIFT_CHECKS.set([])
+    try:
+        yield _ONE_SHIFT_CHECKS.get()
+    finally:
+        _ONE_SHIFT_CHECKS.reset(token)
+
+
 def ranked_columns_listmle(columns, valid, weights, method: str):
     """``ranked_listmle`` of lists laid out one per column: ``columns``, ``valid`` and
     ``weights`` are [L, N], the list axis first, so that each of the running sums' steps is a
     vector across the N lists and no transpose is needed before or after them (``arrange``
     writes the scores so). Returns [N]."""
     weights = jnp.where(valid, weights, 0.0).astype(columns.dtype)
-    return _ranked_listmle_compiled(columns, valid, weights, method)
+    fits_checks = _ONE_SHIFT_CHECKS.get()
+    if fits_checks is not None:  # traced within ``one_shift_only``: no wide-span fallback
+        fits_checks.append(_one_shift(lax.stop_gradient(columns), valid, weights)[1])
+        return _ranked_listmle_compiled(columns, valid, weights, method, False)
+    return _ranked_listmle_compiled(columns, valid, weights, method, True)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def _ranked_listmle(ranked, valid, weights, method):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def _ranked_listmle(ranked, valid, weights, method, fallback):
     # ranked, valid, weights: [L, N], one list per column
-    return _ranked_listmle_fwd(ranked, valid, weights, method)[0]
+    return _ranked_listmle_fwd(ranked, valid, weights, method, fallback)[0]
 
 
 def _one_shift(ranked, valid, weights):
@@ -196,8 +229,9 @@ def _one_shift(ranked, valid, weights):
     can be computed with that one shift: each list's valid scores span at most ``log(max) /
     2 - 1`` (43 in float32) and its weights sum to at most ``exp`` of that. Then ``exp(s -
     top)`` stays a normal number, far above the bottom of the range, and the running sums of
-    the gradient, at most the weights' sum times ``exp(span)``, stay finite. A NaN or
-    infinite score fails the test."""
+    the gradient, at most the weights' sum times ``exp(span)``, stay finite. An infinite
+    score fails the test; a NaN score may pass it (XLA's vectorised maximum on a CPU need
+    not carry a NaN through), and then the one shift's values are NaN, as the fallback's are."""
     limit = float(np.log(np.finfo(ranked.dtype).max)) / 2 - 1
     top = jnp.max(jnp.where(valid, ranked, -jnp.inf), axis=0, keepdims=True, initial=-jnp.inf)
     bottom = jnp.min(jnp.where(valid, ranked, jnp.inf), axis=0, keepdims=True, initial=jnp.inf)
@@ -220,7 +254,7 @@ def _running_sum(x, method: str, *, reverse: bool):
     return lax.scan(step, init, x, reverse=reverse)[1]
 
 
-def _ranked_listmle_fwd(ranked, valid, weights, method):
+def _ranked_listmle_fwd(ranked, valid, weights, method, fallback):
     # Where one shift fits (``_one_shift``: scores of a model in training), the suffix
     # log-sum-exp is ``top + log S`` with S a running sum of ``share = exp(s - top)``, ``top``
     # each list's largest score: one exp per item and two running sums (value and gradient)
@@ -228,10 +262,13 @@ def _ranked_listmle_fwd(ranked, valid, weights, method):
     # come from a running max and a rescaled sum kept step by step (``_running_max_sum``), so
     # nothing overflows or underflows for any finite input. Only that fallback sits in a
     # ``lax.cond``: a branch's outputs are copied out, and the fused path would lose more.
+    # Without ``fallback`` (``one_shift_only``) the one shift's values are all there is.
     top, fits = _one_shift(ranked, valid, weights)
     share = jnp.where(valid, jnp.exp(ranked - top), 0.0)
     total = _running_sum(share, method, reverse=True)
     per_list = _weighted_sum(weights, valid, (top - ranked) + jnp.log(jnp.where(valid, total, 1.0)))
+    if not fallback:
+        return per_list, (ranked, valid, weights, share, total, fits)
 
     def running_max():
         high, log_total = _running_max_parts(ranked, valid, method)
@@ -251,12 +288,14 @@ def _weighted_sum(weights, valid, terms):
     return jnp.sum(weights * jnp.where(valid, terms, 0.0), axis=0)
 
 
-def _ranked_listmle_bwd(method, residuals, cotangent):
+def _ranked_listmle_bwd(method, fallback, residuals, cotangent):
     # d/ds_k = sum_{valid i <= k} w_i exp(s_k - c_i) - w_k, c the suffix log-sum-exp; with one
     # shift exp(s_k - c_i) = share_k / S_i, so the sum over i <= k is a running sum of w_i / S_i.
     ranked, valid, weights, share, total, fits = residuals
     pull = _running_sum(jnp.where(valid, weights / jnp.where(valid, total, 1.0), 0.0), method, reverse=False)
     grad = share * pull - weights
+    if not fallback:
+        return cotangent[None, :] * jnp.where(valid, grad, 0.0), None, None
 
     def running_max():
         return _running_max_grad(ranked, valid, weights, *_running_max_parts(ranked, valid, method), method)
@@ -300,7 +339,7 @@ def _running_max_grad(ranked, valid, weights, high, log_total, method):
 _ranked_listmle.defvjp(_ranked_listmle_fwd, _ranked_listmle_bwd)
 # Compiled as one unit even when the caller runs eagerly: op by op, the log-depth scan would
 # dispatch (and compile) hundreds of small operations. Under an outer jit it is inlined.
-_ranked_listmle_compiled = jax.jit(_ranked_listmle, static_argnums=3)
+_ranked_listmle_compiled = jax.jit(_ranked_listmle, static_argnums=(3, 4))
 
 
 def listmle_loss(
@@ -311,6 +350,7 @@ def listmle_loss(
     tie_break=None,
     key: jax.Array | None = None,
     levels=None,
+    order=None,
     method: str = "auto",
     reduction: str = "mean",
 ):
@@ -337,6 +377,12 @@ def listmle_loss(
         rank in a random order of its list (a permutation of ``0 .. L-1``) is applied as a
         gather of the list before that, costing no sort of its own; any other ``tie_break``
         is one more sort. Every way gives the same order.
+      order: [..., L] integer array, the label order itself (``label_order``, computed in
+        NumPy): each list's item indices, the best label first, every invalid item after
+        every valid one, ties as the caller wants them. Then the call holds no ordering of
+        its own; not with ``tie_break``, ``key`` or ``levels``. An ``order`` that is not one
+        (an index missing or repeated, a valid label above the one before it) is a
+        ``ValueError`` outside ``jit``; under ``jit`` that list's loss is NaN.
       method: how the suffix log-sum-exp is computed (see ``suffix_logsumexp``); every
         method gives the same values.
       reduction: "none" → per-list losses [...]; "sum"; "mean" → over lists with at least
@@ -350,7 +396,9 @@ def listmle_loss(
       >>> float(listmle_loss(jnp.array([0.0, 0.0]), jnp.array([1.0, 0.0])))  # log 2
       0.6931471824645996
     """
-    return _listmle(scores, labels, where, tie_break, key, levels, method, reduction, place_weights=None)
+    return _listmle(
+        scores, labels, where, tie_break, key, levels, method, reduction, place_weights=None, order=order
+    )
 
 
 # Top-k ListMLE picks its first k places one pass each (``first_places``) rather than
@@ -358,16 +406,20 @@ def listmle_loss(
 FIRST_PLACES_MAX = 16
 
 
-def _listmle(scores, labels, where, tie_break, key, levels, method, reduction, *, place_weights, first=None):
+def _listmle(
+    scores, labels, where, tie_break, key, levels, method, reduction, *, place_weights, first=None, order=None
+):
     """ListMLE with the places of the label order weighted by ``place_weights(L)`` (a [L]
     NumPy array; None: all 1): ``listmle_loss`` and its top-k and position-aware forms.
     ``first``: only the first places weigh (top-k ListMLE's ``k``), so without a tie order
     and for ``first`` up to ``FIRST_PLACES_MAX`` below L only those are ordered
-    (``_first_places_listmle``)."""
+    (``_first_places_listmle``). ``order``: the label order, given (``label_order``)."""
     check_reduction(reduction)
     method = _check_method(method)
     levels = check_levels(levels)
     out_dtype = jnp.asarray(scores).dtype
+    if order is not None and (tie_break is not None or key is not None or levels is not None):
+        raise ValueError("order is the label order itself: give it without tie_break, key or levels")
     if key is not None:
         if tie_break is not None:
             raise ValueError("give tie_break or key, not both")
@@ -378,10 +430,21 @@ def _listmle(scores, labels, where, tie_break, key, levels, method, reduction, *
     scores = jnp.where(where, scores, 0.0)
     length = scores.shape[-1]
     count = jnp.sum(where, axis=-1)  # valid items per list
-    if tie_break is None and first is not None and first < length and first <= FIRST_PLACES_MAX:
+    in_order = None
+    if order is not None:
+        order, in_order = _given_order(order, labels, where)
+    if (
+        order is None
+        and tie_break is None
+        and first is not None
+        and first < length
+        and first <= FIRST_PLACES_MAX
+    ):
         per_list = _first_places_listmle(scores, labels, where, first)
     else:
-        if levels is not None and tie_break is None and counting_beats_sorting():
+        if order is not None:
+            index, is_order = order, jnp.asarray(True)
+        elif levels is not None and tie_break is None and counting_beats_sorting():
             index, is_order = level_rank(labels, where, levels), jnp.asarray(False)
         else:
             index, is_order = label_arrangement(labels, where, tie_break)
@@ -390,10 +453,66 @@ def _listmle(scores, labels, where, tie_break, key, levels, method, reduction, *
         valid = place < count.reshape(-1)  # valid items come first
         weights = jnp.ones((length, 1)) if weights is None else jnp.asarray(weights)[:, None]
         per_list = ranked_columns_listmle(columns, valid, weights, method).reshape(scores.shape[:-1])
-    if in_levels is not None:
-        per_list = jnp.where(in_levels, per_list, jnp.nan)
+    for holds in (in_levels, in_order):
+        if holds is not None:
+            per_list = jnp.where(holds, per_list, jnp.nan)
     per_list = nan_for_bad_labels(per_list, labels, where)
     return safe_reduce(per_list, count >= 2, reduction).astype(out_dtype)
+
+
+def label_order(labels, where=None) -> np.ndarray:
+    """Each list's items in label order, in NumPy: ``[..., L]`` int32 item indices, the best
+    label first, tied labels by position, every invalid item after every valid one (by
+    position). The ``order`` the ListMLE losses take, so that a compiled step holds no
+    ordering of its own: the JAX trainer computes it on the host for each batch.
+
+    Example:
+      >>> label_order([[1.0, 3.0, 3.0, 2.0]], [[True, True, True, False]]).tolist()
+      [[1, 2, 0, 3]]
+    """
+    labels = np.asarray(labels)
+    if labels.dtype.kind in "ub":  # negated below: no wrap-around
+        labels = labels.astype(np.int64)
+    where = np.ones(labels.shape, bool) if where is None else np.asarray(where, bool)
+    if labels.shape != where.shape:
+        raise ValueError(f"where must have the shape of labels {labels.shape}, got {where.shape}")
+    negated = np.where(where, -labels, 0)  # + 0 where invalid (NaN there must not count)
+    with np.errstate(invalid="ignore"):
+        small = bool((np.abs(negated) < 2**14).all() and (negated == np.rint(negated)).all())
+    if small:  # small whole numbers (ratings, grades): int16 keys, which NumPy sorts by radix
+        key = np.where(where, negated, 2**15 - 1).astype(np.int16)
+    else:
+        key = np.where(where, negated.astype(np.float64), np.inf)
+    return np.argsort(key, axis=-1, kind="stable").astype(np.int32)
+
+
+def _given_order(order, labels, where):
+    """``(order, holds)``: a given label order as int32 and, per list, whether it is one:
+    every index once, the valid items first, their labels not increasing along it. Outside
+    ``jit`` an order that is not is a ``ValueError``; under ``jit`` its list's loss is NaN."""
+    order = jnp.asarray(order)
+    if order.shape != labels.shape or not jnp.issubdtype(order.dtype, jnp.integer):
+        raise ValueError(
+            f"order must be an integer array shaped like labels {labels.shape}, got "
+            f"shape {order.shape} and dtype {order.dtype}"
+        )
+    order = order.astype(jnp.int32)
+    length = labels.shape[-1]
+    position = lax.broadcasted_iota(jnp.int32, order.shape, order.ndim - 1)
+    inside = (order >= 0) & (order < length)
+    safe = jnp.where(inside, order, 0)
+    once = take(inverse_permutation(safe, unique=False), safe) == position
+    ranked_labels, ranked_valid = take(labels, safe), take(where, safe)
+    count = jnp.sum(where, axis=-1, keepdims=True)
+    first_valid = ranked_valid == (position < count)
+    descending = (ranked_labels[..., :-1] >= ranked_labels[..., 1:]) | ~ranked_valid[..., 1:]
+    holds = jnp.all(inside & once & first_valid, axis=-1) & jnp.all(descending, axis=-1)
+    if is_concrete(holds) and not bool(np.all(np.asarray(holds))):
+        raise ValueError(
+            "order must be each list's label order (label_order): every index 0 .. L-1 once, "
+            "valid items first, their labels not increasing"
+        )
+    return safe, holds
 
 
 @functools.partial(jax.jit, static_argnums=3)  # one unit when called eagerly, as below
@@ -521,6 +640,7 @@ def hybrid_loss(
     tie_break=None,
     key: jax.Array | None = None,
     levels=None,
+    order=None,
     pairs=None,
     method: str = "auto",
     reduction: str = "mean",
@@ -530,7 +650,7 @@ def hybrid_loss(
     Args:
       scores, labels, where: as in ``listmle_loss``.
       alpha: weight of ListMLE, in [0, 1].
-      tie_break, key, levels, method: passed to ``listmle_loss``.
+      tie_break, key, levels, order, method: passed to ``listmle_loss``.
       pairs: passed to ``pairwise_pl_loss``.
       reduction: "none", "sum" or "mean", applied to each part.
 
@@ -553,6 +673,7 @@ def hybrid_loss(
         tie_break=tie_break,
         key=key,
         levels=levels,
+        order=order,
         method=method,
         reduction=reduction,
     )
@@ -569,6 +690,7 @@ def topk_listmle_loss(
     tie_break=None,
     key: jax.Array | None = None,
     levels=None,
+    order=None,
     method: str = "auto",
     reduction: str = "mean",
 ):
@@ -579,7 +701,7 @@ def topk_listmle_loss(
     - s_i ]``: the items past place ``k`` still compete for the first ``k`` places, but their
     own order does not count. ``k=None`` (or ``k`` >= the list) is ``listmle_loss``. Other
     arguments, the order of ties and "mean" (over lists with at least two valid items) as in
-    ``listmle_loss``. Without ``tie_break``/``key`` and for ``k`` up to ``FIRST_PLACES_MAX``
+    ``listmle_loss``. Without ``tie_break``/``key``/``order`` and for ``k`` up to ``FIRST_PLACES_MAX``
     (16) below the list's length only the first ``k`` places are ordered, one pass over the
     list each (``jax_ltr._label_order.first_places``: exact, ties by position), and the rest enters
     as one masked log-sum-exp; otherwise the whole label order and ListMLE's closed-form
@@ -592,7 +714,17 @@ def topk_listmle_loss(
     """
     places = functools.partial(top_k_weights, k)
     return _listmle(
-        scores, labels, where, tie_break, key, levels, method, reduction, place_weights=places, first=k
+        scores,
+        labels,
+        where,
+        tie_break,
+        key,
+        levels,
+        method,
+        reduction,
+        place_weights=places,
+        first=k,
+        order=order,
     )
 
 
@@ -605,6 +737,7 @@ def position_listmle_loss(
     tie_break=None,
     key: jax.Array | None = None,
     levels=None,
+    order=None,
     method: str = "auto",
     reduction: str = "mean",
 ):
@@ -623,7 +756,9 @@ def position_listmle_loss(
       1.386294
     """
     places = functools.partial(position_weights, weights)
-    return _listmle(scores, labels, where, tie_break, key, levels, method, reduction, place_weights=places)
+    return _listmle(
+        scores, labels, where, tie_break, key, levels, method, reduction, place_weights=places, order=order
+    )
 
 
 def softmax_loss(scores, labels, *, where=None, reduction: str = "mean"):

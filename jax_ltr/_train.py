@@ -4,9 +4,11 @@ state donated, a jitted evaluation, and a ``Trainer``: the ``ltr_common.loop.Bac
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import flax.serialization
 import jax
@@ -14,18 +16,20 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax.training import train_state
+from jax import lax
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jax_ltr import _losses
 from jax_ltr._label_order import counted_on_host, sorting_network
+from jax_ltr._losses import label_order
 from jax_ltr._metrics import ranking_metrics, retrieval_metrics
 from jax_ltr._model import MODEL_CLASSES
 from jax_ltr._sequence import PackedSequenceBatch, next_item_lists, packed_inputs
 from ltr_common.config import ConfigError, TrainConfig
 from ltr_common.evaluation import catalog_reports
 from ltr_common.files import CheckpointError, CheckpointWriter, read_checkpoint_bytes, undecodable
-from ltr_common.losses import training_objective
+from ltr_common.losses import takes_order, training_objective
 from ltr_common.models import SEQUENTIAL, initial_weights, model_options, model_parameters, weight_decay
 from ltr_common.sequences import SequenceBatch, pack_histories, user_histories, width_groups
 from ltr_common.weights import from_canonical, to_canonical
@@ -131,26 +135,62 @@ def list_scores(apply_fn, params, batch, *, train: bool, rngs=None):
     return scores, batch.labels, batch.mask
 
 
-def train_step(state: TrainState, batch, pairs, *, config: TrainConfig):
+def train_step(state: TrainState, batch, pairs, order=None, *, config: TrainConfig):
     """One optimiser step; returns the new state and device-side scalars (no host sync):
-    ``loss_total``, ``loss_<term>`` for each term of the objective, ``grad_norm``."""
+    ``loss_total``, ``loss_<term>`` for each term of the objective, ``grad_norm``. ``order``:
+    the batch's label order (``jax_ltr.label_order``), for the losses that take one."""
+    update, metrics, _ = _gradients(state, batch, pairs, order, config, one_shift=False)
+    return update(state), metrics
+
+
+def one_shift_step(state: TrainState, held, batch, pairs, order=None, *, config: TrainConfig):
+    """``train_step`` compiled with ListMLE's one shift alone (``jax_ltr._losses.one_shift_only``):
+    about 0.3 s less compilation per program on a 2-core CPU, for the trainer that runs a step
+    again where the shift was not exact. Returns ``(state, held, metrics)``.
+
+    ``held``, a bool scalar, says that an earlier step was held back; then this one is held
+    back too, and so is a step whose shift was not exact (scores spanning more than 43, or
+    infinite). A step held back returns the state it was given and metrics not to be read,
+    so the steps from the first held one on can be run again with ``train_step`` in order,
+    with the same dropout draws. Where no step is held, the states and metrics are those of
+    ``train_step`` (the same operations; XLA may fuse them otherwise, so the last bits of a
+    float may differ). With no ListMLE in the objective it is ``train_step``.
+    """
+    update, metrics, fits = _gradients(state, batch, pairs, order, config, one_shift=True)
+    if not fits:
+        return update(state), held, metrics
+    ok = jnp.logical_and(jnp.logical_not(held), jnp.all(jnp.stack(fits)))
+    # A branch, not a select of the old state and the new: the optimiser's update stays one
+    # pass over the weights and its moments (a select was a second one: 0.3 ms a step of the
+    # rerank model's 4 MB).
+    return lax.cond(ok, update, lambda kept: kept, state), jnp.logical_not(ok), metrics
+
+
+def _gradients(state: TrainState, batch, pairs, order, config: TrainConfig, *, one_shift: bool):
+    """``(update, metrics, checks)``: ``update(state)`` is the state after the step, ``checks``
+    ListMLE's one-shift checks where ``one_shift`` (``jax_ltr._losses.one_shift_only``)."""
     dropout_key, next_key = jax.random.split(jax.random.wrap_key_data(state.dropout_key, impl=DROPOUT_RNG))
 
     def objective(params):
-        scores, labels, where = list_scores(
-            state.apply_fn, params, batch, train=True, rngs={"dropout": dropout_key}
-        )
-        total, terms = training_objective(
-            _losses, scores, labels, where, pairs, config.objective_terms, config
-        )
+        with _losses.one_shift_only() if one_shift else contextlib.nullcontext([]) as fits:
+            scores, labels, where = list_scores(
+                state.apply_fn, params, batch, train=True, rngs={"dropout": dropout_key}
+            )
+            total, terms = training_objective(
+                _losses, scores, labels, where, pairs, config.objective_terms, config, order=order
+            )
         sequences = batch.batch if isinstance(batch, PackedSequenceBatch) else batch
         weight = jnp.mean(sequences.weight) if isinstance(sequences, SequenceBatch) else 1.0
-        return weight * total, (total, terms)
+        return weight * total, (total, terms, fits)
 
-    (_, (total, terms)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+    (_, (total, terms, fits)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
     metrics = {"loss_total": total, **{f"loss_{name}": value for name, value in terms.items()}}
     metrics["grad_norm"] = optax.tree.norm(grads)
-    return state.apply_gradients(grads=grads, dropout_key=jax.random.key_data(next_key)), metrics
+
+    def update(before: TrainState) -> TrainState:
+        return before.apply_gradients(grads=grads, dropout_key=jax.random.key_data(next_key))
+
+    return update, metrics, fits
 
 
 def eval_scores(params, batch, *, apply_fn):
@@ -214,6 +254,21 @@ def _place(tree, sharding: NamedSharding):
 COMPILED_WIDTHS = (64, 256, 1024)  # then multiples of 512 (``compiled_width``)
 
 
+# The most steps ``Trainer`` runs before it looks whether one was held back (``_settle``): a
+# held step holds back every later one until then.
+SETTLE_EVERY = 32
+
+
+class _Unsettled(NamedTuple):
+    """A step run by ``one_shift_step`` whose flag the host has not read yet."""
+
+    batch: object
+    pairs: object
+    order: object
+    held: jax.Array
+    metrics: dict
+
+
 def compiled_width(width: int) -> int:
     """The list width the training step is compiled for, for a batch ``width`` items wide:
     64, 256 or 1,024 (each four times the one before), then a multiple of 512.
@@ -255,9 +310,13 @@ def pad_to_compiled_width(batch):
 
 
 class Trainer:
-    """The JAX ``ltr_common.loop.Backend``: data-parallel over ``make_mesh(config)``."""
+    """The JAX ``ltr_common.loop.Backend``: data-parallel over ``make_mesh(config)``.
 
-    def __init__(self, config: TrainConfig, num_users: int, num_items: int):
+    ``one_shift``: run each step first with ListMLE's one shift alone (``one_shift_step``),
+    and run it again with the full step if it did not fit; False: the full step always.
+    """
+
+    def __init__(self, config: TrainConfig, num_users: int, num_items: int, *, one_shift: bool = True):
         self.config, self.num_users, self.num_items = config, num_users, num_items
         self.model = make_model(config, num_users, num_items)
         self._parameters = model_parameters(config, num_users, num_items)
@@ -267,7 +326,7 @@ class Trainer:
         self._replicated = NamedSharding(self.mesh, PartitionSpec())
         self._by_list = NamedSharding(self.mesh, PartitionSpec("batch"))
         state = create_train_state(config, num_users, num_items)
-        self.state = _place(state, self._replicated)
+        self._state = _place(state, self._replicated)
         self._checkpoints = CheckpointWriter()
         # How the step's label orders sort integers (``sorting_network``), chosen at the first
         # batch and kept: None (the backend's way) or False (XLA's sort).
@@ -275,10 +334,22 @@ class Trainer:
         self._sorting_chosen = False
         # The batch shapes the step was traced for, in order: one trace is one compilation.
         self.traced_shapes: list[tuple[int, ...]] = []
+        # Steps run first with ListMLE's one shift alone (``one_shift_step``); those since the
+        # state was last read wait in ``_unsettled`` until ``_settle`` has looked whether one
+        # was held back. The first held step switches the trainer to the full step for good.
+        self._one_shift = one_shift
+        self._held = _place(np.asarray(False), self._replicated)
+        self._unsettled: list[_Unsettled] = []
+        self._orders = takes_order(config.objective_terms)  # the host gives each batch's label order
+        self.replayed_steps = 0  # steps run again with the full step (``_settle``)
 
-        def step(state, batch, pairs):
+        def step(state, batch, pairs, order):
             self.traced_shapes.append(_traced_shape(batch))  # at trace time only
-            return train_step(state, batch, pairs, config=config)
+            return train_step(state, batch, pairs, order, config=config)
+
+        def guarded_step(state, held, batch, pairs, order):
+            self.traced_shapes.append(_traced_shape(batch))
+            return one_shift_step(state, held, batch, pairs, order, config=config)
 
         replicated, by_list = self._replicated, self._by_list
         # Host inputs go to the compiled functions as NumPy in one process (jit places them by
@@ -287,11 +358,17 @@ class Trainer:
         self._train_step = jax.jit(
             step,
             donate_argnums=0,
-            in_shardings=(replicated, by_list, replicated),
+            in_shardings=(replicated, by_list, replicated, by_list),
             out_shardings=(replicated, replicated),
         )
+        self._one_shift_step = jax.jit(
+            guarded_step,
+            donate_argnums=0,
+            in_shardings=(replicated, replicated, by_list, replicated, by_list),
+            out_shardings=(replicated, replicated, replicated),
+        )
         self._eval_scores = jax.jit(  # gathered on device: every host can read them
-            functools.partial(eval_scores, apply_fn=self.state.apply_fn),
+            functools.partial(eval_scores, apply_fn=self._state.apply_fn),
             in_shardings=(replicated, by_list),
             out_shardings=replicated,
         )
@@ -328,6 +405,17 @@ class Trainer:
                 out_shardings=replicated,
             )
 
+    @property
+    def state(self) -> TrainState:
+        """The training state after every step so far (``_settle``)."""
+        self._settle()
+        return self._state
+
+    @state.setter
+    def state(self, state: TrainState) -> None:
+        self._settle()
+        self._state = _place(state, self._replicated)
+
     def devices(self) -> str:
         cache = jax.config.jax_compilation_cache_dir or "off"
         devices = ", ".join(str(d) for d in jax.devices())
@@ -349,8 +437,7 @@ class Trainer:
                 packing = pack_histories(batch.history_mask, row_multiple=self._packed_row_multiple)
                 if len(packing.rows) < len(batch.history):
                     batch = PackedSequenceBatch(batch, packing)
-            self.state, metrics = self._train_step(self.state, self._inputs(batch, self._by_list), None)
-            return metrics
+            return self._advance(self._inputs(batch, self._by_list), None, None)
         batch = pad_to_compiled_width(batch)
         if not self._sorting_chosen:
             # Labels the counting pass places (ratings) never take the sort's branch: XLA's
@@ -358,13 +445,45 @@ class Trainer:
             self._sorting_network = False if counted_on_host(batch.labels, batch.mask) else None
             self._sorting_chosen = True
         pairs = None if pairs is None else self._inputs(tuple(pairs), self._replicated)
-        batch = self._inputs(batch, self._by_list)
+        # The label order from the host: the compiled step holds no ordering of its own.
+        order = label_order(batch.labels, batch.mask) if self._orders else None
+        return self._advance(self._inputs(batch, self._by_list), pairs, self._inputs(order, self._by_list))
+
+    def _advance(self, batch, pairs, order) -> dict:
+        """One step on inputs ready for the compiled step; returns its metrics (a dict that
+        ``_settle`` fills again where the step is run again)."""
         with sorting_network(self._sorting_network):  # read when a width is traced
-            self.state, metrics = self._train_step(self.state, batch, pairs)
+            if not self._one_shift:
+                self._state, metrics = self._train_step(self._state, batch, pairs, order)
+                return metrics
+            self._state, self._held, metrics = self._one_shift_step(
+                self._state, self._held, batch, pairs, order
+            )
+        self._unsettled.append(_Unsettled(batch, pairs, order, self._held, metrics))
+        if len(self._unsettled) >= SETTLE_EVERY:
+            self._settle()
         return metrics
 
-    @staticmethod
-    def metrics_to_host(metrics: list[dict]) -> list[dict[str, float]]:
+    def _settle(self) -> None:
+        """Run again, with the full step, every step from the first one held back by
+        ``one_shift_step`` on, in order, and put their metrics in the dicts those steps
+        returned; from then on every step is the full one. One host read of a flag when
+        nothing was held."""
+        unsettled, self._unsettled = self._unsettled, []
+        if not unsettled or not bool(jax.device_get(unsettled[-1].held)):
+            return
+        first = [bool(h) for h in jax.device_get([u.held for u in unsettled])].index(True)
+        self._one_shift = False
+        self._held = _place(np.asarray(False), self._replicated)
+        with sorting_network(self._sorting_network):
+            for step in unsettled[first:]:
+                self._state, metrics = self._train_step(self._state, step.batch, step.pairs, step.order)
+                step.metrics.clear()
+                step.metrics.update(metrics)
+        self.replayed_steps += len(unsettled) - first
+
+    def metrics_to_host(self, metrics: list[dict]) -> list[dict[str, float]]:
+        self._settle()
         host = jax.device_get(metrics)
         return [{k: float(v) for k, v in m.items()} for m in host]
 

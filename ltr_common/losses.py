@@ -30,6 +30,7 @@ class Loss:
     summary: str
     takes_pairs: bool = False  # trained on sampled pairs (``pairs=``)
     random_order: bool = False  # trained on lists in a random order: ties broken at random
+    takes_order: bool = False  # takes the label order as ``order=`` (the JAX trainer's, from the host)
     parts: tuple[str, ...] = ()  # a weighted combination of these losses (trained term by term)
     ranking: bool = True  # depends on the scores only through their order's likelihood: a
     # constant added to a list's scores changes nothing, and each list's gradient sums to 0
@@ -45,6 +46,7 @@ LOSSES: dict[str, Loss] = {
             "listmle_loss",
             "Plackett-Luce likelihood of the label order",
             random_order=True,
+            takes_order=True,
         ),
         Loss(
             "pairwise_pl",
@@ -57,6 +59,7 @@ LOSSES: dict[str, Loss] = {
             "hybrid_loss",
             "alpha * listmle + (1 - alpha) * pairwise_pl",
             parts=("listmle", "pairwise_pl"),
+            takes_order=True,
         ),
         Loss("pointwise_mse", "pointwise_mse_loss", "squared error against the labels", ranking=False),
         Loss(
@@ -69,6 +72,7 @@ LOSSES: dict[str, Loss] = {
             "topk_listmle_loss",
             "ListMLE over the first --listmle_k places of the label order",
             random_order=True,
+            takes_order=True,
             config_options=(("k", "listmle_k"),),
         ),
         Loss(
@@ -76,6 +80,7 @@ LOSSES: dict[str, Loss] = {
             "position_listmle_loss",
             "ListMLE with place i weighted 1 / log2(i + 2) (position-aware ListMLE)",
             random_order=True,
+            takes_order=True,
         ),
         Loss(
             "approx_ndcg",
@@ -145,12 +150,13 @@ def weighted_sum(terms):
     return total
 
 
-def training_objective(functions, scores, labels, where, pairs, terms, config=None):
+def training_objective(functions, scores, labels, where, pairs, terms, config=None, order=None):
     """``(total, {loss name: value})`` of a weighted objective, the losses taken from ``functions``.
 
     ``functions`` is a framework's module of loss functions (``jax_ltr._losses``,
     ``torch_ltr._losses``), ``terms`` an objective's ``((registered loss, weight), ...)``; each
-    loss gets the sampled ``pairs`` when it trains with them, and
+    loss gets the sampled ``pairs`` when it trains with them, the label ``order`` when one is
+    given and it takes one (``jax_ltr.label_order``), and
     its ``config_options`` from ``config`` (a ``TrainConfig``; without one, the defaults).
     """
     values = {}
@@ -161,8 +167,15 @@ def training_objective(functions, scores, labels, where, pairs, terms, config=No
             options.update({keyword: getattr(config, field) for keyword, field in spec.config_options})
         if spec.takes_pairs:
             options["pairs"] = pairs
+        if spec.takes_order and order is not None:
+            options["order"] = order
         values[name] = getattr(functions, spec.function)(scores, labels, where=where, **options)
     return weighted_sum([(weight, values[name]) for name, weight in terms]), values
+
+
+def takes_order(terms) -> bool:
+    """Whether any loss of an objective's ``((registered loss, weight), ...)`` takes ``order=``."""
+    return any(LOSSES[name].takes_order for name, _ in terms)
 
 
 def position_weights(weights, length: int) -> np.ndarray:

@@ -133,6 +133,40 @@ def test_listmle_wide_spans_within_the_bound(name, span):
     assert (np.abs(grad - expected_grad) <= _bounds.tolerance(magnitude[1], "float32")).all()
 
 
+@pytest.mark.parametrize("span", [40.0, 60.0])
+def test_one_shift_only_is_the_full_call_where_its_check_holds(span):
+    """Within ``one_shift_only`` (the trainer's first try at a step) ListMLE leaves its
+    fallback out and reports the check: where it holds, value and gradient are within the
+    parity bound of the float64 reference, as the full call's are; a wider span fails it; a
+    NaN score gives NaN whatever the check says."""
+    import jax
+    import jax.numpy as jnp
+
+    from jax_ltr._losses import listmle_loss, one_shift_only
+    from parity_tests import _bounds
+
+    rng = np.random.default_rng(4)
+    scores = rng.normal(0.0, 0.5, (8, 48)).astype("float32")
+    scores[:, 0] = span * np.where(np.arange(8) % 2, 1.0, -1.0)
+    labels = np.tile(np.arange(48, 0, -1) % 5 + 1.0, (8, 1)).astype("float32")
+
+    def one_shift(x):
+        with one_shift_only() as checks:
+            value = listmle_loss(x, labels, reduction="sum")
+        return value, checks
+
+    (value, checks), grad = jax.value_and_grad(one_shift, has_aux=True)(jnp.asarray(scores))
+    assert [bool(check) for check in checks] == [span <= 43]
+    if span <= 43:
+        where = np.ones(scores.shape, bool)
+        expected_value, expected_grad = reference("listmle_loss", scores.astype(np.float64), labels, where)
+        magnitude = _bounds.loss_parts("listmle_loss", scores, labels, where)
+        assert abs(float(value) - expected_value.sum()) <= _bounds.tolerance(magnitude[0], "float32").sum()
+        assert (np.abs(grad - expected_grad) <= _bounds.tolerance(magnitude[1], "float32")).all()
+    (value, _), grad = jax.value_and_grad(one_shift, has_aux=True)(jnp.asarray(scores).at[0, 5].set(jnp.nan))
+    assert np.isnan(float(value)) and np.isnan(grad[0]).all()
+
+
 @pytest.mark.parametrize("case", ["nan", "inf", "heavy weights"])
 def test_one_shift_refuses_what_it_cannot_hold(case):
     import jax.numpy as jnp

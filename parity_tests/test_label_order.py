@@ -292,8 +292,14 @@ def test_the_trainers_step_has_no_comparison_sort(task, backend):
     ratings, split = small_data()
     trainer = jax_train.Trainer(config, ratings.num_users, ratings.num_items)
     batch, pairs = next(iter(make_task(config, split).epoch_inputs(epoch=0)))
-    traced = trainer._train_step.trace(trainer.state, batch, pairs)
+    # Called without the label order (``train_step``'s default), the step orders the labels
+    # itself, by no comparison sort.
+    traced = trainer._train_step.trace(trainer.state, batch, pairs, None)
     assert_no_comparison_sort(traced.jaxpr.jaxpr, backend)
+    # The trainer gives it the order from the host: then the step holds no sort at all.
+    order = jax_ltr.label_order(batch.labels, batch.mask)
+    traced = trainer._one_shift_step.trace(trainer.state, trainer._held, batch, pairs, order)
+    assert list(_sorts(traced.jaxpr.jaxpr)) == []
 
 
 @pytest.mark.parametrize("dtype", [np.uint32, np.uint64])
@@ -479,3 +485,43 @@ def test_lists_past_the_networks_length_go_to_xlas_sort():
             keys = jax.ShapeDtypeStruct((1, length), jnp.uint32)
             jaxpr = jax.make_jaxpr(label_order.sorted_unsigned)(keys).jaxpr
             assert bool(list(_sorts(jaxpr))) == sorted_by_xla, length
+
+
+def test_the_hosts_label_order_is_the_references(parity_batches):
+    """``jax_ltr.label_order`` (NumPy, the trainer's) against the PyTorch reference's stable
+    sort, on real batches (ties, padding rows, NaN at masked places) and on continuous labels
+    with ties; in int16 keys, in float keys."""
+    import torch
+
+    from torch_ltr._label_order import descending_order
+
+    rng = np.random.default_rng(11)
+    cases = [(batch.labels, batch.mask) for batch in parity_batches]
+    for labels, where in list(cases):
+        cases.append((np.where(where, labels, np.nan), where))
+        cases.append((np.round(rng.normal(size=labels.shape), 1), where))  # continuous, tied
+        cases.append((labels + 0.5, where))  # not whole: float keys
+    for labels, where in cases:
+        expected = descending_order(torch.from_numpy(labels), torch.from_numpy(where)).numpy()
+        np.testing.assert_array_equal(jax_ltr.label_order(labels, where), expected)
+
+
+@pytest.mark.parametrize(
+    "name", ["listmle_loss", "topk_listmle_loss", "position_listmle_loss", "hybrid_loss"]
+)
+def test_a_given_label_order_gives_the_call_without_it(name, parity_batches):
+    # float64, the same arithmetic on the same places: equal to 1e-12 of the sizes.
+    loss = getattr(jax_ltr, name)
+    rng = np.random.default_rng(12)
+    with jax.enable_x64(True):
+        for batch in parity_batches:
+            scores = jnp.asarray(rng.normal(0.0, 2.0, batch.mask.shape))
+            labels, where = batch.labels, batch.mask
+            order = jax_ltr.label_order(labels, where)
+            results = [
+                jax.value_and_grad(lambda s, o=options, y=labels, w=where: loss(s, y, where=w, **o))(scores)
+                for options in ({}, {"order": order})
+            ]
+            (value, grad), (given_value, given_grad) = results
+            np.testing.assert_allclose(given_value, value, rtol=1e-12)
+            np.testing.assert_allclose(given_grad, grad, rtol=1e-12, atol=1e-12)

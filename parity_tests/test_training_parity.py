@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from jax_ltr import _train as jax_train
+from jax_ltr import label_order
 from ltr_common import TrainConfig
 from ltr_common.losses import LOSSES
 from ltr_common.models import model_parameters
@@ -168,10 +169,11 @@ def test_twenty_adam_steps_end_equal(movielens_split, dtype, clip, weight_decay)
     with jax.enable_x64(dtype == "float64"):
         state = jax_train.create_train_state(config, NUM_USERS, NUM_ITEMS)
         state = state.replace(params=params, opt_state=state.tx.init(params))
-        step = jax.jit(lambda s, b, p: jax_train.train_step(s, b, p, config=config))
+        step = jax.jit(lambda s, b, p, o: jax_train.train_step(s, b, p, o, config=config))
         for batch, pairs in data:
             labels = batch.labels.astype(dtype)
-            state, ours = step(state, batch._replace(labels=labels), pairs)
+            order = label_order(labels, batch.mask)  # from the host, as the trainer gives it
+            state, ours = step(state, batch._replace(labels=labels), pairs, order)
             t = torch_arrays(batch._replace(labels=labels))
             theirs = torch_train.train_step(
                 model,

@@ -246,7 +246,9 @@ def test_public_names_mirror_each_other():
 
     jax_only = set(jax_ltr.__all__) - set(torch_ltr.__all__)
     assert set(torch_ltr.__all__) <= set(jax_ltr.__all__)
-    assert jax_only == {"LISTMLE_METHODS", "clip_by_global_norm", "create_train_state"}
+    # label_order: the host's order for JAX's ``order=``, which the PyTorch reference (which
+    # sorts) does not take.
+    assert jax_only == {"LISTMLE_METHODS", "clip_by_global_norm", "create_train_state", "label_order"}
 
 
 def test_levels_are_checked_before_anything_is_computed(monkeypatch):
@@ -350,3 +352,31 @@ def test_lambda_loss_keeps_float32_with_x64_on():
                 jnp.asarray(scores),
             )
             assert value.dtype == grad.dtype == jnp.float32
+
+
+def test_an_order_that_is_not_the_label_order_is_refused_or_nan():
+    labels = jnp.array([[3.0, 1.0, 2.0, 0.0], [1.0, 1.0, 2.0, 5.0]])
+    where = jnp.array([[True, True, True, False], [True, True, True, True]])
+    scores = jnp.zeros((2, 4))
+    good = jax_ltr.label_order(labels, where)
+    assert good.tolist() == [[0, 2, 1, 3], [3, 2, 0, 1]]
+    bad = {
+        "labels out of order": np.array([[2, 0, 1, 3], [3, 2, 0, 1]]),
+        "an index repeated": np.array([[0, 2, 2, 3], [3, 2, 0, 1]]),
+        "an index out of range": np.array([[0, 2, 1, 4], [3, 2, 0, 1]]),
+        "an invalid item first": np.array([[3, 0, 2, 1], [3, 2, 0, 1]]),
+    }
+    for what, order in bad.items():
+        with pytest.raises(ValueError, match="order must be each list's label order"):
+            jax_ltr.listmle_loss(scores, labels, where=where, order=order)
+        # Under jit the list whose order is wrong is NaN, the other one is not.
+        per_list = jax.jit(
+            lambda s, o: jax_ltr.listmle_loss(s, labels, where=where, order=o, reduction="none")
+        )(scores, order)
+        assert np.isnan(per_list[0]) and np.isfinite(per_list[1]), what
+    with pytest.raises(ValueError, match="without tie_break, key or levels"):
+        jax_ltr.listmle_loss(scores, labels, where=where, order=good, tie_break=jnp.zeros((2, 4)))
+    with pytest.raises(ValueError, match="order must be an integer array shaped like labels"):
+        jax_ltr.listmle_loss(scores, labels, where=where, order=good[:, :3])
+    with pytest.raises(ValueError, match="order must be an integer array shaped like labels"):
+        jax_ltr.listmle_loss(scores, labels, where=where, order=good.astype(np.float32))

@@ -106,6 +106,53 @@ def test_the_trainers_step_compiles_once_per_batch_shape():
     assert len(compiled) < len(set(shapes)) < len(shapes)
 
 
+def test_a_step_whose_scores_span_past_one_shift_is_run_again_with_the_full_step(monkeypatch):
+    # ListMLE's steps run compiled without the wide-span fallback; a step whose scores do not
+    # fit one shift is held back, with every step after it, and run again with the full step
+    # when the trainer looks (here after two steps, SETTLE_EVERY). Against a trainer that runs
+    # the full step throughout, from the same state, the steps are the same program on the
+    # same inputs: equal to the bit.
+    monkeypatch.setattr(jax_train, "SETTLE_EVERY", 2)
+    ratings, split = small_data()
+    inputs = list(RerankTask(SMALL, split).epoch_inputs(epoch=0))[:4]
+    ours = jax_train.Trainer(SMALL, ratings.num_users, ratings.num_items)
+    full = jax_train.Trainer(SMALL, ratings.num_users, ratings.num_items, one_shift=False)
+    first = [trainer.metrics_to_host([trainer.train_step(*inputs[0])])[0] for trainer in (ours, full)]
+    assert ours.replayed_steps == 0 and full.traced_shapes == [(64, 64)]
+    # The same operations, maybe fused otherwise: float32 sums of at most B * L = 4,096 terms
+    # each, grouped otherwise, differ by at most 2 * 4,096 * eps of the sum of their sizes.
+    bound = 2 * 4096 * float(np.finfo(np.float32).eps)
+    for key, value in first[1].items():
+        assert first[0][key] == pytest.approx(value, rel=bound), key
+
+    # Scores 300 times larger span far more than one shift takes (43): held back, run again.
+    start = jax.device_get(full.state)
+    params = jax.tree.map(lambda x: np.asarray(x) * 300.0, start.params)
+    for trainer in (ours, full):
+        trainer.state = trainer.state.replace(
+            step=start.step, params=params, opt_state=start.opt_state, dropout_key=start.dropout_key
+        )
+    ours_steps = [ours.train_step(*step) for step in inputs[1:]]
+    assert ours.replayed_steps == 2  # the first two, when the second was run; the third is full
+    full_steps = [full.train_step(*step) for step in inputs[1:]]
+    assert ours.metrics_to_host(ours_steps) == full.metrics_to_host(full_steps)
+    for mine, theirs in zip(jax.tree.leaves(ours.state), jax.tree.leaves(full.state), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    assert ours.replayed_steps == 2 and len(ours.traced_shapes) == 2  # one shift's, then the full
+
+
+def test_a_step_with_nan_scores_reports_nan_with_or_without_one_shift():
+    ratings, split = small_data()
+    batch, pairs = next(iter(RerankTask(SMALL, split).epoch_inputs(epoch=0)))
+    trainer = jax_train.Trainer(SMALL, ratings.num_users, ratings.num_items)
+    state = jax.device_get(trainer.state)
+    poisoned = jax.tree.map(lambda x: np.full_like(x, np.nan) if x.ndim == 1 else np.asarray(x), state.params)
+    trainer.state = state.replace(params=poisoned)
+    (metrics,) = trainer.metrics_to_host([trainer.train_step(batch, pairs)])
+    # Run again or not (a NaN may pass the one shift's check), the loss is NaN: the loop's guard stops.
+    assert all(np.isnan(value) for value in metrics.values())
+
+
 @pytest.fixture
 def no_compilation_cache():
     """JAX's cache folder unset for the test (the test run sets one), then put back, with the
