@@ -188,13 +188,13 @@ def one_shift_only() -> Iterator[list]:
     ``position_listmle_loss``, ``topk_listmle_loss`` and the hybrid) leave out their
     wide-span fallback, and each appends to the list it yields a traced bool scalar: whether
     its one shift was exact (``_one_shift``: every list's valid scores span at most 43 in
-    float32, and every score is finite). Where that is True, the values and gradients are
+    float32, and none is infinite). Where that is True, the values and gradients are
     the ones the full call gives; where it is False, they are not to be used.
 
     Read when a function is traced, so it belongs inside the traced function, and the
     scalars must leave it as that function's outputs (or a differentiated function's
     auxiliary outputs). The trainer's step (``jax_ltr._train.one_shift_step``) compiles so:
-    the fallback is about 0.5 s of each of its programs' compilation on a 2-core CPU, and a
+    the fallback is about 0.3 s of each of its programs' compilation on a 2-core CPU, and a
     step whose check fails is run again with the full program.
     """
     token = _ONE_SHIFT_CHECKS.set([])
@@ -462,17 +462,21 @@ def _listmle(
 
 def label_order(labels, where=None) -> np.ndarray:
     """Each list's items in label order, in NumPy: ``[..., L]`` int32 item indices, the best
-    label first, tied labels by position, every invalid item after every valid one (by
-    position). The ``order`` the ListMLE losses take, so that a compiled step holds no
-    ordering of its own: the JAX trainer computes it on the host for each batch.
+    label first, tied labels by position, the invalid items after the valid ones (by
+    position; a valid NaN label goes after them too, as in the PyTorch reference's sort, and
+    the loss is NaN for its list). The ``order`` the ListMLE losses take, so that a compiled
+    step holds no ordering of its own: the JAX trainer computes it on the host for each
+    batch. Labels are ordered as given: give them in the dtype the loss sees (the scores'),
+    or two labels that round to one value there may come in another order than the loss's
+    own call would give them (both are label orders).
 
     Example:
       >>> label_order([[1.0, 3.0, 3.0, 2.0]], [[True, True, True, False]]).tolist()
       [[1, 2, 0, 3]]
     """
     labels = np.asarray(labels)
-    if labels.dtype.kind in "ub":  # negated below: no wrap-around
-        labels = labels.astype(np.int64)
+    if labels.dtype.kind in "uib":  # negated below: no wrap-around at the type's bottom
+        labels = labels.astype(np.float64)
     where = np.ones(labels.shape, bool) if where is None else np.asarray(where, bool)
     if labels.shape != where.shape:
         raise ValueError(f"where must have the shape of labels {labels.shape}, got {where.shape}")

@@ -337,10 +337,10 @@ class Trainer:
         # Steps run first with ListMLE's one shift alone (``one_shift_step``); those since the
         # state was last read wait in ``_unsettled`` until ``_settle`` has looked whether one
         # was held back. The first held step switches the trainer to the full step for good.
-        self._one_shift = one_shift
+        self._orders = takes_order(config.objective_terms)  # the host gives each batch's label order
+        self._one_shift = one_shift and self._orders  # only the ListMLE family has a fallback
         self._held = _place(np.asarray(False), self._replicated)
         self._unsettled: list[_Unsettled] = []
-        self._orders = takes_order(config.objective_terms)  # the host gives each batch's label order
         self.replayed_steps = 0  # steps run again with the full step (``_settle``)
 
         def step(state, batch, pairs, order):
@@ -414,7 +414,15 @@ class Trainer:
     @state.setter
     def state(self, state: TrainState) -> None:
         self._settle()
-        self._state = _place(state, self._replicated)
+
+        def placed(x):  # host values laid out as the steps' outputs are: no second trace
+            return (
+                x
+                if isinstance(x, jax.Array) and x.sharding == self._replicated
+                else _place(x, self._replicated)
+            )
+
+        self._state = jax.tree.map(placed, state)
 
     def devices(self) -> str:
         cache = jax.config.jax_compilation_cache_dir or "off"
@@ -425,8 +433,9 @@ class Trainer:
     def _inputs(tree, sharding: NamedSharding):
         """Host values as the compiled functions take them: NumPy in one process (any other
         array brought to the host first), global arrays (``_place``) when several processes
-        share the mesh. jit may read a NumPy input after the call returns: the loop hands
-        every step arrays built for it and never changes them afterwards."""
+        share the mesh. jit may read a NumPy input after the call returns, and a step held back
+        by ``one_shift_step`` runs again on the same inputs up to ``SETTLE_EVERY`` steps later:
+        the loop hands every step arrays built for it and never changes them afterwards."""
         if jax.process_count() > 1:
             return _place(tree, sharding)
         return jax.tree.map(lambda x: x if isinstance(x, np.ndarray) else np.asarray(jax.device_get(x)), tree)
@@ -564,7 +573,9 @@ class Trainer:
             "dropout_key": self.state.dropout_key,
         }
         host = jax.tree.map(lambda x: np.array(x, copy=True), jax.device_get(state))
-        payload = {"state": host, "progress": dict(progress)}
+        # Whether a step was run again and the trainer keeps the full step: a resumed run
+        # compiles the step this one runs, so that it rounds as an uninterrupted run does.
+        payload = {"state": host, "progress": dict(progress), "full_step": not self._one_shift}
         return lambda: flax.serialization.msgpack_serialize(flax.serialization.to_state_dict(payload))
 
     def restore(self, path: Path) -> dict:
@@ -573,6 +584,7 @@ class Trainer:
         try:  # msgpack fails in many ways on bytes it did not write: each is the file's fault
             raw = flax.serialization.msgpack_restore(payload)
             state, progress = raw["state"], dict(raw["progress"])
+            full_step = bool(raw.get("full_step", False))
         except Exception as err:
             raise undecodable(path, payload, "JAX", err) from None
         target = {
@@ -597,6 +609,7 @@ class Trainer:
                     f"{jnp.result_type(have)}; this model's is {want_shape} and {jnp.result_type(want)}"
                 )
         self.state = self.state.replace(**_place(restored, self._replicated))
+        self._one_shift = self._one_shift and not full_step
         return progress
 
     def _canonical(self) -> dict[str, np.ndarray]:

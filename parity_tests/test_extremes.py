@@ -144,6 +144,7 @@ def test_one_shift_only_is_the_full_call_where_its_check_holds(span):
 
     from jax_ltr._losses import listmle_loss, one_shift_only
     from parity_tests import _bounds
+    from parity_tests._jaxprs import equations
 
     rng = np.random.default_rng(4)
     scores = rng.normal(0.0, 0.5, (8, 48)).astype("float32")
@@ -157,6 +158,14 @@ def test_one_shift_only_is_the_full_call_where_its_check_holds(span):
 
     (value, checks), grad = jax.value_and_grad(one_shift, has_aux=True)(jnp.asarray(scores))
     assert [bool(check) for check in checks] == [span <= 43]
+
+    # The fallback's two branches (value, gradient) are not in the program.
+    def full(x):
+        return listmle_loss(x, labels, reduction="sum"), []
+
+    traced = [jax.make_jaxpr(jax.value_and_grad(f, has_aux=True))(scores).jaxpr for f in (one_shift, full)]
+    conds = [len(list(equations(jaxpr, "cond"))) for jaxpr in traced]
+    assert conds[0] == conds[1] - 2
     if span <= 43:
         where = np.ones(scores.shape, bool)
         expected_value, expected_grad = reference("listmle_loss", scores.astype(np.float64), labels, where)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 
 import jax
-import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -34,6 +33,7 @@ from jax_ltr._label_order import (
     integer_groups,
 )
 from ltr_common.tasks import make_task, random_order
+from parity_tests._jaxprs import equations
 from tests._small import SMALL, small_data
 
 
@@ -222,26 +222,16 @@ def test_accelerators_sort_instead_of_counting(monkeypatch, request):
     request.addfinalizer(_trace_anew)
     keys, where, rng = _draw("ratings", (9, 200), np.float32, seed=4)
     fresh = lambda k, w, t=None: descending_places(k, w, t)  # noqa: E731 (no cached trace)
-    assert list(_equations(jax.make_jaxpr(fresh)(keys, where).jaxpr, "sort"))
-    assert not list(_equations(jax.make_jaxpr(fresh)(keys, where).jaxpr, "scan"))
+    assert list(equations(jax.make_jaxpr(fresh)(keys, where).jaxpr, "sort"))
+    assert not list(equations(jax.make_jaxpr(fresh)(keys, where).jaxpr, "scan"))
     assert_places(keys, where)
     tie = random_tie_ranks(keys.shape, rng)
     got = np.asarray(descending_places(keys, where, tie))
     np.testing.assert_array_equal(got, np.argsort(python_order(keys, where, tie), axis=-1))
 
 
-def _equations(jaxpr, primitive: str):
-    """Every ``primitive`` equation of a jaxpr, inner jaxprs (cond branches, scans, custom
-    derivatives, nested jits) included."""
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == primitive:
-            yield eqn
-        for inner in jax.extend.core.jaxprs_in_params(eqn.params):
-            yield from _equations(inner, primitive)
-
-
 def _sorts(jaxpr):
-    return _equations(jaxpr, "sort")
+    return equations(jaxpr, "sort")
 
 
 def _comparison_sorts(jaxpr) -> list[str]:
@@ -297,8 +287,11 @@ def test_the_trainers_step_has_no_comparison_sort(task, backend):
     traced = trainer._train_step.trace(trainer.state, batch, pairs, None)
     assert_no_comparison_sort(traced.jaxpr.jaxpr, backend)
     # The trainer gives it the order from the host: then the step holds no sort at all.
-    order = jax_ltr.label_order(batch.labels, batch.mask)
-    traced = trainer._one_shift_step.trace(trainer.state, trainer._held, batch, pairs, order)
+    trainer.train_step(batch, pairs)
+    (step,) = trainer._unsettled  # what the trainer handed its compiled step
+    padded = jax_train.pad_to_compiled_width(batch)
+    np.testing.assert_array_equal(step.order, jax_ltr.label_order(padded.labels, padded.mask))
+    traced = trainer._one_shift_step.trace(trainer.state, trainer._held, step.batch, step.pairs, step.order)
     assert list(_sorts(traced.jaxpr.jaxpr)) == []
 
 

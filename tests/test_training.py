@@ -141,6 +141,43 @@ def test_a_step_whose_scores_span_past_one_shift_is_run_again_with_the_full_step
     assert ours.replayed_steps == 2 and len(ours.traced_shapes) == 2  # one shift's, then the full
 
 
+def test_the_steps_after_a_held_one_are_held_and_run_again_from_it(monkeypatch, tmp_path):
+    # An item no batch holds (the catalog's last), scoring far above the rest, put in the
+    # middle batch only: that step alone does not fit one shift. The one after it is held
+    # too, and both run again from the state after the first, as a trainer that ran the
+    # first with one shift and the rest with the full step computes them: equal to the bit.
+    ratings, split = small_data()
+    inputs = list(RerankTask(SMALL, split).epoch_inputs(epoch=0))[:3]
+    extra = ratings.num_items
+    batch, pairs = inputs[1]
+    item_ids = batch.item_ids.copy()
+    item_ids[0, 0] = extra
+    assert batch.mask[0, 0]
+    inputs[1] = (batch._replace(item_ids=item_ids), pairs)
+    trainers = [jax_train.Trainer(SMALL, ratings.num_users, extra + 1) for _ in range(2)]
+    for trainer in trainers:
+        params = jax.tree.map(np.array, jax.device_get(trainer.state.params))
+        params["item_embedding"]["embedding"][extra] *= 1e4
+        trainer.state = trainer.state.replace(params=params)
+    ours, oracle = trainers
+    ours_steps = [ours.train_step(*step) for step in inputs]
+    oracle_steps = [oracle.train_step(*inputs[0])]
+    oracle.metrics_to_host(oracle_steps)
+    assert oracle.replayed_steps == 0  # the first step fits
+    monkeypatch.setattr(oracle, "_one_shift", False)
+    oracle_steps += [oracle.train_step(*step) for step in inputs[1:]]
+    assert ours.metrics_to_host(ours_steps) == oracle.metrics_to_host(oracle_steps)
+    assert ours.replayed_steps == 2
+    for mine, theirs in zip(jax.tree.leaves(ours.state), jax.tree.leaves(oracle.state), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    # Its checkpoint says so: a run resumed from it compiles the full step, as this one runs.
+    ours.save([tmp_path / "checkpoint"], {"step": 3})
+    ours.finish_saves()
+    resumed = jax_train.Trainer(SMALL, ratings.num_users, extra + 1)
+    resumed.restore(tmp_path / "checkpoint")
+    assert not resumed._one_shift and oracle.state.step == resumed.state.step == 3
+
+
 def test_a_step_with_nan_scores_reports_nan_with_or_without_one_shift():
     ratings, split = small_data()
     batch, pairs = next(iter(RerankTask(SMALL, split).epoch_inputs(epoch=0)))
