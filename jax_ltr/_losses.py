@@ -381,8 +381,9 @@ def listmle_loss(
         NumPy): each list's item indices, the best label first, every invalid item after
         every valid one, ties as the caller wants them. Then the call holds no ordering of
         its own; not with ``tie_break``, ``key`` or ``levels``. An ``order`` that is not one
-        (an index missing or repeated, a valid label above the one before it) is a
-        ``ValueError`` outside ``jit``; under ``jit`` that list's loss is NaN.
+        (an index missing or repeated, a valid item after an invalid one, a valid label above
+        the one before it) is a ``ValueError`` outside ``jit``; under ``jit`` that list's
+        loss is NaN.
       method: how the suffix log-sum-exp is computed (see ``suffix_logsumexp``); every
         method gives the same values.
       reduction: "none" → per-list losses [...]; "sum"; "mean" → over lists with at least
