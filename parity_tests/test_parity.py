@@ -72,6 +72,34 @@ def test_ranking_metrics_equal(dtype, parity_batches):
             assert (np.abs(ours[name] - theirs[name]) <= allowed).all(), name
 
 
+@pytest.mark.parametrize("quick", [True, False], ids=["quick", "optimised"])
+def test_ranking_metrics_called_outside_jit_equal(quick, parity_batches, monkeypatch):
+    # Called outside jit, the set runs as its own program: on a CPU, small inputs by one
+    # compiled without LLVM's optimisation (jax_ltr._metrics.QUICK_METRICS_MAX), larger by
+    # XLA's defaults. Both held to the reference's bound.
+    import jax
+    import torch
+
+    import jax_ltr
+    import torch_ltr
+    from jax_ltr import _metrics
+
+    monkeypatch.setattr(_metrics, "QUICK_METRICS_MAX", 2**16 if quick else 0)
+    rng = np.random.default_rng(9)
+    for batch in parity_batches:
+        inputs = make_inputs(batch, rng, "float32")
+        ours = jax_ltr.ranking_metrics(inputs.scores, inputs.labels, where=inputs.where)
+        scores, labels, where = (torch.from_numpy(x) for x in (inputs.scores, inputs.labels, inputs.where))
+        theirs = torch_ltr.ranking_metrics(scores, labels, where=where)
+        magnitude = _bounds.metric(inputs.scores, inputs.labels, inputs.where)[0]
+        # Within a trace (here over constants) the set is inlined into the outer program.
+        inlined = jax.jit(lambda x=inputs: jax_ltr.ranking_metrics(x.scores, x.labels, where=x.where))()
+        for name, value in theirs.items():
+            allowed = _bounds.tolerance(magnitude, "float32", reference=value.numpy())
+            for got in (ours, inlined):
+                assert (np.abs(np.asarray(got[name]) - value.numpy()) <= allowed).all(), name
+
+
 @pytest.mark.parametrize(("name", "options"), [("topk_listmle_loss", {"k": 5}), ("softmax_loss", {})])
 def test_float32_results_at_the_bottom_of_the_range_are_within_the_flush_floor(name, options):
     # XLA flushes subnormal float32 results to zero, PyTorch keeps them: gradients made only of
