@@ -173,10 +173,15 @@ def ranking_metrics(
     _, checked_labels, valid, _ = check_inputs(scores, labels, where)  # outside jit: value checks too
     if top_k:
         check_label_range(checked_labels, valid, high=GAIN_LABEL_MAX)
-    quick = scores.size <= QUICK_METRICS_MAX and jax.default_backend() == "cpu" and not _tracing()
-    compiled = _ranking_metrics_quick if quick else _ranking_metrics
-    out = compiled(scores, labels, where, top_k, recall_k, float(relevance_threshold))
-    return _in_metric_order(out)
+    args = (scores, labels, where, top_k, recall_k, float(relevance_threshold))
+    global _ranking_metrics_quick
+    quick = _ranking_metrics_quick is not None and scores.size <= QUICK_METRICS_MAX
+    if quick and jax.default_backend() == "cpu" and not _tracing():
+        try:
+            return _in_metric_order(_ranking_metrics_quick(*args))
+        except Exception:  # an XLA without these options: XLA's defaults from now on
+            _ranking_metrics_quick = None
+    return _in_metric_order(_ranking_metrics(*args))
 
 
 def _in_metric_order(out: dict) -> dict:
@@ -217,11 +222,11 @@ def _tracing() -> bool:
     return not trace_state_clean()
 
 
-_ranking_metrics_quick = jax.jit(
-    _metric_set,
-    static_argnums=(3, 4, 5),
-    compiler_options={"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False},
-)
+QUICK_OPTIONS = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
+try:  # a JAX before 0.4.36 takes no compiler options: XLA's defaults serve every call
+    _ranking_metrics_quick = jax.jit(_metric_set, static_argnums=(3, 4, 5), compiler_options=QUICK_OPTIONS)
+except TypeError:
+    _ranking_metrics_quick = None
 
 
 def retrieval_metrics(scores, relevant, *, exclude=None, ks=(10, 20)) -> dict:

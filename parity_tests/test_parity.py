@@ -85,6 +85,8 @@ def test_ranking_metrics_called_outside_jit_equal(quick, parity_batches, monkeyp
     from jax_ltr import _metrics
 
     monkeypatch.setattr(_metrics, "QUICK_METRICS_MAX", 2**16 if quick else 0)
+    programs = (_metrics._ranking_metrics_quick, _metrics._ranking_metrics)
+    before = [program._cache_size() for program in programs]
     rng = np.random.default_rng(9)
     for batch in parity_batches:
         inputs = make_inputs(batch, rng, "float32")
@@ -98,6 +100,25 @@ def test_ranking_metrics_called_outside_jit_equal(quick, parity_batches, monkeyp
             allowed = _bounds.tolerance(magnitude, "float32", reference=value.numpy())
             for got in (ours, inlined):
                 assert (np.abs(np.asarray(got[name]) - value.numpy()) <= allowed).all(), name
+    # The program the test names ran (on a CPU; elsewhere the quick one never does).
+    quick_ran, optimised_ran = (
+        program._cache_size() > count for program, count in zip(programs, before, strict=True)
+    )
+    assert quick_ran == (quick and jax.default_backend() == "cpu")
+    assert optimised_ran == (not quick_ran)
+
+
+def test_ranking_metrics_fall_back_to_xla_defaults_where_the_quick_options_fail(monkeypatch):
+    import jax_ltr
+    from jax_ltr import _metrics
+
+    def refused(*args):  # as an XLA without one of the options refuses to compile
+        raise RuntimeError("No such compile option: 'xla_cpu_use_fusion_emitters'")
+
+    monkeypatch.setattr(_metrics, "_ranking_metrics_quick", refused)
+    scores, labels = np.array([[3.0, 2.0, 1.0]]), np.array([[1.0, 5.0, 4.0]])
+    assert jax_ltr.ranking_metrics(scores, labels, top_k=(2,))["ndcg@2"][0] == pytest.approx(0.5081, abs=1e-4)
+    assert _metrics._ranking_metrics_quick is None  # not tried again
 
 
 @pytest.mark.parametrize(("name", "options"), [("topk_listmle_loss", {"k": 5}), ("softmax_loss", {})])
