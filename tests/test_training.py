@@ -176,6 +176,18 @@ def test_the_steps_after_a_held_one_are_held_and_run_again_from_it(monkeypatch, 
     resumed = jax_train.Trainer(SMALL, ratings.num_users, extra + 1)
     resumed.restore(tmp_path / "checkpoint")
     assert not resumed._one_shift and oracle.state.step == resumed.state.step == 3
+    # A checkpoint written before the flag existed: the state without it, one shift kept.
+    import flax.serialization
+
+    from ltr_common.files import read_checkpoint_bytes, write_checkpoint_bytes
+
+    raw = flax.serialization.msgpack_restore(read_checkpoint_bytes(tmp_path / "checkpoint"))
+    del raw["full_step"]
+    write_checkpoint_bytes(tmp_path / "older", flax.serialization.msgpack_serialize(raw))
+    older = jax_train.Trainer(SMALL, ratings.num_users, extra + 1)
+    assert older.restore(tmp_path / "older") == {"step": 3} and older._one_shift
+    for mine, theirs in zip(jax.tree.leaves(older.state), jax.tree.leaves(ours.state), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
 
 
 def test_a_step_with_nan_scores_reports_nan_with_or_without_one_shift():
