@@ -192,11 +192,10 @@ def _places_by_tie_ranks(labels, where, tie_break):
     places.
     """
     length = labels.shape[-1]
-    position = lax.broadcasted_iota(jnp.int32, labels.shape, labels.ndim - 1)
     whole = (tie_break == jnp.floor(tie_break)) & (tie_break >= 0) & (tie_break < length)
     rank = jnp.where(whole, tie_break, 0).astype(jnp.int32)
-    order = inverse_permutation(rank, unique=False)  # the item at each rank, if ranks are unique
-    is_permutation = jnp.all(whole) & jnp.all(take(rank, order) == position)
+    order, hit = checked_inverse(rank)  # the item at each rank, if ranks are unique
+    is_permutation = jnp.all(whole) & jnp.all(hit)
 
     def by_permutation():
         permuted = descending_places(take(labels, order), take(where, order))
@@ -567,6 +566,16 @@ def inverse_permutation(rank, *, unique: bool = True):
     which of two items sent to one place lands there is unspecified)."""
     position = lax.broadcasted_iota(jnp.int32, rank.shape, rank.ndim - 1)
     return put(position, rank, unique=unique)
+
+
+def checked_inverse(index):
+    """``(inverse, hit)`` for an ``index`` [..., L] whose entries lie in ``[0, L)``: the order
+    whose places are ``index`` (``inverse_permutation``, repeated places allowed) and, for
+    each place, whether some item is sent to it. ``index`` is a permutation of its list
+    exactly where every place is hit."""
+    position = lax.broadcasted_iota(jnp.int32, index.shape, index.ndim - 1)
+    inverse = inverse_permutation(index, unique=False)
+    return inverse, take(index, inverse) == position
 
 
 def put(values, places, unique: bool = True):

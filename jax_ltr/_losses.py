@@ -22,10 +22,10 @@ from jax import lax
 
 from jax_ltr._label_order import (
     arrange,
+    checked_inverse,
     counting_beats_sorting,
     descending_order,
     first_places,
-    inverse_permutation,
     label_arrangement,
     level_rank,
     put,
@@ -433,7 +433,7 @@ def _listmle(
     count = jnp.sum(where, axis=-1)  # valid items per list
     in_order = None
     if order is not None:
-        order, in_order = _given_order(order, labels, where)
+        order, in_order = _given_order(order, labels, where, count)
     if (
         order is None
         and tie_break is None
@@ -491,10 +491,11 @@ def label_order(labels, where=None) -> np.ndarray:
     return np.argsort(key, axis=-1, kind="stable").astype(np.int32)
 
 
-def _given_order(order, labels, where):
+def _given_order(order, labels, where, count):
     """``(order, holds)``: a given label order as int32 and, per list, whether it is one:
     every index once, the valid items first, their labels not increasing along it. Outside
-    ``jit`` an order that is not is a ``ValueError``; under ``jit`` its list's loss is NaN."""
+    ``jit`` an order that is not is a ``ValueError``; under ``jit`` its list's loss is NaN.
+    ``count``: each list's valid items [...]."""
     order = jnp.asarray(order)
     if order.shape != labels.shape or not jnp.issubdtype(order.dtype, jnp.integer):
         raise ValueError(
@@ -506,10 +507,9 @@ def _given_order(order, labels, where):
     position = lax.broadcasted_iota(jnp.int32, order.shape, order.ndim - 1)
     inside = (order >= 0) & (order < length)
     safe = jnp.where(inside, order, 0)
-    once = take(inverse_permutation(safe, unique=False), safe) == position
+    _, once = checked_inverse(safe)  # every place hit: every index once
     ranked_labels, ranked_valid = take(labels, safe), take(where, safe)
-    count = jnp.sum(where, axis=-1, keepdims=True)
-    first_valid = ranked_valid == (position < count)
+    first_valid = ranked_valid == (position < count[..., None])
     descending = (ranked_labels[..., :-1] >= ranked_labels[..., 1:]) | ~ranked_valid[..., 1:]
     holds = jnp.all(inside & once & first_valid, axis=-1) & jnp.all(descending, axis=-1)
     if is_concrete(holds) and not bool(np.all(np.asarray(holds))):
