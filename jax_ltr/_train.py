@@ -26,6 +26,7 @@ from jax_ltr._losses import label_order
 from jax_ltr._metrics import ranking_metrics, retrieval_metrics
 from jax_ltr._model import MODEL_CLASSES
 from jax_ltr._sequence import PackedSequenceBatch, next_item_lists, packed_inputs
+from jax_ltr._serialize import msgpack_buffers
 from ltr_common.config import ConfigError, TrainConfig
 from ltr_common.evaluation import catalog_reports
 from ltr_common.files import CheckpointError, CheckpointWriter, read_checkpoint_bytes, undecodable
@@ -575,7 +576,7 @@ class Trainer:
         # Whether a step was run again and the trainer keeps the full step: a resumed run
         # compiles the step this one runs, so that it rounds as an uninterrupted run does.
         payload = {"state": host, "progress": dict(progress), "full_step": not self._one_shift}
-        return lambda: flax.serialization.msgpack_serialize(flax.serialization.to_state_dict(payload))
+        return lambda: msgpack_buffers(flax.serialization.to_state_dict(payload))  # Flax's bytes, uncopied
 
     def restore(self, path: Path) -> dict:
         self._checkpoints.wait()

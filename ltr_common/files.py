@@ -12,6 +12,8 @@ from pathlib import Path
 
 from loguru import logger
 
+Buffers = bytes | Sequence[bytes | memoryview]  # bytes, or buffers written one after the other
+
 _MAGIC = b"JAXLTR-CKPT-1\n"
 
 
@@ -19,14 +21,16 @@ class CheckpointError(ValueError):
     """A checkpoint file that is missing, truncated, corrupt or not the reading trainer's."""
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+def atomic_write_bytes(path: Path, data: Buffers) -> None:
+    """Write ``data`` (bytes, or buffers written one after the other) to ``path`` through a
+    temporary file in the same folder and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(data)
+            for part in [data] if isinstance(data, (bytes, bytearray, memoryview)) else data:
+                out.write(part)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)
@@ -51,16 +55,21 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def write_checkpoint_bytes(paths: Path | Sequence[Path], payload: bytes) -> None:
+def write_checkpoint_bytes(paths: Path | Sequence[Path], payload: Buffers) -> None:
     """Write ``payload`` with a SHA-256 header to each of ``paths``; the previous file at each
-    path is kept as ``*.prev``.
+    path is kept as ``*.prev``. ``payload``: bytes, or buffers whose concatenation is the
+    payload (``jax_ltr._serialize.msgpack_buffers``: no copy of the large ones is made).
 
     Each new file is written in full (atomically, as ``*.next``) before the old one is moved
     aside, so a process killed mid-write leaves the current checkpoint where it was. The
     payload is hashed once for every path; each path gets a file of its own.
     """
     paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
-    data = _MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+    parts = [payload] if isinstance(payload, (bytes, bytearray, memoryview)) else list(payload)
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    data = [_MAGIC + digest.hexdigest().encode() + b"\n", *parts]
     for path in paths:
         fresh = path.with_name(path.name + ".next")
         atomic_write_bytes(fresh, data)
@@ -83,7 +92,13 @@ class CheckpointWriter:
         self._thread: ThreadPoolExecutor | None = None
         self._pending: Future | None = None
 
-    def write(self, paths: Path | Sequence[Path], payload: Callable[[], bytes], *, background: bool) -> None:
+    def write(
+        self,
+        paths: Path | Sequence[Path],
+        payload: Callable[[], Buffers],
+        *,
+        background: bool,
+    ) -> None:
         self.wait()
         if not background:
             write_checkpoint_bytes(paths, payload())

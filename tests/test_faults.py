@@ -34,8 +34,9 @@ PROGRAM = textwrap.dedent(
     def dying_write(path, data):
         writes.append(path)
         if len(writes) == kill_at:
+            body = data if isinstance(data, bytes) else b"".join(data)  # bytes, or buffers
             with open(f"{path}.partial.tmp", "wb") as out:
-                out.write(data[: len(data) // 2])
+                out.write(body[: len(body) // 2])
                 out.flush()
             os.kill(os.getpid(), signal.SIGKILL)
         real_write(path, data)
@@ -126,6 +127,52 @@ def test_one_checkpoint_written_to_two_names_stays_two_checkpoints(tmp_path):
         "checkpoint_latest",
         "checkpoint_latest.prev",
     ]
+
+
+def test_the_jax_checkpoint_is_flax_msgpack_written_from_views_of_the_arrays(tmp_path, monkeypatch):
+    # The payload is written from buffers (large arrays' data uncopied): the file holds the
+    # bytes flax.serialization.msgpack_serialize gives, whatever the leaves.
+    import flax.serialization
+    import ml_dtypes
+
+    from jax_ltr._serialize import VIEW_MIN_BYTES, msgpack_buffers
+    from ltr_common.files import read_checkpoint_bytes, write_checkpoint_bytes
+
+    trainer = jax_train.Trainer(SMALL, 5, 3000)  # an item table of 3000 rows: over VIEW_MIN_BYTES
+    trainer.save([tmp_path / "checkpoint"], {"step": 3, "best": -np.inf, "stopped_early": False})
+    trainer.finish_saves()
+    payload = read_checkpoint_bytes(tmp_path / "checkpoint")
+    raw = flax.serialization.msgpack_restore(payload)
+    assert flax.serialization.msgpack_serialize(raw) == payload
+    sizes = [leaf.nbytes for leaf in jax.tree.leaves(raw) if isinstance(leaf, np.ndarray)]
+    assert max(sizes) >= VIEW_MIN_BYTES > min(sizes)  # both kinds of leaf were written
+    edge = VIEW_MIN_BYTES // 4
+    tree = {
+        "b": {"x": np.arange(edge, dtype=np.float32), "y": np.arange(edge - 1, dtype=np.float32)},
+        "a": {
+            "transposed": np.arange(300 * 400, dtype=np.float32).reshape(300, 400).T,
+            "bool": np.arange(70_000) % 3 == 0,
+            "bf16": np.arange(40_000).astype(ml_dtypes.bfloat16),
+            "int64": np.arange(9_000, dtype=np.int64).reshape(3, 3000),
+            "empty": np.zeros((0, 3)),
+            "scalar": np.float32(2.5),
+            "zero_d": np.asarray(7, np.int32),
+            "device": jax.numpy.ones(20_000),
+        },
+        "progress": {"epoch": 3, "best": -float("inf"), "stopped": False, "none": None, "name": "x"},
+        "nothing": {},
+    }
+    buffers = msgpack_buffers(tree)
+    assert b"".join(buffers) == flax.serialization.msgpack_serialize(tree)
+    big = tree["b"]["x"]
+    assert any(isinstance(b, memoryview) and np.shares_memory(np.asarray(b), big) for b in buffers)
+    write_checkpoint_bytes(tmp_path / "from_buffers", buffers)
+    write_checkpoint_bytes(tmp_path / "from_bytes", b"".join(buffers))
+    assert (tmp_path / "from_buffers").read_bytes() == (tmp_path / "from_bytes").read_bytes()
+    # An array over Flax's chunk size is chunked as Flax chunks it (the limit lowered here).
+    monkeypatch.setattr(flax.serialization, "MAX_CHUNK_SIZE", 2**17)
+    chunked = {"w": np.arange(2**16, dtype=np.float32), "v": np.arange(2**15, dtype=np.float32)}
+    assert b"".join(msgpack_buffers(chunked)) == flax.serialization.msgpack_serialize(chunked)
 
 
 @pytest.mark.parametrize(("writer", "reader"), [("jax", "torch"), ("torch", "jax")])
