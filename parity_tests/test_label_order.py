@@ -483,7 +483,7 @@ def test_lists_past_the_networks_length_go_to_xlas_sort():
 def test_the_hosts_label_order_is_the_references(parity_batches):
     """``jax_ltr.label_order`` (NumPy, the trainer's) against the PyTorch reference's stable
     sort, on real batches (ties, padding rows, NaN at masked places) and on continuous labels
-    with ties; in int16 keys, in float keys."""
+    with ties; in int8 keys (|label| < 64), int16 keys, float keys."""
     import torch
 
     from torch_ltr._label_order import descending_order
@@ -494,6 +494,8 @@ def test_the_hosts_label_order_is_the_references(parity_batches):
         cases.append((np.where(where, labels, np.nan), where))
         cases.append((np.round(rng.normal(size=labels.shape), 1), where))  # continuous, tied
         cases.append((labels + 0.5, where))  # not whole: float keys
+        cases.append((labels * 16 - 17, where))  # whole, -1 .. 63: int8 keys, negative labels
+        cases.append((labels * 16 - 16, where))  # whole, 0 .. 64: int16 keys
     for labels, where in cases:
         expected = descending_order(torch.from_numpy(labels), torch.from_numpy(where)).numpy()
         np.testing.assert_array_equal(jax_ltr.label_order(labels, where), expected)
