@@ -469,15 +469,27 @@ class Trainer:
                 self._state, self._held, batch, pairs, order
             )
         self._unsettled.append(_Unsettled(batch, pairs, order, self._held, metrics))
-        if len(self._unsettled) >= SETTLE_EVERY:
-            self._settle()
+        if len(self._unsettled) >= SETTLE_EVERY:  # the older half: the newest may still run
+            self._settle(through=self._unsettled[-SETTLE_EVERY // 2 - 1].metrics)
         return metrics
 
-    def _settle(self) -> None:
+    def _settle(self, through: dict | None = None) -> None:
         """Run again, with the full step, every step from the first one held back by
         ``one_shift_step`` on, in order, and put their metrics in the dicts those steps
         returned; from then on every step is the full one. One host read of a flag when
-        nothing was held."""
+        nothing was held.
+
+        ``through``: the metrics of a step; the steps up to it are looked at, from its flag
+        alone (held chains: it says whether any of them was held), and the later ones stay
+        unsettled, so the host need not wait for the steps still running. Where one was
+        held, every step is settled."""
+        if through is not None:
+            index = next((i for i, u in enumerate(self._unsettled) if u.metrics is through), None)
+            if index is None:  # settled already
+                return
+            if not bool(jax.device_get(self._unsettled[index].held)):
+                del self._unsettled[: index + 1]
+                return
         unsettled, self._unsettled = self._unsettled, []
         if not unsettled or not bool(jax.device_get(unsettled[-1].held)):
             return
@@ -492,7 +504,7 @@ class Trainer:
         self.replayed_steps += len(unsettled) - first
 
     def metrics_to_host(self, metrics: list[dict]) -> list[dict[str, float]]:
-        self._settle()
+        self._settle(through=metrics[-1] if metrics else None)  # later steps may still run
         host = jax.device_get(metrics)
         return [{k: float(v) for k, v in m.items()} for m in host]
 

@@ -24,6 +24,8 @@ from ltr_common.evaluation import console_metrics, metric_order
 from ltr_common.files import restore_with_fallback
 from ltr_common.tasks import Task
 
+# Every LOG_EVERY steps the steps before the newest LOG_EVERY are checked and logged; all of
+# them before each evaluation and checkpoint.
 LOG_EVERY = 10
 
 
@@ -210,27 +212,31 @@ def _restored(backend: Backend, run_dir: Path) -> Progress:
 
 class _StepMetrics:
     """The training steps' metrics, left on the device until ``flush`` brings them to the
-    host every ``LOG_EVERY`` steps (no host sync inside a step), checks them and logs them."""
+    host (no host sync inside a step), checks them and logs them."""
 
     def __init__(self, backend: Backend, writer, latest: Path) -> None:
         self.backend, self.writer, self.latest = backend, writer, latest
-        self.pending: list[tuple[int, Any]] = []
-        self.window_start, self.window_lists = time.perf_counter(), 0
+        self.pending: list[tuple[int, Any, int, float]] = []  # (step, metrics, lists, time added)
+        self.window_start = time.perf_counter()  # when the last step checked was added
 
     def add(self, step: int, metrics, lists: int) -> None:
-        self.pending.append((step, metrics))
-        self.window_lists += lists
+        self.pending.append((step, metrics, lists, time.perf_counter()))
 
-    def flush(self) -> float | None:
-        """Check and log the pending steps; returns the last one's total loss (None: none pending).
+    def flush(self, *, keep: int = 0) -> float | None:
+        """Check and log the pending steps but the newest ``keep`` (an asynchronous device
+        may still be running those: reading them would leave it idle until the next step is
+        handed over); returns the last checked one's total loss (None: none checked).
 
         Raises ``NonFiniteError`` at the first step whose loss or gradient norm is not finite.
         """
-        if not self.pending:
+        if len(self.pending) <= keep:
             return None
-        host = self.backend.metrics_to_host([m for _, m in self.pending])
-        elapsed = time.perf_counter() - self.window_start
-        for (step, _), values in zip(self.pending, host, strict=True):
+        cut = len(self.pending) - keep
+        done, self.pending = self.pending[:cut], self.pending[cut:]
+        host = self.backend.metrics_to_host([m for _, m, _, _ in done])
+        elapsed = done[-1][3] - self.window_start
+        lists = sum(n for _, _, n, _ in done)
+        for (step, _, _, _), values in zip(done, host, strict=True):
             bad = [k for k in ("loss_total", "grad_norm") if not math.isfinite(values[k])]
             if bad:
                 raise NonFiniteError(
@@ -239,11 +245,10 @@ class _StepMetrics:
                 )
             scalars = {f"train/{key}": value for key, value in values.items()}
             scalars["train/learning_rate"] = self.backend.learning_rate(step)
-            if step == self.pending[-1][0] and elapsed > 0:
-                scalars["train/lists_per_second"] = self.window_lists / elapsed
+            if step == done[-1][0] and elapsed > 0:  # the steps checked, over their own time
+                scalars["train/lists_per_second"] = lists / elapsed
             self.writer.add_step_scalars(step, scalars)
-        self.pending.clear()
-        self.window_start, self.window_lists = time.perf_counter(), 0
+        self.window_start = done[-1][3]
         return host[-1]["loss_total"]
 
 
@@ -282,12 +287,13 @@ class _Loop:
         progress.step += 1
         progress.batch += 1
         self.bar.update()
-        if progress.step % LOG_EVERY == 0:
-            self.flush()
+        if progress.step % LOG_EVERY == 0:  # the steps before the last LOG_EVERY: done by now
+            self.flush(keep=LOG_EVERY)
 
-    def flush(self) -> None:
-        """Check and log the steps' metrics so far, and show the last loss on the bar."""
-        loss = self.step_metrics.flush()
+    def flush(self, *, keep: int = 0) -> None:
+        """Check and log the steps' metrics so far but the newest ``keep``, and show the last
+        loss on the bar."""
+        loss = self.step_metrics.flush(keep=keep)
         if loss is not None:
             self.show(f"epoch {self.progress.last_epoch}/{self.config.epochs}, loss {loss:.4f}")
 
