@@ -168,3 +168,66 @@ def test_the_runs_own_error_is_raised_when_a_checkpoint_write_failed_too(tmp_pat
     assert [str(m).strip() for m in logged] == ["a checkpoint write failed as well: OSError: disk full"]
     with pytest.raises(OSError, match="disk full"):  # with nothing else in flight, it is the error
         train(config(epochs=1), StubTask([0.1]), FailingSavesBackend(), tmp_path, progress_bar=bars[1])
+
+
+def test_mid_epoch_the_loop_reads_the_steps_before_the_newest_log_every_and_all_before_a_checkpoint(
+    tmp_path,
+):
+    # Every LOG_EVERY steps the steps a device may still be running (the newest LOG_EVERY)
+    # stay unread; before each evaluation and checkpoint every step is read and checked.
+    from ltr_common import loop
+
+    every = loop.LOG_EVERY
+    per_epoch = 3 * every + 3  # mid-epoch reads at 2 * every and 3 * every steps into the run
+
+    class LongEpochs(StubTask):
+        def steps_per_epoch(self):
+            return per_epoch
+
+        def epoch_inputs(self, *, epoch, start_batch=0):
+            for _ in range(start_batch, per_epoch):
+                yield SimpleNamespace(list_ids=np.arange(3)), None
+
+    class Recording(StubBackend):
+        def __init__(self):
+            super().__init__()
+            self.step, self.reads, self.saved_after = 0, [], []
+
+        def train_step(self, batch, pairs):
+            self.step += 1
+            return {"loss_total": self.loss, "grad_norm": 1.0, "step": self.step}
+
+        def metrics_to_host(self, metrics):
+            self.reads.append((self.step, [m["step"] for m in metrics]))
+            return [{k: v for k, v in m.items() if k != "step"} for m in metrics]
+
+        def save(self, paths, progress, *, background=False):
+            self.saved_after.append(self.reads[-1][1][-1])  # the last step read before it
+
+    backend = Recording()
+    train(config(epochs=2), LongEpochs([0.1, 0.2]), backend, tmp_path)
+    assert [s for _, read in backend.reads for s in read] == list(range(1, 2 * per_epoch + 1))
+    assert backend.saved_after == [per_epoch, 2 * per_epoch]  # every step read before a save
+    at = [(now, read[-1]) for now, read in backend.reads]
+    mid = [now for now, last in at if now != last]
+    assert mid and all(now % every == 0 and now - last == every for now, last in at if now != last)
+    assert len(mid) + 2 == len(at)  # two evaluations read through their step
+
+
+def test_a_nan_step_is_caught_before_the_checkpoint_after_it(tmp_path):
+    class NanAt(StubBackend):
+        def __init__(self, bad):
+            super().__init__()
+            self.bad, self.step, self.saves = bad, 0, 0
+
+        def train_step(self, batch, pairs):
+            self.step += 1
+            return {"loss_total": math.nan if self.step == self.bad else 1.0, "grad_norm": 1.0}
+
+        def save(self, paths, progress, *, background=False):
+            self.saves += 1
+
+    backend = NanAt(bad=STEPS_PER_EPOCH + 1)  # the second epoch's first step
+    with pytest.raises(NonFiniteError, match=f"step {STEPS_PER_EPOCH + 1}: non-finite loss_total=nan"):
+        train(config(), StubTask([0.1, 0.2]), backend, tmp_path)
+    assert backend.saves == 1  # the first epoch's checkpoint, none after the NaN step

@@ -166,6 +166,9 @@ def test_the_steps_after_a_held_one_are_held_and_run_again_from_it(monkeypatch, 
     assert oracle.replayed_steps == 0  # the first step fits
     monkeypatch.setattr(oracle, "_one_shift", False)
     oracle_steps += [oracle.train_step(*step) for step in inputs[1:]]
+    # Reading the first step's metrics looks at its flag alone: the later two stay unsettled.
+    assert ours.metrics_to_host(ours_steps[:1]) == oracle.metrics_to_host(oracle_steps[:1])
+    assert ours.replayed_steps == 0 and len(ours._unsettled) == 2
     assert ours.metrics_to_host(ours_steps) == oracle.metrics_to_host(oracle_steps)
     assert ours.replayed_steps == 2
     for mine, theirs in zip(jax.tree.leaves(ours.state), jax.tree.leaves(oracle.state), strict=True):
