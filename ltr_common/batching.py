@@ -56,15 +56,15 @@ def make_batch(lists: Lists, list_ids: np.ndarray, *, batch_size: int, width: in
     lengths = lists.lengths[list_ids]
     if len(lengths) and lengths.max() > width:
         raise ValueError(f"a list of {lengths.max()} items does not fit width={width}")
-    rows = np.repeat(np.arange(len(list_ids)), lengths)
-    cols = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    source = np.repeat(lists.offsets[list_ids], lengths) + cols
+    count = len(list_ids)
     item_ids = np.zeros((batch_size, width), np.int32)
     labels = np.zeros((batch_size, width), np.float32)
     mask = np.zeros((batch_size, width), bool)
-    item_ids[rows, cols] = lists.items[source]
-    labels[rows, cols] = lists.labels[source]
-    mask[rows, cols] = True
+    mask[:count] = np.arange(width) < lengths[:, None]
+    if len(lists.items):  # each row's items from its offset on, read past its end and masked
+        source = np.minimum(lists.offsets[list_ids][:, None] + np.arange(width), len(lists.items) - 1)
+        item_ids[:count] = np.where(mask[:count], lists.items[source], 0)
+        labels[:count] = np.where(mask[:count], lists.labels[source], 0)
     user_ids = np.zeros(batch_size, np.int32)
     user_ids[: len(list_ids)] = lists.users[list_ids]
     ids = np.full(batch_size, -1, np.int32)

@@ -31,7 +31,7 @@ def test_batches_cover_every_list_once(movielens_split, batch_size, length_bucke
         # The mask is a prefix: items keep their time order from position 0.
         assert (np.diff(b.mask.astype(int), axis=1) <= 0).all()
         np.testing.assert_array_equal(b.user_ids[real], lists.users[b.list_ids[real]])
-        for row in np.flatnonzero(real)[:5]:
+        for row in np.flatnonzero(real):
             items, labels = lists.list_at(b.list_ids[row])
             np.testing.assert_array_equal(b.item_ids[row, : len(items)], items)
             np.testing.assert_array_equal(b.labels[row, : len(items)], labels)
@@ -84,7 +84,7 @@ def test_bucket_edges():
         bucket_length(11, max_length=10)
 
 
-@pytest.mark.parametrize("shape", [(32, 1024), (4, 70_000), (3, 1), (2, 0), (2, 3, 9)])
+@pytest.mark.parametrize("shape", [(32, 1024), (4, 70_000), (3, 1), (2, 0), (2, 3, 9), (5, 256), (5, 257)])
 def test_random_order_is_the_stable_argsort_of_its_draw(shape):
     # One plain sort of packed keys stands for the stable argsort of the float32 draw, ties
     # included: 70,000 draws from 2**24 values repeat (about 146 tied pairs per list).
@@ -96,3 +96,32 @@ def test_random_order_is_the_stable_argsort_of_its_draw(shape):
     if shape == (4, 70_000):
         assert (np.diff(np.sort(draw, axis=-1), axis=-1) == 0).any()  # the case has ties
     np.testing.assert_array_equal(got, expected)
+
+
+def test_empty_lists_pad_to_masked_rows():
+    from ltr_common import make_batch
+    from ltr_common.lists import Lists
+
+    empty = Lists(
+        users=np.array([4, 5], np.int32),
+        offsets=np.zeros(3, np.int64),
+        items=np.zeros(0, np.int32),
+        labels=np.zeros(0, np.float32),
+        timestamps=np.zeros(0, np.int64),
+        rows=np.zeros(0, np.int64),
+    )
+    batch = make_batch(empty, np.array([1, 0]), batch_size=3, width=8)
+    assert not batch.mask.any() and not batch.item_ids.any() and not batch.labels.any()
+    assert batch.user_ids.tolist() == [5, 4, 0] and batch.list_ids.tolist() == [1, 0, -1]
+
+
+def test_shuffled_puts_each_lists_items_in_its_order(movielens_split):
+    from ltr_common.tasks import random_order, shuffled
+
+    (batch, *_) = all_batches(movielens_split.train, batch_size=16, seed=1, epoch=0)
+    order = random_order(batch.labels.shape, np.random.default_rng(3))
+    moved = shuffled(batch, order)
+    for row in range(len(order)):
+        for name in ("item_ids", "labels", "mask"):
+            np.testing.assert_array_equal(getattr(moved, name)[row], getattr(batch, name)[row][order[row]])
+            assert getattr(moved, name).dtype == getattr(batch, name).dtype

@@ -130,14 +130,19 @@ def random_order(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray
     """
     draw = rng.random(shape, dtype=np.float32)
     bits = max(shape[-1] - 1, 0).bit_length()
-    keys = (draw * np.float32(2**24)).astype(np.uint64) << np.uint64(bits)
-    keys |= np.arange(shape[-1], dtype=np.uint64)
-    return (np.sort(keys, axis=-1) & np.uint64((1 << bits) - 1)).astype(np.intp)
+    word = np.uint32 if 24 + bits <= 32 else np.uint64  # 32-bit keys sort faster (L <= 256)
+    keys = (draw * np.float32(2**24)).astype(word) << word(bits)
+    keys |= np.arange(shape[-1], dtype=word)
+    return (np.sort(keys, axis=-1) & word((1 << bits) - 1)).astype(np.intp)
 
 
 def shuffled(batch: Batch, order: np.ndarray) -> Batch:
-    """``batch`` with each list's items (ids, labels, mask) put in ``order``."""
-    take = lambda x: np.take_along_axis(x, order, axis=-1)  # noqa: E731
+    """``batch`` with each list's items (ids, labels, mask) put in ``order`` ([B, L]): one
+    flat index for the three gathers (``np.take_along_axis`` builds its own for each, at
+    about three times the cost)."""
+    rows, length = order.shape
+    flat = order + np.arange(0, rows * length, length)[:, None]
+    take = lambda x: np.take(x, flat)  # noqa: E731
     return batch._replace(item_ids=take(batch.item_ids), labels=take(batch.labels), mask=take(batch.mask))
 
 
