@@ -216,11 +216,12 @@ class _StepMetrics:
 
     def __init__(self, backend: Backend, writer, latest: Path) -> None:
         self.backend, self.writer, self.latest = backend, writer, latest
-        self.pending: list[tuple[int, Any, int, float]] = []  # (step, metrics, lists, time added)
-        self.window_start = time.perf_counter()  # when the last step checked was added
+        self.pending: list[tuple[int, Any]] = []
+        self.window_start, self.window_lists = time.perf_counter(), 0  # lists since the last check
 
     def add(self, step: int, metrics, lists: int) -> None:
-        self.pending.append((step, metrics, lists, time.perf_counter()))
+        self.pending.append((step, metrics))
+        self.window_lists += lists
 
     def flush(self, *, keep: int = 0) -> float | None:
         """Check and log the pending steps but the newest ``keep`` (an asynchronous device
@@ -233,10 +234,9 @@ class _StepMetrics:
             return None
         cut = len(self.pending) - keep
         done, self.pending = self.pending[:cut], self.pending[cut:]
-        host = self.backend.metrics_to_host([m for _, m, _, _ in done])
-        elapsed = done[-1][3] - self.window_start
-        lists = sum(n for _, _, n, _ in done)
-        for (step, _, _, _), values in zip(done, host, strict=True):
+        host = self.backend.metrics_to_host([m for _, m in done])
+        elapsed = time.perf_counter() - self.window_start
+        for (step, _), values in zip(done, host, strict=True):
             bad = [k for k in ("loss_total", "grad_norm") if not math.isfinite(values[k])]
             if bad:
                 raise NonFiniteError(
@@ -245,10 +245,10 @@ class _StepMetrics:
                 )
             scalars = {f"train/{key}": value for key, value in values.items()}
             scalars["train/learning_rate"] = self.backend.learning_rate(step)
-            if step == done[-1][0] and elapsed > 0:  # the steps checked, over their own time
-                scalars["train/lists_per_second"] = lists / elapsed
+            if step == done[-1][0] and elapsed > 0:  # the lists handed over since the last check
+                scalars["train/lists_per_second"] = self.window_lists / elapsed
             self.writer.add_step_scalars(step, scalars)
-        self.window_start = done[-1][3]
+        self.window_start, self.window_lists = time.perf_counter(), 0
         return host[-1]["loss_total"]
 
 
