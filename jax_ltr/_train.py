@@ -504,7 +504,10 @@ class Trainer:
         self.replayed_steps += len(unsettled) - first
 
     def metrics_to_host(self, metrics: list[dict]) -> list[dict[str, float]]:
-        self._settle(through=metrics[-1] if metrics else None)  # later steps may still run
+        asked = {id(m) for m in metrics}  # settled through the newest of them: later ones may still run
+        newest = [u.metrics for u in self._unsettled if id(u.metrics) in asked]
+        if newest:
+            self._settle(through=newest[-1])
         host = jax.device_get(metrics)
         return [{k: float(v) for k, v in m.items()} for m in host]
 
