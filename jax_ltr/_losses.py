@@ -487,8 +487,8 @@ def label_order(labels, where=None) -> np.ndarray:
         small = bool(span < 2**14 and (negated == np.rint(negated)).all())
     if small:  # small whole numbers (ratings, grades): integer keys, which NumPy sorts by radix,
         # in one pass for int8 (about half the time of int16's two at [32, 1024] on a 2-core CPU)
-        narrow = span < 2**6
-        key = np.where(where, negated, 127 if narrow else 2**15 - 1).astype(np.int8 if narrow else np.int16)
+        kind = np.int8 if span < 2**6 else np.int16  # the invalid items after: the type's top
+        key = np.where(where, negated.astype(kind), np.iinfo(kind).max)
     else:
         key = np.where(where, negated.astype(np.float64), np.inf)
     return np.argsort(key, axis=-1, kind="stable").astype(np.int32)

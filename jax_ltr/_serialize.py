@@ -45,7 +45,9 @@ def msgpack_buffers(tree) -> list:
 
 
 def _pack(node, out: list) -> None:
-    if type(node) is dict:  # as msgpack packs a map (Flax packs with strict types: no subclass)
+    # A map as msgpack packs one, where Flax's strict types take it as a map with string keys
+    # (what ``to_state_dict`` gives); anything else is Flax's to pack, or to refuse.
+    if type(node) is dict and all(type(key) is str for key in node):
         out.append(msgpack.Packer().pack_map_header(len(node)))
         for key, value in node.items():
             out.append(msgpack.packb(key))
@@ -58,8 +60,8 @@ def _pack(node, out: list) -> None:
         and not (node.dtype.hasobject or node.dtype.isalignedstruct)
         and VIEW_MIN_BYTES <= node.nbytes <= flax.serialization.MAX_CHUNK_SIZE
     ):
-        data = np.ascontiguousarray(node)
-        head = b"\x93" + msgpack.packb(data.shape) + msgpack.packb(data.dtype.name)
+        data = np.ascontiguousarray(node)  # at least 1-D: the shape is the node's
+        head = b"\x93" + msgpack.packb(node.shape) + msgpack.packb(data.dtype.name)
         head += b"\xc6" + struct.pack(">I", data.nbytes)  # bin 32: the data's length
         out.append(b"\xc9" + struct.pack(">IB", len(head) + data.nbytes, _NDARRAY_EXT) + head)
         out.append(memoryview(data.reshape(-1).view(np.uint8)))  # any dtype, bfloat16 too

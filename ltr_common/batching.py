@@ -53,6 +53,8 @@ def make_batch(lists: Lists, list_ids: np.ndarray, *, batch_size: int, width: in
     list_ids = np.asarray(list_ids, dtype=np.int64)
     if len(list_ids) > batch_size:
         raise ValueError(f"{len(list_ids)} lists do not fit a batch of batch_size={batch_size}")
+    if len(list_ids) and (list_ids.min() < 0 or list_ids.max() >= len(lists)):
+        raise ValueError(f"list_ids must lie in [0, {len(lists)}), got {list_ids.min()} .. {list_ids.max()}")
     lengths = lists.lengths[list_ids]
     if len(lengths) and lengths.max() > width:
         raise ValueError(f"a list of {lengths.max()} items does not fit width={width}")

@@ -496,6 +496,8 @@ def test_the_hosts_label_order_is_the_references(parity_batches):
         cases.append((labels + 0.5, where))  # not whole: float keys
         cases.append((labels * 16 - 17, where))  # whole, -1 .. 63: int8 keys, negative labels
         cases.append((labels * 16 - 16, where))  # whole, 0 .. 64: int16 keys
+        cases.append(((labels * 16 - 16).astype(np.float16), where))  # int16 keys from float16
+        cases.append(((labels - 3).astype(np.float16), where))  # int8 keys from float16
     for labels, where in cases:
         expected = descending_order(torch.from_numpy(labels), torch.from_numpy(where)).numpy()
         np.testing.assert_array_equal(jax_ltr.label_order(labels, where), expected)

@@ -115,6 +115,35 @@ def test_empty_lists_pad_to_masked_rows():
     assert batch.user_ids.tolist() == [5, 4, 0] and batch.list_ids.tolist() == [1, 0, -1]
 
 
+def test_a_list_id_outside_the_lists_is_refused(movielens_split):
+    from ltr_common import make_batch
+
+    lists = movielens_split.train
+    for ids in ([-1], [0, len(lists)]):
+        with pytest.raises(ValueError, match=r"list_ids must lie in \[0, "):
+            make_batch(lists, np.array(ids), batch_size=4, width=800)
+
+
+def test_shuffled_takes_any_leading_shape_and_empty_lists():
+    from ltr_common import Batch
+    from ltr_common.tasks import random_order, shuffled
+
+    rng = np.random.default_rng(5)
+    for shape in ((2, 0), (2, 3, 9), (7,)):
+        batch = Batch(
+            np.zeros(shape[:-1], np.int32),
+            rng.integers(0, 99, shape).astype(np.int32),
+            rng.random(shape).astype(np.float32),
+            rng.random(shape) < 0.7,
+            np.zeros(shape[:-1], np.int32),
+        )
+        order = random_order(shape, rng)
+        moved = shuffled(batch, order)
+        for name in ("item_ids", "labels", "mask"):
+            expected = np.take_along_axis(getattr(batch, name), order, axis=-1)
+            np.testing.assert_array_equal(getattr(moved, name), expected)
+
+
 def test_shuffled_puts_each_lists_items_in_its_order(movielens_split):
     from ltr_common.tasks import random_order, shuffled
 

@@ -164,6 +164,9 @@ def test_the_jax_checkpoint_is_flax_msgpack_written_from_views_of_the_arrays(tmp
     }
     buffers = msgpack_buffers(tree)
     assert b"".join(buffers) == flax.serialization.msgpack_serialize(tree)
+    # A 0-d array past the threshold keeps its shape; keys other than str are Flax's to pack.
+    wide = {"v": np.zeros((), f"V{VIEW_MIN_BYTES + 8}"), "k": {np.str_("a"): 1.0, "b": 2.0}}
+    assert b"".join(msgpack_buffers(wide)) == flax.serialization.msgpack_serialize(wide)
     big = tree["b"]["x"]
     assert any(isinstance(b, memoryview) and np.shares_memory(np.asarray(b), big) for b in buffers)
     write_checkpoint_bytes(tmp_path / "from_buffers", buffers)

@@ -137,11 +137,11 @@ def random_order(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray
 
 
 def shuffled(batch: Batch, order: np.ndarray) -> Batch:
-    """``batch`` with each list's items (ids, labels, mask) put in ``order`` ([B, L]): one
+    """``batch`` with each list's items (ids, labels, mask) put in ``order`` ([..., L]): one
     flat index for the three gathers (``np.take_along_axis`` builds its own for each, at
     about three times the cost)."""
-    rows, length = order.shape
-    flat = order + np.arange(0, rows * length, length)[:, None]
+    *lists, length = order.shape
+    flat = order + (np.arange(int(np.prod(lists))) * length).reshape(*lists, 1)
     take = lambda x: np.take(x, flat)  # noqa: E731
     return batch._replace(item_ids=take(batch.item_ids), labels=take(batch.labels), mask=take(batch.mask))
 
