@@ -133,7 +133,6 @@ def test_the_jax_checkpoint_is_flax_msgpack_written_from_views_of_the_arrays(tmp
     # The payload is written from buffers (large arrays' data uncopied): the file holds the
     # bytes flax.serialization.msgpack_serialize gives, whatever the leaves.
     import flax.serialization
-    import ml_dtypes
 
     from jax_ltr._serialize import VIEW_MIN_BYTES, msgpack_buffers
     from ltr_common.files import read_checkpoint_bytes, write_checkpoint_bytes
@@ -152,7 +151,7 @@ def test_the_jax_checkpoint_is_flax_msgpack_written_from_views_of_the_arrays(tmp
         "a": {
             "transposed": np.arange(300 * 400, dtype=np.float32).reshape(300, 400).T,
             "bool": np.arange(70_000) % 3 == 0,
-            "bf16": np.arange(40_000).astype(ml_dtypes.bfloat16),
+            "bf16": np.arange(40_000).astype(jax.numpy.bfloat16),
             "int64": np.arange(9_000, dtype=np.int64).reshape(3, 3000),
             "empty": np.zeros((0, 3)),
             "scalar": np.float32(2.5),
