@@ -3,6 +3,7 @@ inputs of a training batch."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from typing import Protocol
 
@@ -141,7 +142,7 @@ def shuffled(batch: Batch, order: np.ndarray) -> Batch:
     flat index for the three gathers (``np.take_along_axis`` builds its own for each, at
     about three times the cost)."""
     *lists, length = order.shape
-    flat = order + (np.arange(int(np.prod(lists))) * length).reshape(*lists, 1)
+    flat = order + (np.arange(math.prod(lists)) * length).reshape(*lists, 1)
     take = lambda x: np.take(x, flat)  # noqa: E731
     return batch._replace(item_ids=take(batch.item_ids), labels=take(batch.labels), mask=take(batch.mask))
 
