@@ -470,29 +470,26 @@ class Trainer:
             )
         self._unsettled.append(_Unsettled(batch, pairs, order, self._held, metrics))
         if len(self._unsettled) >= SETTLE_EVERY:  # the older half: the newest may still run
-            self._settle(through=self._unsettled[-SETTLE_EVERY // 2 - 1].metrics)
+            self._settle(through=len(self._unsettled) - SETTLE_EVERY // 2 - 1)
         return metrics
 
-    def _settle(self, through: dict | None = None) -> None:
+    def _settle(self, through: int | None = None) -> None:
         """Run again, with the full step, every step from the first one held back by
         ``one_shift_step`` on, in order, and put their metrics in the dicts those steps
         returned; from then on every step is the full one. One host read of a flag when
         nothing was held.
 
-        ``through``: the metrics of a step; the steps up to it are looked at, from its flag
-        alone (held chains: it says whether any of them was held), and the later ones stay
-        unsettled, so the host need not wait for the steps still running. Where one was
-        held, every step is settled."""
-        if through is not None:
-            index = next((i for i, u in enumerate(self._unsettled) if u.metrics is through), None)
-            if index is None:  # settled already
-                return
-            if not bool(jax.device_get(self._unsettled[index].held)):
-                del self._unsettled[: index + 1]
-                return
-        unsettled, self._unsettled = self._unsettled, []
-        if not unsettled or not bool(jax.device_get(unsettled[-1].held)):
+        ``through``: the index in ``_unsettled`` of the newest step to look at (None: the
+        last). Its flag alone answers for it and the steps before it (held chains); the later
+        ones stay unsettled, so the host need not wait for the steps still running. Where one
+        was held, every step is settled."""
+        if not self._unsettled:
             return
+        through = len(self._unsettled) - 1 if through is None else through
+        if not bool(jax.device_get(self._unsettled[through].held)):
+            del self._unsettled[: through + 1]
+            return
+        unsettled, self._unsettled = self._unsettled, []
         first = [bool(h) for h in jax.device_get([u.held for u in unsettled])].index(True)
         self._one_shift = False
         self._held = _place(np.asarray(False), self._replicated)
@@ -505,7 +502,7 @@ class Trainer:
 
     def metrics_to_host(self, metrics: list[dict]) -> list[dict[str, float]]:
         asked = {id(m) for m in metrics}  # settled through the newest of them: later ones may still run
-        newest = [u.metrics for u in self._unsettled if id(u.metrics) in asked]
+        newest = [i for i, u in enumerate(self._unsettled) if id(u.metrics) in asked]
         if newest:
             self._settle(through=newest[-1])
         host = jax.device_get(metrics)

@@ -44,7 +44,7 @@ def configure(framework: str, config: TrainConfig) -> None:
     width compiles its own step (about 0.9 s each for the rerank main job on a 2-core CPU);
     with the cache a later run loads them instead. Programs that compile in
     ``CACHED_COMPILE_S`` or more are kept, not only JAX's default of a second or more: the
-    evaluation's scores and metrics compile in about 0.1 s each and load in a few
+    evaluation's scores and metrics compile in about 0.1 and 0.3 s and load in a few
     milliseconds. Left alone when ``config.compilation_cache`` is off or the user has set a
     cache folder of their own (``JAX_COMPILATION_CACHE_DIR``).
     """
