@@ -18,7 +18,8 @@ import torch
 from ltr_bench.registry import Impl
 
 TORCH_DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-TURN_WARMUP_S = 0.05  # calls shorter than this get one untimed call at the start of each turn
+TURN_WARMUP_S = 0.05  # calls shorter than this start each turn with untimed calls ...
+TURN_WARM_S = 0.03  # ... for at least this long (at least one call)
 
 
 def quartiles(times: list[float]) -> tuple[float, float, float]:
@@ -108,10 +109,14 @@ def time_cells(impls: list[Impl], inputs, dtype: str, mode: str, runs: int) -> l
     in turns: each of ``runs`` rounds times one call of every implementation, in an order
     rotated from round to round, so a slow spell of the shared machine falls on all of them
     alike and their ratios stay side by side. A turn of a call shorter than
-    ``TURN_WARMUP_S`` starts with one untimed call: right after another framework's turn a
-    first call is slower (measured: top-k ListMLE's JAX call at (1024, 200) took 11.0–11.6 ms
-    timed cold in turns against 8.8–9.5 ms back to back, and 9.8–10.7 ms with the untimed
-    call), which would charge the switch to whoever runs second. Returns each one's
+    ``TURN_WARMUP_S`` starts with untimed calls of the same implementation for at least
+    ``TURN_WARM_S`` (at least one call): right after another framework's turn the first calls
+    are slower, and for some milliseconds, which would charge the switch to whoever runs
+    second. Measured on a 2-core CPU, ListMLE's value and gradient at (1024, 200) on ratings,
+    each turn after the other framework's: JAX's call took 4.01 ms after one untimed call,
+    3.31 ms after 10 ms of them, 3.13 ms after 30 ms and 3.09 ms after 120 ms (back to back
+    about 3.2 ms), torch.compile's 12.05, 11.87, 11.53 and 11.38 ms; so one untimed call
+    still charged JAX's short call with most of the switch. Returns each one's
     ``{"times", "compile_s", "memory_bytes", "value"}``, or ``{"failed": why}`` for one that
     could not be prepared or called (out of device memory, say), which then leaves the turns."""
     prepared: list[dict | None] = []
@@ -137,8 +142,8 @@ def time_cells(impls: list[Impl], inputs, dtype: str, mode: str, runs: int) -> l
             k = (round_index + offset) % len(impls)
             if k in failed:
                 continue
-            if warm_turn[k]:
-                _call_or_fail(prepared[k], k, failed)
+            if warm_turn[k] and not _warm_up(prepared[k], k, failed):
+                continue
             start = time.perf_counter()
             if _call_or_fail(prepared[k], k, failed):
                 times[k].append(time.perf_counter() - start)
@@ -153,6 +158,15 @@ def time_cells(impls: list[Impl], inputs, dtype: str, mode: str, runs: int) -> l
         memory, value = ready["memory_bytes"], ready["value"]
         results.append({"times": timed, "compile_s": compile_s, "memory_bytes": memory, "value": value})
     return results
+
+
+def _warm_up(ready: dict, index: int, failed: dict[int, str]) -> bool:
+    """Untimed calls for at least ``TURN_WARM_S``, at least one; False if one failed."""
+    start = time.perf_counter()
+    while _call_or_fail(ready, index, failed):
+        if time.perf_counter() - start >= TURN_WARM_S:
+            return True
+    return False
 
 
 def _failure(error: BaseException) -> str:

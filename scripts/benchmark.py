@@ -4,9 +4,9 @@
    against PyTorch eager, torch.compile, the original per-row Python loop and Rax, on the
    same inputs. Each cell (loss, labels, B x L, dtype, mode) compiles and warms up every
    implementation; then ``--runs`` rounds each time one call of every implementation (JAX:
-   ``block_until_ready``), in an order rotated from round to round and after one untimed
-   call for calls under 50 ms (``ltr_bench.timing``), so the implementations share the
-   machine's slow spells and their ratios are side by side; the median and the
+   ``block_until_ready``), in an order rotated from round to round and after 30 ms of
+   untimed calls for calls under 50 ms (``ltr_bench.timing``), so the implementations
+   share the machine's slow spells and their ratios are side by side; the median and the
    interquartile range are reported, with the compile time (first call, or XLA's
    lower+compile) apart. Inputs are arguments of the compiled function, never constants
    closed over. Labels are ratings 1..5 (or continuous, see ``--labels``) with 10% of the

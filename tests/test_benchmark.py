@@ -140,3 +140,37 @@ def test_quick_is_its_preset_as_typed_and_given_options_win(bench_script):
         assert given.grid_options.grid == quick.grid_options.grid and given.train
     assert not bench_script.parse_args(["--quick", "--no-train"]).train
     assert bench_script.parse_args(["--quick", "--main-job", "rerank"]).main_job == ["rerank"]
+
+
+def test_each_turn_warms_up_for_its_time_and_a_failed_warm_up_leaves_the_turns(monkeypatch):
+    from ltr_bench import timing
+    from ltr_bench.registry import Impl
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock["now"])
+    log: list[str] = []
+
+    def prepared(name: str, seconds: float, fails_at: int | None = None):
+        calls = {"n": 0}
+
+        def call():
+            calls["n"] += 1
+            if fails_at is not None and calls["n"] >= fails_at:
+                raise RuntimeError(f"{name} ran out of memory")
+            clock["now"] += seconds
+            log.append(name)
+
+        return {"call": call, "first_s": seconds, "memory_bytes": None, "value": 0.0}
+
+    sizes = {"short": (0.004, None), "long": (0.2, None), "breaks": (0.004, 6)}
+    monkeypatch.setattr(timing, "prepare_torch", lambda impl, *_: prepared(impl.name, *sizes[impl.name]))
+    impls = [Impl(name, "listmle", "torch", None, compiled=False) for name in sizes]
+    results = timing.time_cells(impls, None, "float32", "forward+backward", runs=2)
+    assert results[2]["failed"].startswith("failed: RuntimeError: breaks ran out of memory")
+    # The short call: its first (untimed) call, then per turn ceil(0.03 / 0.004) = 8 untimed
+    # calls and the timed one; the long call is timed with no warm-up.
+    assert log.count("short") == 1 + 2 * (8 + 1)
+    assert log.count("long") == 1 + 2
+    assert results[0]["times"] == pytest.approx([0.004, 0.004])
+    assert results[1]["times"] == pytest.approx([0.2, 0.2])
+    assert timing.TURN_WARM_S == pytest.approx(0.03)
