@@ -192,3 +192,36 @@ def test_one_shift_refuses_what_it_cannot_hold(case):
     assert not bool(_one_shift(scores.T, where.T, weights.T)[1])
     # without the culprit (the item masked, or weights of 1) the shift holds
     assert bool(_one_shift(scores.T, where.at[1, 2].set(False).T, jnp.ones((4, 2)))[1])
+
+
+@pytest.mark.parametrize("span", [8.0, 400.0])
+def test_weights_shared_by_every_list_are_the_masked_weights_of_each(span):
+    """``ranked_columns_listmle`` takes place weights shared by every list as [L, 1] and never
+    writes them out at [L, N]: the invalid places' weights (here large, finite) are read by no
+    value and no gradient, with one shift (span 8) and with the running max (span 400)."""
+    import jax
+    import jax.numpy as jnp
+
+    from jax_ltr._losses import ranked_columns_listmle
+    from parity_tests import _bounds
+
+    rng = np.random.default_rng(5)
+    columns = rng.normal(0.0, 1.0, (48, 6)).astype("float32")
+    columns[0] = span * np.where(np.arange(6) % 2, 1.0, -1.0)
+    valid = np.arange(48)[:, None] < rng.integers(0, 49, 6)[None, :]  # a prefix of each list
+    shared = (1.0 / np.log2(np.arange(48) + 2.0))[:, None].astype("float32")
+    shared[30:] = 1e30  # past some lists' valid items
+    masked = np.where(valid, shared, 0.0).astype("float32")
+
+    def total(x, weights):
+        return jnp.sum(ranked_columns_listmle(x, jnp.asarray(valid), jnp.asarray(weights), "scan"))
+
+    got = jax.value_and_grad(total)(jnp.asarray(columns), shared)
+    want = jax.value_and_grad(total)(jnp.asarray(columns), masked)
+    # What each side sums: per list, the weighted terms w_i (c_i - s_i), each at most
+    # 2 max|s| + log L; per gradient entry, at most the list's weights.
+    per_list = masked.sum(axis=0)
+    value_magnitude = (per_list * (2 * np.abs(columns).max() + np.log(48))).sum()
+    assert np.isfinite(float(got[0])) and np.isfinite(np.asarray(got[1])).all()
+    assert abs(float(got[0]) - float(want[0])) <= _bounds.tolerance(value_magnitude, "float32")
+    assert (np.abs(np.asarray(got[1]) - np.asarray(want[1])) <= _bounds.tolerance(per_list, "float32")).all()
