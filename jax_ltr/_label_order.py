@@ -364,13 +364,14 @@ def network_beats_sorting() -> bool:
     environment variable ``JAX_LTR_SORTING_NETWORK`` (0 or 1) says, else on the backend JAX
     computes on.
 
-    On CPU, yes: XLA's CPU sort calls its comparator once per comparison, while each of the
-    network's ``log2 n (log2 n + 1) / 2`` stages is one vectorised pass over the whole array.
-    Measured on a 2-core CPU, the two sorts of (B, L) keys timed in turns in one run: uint32
-    (1024, 200) 2.3 ms against 4.9 ms, (1024, 1000) 12.1 against 31.0 ms, (64, 2000) 1.8
-    against 4.8 ms; uint64 (1024, 200) 2.6 against 5.8 ms, (1024, 1000) 15.5 against 35.4
-    ms; but uint64 (2, 131072) 16.4 against 13.2 ms (``NETWORK_MAX_LENGTH``). On GPUs XLA's
-    sort of one integer operand is a radix sort, and TPUs, unmeasured, are left to XLA too.
+    On CPU, yes: XLA's CPU sort calls its comparator once per comparison, while the
+    network's ``log2 n (log2 n + 1) / 2`` stages are vectorised passes over the whole array,
+    two stages a pass. Measured on a 2-core CPU, the two sorts of (B, L) keys timed in turns
+    in one run: uint32 (1024, 200) 1.5 ms against 5.0 ms, (1024, 1000) 13.8 against 33.2
+    ms, (64, 2000) 1.1 against 4.8 ms; uint64 (1024, 200) 2.7 against 5.8 ms, (1024, 1000)
+    26.2 against 33.9 ms, (2, 131072) 12.8 against 14.9 ms; but (2, 262144) 37.7 against
+    31.0 ms (``NETWORK_MAX_LENGTH``). On GPUs XLA's sort of one integer operand is a radix
+    sort, and TPUs, unmeasured, are left to XLA too.
     """
     chosen = _SORTING_NETWORK.get()
     if chosen is not None:
@@ -386,8 +387,8 @@ def network_beats_sorting() -> bool:
 
 
 # Lists longer than this go to XLA's sort even where the network is chosen: the network's
-# stages grow as log2(L)^2, and at (2, 131072) its uint64 sort took 16.4 ms against 13.2 ms.
-NETWORK_MAX_LENGTH = 1 << 16
+# stages grow as log2(L)^2, and at (2, 262144) its uint64 sort took 37.7 ms against 31.0 ms.
+NETWORK_MAX_LENGTH = 1 << 17
 
 
 def sorted_unsigned(keys):
@@ -405,11 +406,17 @@ def bitonic_sort(keys):
 
     The lists are laid out one item per row ([L', lists], L' the power of two at or above
     L, padded with the dtype's largest value, which sorts last and is cut off after), so
-    that each compare-exchange stage is an elementwise minimum and maximum of two contiguous
-    blocks of rows. Every stage sorts ascending: each merge first compares its two sorted
-    runs with the second one reversed (which makes them one bitonic sequence), then halves.
-    A network sorts whatever the values: the result equals any sort's, equal keys being
-    indistinguishable.
+    that each compare-exchange stage is an elementwise minimum and maximum of blocks of
+    rows across every list at once. Every stage sorts ascending: each merge first compares
+    its two sorted runs with the second one reversed (which makes them one bitonic
+    sequence), then halves. The network moves the whole array at each pass over it, so its
+    cost is the passes, and each pass does two stages on blocks of four (``_merge_pass``,
+    ``_halving_pass``): 20 passes for 256 rows, where one stage a pass is 36. On a 2-core
+    CPU, timed in turns, keys of (1024, 200) sorted in 1.7 ms (uint64) and 1.3 ms (uint32)
+    so against 2.7 and 1.9 ms one stage a pass, (1024, 1000) uint32 in 11.7 against 16.0
+    ms, for 0.03 s more compilation. Three stages a pass were slower: XLA computes each
+    block of a pass's output on its own, the earlier stages again for each. A network sorts
+    whatever the values: the result equals any sort's, equal keys being indistinguishable.
     """
     shape, length = keys.shape, keys.shape[-1]
     if length < 2:
@@ -420,19 +427,50 @@ def bitonic_sort(keys):
         pad = jnp.full((size - length, rows.shape[1]), jnp.iinfo(keys.dtype).max, keys.dtype)
         rows = jnp.concatenate([rows, pad])
     run = 1
-    while run < size:  # merge sorted runs of ``run`` items into runs of 2 * run
-        pairs = rows.reshape(size // (2 * run), 2, run, -1)
-        first, second = pairs[:, 0], pairs[:, 1, ::-1]
-        rows = jnp.concatenate([jnp.minimum(first, second), jnp.maximum(first, second)[:, ::-1]], axis=1)
-        half = run // 2
-        while half:  # each half of a bitonic run: compare-exchange the items half apart
-            pairs = rows.reshape(size // (2 * half), 2, half, -1)
-            low, high = jnp.minimum(pairs[:, 0], pairs[:, 1]), jnp.maximum(pairs[:, 0], pairs[:, 1])
-            rows = jnp.stack([low, high], axis=1)
-            half //= 2
-        rows = rows.reshape(size, -1)
+    while run < size:  # merge sorted runs of ``run`` rows into runs of 2 * run
+        rows = _merge_pass(rows, run)  # the stages at distances ``run`` (reversed) and run / 2
+        half = run // 4
+        while half:  # the rest of the halving, two stages a pass
+            rows = _halving_pass(rows, half)
+            half //= 4
         run *= 2
     return rows[:length].T.reshape(shape)
+
+
+def _exchange(first, second):
+    return jnp.minimum(first, second), jnp.maximum(first, second)
+
+
+def _merge_pass(rows, run: int):
+    """The first stage of merging sorted runs of ``run`` rows (each row of the first run
+    against its mirror in the second, reversed) and, for runs of two or more, the halving
+    stage after it (rows ``run / 2`` apart), in one pass. Each block of ``2 * run`` rows is
+    seen as four quarters: the first against the reversed fourth, the second against the
+    reversed third, then the first half's quarters against each other, and the second's."""
+    if run == 1:  # one row against one: nothing to reverse
+        return _halving_pass(rows, 1)
+    size, lists = rows.shape
+    quarters = rows.reshape(size // (2 * run), 2, 2, run // 2, lists)
+    first, fourth = _exchange(quarters[:, 0, 0], quarters[:, 1, 1, ::-1])
+    second, third = _exchange(quarters[:, 0, 1], quarters[:, 1, 0, ::-1])
+    first, second = _exchange(first, second)
+    third, fourth = _exchange(third[:, ::-1], fourth[:, ::-1])
+    return jnp.stack([first, second, third, fourth], axis=1).reshape(size, lists)
+
+
+def _halving_pass(rows, half: int):
+    """The halving stages of a merge at distances ``half`` and ``half / 2`` in one pass (the
+    one at distance 1 alone where ``half`` is 1)."""
+    size, lists = rows.shape
+    if half == 1:
+        pairs = rows.reshape(size // 2, 2, lists)
+        return jnp.stack(_exchange(pairs[:, 0], pairs[:, 1]), axis=1).reshape(size, lists)
+    quarters = rows.reshape(size // (2 * half), 2, 2, half // 2, lists)
+    first, third = _exchange(quarters[:, 0, 0], quarters[:, 1, 0])
+    second, fourth = _exchange(quarters[:, 0, 1], quarters[:, 1, 1])
+    first, second = _exchange(first, second)
+    third, fourth = _exchange(third, fourth)
+    return jnp.stack([first, second, third, fourth], axis=1).reshape(size, lists)
 
 
 def _count_below(sorted_keys, keys):
