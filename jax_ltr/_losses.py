@@ -174,7 +174,8 @@ def ranked_listmle(ranked, valid, method: str, weights=None):
         if host.shape[-1] > 1 and (host[..., 1:] & ~host[..., :-1]).any():
             raise ValueError("valid must be a prefix along the last axis (valid items first)")
     weights = jnp.ones(ranked.shape[-1:]) if weights is None else weights
-    weights = jnp.where(valid, jnp.broadcast_to(weights, ranked.shape), 0.0)  # any value where invalid
+    # the caller's weights may be anything at invalid places
+    weights = jnp.where(valid, jnp.broadcast_to(weights, ranked.shape), 0.0)
     columns = [rows_of(x).T for x in (ranked, valid, weights)]
     return ranked_columns_listmle(*columns, method).reshape(ranked.shape[:-1])
 
@@ -209,8 +210,8 @@ def ranked_columns_listmle(columns, valid, weights, method: str):
     [L, N], the list axis first, so that each of the running sums' steps is a vector across
     the N lists and no transpose is needed before or after them (``arrange`` writes the
     scores so); ``weights`` are [L, N], or [L, 1] for weights shared by every list, which are
-    then never written out at [L, N] (the weights of invalid places are not read). Returns
-    [N]."""
+    then never written out at [L, N]. The weights of invalid places change nothing, whatever
+    they are (NaN and infinities included). Returns [N]."""
     weights = jnp.asarray(weights).astype(columns.dtype)
     fits_checks = _ONE_SHIFT_CHECKS.get()
     if fits_checks is not None:  # traced within ``one_shift_only``: no wide-span fallback
@@ -229,8 +230,10 @@ def _one_shift(ranked, valid, weights):
     """``(top, fits)`` for lists laid out one per column ([L, N]): each list's largest valid
     score [1, N] (0 where it has none or it is not finite) and whether every list's ListMLE
     can be computed with that one shift: each list's valid scores span at most ``log(max) /
-    2 - 1`` (43 in float32) and its weights ([L, N] or [L, 1], the invalid places' too) sum
-    to at most ``exp`` of that. Then ``exp(s - top)`` stays a normal number, far above the
+    2 - 1`` (43 in float32) and its weights sum to at most ``exp`` of that: every place's, so
+    that weights shared by every list ([L, 1]) are summed once, not masked at [L, N] (weights
+    past a list's valid items that fail the test send it to the fallback, whose values are
+    the same). Then ``exp(s - top)`` stays a normal number, far above the
     bottom of the range, and the running sums of the gradient, at most the weights' sum
     times ``exp(span)``, stay finite. An infinite
     score fails the test; a NaN score may pass it (XLA's vectorised maximum on a CPU need
@@ -288,7 +291,7 @@ def _running_max_parts(ranked, valid, method):
 
 
 def _weighted_sum(weights, valid, terms):
-    return jnp.sum(weights * jnp.where(valid, terms, 0.0), axis=0)
+    return jnp.sum(jnp.where(valid, weights * terms, 0.0), axis=0)
 
 
 def _ranked_listmle_bwd(method, fallback, residuals, cotangent):
@@ -308,7 +311,7 @@ def _ranked_listmle_bwd(method, fallback, residuals, cotangent):
 
 
 def _running_max_grad(ranked, valid, weights, high, log_total, method):
-    weights = jnp.broadcast_to(jnp.where(valid, weights, 0.0), ranked.shape)
+    weights = jnp.where(valid, weights, 0.0)  # [L, N]
     # d/ds_k = p_k * T_k - w_k, with p_k = exp(s_k - c_k) <= 1 and T_k = sum_{i <= k} w_i
     # exp(c_k - c_i), which obeys T_k = w_k + exp(c_k - c_{k-1}) * T_{k-1} (c never increases
     # along the ranking, so every factor is <= 1). Differences of c are taken on (high, log

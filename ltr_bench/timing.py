@@ -18,8 +18,8 @@ import torch
 from ltr_bench.registry import Impl
 
 TORCH_DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-TURN_WARMUP_S = 0.05  # calls shorter than this start each turn with untimed calls ...
-TURN_WARM_S = 0.03  # ... for at least this long (at least one call)
+WARM_UP_BELOW_S = 0.05  # calls shorter than this start each turn with untimed calls ...
+WARM_UP_FOR_S = 0.03  # ... for at least this long (at least one call)
 
 
 def quartiles(times: list[float]) -> tuple[float, float, float]:
@@ -109,8 +109,8 @@ def time_cells(impls: list[Impl], inputs, dtype: str, mode: str, runs: int) -> l
     in turns: each of ``runs`` rounds times one call of every implementation, in an order
     rotated from round to round, so a slow spell of the shared machine falls on all of them
     alike and their ratios stay side by side. A turn of a call shorter than
-    ``TURN_WARMUP_S`` starts with untimed calls of the same implementation for at least
-    ``TURN_WARM_S`` (at least one call): right after another framework's turn the first calls
+    ``WARM_UP_BELOW_S`` starts with untimed calls of the same implementation for at least
+    ``WARM_UP_FOR_S`` (at least one call): right after another framework's turn the first calls
     are slower, and for some milliseconds, which would charge the switch to whoever runs
     second. Measured on a 2-core CPU, ListMLE's value and gradient at (1024, 200) on ratings,
     each turn after the other framework's: JAX's call took 4.01 ms after one untimed call,
@@ -135,7 +135,7 @@ def time_cells(impls: list[Impl], inputs, dtype: str, mode: str, runs: int) -> l
         if ready is not None:
             start = time.perf_counter()
             _call_or_fail(ready, index, failed)
-            warm_turn[-1] = time.perf_counter() - start < TURN_WARMUP_S
+            warm_turn[-1] = time.perf_counter() - start < WARM_UP_BELOW_S
     times: list[list[float]] = [[] for _ in impls]
     for round_index in range(runs):
         for offset in range(len(impls)):
@@ -161,10 +161,10 @@ def time_cells(impls: list[Impl], inputs, dtype: str, mode: str, runs: int) -> l
 
 
 def _warm_up(ready: dict, index: int, failed: dict[int, str]) -> bool:
-    """Untimed calls for at least ``TURN_WARM_S``, at least one; False if one failed."""
+    """Untimed calls for at least ``WARM_UP_FOR_S``, at least one; False if one failed."""
     start = time.perf_counter()
     while _call_or_fail(ready, index, failed):
-        if time.perf_counter() - start >= TURN_WARM_S:
+        if time.perf_counter() - start >= WARM_UP_FOR_S:
             return True
     return False
 

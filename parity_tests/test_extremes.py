@@ -197,21 +197,29 @@ def test_one_shift_refuses_what_it_cannot_hold(case):
 @pytest.mark.parametrize("span", [8.0, 400.0])
 def test_weights_shared_by_every_list_are_the_masked_weights_of_each(span):
     """``ranked_columns_listmle`` takes place weights shared by every list as [L, 1] and never
-    writes them out at [L, N]: the invalid places' weights (here large, finite) are read by no
-    value and no gradient, with one shift (span 8) and with the running max (span 400)."""
+    writes them out at [L, N]: the weights of places no list reaches change no value and no
+    gradient, with one shift (span 8; large weights there, whose sum the shift's check
+    still passes) and with the running max (span 400; infinite and NaN weights there, which
+    would fail the check anyway)."""
     import jax
     import jax.numpy as jnp
 
-    from jax_ltr._losses import ranked_columns_listmle
+    from jax_ltr._losses import _one_shift, ranked_columns_listmle
     from parity_tests import _bounds
 
     rng = np.random.default_rng(5)
     columns = rng.normal(0.0, 1.0, (48, 6)).astype("float32")
     columns[0] = span * np.where(np.arange(6) % 2, 1.0, -1.0)
-    valid = np.arange(48)[:, None] < rng.integers(0, 49, 6)[None, :]  # a prefix of each list
+    valid = np.arange(48)[:, None] < rng.integers(0, 31, 6)[None, :]  # a prefix of each list
+    valid[:, 0] = np.arange(48) < 30  # the longest: places 30 and after are no list's
     shared = (1.0 / np.log2(np.arange(48) + 2.0))[:, None].astype("float32")
-    shared[30:] = 1e30  # past some lists' valid items
+    if span < 43:
+        shared[30:] = 1e15  # 18e15 in all: below exp(43)
+    else:
+        shared[30:40], shared[40:] = np.inf, np.nan
     masked = np.where(valid, shared, 0.0).astype("float32")
+    _, fits = _one_shift(jnp.asarray(columns), jnp.asarray(valid), jnp.asarray(shared))
+    assert bool(fits) == (span < 43)  # each path taken where it should be
 
     def total(x, weights):
         return jnp.sum(ranked_columns_listmle(x, jnp.asarray(valid), jnp.asarray(weights), "scan"))

@@ -29,7 +29,7 @@ def bench(bench_script, monkeypatch):
     computed, never how fast (the warm-up has its own test, the last one here)."""
     from ltr_bench import timing
 
-    monkeypatch.setattr(timing, "TURN_WARM_S", 0.0)
+    monkeypatch.setattr(timing, "WARM_UP_FOR_S", 0.0)
     return bench_script
 
 
@@ -150,11 +150,13 @@ def test_quick_is_its_preset_as_typed_and_given_options_win(bench_script):
 
 
 def test_each_turn_warms_up_for_its_time_and_a_failed_warm_up_leaves_the_turns(monkeypatch):
+    import types
+
     from ltr_bench import timing
     from ltr_bench.registry import Impl
 
     clock = {"now": 0.0}
-    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock["now"])
+    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter=lambda: clock["now"]))
     log: list[str] = []
 
     def prepared(name: str, seconds: float, fails_at: int | None = None):
@@ -162,7 +164,7 @@ def test_each_turn_warms_up_for_its_time_and_a_failed_warm_up_leaves_the_turns(m
 
         def call():
             calls["n"] += 1
-            if fails_at is not None and calls["n"] >= fails_at:
+            if calls["n"] == fails_at:  # that call alone: the ones after it would pass
                 raise RuntimeError(f"{name} ran out of memory")
             clock["now"] += seconds
             log.append(name)
@@ -173,11 +175,13 @@ def test_each_turn_warms_up_for_its_time_and_a_failed_warm_up_leaves_the_turns(m
     monkeypatch.setattr(timing, "prepare_torch", lambda impl, *_: prepared(impl.name, *sizes[impl.name]))
     impls = [Impl(name, "listmle", "torch", None, compiled=False) for name in sizes]
     results = timing.time_cells(impls, None, "float32", "forward+backward", runs=2)
+    # "breaks": its first call, four warm-up calls, the fifth fails: no timed call after it.
     assert results[2]["failed"].startswith("failed: RuntimeError: breaks ran out of memory")
+    assert log.count("breaks") == 5
     # The short call: its first (untimed) call, then per turn ceil(0.03 / 0.004) = 8 untimed
     # calls and the timed one; the long call is timed with no warm-up.
     assert log.count("short") == 1 + 2 * (8 + 1)
     assert log.count("long") == 1 + 2
     assert results[0]["times"] == pytest.approx([0.004, 0.004])
     assert results[1]["times"] == pytest.approx([0.2, 0.2])
-    assert timing.TURN_WARM_S == pytest.approx(0.03)
+    assert (timing.WARM_UP_BELOW_S, timing.WARM_UP_FOR_S) == (0.05, 0.03)
