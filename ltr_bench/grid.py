@@ -30,7 +30,7 @@ from ltr_bench.registry import (
     implementations,
 )
 from ltr_bench.report import fmt
-from ltr_bench.timing import quartiles, release_device_memory, time_cells
+from ltr_bench.timing import WARM_UP_FOR_S, quartiles, release_device_memory, time_cells
 from ltr_common.pairs import sample_pairs
 
 
@@ -48,10 +48,13 @@ class GridOptions:
     runs: int = 20  # timed rounds per cell
     loop_max_items: int = 1024 * 200  # the original loop's largest B * L
     dense_max_pairs: float = 2.6e8  # a dense [B, L, L] implementation's largest B * L * L
+    warm_up_s: float = WARM_UP_FOR_S  # untimed calls at the start of a short call's turn
 
     def __post_init__(self):
         if self.runs < 2:
             raise ValueError(f"--runs: need at least 2 timed calls, got {self.runs}")
+        if not self.warm_up_s >= 0:
+            raise ValueError(f"--warm-up-s: need seconds >= 0, got {self.warm_up_s}")
         known = set(implementation_names())
         unknown = set(self.implementations or ()) - known
         if unknown:
@@ -172,7 +175,7 @@ def run_grid(options: GridOptions, *, deadline: float | None = None, on_cell=Non
             continue
         inputs = make_inputs(batch, length, labels=labels)
         for impl, result in zip(
-            runnable, time_cells(runnable, inputs, dtype, mode, options.runs), strict=True
+            runnable, time_cells(runnable, inputs, dtype, mode, options.runs, options.warm_up_s), strict=True
         ):
             head = {"loss": loss, "implementation": impl.name, "call": impl.call, **cell}
             if "failed" in result:

@@ -19,7 +19,7 @@ from ltr_bench.registry import Impl
 
 TORCH_DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 WARM_UP_BELOW_S = 0.05  # calls shorter than this start each turn with untimed calls ...
-WARM_UP_FOR_S = 0.03  # ... for at least this long (at least one call)
+WARM_UP_FOR_S = 0.03  # ... for at least this long (at least one call): the default of --warm-up-s
 
 
 def quartiles(times: list[float]) -> tuple[float, float, float]:
@@ -104,19 +104,22 @@ def prepare_torch(impl: Impl, inputs, dtype: str, mode: str) -> dict:
     return {"call": call, "first_s": first, "memory_bytes": memory, "value": float(value.detach())}
 
 
-def time_cells(impls: list[Impl], inputs, dtype: str, mode: str, runs: int) -> list[dict]:
+def time_cells(
+    impls: list[Impl], inputs, dtype: str, mode: str, runs: int, warm_up_s: float = WARM_UP_FOR_S
+) -> list[dict]:
     """Every implementation of one (loss, labels, B x L, dtype, mode) cell, prepared, then timed
     in turns: each of ``runs`` rounds times one call of every implementation, in an order
     rotated from round to round, so a slow spell of the shared machine falls on all of them
     alike and their ratios stay side by side. A turn of a call shorter than
     ``WARM_UP_BELOW_S`` starts with untimed calls of the same implementation for at least
-    ``WARM_UP_FOR_S`` (at least one call): right after another framework's turn the first calls
-    are slower, and for some milliseconds, which would charge the switch to whoever runs
-    second. Measured on a 2-core CPU, ListMLE's value and gradient at (1024, 200) on ratings,
-    each turn after the other framework's: JAX's call took 4.01 ms after one untimed call,
-    3.31 ms after 10 ms of them, 3.13 ms after 30 ms and 3.09 ms after 120 ms (back to back
-    about 3.2 ms), torch.compile's 12.05, 11.87, 11.53 and 11.38 ms; so one untimed call
-    still charged JAX's short call with most of the switch. Returns each one's
+    ``warm_up_s`` (at least one call; ``WARM_UP_FOR_S`` unless given): right after another
+    framework's turn the first calls are slower, and for some milliseconds, which would
+    charge the switch to whoever runs second. Measured on a 2-core CPU, ListMLE's value and
+    gradient at (1024, 200) on ratings, each turn after the other framework's: JAX's call
+    took 4.01 ms after one untimed call, 3.31 ms after 10 ms of them, 3.13 ms after 30 ms and
+    3.09 ms after 120 ms (back to back about 3.2 ms), torch.compile's 12.05, 11.87, 11.53
+    and 11.38 ms; so one untimed call still charged JAX's short call with most of the
+    switch. Returns each one's
     ``{"times", "compile_s", "memory_bytes", "value"}``, or ``{"failed": why}`` for one that
     could not be prepared or called (out of device memory, say), which then leaves the turns."""
     prepared: list[dict | None] = []
@@ -142,7 +145,7 @@ def time_cells(impls: list[Impl], inputs, dtype: str, mode: str, runs: int) -> l
             k = (round_index + offset) % len(impls)
             if k in failed:
                 continue
-            if warm_turn[k] and not _warm_up(prepared[k], k, failed):
+            if warm_turn[k] and not _warm_up(prepared[k], k, failed, warm_up_s):
                 continue
             start = time.perf_counter()
             if _call_or_fail(prepared[k], k, failed):
@@ -160,11 +163,11 @@ def time_cells(impls: list[Impl], inputs, dtype: str, mode: str, runs: int) -> l
     return results
 
 
-def _warm_up(ready: dict, index: int, failed: dict[int, str]) -> bool:
-    """Untimed calls for at least ``WARM_UP_FOR_S``, at least one; False if one failed."""
+def _warm_up(ready: dict, index: int, failed: dict[int, str], seconds: float) -> bool:
+    """Untimed calls for at least ``seconds``, at least one; False if one failed."""
     start = time.perf_counter()
     while _call_or_fail(ready, index, failed):
-        if time.perf_counter() - start >= WARM_UP_FOR_S:
+        if time.perf_counter() - start >= seconds:
             return True
     return False
 

@@ -131,11 +131,14 @@ def test_nan_at_a_valid_position_goes_after_the_other_valid_items():
 def test_float64_and_lists_longer_than_65536(kind):
     keys, where, rng = _draw(kind, (2, 70_000), np.float32, seed=1)
     tie = rng.random(keys.shape).astype(np.float32)
-    np.testing.assert_array_equal(
-        np.asarray(descending_order(keys, where, tie)), python_order(keys, where, tie)
-    )
-    assert_places(keys, where)
-    assert_places(np.round(keys) % 2, where)  # binary: counted, one count per 32-bit word
+    # XLA's sort for these long lists: which integer sort runs is not what is tested here (the
+    # network's own tests are below), and its 153 stages at 131,072 rows took 3 s to compile.
+    with label_order.sorting_network(False):
+        np.testing.assert_array_equal(
+            np.asarray(descending_order(keys, where, tie)), python_order(keys, where, tie)
+        )
+        assert_places(keys, where)
+        assert_places(np.round(keys) % 2, where)  # binary: counted, one count per 32-bit word
     with jax.enable_x64(True):
         keys, where, rng = _draw(kind, (3, 300), np.float64, seed=2)
         assert_places(keys, where)  # ratings: counted in float64
@@ -296,7 +299,7 @@ def test_the_trainers_step_has_no_comparison_sort(task, backend):
 
 
 @pytest.mark.parametrize("dtype", [np.uint32, np.uint64])
-@pytest.mark.parametrize("length", [0, 1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 200, 256, 257, 1000])
+@pytest.mark.parametrize("length", [0, 1, 2, 3, 4, 5, 7, 9, 17, 200, 256, 257, 1000])
 def test_the_bitonic_network_sorts_as_numpy(dtype, length):
     rng = np.random.default_rng(length)
     high = np.iinfo(dtype).max

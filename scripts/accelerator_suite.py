@@ -113,6 +113,7 @@ def grid_options(section: dict, *, runs: int, tiny: bool) -> GridOptions:
         implementations=tuple(names),
         runs=runs,
         dense_max_pairs=1.1e9,
+        warm_up_s=0.0 if tiny else GridOptions.warm_up_s,  # --tiny times nothing worth warming
     )
 
 

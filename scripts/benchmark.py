@@ -167,6 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=GRID_DEFAULTS.dense_max_pairs,
         help="the largest B * L * L of an implementation that builds [B, L, L] arrays",
     )
+    grid.add_argument(
+        "--warm-up-s",
+        type=float,
+        metavar="S",
+        default=GRID_DEFAULTS.warm_up_s,
+        help="untimed calls, for at least this long, at the start of each turn of a call under "
+        "50 ms (0: one untimed call)",
+    )
     steps = parser.add_argument_group("the trainers' steps")
     steps.add_argument(
         "--train",

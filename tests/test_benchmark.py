@@ -23,22 +23,14 @@ def bench_script():
     return load_script("benchmark")
 
 
-@pytest.fixture
-def bench(bench_script, monkeypatch):
-    """The script, its turns without the 30 ms warm-up: the grids here assert what is
-    computed, never how fast (the warm-up has its own test, the last one here)."""
-    from ltr_bench import timing
-
-    monkeypatch.setattr(timing, "WARM_UP_FOR_S", 0.0)
-    return bench_script
-
-
 @pytest.mark.slow
-def test_tiny_grid_writes_agreeing_rows(bench, tmp_path, capsys):
+def test_tiny_grid_writes_agreeing_rows(bench_script, tmp_path, capsys):
     names = ["jax", "jax scan levels", "torch eager", "original loop", "rax"]
+    # The grids here assert what is computed, never how fast: no warm-up of the turns (its own
+    # test is the last one here).
     flags = ["--grid", "3x7", "--runs", "2", "--dtypes", "float32,bfloat16", "--modes", "forward+backward"]
-    flags += ["--labels", "ratings"]
-    code = bench.main([*flags, "--out", str(tmp_path), "--implementations", *names])
+    flags += ["--labels", "ratings", "--warm-up-s", "0"]
+    code = bench_script.main([*flags, "--out", str(tmp_path), "--implementations", *names])
     assert code == 0
     out = capsys.readouterr().out
     assert (
@@ -60,9 +52,10 @@ def test_tiny_grid_writes_agreeing_rows(bench, tmp_path, capsys):
     assert (tmp_path / "benchmark.png").read_bytes().startswith(b"\x89PNG")
 
 
-def test_continuous_labels_run_without_levels(bench, capsys):
+def test_continuous_labels_run_without_levels(bench_script, capsys):
     flags = ["--grid", "3x7", "--runs", "2", "--losses", "listmle", "--modes", "forward+backward"]
-    assert bench.main([*flags, "--labels", "continuous", "--implementations", "jax", "jax scan levels"]) == 0
+    flags += ["--warm-up-s", "0", "--labels", "continuous"]
+    assert bench_script.main([*flags, "--implementations", "jax", "jax scan levels"]) == 0
     out = capsys.readouterr().out
     assert (
         "| listmle | jax scan levels | continuous | 3x7 | float32 | forward+backward | n/a | levels need"
@@ -71,9 +64,10 @@ def test_continuous_labels_run_without_levels(bench, capsys):
     assert "| listmle | jax | continuous | 3x7 | float32 | forward+backward | " in out
 
 
-def test_the_original_loop_is_not_run_past_its_size_limit(bench, capsys):
+def test_the_original_loop_is_not_run_past_its_size_limit(bench_script, capsys):
     flags = ["--grid", "2x40", "--runs", "2", "--loop-max-items", "50", "--losses", "listmle"]
-    assert bench.main([*flags, "--modes", "forward", "--implementations", "original loop"]) == 0
+    flags += ["--warm-up-s", "0"]
+    assert bench_script.main([*flags, "--modes", "forward", "--implementations", "original loop"]) == 0
     out = capsys.readouterr().out
     assert (
         "| listmle | original loop | ratings | 2x40 | float32 | forward | n/a | B*L > --loop-max-items 50"
@@ -88,6 +82,7 @@ def test_bad_arguments_name_the_flag(bench_script, capsys):
         (["--implementations", "numpy"], "--implementations: unknown ['numpy']"),
         (["--labels", "grades"], "expected a comma list of ratings, continuous"),
         (["--runs", "1"], "--runs: need at least 2 timed calls"),
+        (["--warm-up-s", "-1"], "--warm-up-s: need seconds >= 0"),
         (["--train-batch-sizes", "32,0"], "batch sizes must be >= 1"),
     ):
         with pytest.raises(SystemExit) as exit_info:
