@@ -189,8 +189,9 @@ def one_shift_only() -> Iterator[list]:
     ``position_listmle_loss``, ``topk_listmle_loss`` and the hybrid) leave out their
     wide-span fallback, and each appends to the list it yields a traced bool scalar: whether
     its one shift was exact (``_one_shift``: every list's valid scores span at most 43 in
-    float32, and none is infinite). Where that is True, the values and gradients are
-    the ones the full call gives; where it is False, they are not to be used.
+    float32, none is infinite, and the places' weights, in magnitude, sum to at most exp(43)).
+    Where that is True, the values and gradients are the ones the full call gives; where it
+    is False, they are not to be used.
 
     Read when a function is traced, so it belongs inside the traced function, and the
     scalars must leave it as that function's outputs (or a differentiated function's
@@ -230,19 +231,21 @@ def _one_shift(ranked, valid, weights):
     """``(top, fits)`` for lists laid out one per column ([L, N]): each list's largest valid
     score [1, N] (0 where it has none or it is not finite) and whether every list's ListMLE
     can be computed with that one shift: each list's valid scores span at most ``log(max) /
-    2 - 1`` (43 in float32) and its weights sum to at most ``exp`` of that: every place's, so
-    that weights shared by every list ([L, 1]) are summed once, not masked at [L, N] (weights
-    past a list's valid items that fail the test send it to the fallback, whose values are
-    the same). Then ``exp(s - top)`` stays a normal number, far above the
-    bottom of the range, and the running sums of the gradient, at most the weights' sum
-    times ``exp(span)``, stay finite. An infinite
-    score fails the test; a NaN score may pass it (XLA's vectorised maximum on a CPU need
-    not carry a NaN through), and then the one shift's values are NaN, as the fallback's are."""
+    2 - 1`` (43 in float32) and the magnitudes of its weights sum to at most ``exp`` of that:
+    every place's, so that weights shared by every list ([L, 1]) are summed once, not masked
+    at [L, N]. Weights past a list's valid items that fail the test (huge, infinite, NaN)
+    send the whole batch to the fallback, whose values are the same (under
+    ``one_shift_only``, where there is none, the trainer runs the step again in full). Then
+    ``exp(s - top)`` stays a normal number, far above the bottom of the range, and the
+    running sums of the gradient, at most the weights' sum times ``exp(span)``, stay finite.
+    An infinite score fails the test; a NaN score may pass it (XLA's vectorised maximum on a
+    CPU need not carry a NaN through), and then the one shift's values are NaN, as the
+    fallback's are."""
     limit = float(np.log(np.finfo(ranked.dtype).max)) / 2 - 1
     top = jnp.max(jnp.where(valid, ranked, -jnp.inf), axis=0, keepdims=True, initial=-jnp.inf)
     bottom = jnp.min(jnp.where(valid, ranked, jnp.inf), axis=0, keepdims=True, initial=jnp.inf)
     span = jnp.where(jnp.any(valid, axis=0, keepdims=True), top - bottom, 0.0)
-    fits = jnp.all(span <= limit) & jnp.all(jnp.sum(weights, axis=0) <= np.exp(limit))
+    fits = jnp.all(span <= limit) & jnp.all(jnp.sum(jnp.abs(weights), axis=0) <= np.exp(limit))
     return jnp.where(jnp.isfinite(top), top, 0.0), fits
 
 

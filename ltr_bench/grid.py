@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 import sys
 import time
 
@@ -53,8 +54,8 @@ class GridOptions:
     def __post_init__(self):
         if self.runs < 2:
             raise ValueError(f"--runs: need at least 2 timed calls, got {self.runs}")
-        if not self.warm_up_s >= 0:
-            raise ValueError(f"--warm-up-s: need seconds >= 0, got {self.warm_up_s}")
+        if not (math.isfinite(self.warm_up_s) and self.warm_up_s >= 0):
+            raise ValueError(f"--warm-up-s: need finite seconds >= 0, got {self.warm_up_s}")
         known = set(implementation_names())
         unknown = set(self.implementations or ()) - known
         if unknown:

@@ -8,6 +8,7 @@ there is a GPU. Inputs are arguments of the compiled function, never constants c
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 
@@ -122,6 +123,8 @@ def time_cells(
     switch. Returns each one's
     ``{"times", "compile_s", "memory_bytes", "value"}``, or ``{"failed": why}`` for one that
     could not be prepared or called (out of device memory, say), which then leaves the turns."""
+    if not (math.isfinite(warm_up_s) and warm_up_s >= 0):
+        raise ValueError(f"warm_up_s: need finite seconds >= 0, got {warm_up_s}")
     prepared: list[dict | None] = []
     failed: dict[int, str] = {}
     for index, impl in enumerate(impls):

@@ -194,17 +194,18 @@ def test_one_shift_refuses_what_it_cannot_hold(case):
     assert bool(_one_shift(scores.T, where.at[1, 2].set(False).T, jnp.ones((4, 2)))[1])
 
 
-@pytest.mark.parametrize("span", [8.0, 400.0])
-def test_weights_shared_by_every_list_are_the_masked_weights_of_each(span):
+@pytest.mark.parametrize(("span", "method"), [(8.0, "scan"), (400.0, "scan"), (400.0, "associative")])
+def test_weights_shared_by_every_list_are_the_masked_weights_of_each(span, method):
     """``ranked_columns_listmle`` takes place weights shared by every list as [L, 1] and never
     writes them out at [L, N]: the weights of places no list reaches change no value and no
     gradient, with one shift (span 8; large weights there, whose sum the shift's check
     still passes) and with the running max (span 400; infinite and NaN weights there, which
-    would fail the check anyway)."""
+    would fail the check anyway). Within ``one_shift_only`` (the trainer's first try) such
+    weights, -inf among them, fail the check, and the one shift's values are still right."""
     import jax
     import jax.numpy as jnp
 
-    from jax_ltr._losses import _one_shift, ranked_columns_listmle
+    from jax_ltr._losses import _one_shift, one_shift_only, ranked_columns_listmle
     from parity_tests import _bounds
 
     rng = np.random.default_rng(5)
@@ -222,14 +223,30 @@ def test_weights_shared_by_every_list_are_the_masked_weights_of_each(span):
     assert bool(fits) == (span < 43)  # each path taken where it should be
 
     def total(x, weights):
-        return jnp.sum(ranked_columns_listmle(x, jnp.asarray(valid), jnp.asarray(weights), "scan"))
+        return jnp.sum(ranked_columns_listmle(x, jnp.asarray(valid), jnp.asarray(weights), method))
 
-    got = jax.value_and_grad(total)(jnp.asarray(columns), shared)
-    want = jax.value_and_grad(total)(jnp.asarray(columns), masked)
     # What each side sums: per list, the weighted terms w_i (c_i - s_i), each at most
     # 2 max|s| + log L; per gradient entry, at most the list's weights.
     per_list = masked.sum(axis=0)
     value_magnitude = (per_list * (2 * np.abs(columns).max() + np.log(48))).sum()
-    assert np.isfinite(float(got[0])) and np.isfinite(np.asarray(got[1])).all()
-    assert abs(float(got[0]) - float(want[0])) <= _bounds.tolerance(value_magnitude, "float32")
-    assert (np.abs(np.asarray(got[1]) - np.asarray(want[1])) <= _bounds.tolerance(per_list, "float32")).all()
+
+    def assert_as_masked(got):
+        want = jax.value_and_grad(total)(jnp.asarray(columns), masked)
+        assert np.isfinite(float(got[0])) and np.isfinite(np.asarray(got[1])).all()
+        assert abs(float(got[0]) - float(want[0])) <= _bounds.tolerance(value_magnitude, "float32")
+        gap = np.abs(np.asarray(got[1]) - np.asarray(want[1]))
+        assert (gap <= _bounds.tolerance(per_list, "float32")).all()
+
+    assert_as_masked(jax.value_and_grad(total)(jnp.asarray(columns), shared))
+    if span < 43:
+        for fill in (np.inf, np.nan, -np.inf):
+            bad = shared.copy()
+            bad[30:] = fill
+
+            def one_shift(x, bad=bad):
+                with one_shift_only() as checks:
+                    return total(x, bad), checks
+
+            (value, checks), grad = jax.value_and_grad(one_shift, has_aux=True)(jnp.asarray(columns))
+            assert [bool(check) for check in checks] == [False], fill
+            assert_as_masked((value, grad))

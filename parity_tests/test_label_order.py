@@ -299,7 +299,7 @@ def test_the_trainers_step_has_no_comparison_sort(task, backend):
 
 
 @pytest.mark.parametrize("dtype", [np.uint32, np.uint64])
-@pytest.mark.parametrize("length", [0, 1, 2, 3, 4, 5, 7, 9, 17, 200, 256, 257, 1000])
+@pytest.mark.parametrize("length", [0, 1, 2, 3, 4, 5, 7, 9, 17, 200, 256, 257, 1000, 4097])
 def test_the_bitonic_network_sorts_as_numpy(dtype, length):
     rng = np.random.default_rng(length)
     high = np.iinfo(dtype).max

@@ -82,7 +82,9 @@ def test_bad_arguments_name_the_flag(bench_script, capsys):
         (["--implementations", "numpy"], "--implementations: unknown ['numpy']"),
         (["--labels", "grades"], "expected a comma list of ratings, continuous"),
         (["--runs", "1"], "--runs: need at least 2 timed calls"),
-        (["--warm-up-s", "-1"], "--warm-up-s: need seconds >= 0"),
+        (["--warm-up-s", "-1"], "--warm-up-s: need finite seconds >= 0"),
+        (["--warm-up-s", "inf"], "--warm-up-s: need finite seconds >= 0"),
+        (["--warm-up-s", "nan"], "--warm-up-s: need finite seconds >= 0"),
         (["--train-batch-sizes", "32,0"], "batch sizes must be >= 1"),
     ):
         with pytest.raises(SystemExit) as exit_info:
@@ -180,3 +182,9 @@ def test_each_turn_warms_up_for_its_time_and_a_failed_warm_up_leaves_the_turns(m
     assert results[0]["times"] == pytest.approx([0.004, 0.004])
     assert results[1]["times"] == pytest.approx([0.2, 0.2])
     assert (timing.WARM_UP_BELOW_S, timing.WARM_UP_FOR_S) == (0.05, 0.03)
+    # A warm-up of 0 s given: one untimed call a turn.
+    log.clear()
+    timing.time_cells(impls[:2], None, "float32", "forward+backward", runs=2, warm_up_s=0.0)
+    assert log.count("short") == 1 + 2 * (1 + 1)
+    with pytest.raises(ValueError, match="warm_up_s: need finite seconds >= 0"):
+        timing.time_cells(impls[:2], None, "float32", "forward+backward", runs=2, warm_up_s=float("inf"))
