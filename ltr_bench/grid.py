@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import math
 import sys
 import time
 
@@ -31,7 +30,7 @@ from ltr_bench.registry import (
     implementations,
 )
 from ltr_bench.report import fmt
-from ltr_bench.timing import WARM_UP_FOR_S, quartiles, release_device_memory, time_cells
+from ltr_bench.timing import WARM_UP_FOR_S, check_warm_up_s, quartiles, release_device_memory, time_cells
 from ltr_common.pairs import sample_pairs
 
 
@@ -54,8 +53,7 @@ class GridOptions:
     def __post_init__(self):
         if self.runs < 2:
             raise ValueError(f"--runs: need at least 2 timed calls, got {self.runs}")
-        if not (math.isfinite(self.warm_up_s) and self.warm_up_s >= 0):
-            raise ValueError(f"--warm-up-s: need finite seconds >= 0, got {self.warm_up_s}")
+        check_warm_up_s(self.warm_up_s, "--warm-up-s")
         known = set(implementation_names())
         unknown = set(self.implementations or ()) - known
         if unknown:

@@ -123,8 +123,7 @@ def time_cells(
     switch. Returns each one's
     ``{"times", "compile_s", "memory_bytes", "value"}``, or ``{"failed": why}`` for one that
     could not be prepared or called (out of device memory, say), which then leaves the turns."""
-    if not (math.isfinite(warm_up_s) and warm_up_s >= 0):
-        raise ValueError(f"warm_up_s: need finite seconds >= 0, got {warm_up_s}")
+    check_warm_up_s(warm_up_s, "warm_up_s")
     prepared: list[dict | None] = []
     failed: dict[int, str] = {}
     for index, impl in enumerate(impls):
@@ -164,6 +163,13 @@ def time_cells(
         memory, value = ready["memory_bytes"], ready["value"]
         results.append({"times": timed, "compile_s": compile_s, "memory_bytes": memory, "value": value})
     return results
+
+
+def check_warm_up_s(seconds: float, name: str) -> None:
+    """A ``ValueError`` naming ``name`` unless ``seconds`` is finite and >= 0 (an infinite
+    warm-up would never end)."""
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ValueError(f"{name}: need finite seconds >= 0, got {seconds}")
 
 
 def _warm_up(ready: dict, index: int, failed: dict[int, str], seconds: float) -> bool:

@@ -14,6 +14,12 @@ from loguru import logger
 
 Buffers = bytes | Sequence[bytes | memoryview]  # bytes, or buffers written one after the other
 
+
+def _parts(data: Buffers) -> list:
+    """``data`` as the list of buffers it is written as."""
+    return [data] if isinstance(data, (bytes, bytearray, memoryview)) else list(data)
+
+
 _MAGIC = b"JAXLTR-CKPT-1\n"
 
 
@@ -29,7 +35,7 @@ def atomic_write_bytes(path: Path, data: Buffers) -> None:
     fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as out:
-            for part in [data] if isinstance(data, (bytes, bytearray, memoryview)) else data:
+            for part in _parts(data):
                 out.write(part)
             out.flush()
             os.fsync(out.fileno())
@@ -65,7 +71,7 @@ def write_checkpoint_bytes(paths: Path | Sequence[Path], payload: Buffers) -> No
     payload is hashed once for every path; each path gets a file of its own.
     """
     paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
-    parts = [payload] if isinstance(payload, (bytes, bytearray, memoryview)) else list(payload)
+    parts = _parts(payload)
     digest = hashlib.sha256()
     for part in parts:
         digest.update(part)
