@@ -40,7 +40,7 @@ def test_permuting_items_with_their_labels_changes_nothing(framework, name):
 
 
 @pytest.mark.parametrize(("framework", "name"), CASES)
-@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@pytest.mark.parametrize("reduction", ["none", "mean"])  # "mean" counts the lists; "sum" adds "none"
 def test_padding_width_changes_no_loss_and_no_gradient(framework, name, reduction):
     rng = np.random.default_rng(3)
     scores = rng.normal(0, 2, (3, 6))
