@@ -105,8 +105,8 @@ def pytest_unconfigure(config):
     message is sent at the end of its session), and the controller waits for the worker's
     process to end. A worker holds a thousand or more compiled XLA programs, and freeing
     them one by one as Python shuts down takes seconds (2 s for 1,500 small programs on a
-    2-core CPU) that nothing needs: the process ends here, its output flushed, last of
-    every plugin's ``pytest_unconfigure``.
+    2-core CPU) that nothing needs: the process ends here, its output flushed, after the
+    other plugins' ``pytest_unconfigure`` (any but another ``trylast`` one).
     """
     if os.environ.get(_OWNED) == str(os.getpid()):
         shutil.rmtree(os.environ.pop(_CACHE_ENV), ignore_errors=True)
