@@ -8,7 +8,7 @@ counting passes for small-integer labels such as ratings (``descending_places``,
 random order drawn as a ``tie_break`` of ranks costing no sort of its own
 (``_places_by_tie_ranks``). Every path gives the permutation of one stable sort.
 ListMLE takes it in whichever form its way finds, an order or places
-(``label_arrangement``), and moves the scores by it (``arrange``).
+(``label_arrangement``), and moves its lists by it (``to_columns``, ``to_rows``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ if _enable_x64 is None:  # pragma: no cover (older JAX)
 def _compiled_per_sort(traced):
     """``traced(x, where, tie_break)`` as a jitted ``(x, where, tie_break, network)``.
 
-    Compiled as one unit even when the caller runs eagerly (as ``_ranked_listmle_compiled``):
+    Compiled as one unit even when the caller runs eagerly (as ``_listmle_compiled``):
     op by op, the branches of ``lax.cond`` and the counting scan would be traced and compiled
     anew at every call. Under an outer jit it is inlined. How integers are sorted
     (``network_beats_sorting``, resolved by the caller) is a static argument, set for the
@@ -117,8 +117,8 @@ def label_arrangement(labels, where, tie_break=None):
     """``(index, is_order)``: the permutation of ``descending_order(labels, where,
     tie_break)`` in whichever form its way of finding it gives, with no scatter to turn one
     form into the other: the order itself (``is_order`` True: the item at each place) or
-    each item's place (False). ``is_order`` is a scalar bool array; ``arrange`` moves
-    scores by either.
+    each item's place (False). ``is_order`` is a scalar bool array; ``to_columns`` and
+    ``to_rows`` move lists by either.
 
     Small-integer labels — ratings, grades, binary labels, at any offset: every valid label
     an integer less than ``counted_levels(L)`` below its list's top (``integer_groups``) —
@@ -151,32 +151,27 @@ def _label_arrangement_traced(labels, where, tie_break):
 _label_arrangement = _compiled_per_sort(_label_arrangement_traced)
 
 
-@jax.custom_vjp
-def arrange(rows, index, is_order):
-    """Lists ``rows`` [N, L] moved into the permutation ``(index [N, L], is_order)`` of
-    ``label_arrangement`` and laid out one per column, [L, N]: ``out[p, r]`` is the item of
-    list ``r`` at place ``p``, the layout ListMLE's running sums take
-    (``ranked_columns_listmle``). Gathered by an order, scattered to places, each within its
-    row (on CPU that and a transpose took 0.8 ms at (1024, 200) where writing or reading
-    the columns' cells directly took 1.2 and 1.9 ms); the gradient takes the other move, so
-    that either way one scatter and one gather serve the value and the gradient together."""
-    return _arranged(rows, index, is_order)
-
-
-def _arranged(rows, index, is_order):
+def to_columns(rows, arrangement):
+    """Lists ``rows`` [N, L] moved into their label order and laid out one per column, [L,
+    N]: ``out[p, r]`` is the item of list ``r`` at place ``p``, the layout of ListMLE's
+    running sums (``jax_ltr._losses.listmle_rows``). ``arrangement`` is ``(index, is_order)``
+    of ``label_arrangement`` (gathered by an order, scattered to places, each within its row:
+    on CPU that and a transpose took 0.8 ms at (1024, 200) where writing or reading the
+    columns' cells directly took 1.2 and 1.9 ms), or None for rows already in that order.
+    ``to_rows`` is its inverse."""
+    if arrangement is None:
+        return rows.T
+    index, is_order = arrangement
     return lax.cond(is_order, take, put, rows, index).T
 
 
-def _arrange_fwd(rows, index, is_order):  # not arrange itself: forward mode runs through this
-    return _arranged(rows, index, is_order), (index, is_order)
-
-
-def _arrange_bwd(residuals, cotangent):
-    index, is_order = residuals
-    return lax.cond(is_order, put, take, cotangent.T, index), None, None
-
-
-arrange.defvjp(_arrange_fwd, _arrange_bwd)
+def to_rows(columns, arrangement):
+    """The inverse of ``to_columns``: lists laid out one per column, [L, N], each item moved
+    back from its place in the label order to its position in its row, [N, L]."""
+    if arrangement is None:
+        return columns.T
+    index, is_order = arrangement
+    return lax.cond(is_order, put, take, columns.T, index)
 
 
 def _places_by_tie_ranks(labels, where, tie_break):

@@ -21,7 +21,6 @@ import numpy as np
 from jax import lax
 
 from jax_ltr._label_order import (
-    arrange,
     checked_inverse,
     counting_beats_sorting,
     descending_order,
@@ -31,6 +30,8 @@ from jax_ltr._label_order import (
     put,
     rows_of,
     take,
+    to_columns,
+    to_rows,
 )
 from jax_ltr._sweeps import PAIR_BLOCK, RANK_BLOCK, all_pairs_loss, pair_terms, smooth_ranks
 from jax_ltr._utils import (
@@ -173,11 +174,11 @@ def ranked_listmle(ranked, valid, method: str, weights=None):
         host = np.asarray(valid)  # NumPy: no tracer when a jitted caller closes over it
         if host.shape[-1] > 1 and (host[..., 1:] & ~host[..., :-1]).any():
             raise ValueError("valid must be a prefix along the last axis (valid items first)")
-    weights = jnp.ones(ranked.shape[-1:]) if weights is None else weights
-    # the caller's weights may be anything at invalid places
-    weights = jnp.where(valid, jnp.broadcast_to(weights, ranked.shape), 0.0)
-    columns = [rows_of(x).T for x in (ranked, valid, weights)]
-    return ranked_columns_listmle(*columns, method).reshape(ranked.shape[:-1])
+    if weights is not None:  # the caller's weights may be anything at invalid places
+        weights = rows_of(jnp.where(valid, jnp.broadcast_to(weights, ranked.shape), 0.0)).T
+    rows, valid = rows_of(ranked), rows_of(valid)
+    count = jnp.sum(valid, axis=-1)
+    return listmle_rows(rows, valid, count, None, weights, method).reshape(ranked.shape[:-1])
 
 
 _ONE_SHIFT_CHECKS: contextvars.ContextVar[list | None] = contextvars.ContextVar("one_shift", default=None)
@@ -206,46 +207,57 @@ def one_shift_only() -> Iterator[list]:
         _ONE_SHIFT_CHECKS.reset(token)
 
 
-def ranked_columns_listmle(columns, valid, weights, method: str):
-    """``ranked_listmle`` of lists laid out one per column: ``columns`` and ``valid`` are
-    [L, N], the list axis first, so that each of the running sums' steps is a vector across
-    the N lists and no transpose is needed before or after them (``arrange`` writes the
-    scores so); ``weights`` are [L, N], or [L, 1] for weights shared by every list, which are
-    then never written out at [L, N]. The weights of invalid places change nothing, whatever
-    they are (NaN and infinities included). Returns [N]."""
-    weights = jnp.asarray(weights).astype(columns.dtype)
+def listmle_rows(rows, where, count, arrangement, weights, method: str):
+    """Per-list ListMLE of lists given as rows [N, L] in any order: ``arrangement`` moves
+    them into their label order (``(index, is_order)`` of ``label_arrangement``; None: the
+    rows are in it already), and ``where`` [N, L] marks the valid items, ``count`` [N]
+    of them per list, which the arrangement puts first. ``weights``: None (every place
+    weighs 1), or the places' weights laid out one list per column, [L, N], or [L, 1] for
+    weights shared by every list, which are then never written out at [L, N]; the weights of
+    places past a list's valid items change nothing, whatever they are (NaN and infinities
+    included). Returns [N].
+
+    Only what needs the label order is computed in it: the running sums, one list per
+    column (``to_columns``), so that each of their steps is a vector across the N lists.
+    Each list's largest score, the shift's check, the shares ``exp(s - top)`` and the
+    gradient are computed in the rows, where the scores are: on CPU, XLA reads a transposed
+    array at about half the speed of a contiguous one, and does it again in every fusion
+    that reads it."""
+    if weights is not None:
+        weights = jnp.asarray(weights).astype(rows.dtype)
     fits_checks = _ONE_SHIFT_CHECKS.get()
     if fits_checks is not None:  # traced within ``one_shift_only``: no wide-span fallback
-        fits_checks.append(_one_shift(lax.stop_gradient(columns), valid, weights)[1])
-        return _ranked_listmle_compiled(columns, valid, weights, method, False)
-    return _ranked_listmle_compiled(columns, valid, weights, method, True)
+        fits_checks.append(_one_shift(lax.stop_gradient(rows), where, count, weights)[1])
+        return _listmle_compiled(rows, where, count, arrangement, weights, method, False)
+    return _listmle_compiled(rows, where, count, arrangement, weights, method, True)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
-def _ranked_listmle(ranked, valid, weights, method, fallback):
-    # ranked, valid, weights: [L, N], one list per column
-    return _ranked_listmle_fwd(ranked, valid, weights, method, fallback)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))
+def _listmle_core(rows, where, count, arrangement, weights, method, fallback):
+    return _listmle_fwd(rows, where, count, arrangement, weights, method, fallback)[0]
 
 
-def _one_shift(ranked, valid, weights):
-    """``(top, fits)`` for lists laid out one per column ([L, N]): each list's largest valid
-    score [1, N] (0 where it has none or it is not finite) and whether every list's ListMLE
-    can be computed with that one shift: each list's valid scores span at most ``log(max) /
-    2 - 1`` (43 in float32) and the magnitudes of its weights sum to at most ``exp`` of that:
-    every place's, so that weights shared by every list ([L, 1]) are summed once, not masked
-    at [L, N]. Weights past a list's valid items that fail the test (huge, infinite, NaN)
-    send the whole batch to the fallback, whose values are the same (under
-    ``one_shift_only``, where there is none, the trainer runs the step again in full). Then
-    ``exp(s - top)`` stays a normal number, far above the bottom of the range, and the
-    running sums of the gradient, at most the weights' sum times ``exp(span)``, stay finite.
-    An infinite score fails the test; a NaN score may pass it (XLA's vectorised maximum on a
-    CPU need not carry a NaN through), and then the one shift's values are NaN, as the
-    fallback's are."""
-    limit = float(np.log(np.finfo(ranked.dtype).max)) / 2 - 1
-    top = jnp.max(jnp.where(valid, ranked, -jnp.inf), axis=0, keepdims=True, initial=-jnp.inf)
-    bottom = jnp.min(jnp.where(valid, ranked, jnp.inf), axis=0, keepdims=True, initial=jnp.inf)
-    span = jnp.where(jnp.any(valid, axis=0, keepdims=True), top - bottom, 0.0)
-    fits = jnp.all(span <= limit) & jnp.all(jnp.sum(jnp.abs(weights), axis=0) <= np.exp(limit))
+def _one_shift(rows, where, count, weights):
+    """``(top, fits)`` for lists given as rows [N, L]: each list's largest valid score [N, 1]
+    (0 where it has none or it is not finite) and whether every list's ListMLE can be
+    computed with that one shift: each list's valid scores span at most ``log(max) / 2 - 1``
+    (43 in float32) and the magnitudes of its place weights (``listmle_rows``' [L, N] or [L,
+    1], None: all 1) sum to at most ``exp`` of that: every place's, so that weights shared by
+    every list ([L, 1]) are summed once, not masked at [L, N]. Weights past a list's valid
+    items that fail the test (huge, infinite, NaN) send the whole batch to the fallback,
+    whose values are the same (under ``one_shift_only``, where there is none, the trainer
+    runs the step again in full). Then ``exp(s - top)`` stays a normal number, far above
+    the bottom of the range, and the running sums of the gradient, at most the weights' sum
+    times ``exp(span)``, stay finite. An infinite score fails the test; a NaN score may pass
+    it (XLA's vectorised maximum on a CPU need not carry a NaN through), and then the one
+    shift's values are NaN, as the fallback's are."""
+    limit = float(np.log(np.finfo(rows.dtype).max)) / 2 - 1
+    top = jnp.max(jnp.where(where, rows, -jnp.inf), axis=-1, keepdims=True, initial=-jnp.inf)
+    bottom = jnp.min(jnp.where(where, rows, jnp.inf), axis=-1, keepdims=True, initial=jnp.inf)
+    span = jnp.where(count[:, None] > 0, top - bottom, 0.0)
+    fits = jnp.all(span <= limit)
+    if weights is not None:  # else at most L, the count
+        fits &= jnp.all(jnp.sum(jnp.abs(weights), axis=0) <= np.exp(limit))
     return jnp.where(jnp.isfinite(top), top, 0.0), fits
 
 
@@ -263,29 +275,43 @@ def _running_sum(x, method: str, *, reverse: bool):
     return lax.scan(step, init, x, reverse=reverse)[1]
 
 
-def _ranked_listmle_fwd(ranked, valid, weights, method, fallback):
+def _valid_places(count, length: int):
+    """[L, N]: whether place ``p`` of list ``r`` holds a valid item (the first ``count[r]``)."""
+    return lax.broadcasted_iota(jnp.int32, (length, count.shape[0]), 0) < count
+
+
+def _listmle_fwd(rows, where, count, arrangement, weights, method, fallback):
     # Where one shift fits (``_one_shift``: scores of a model in training), the suffix
     # log-sum-exp is ``top + log S`` with S a running sum of ``share = exp(s - top)``, ``top``
     # each list's largest score: one exp per item and two running sums (value and gradient)
     # that each compile to one fused loop. Otherwise (spans of 1e3, infinities) the values
     # come from a running max and a rescaled sum kept step by step (``_running_max_sum``), so
     # nothing overflows or underflows for any finite input. Only that fallback sits in a
-    # ``lax.cond``: a branch's outputs are copied out, and the fused path would lose more.
+    # ``lax.cond``, which moves the scores into the label order itself: a branch's outputs
+    # are copied out, and the fused path would lose more.
     # Without ``fallback`` (``one_shift_only``) the one shift's values are all there is.
-    top, fits = _one_shift(ranked, valid, weights)
-    share = jnp.where(valid, jnp.exp(ranked - top), 0.0)
-    total = _running_sum(share, method, reverse=True)
-    per_list = _weighted_sum(weights, valid, (top - ranked) + jnp.log(jnp.where(valid, total, 1.0)))
+    top, fits = _one_shift(rows, where, count, weights)
+    gap = jnp.where(where, top - rows, 0.0)  # >= 0, the order's no matter
+    share = jnp.where(where, jnp.exp(-gap), 0.0)
+    valid = _valid_places(count, rows.shape[-1])
+    total = _running_sum(to_columns(share, arrangement), method, reverse=True)
+    log_total = jnp.log(jnp.where(valid, total, 1.0))
+    # Each list's value ``sum_i w_i ((top - s_i) + log S_i)``: the first part in the rows,
+    # with each item's weight its place's (``item_weights``), the second in the columns.
+    item_weights = None if weights is None else to_rows(jnp.broadcast_to(weights, valid.shape), arrangement)
+    gaps = gap if weights is None else jnp.where(where, item_weights * gap, 0.0)
+    per_list = jnp.sum(gaps, axis=-1) + _weighted_sum(weights, valid, log_total)
+    residuals = (rows, where, count, arrangement, weights, share, total, item_weights, fits)
     if not fallback:
-        return per_list, (ranked, valid, weights, share, total, fits)
+        return per_list, residuals
 
     def running_max():
+        ranked = to_columns(rows, arrangement)
         high, log_total = _running_max_parts(ranked, valid, method)
         # c_i - s_i = (high_i - s_i) + log(total_i): both parts small, no cancellation at |c|.
         return _weighted_sum(weights, valid, (high - ranked) + log_total)
 
-    per_list = lax.cond(fits, lambda: per_list, running_max)
-    return per_list, (ranked, valid, weights, share, total, fits)
+    return lax.cond(fits, lambda: per_list, running_max), residuals
 
 
 def _running_max_parts(ranked, valid, method):
@@ -294,23 +320,31 @@ def _running_max_parts(ranked, valid, method):
 
 
 def _weighted_sum(weights, valid, terms):
-    return jnp.sum(jnp.where(valid, weights * terms, 0.0), axis=0)
+    """The sum over each column's valid places of ``weights * terms`` (weights None: 1)."""
+    weighted = terms if weights is None else weights * terms
+    return jnp.sum(jnp.where(valid, weighted, 0.0), axis=0)
 
 
-def _ranked_listmle_bwd(method, fallback, residuals, cotangent):
+def _listmle_bwd(method, fallback, residuals, cotangent):
     # d/ds_k = sum_{valid i <= k} w_i exp(s_k - c_i) - w_k, c the suffix log-sum-exp; with one
-    # shift exp(s_k - c_i) = share_k / S_i, so the sum over i <= k is a running sum of w_i / S_i.
-    ranked, valid, weights, share, total, fits = residuals
-    pull = _running_sum(jnp.where(valid, weights / jnp.where(valid, total, 1.0), 0.0), method, reverse=False)
-    grad = share * pull - weights
-    if not fallback:
-        return cotangent[None, :] * jnp.where(valid, grad, 0.0), None, None
+    # shift exp(s_k - c_i) = share_k / S_i, so the sum over i <= k is a running sum of w_i / S_i
+    # (``pull``), moved back to the rows where ``share`` is.
+    rows, where, count, arrangement, weights, share, total, item_weights, fits = residuals
+    valid = _valid_places(count, rows.shape[-1])
+    place_weights = jnp.ones((rows.shape[-1], 1), rows.dtype) if weights is None else weights
+    inverse = jnp.where(valid, place_weights / jnp.where(valid, total, 1.0), 0.0)
+    pull = _running_sum(inverse, method, reverse=False)
+    grad = share * to_rows(pull, arrangement) - (1.0 if item_weights is None else item_weights)
+    if fallback:
 
-    def running_max():
-        return _running_max_grad(ranked, valid, weights, *_running_max_parts(ranked, valid, method), method)
+        def running_max():
+            ranked = to_columns(rows, arrangement)
+            parts = _running_max_parts(ranked, valid, method)
+            return to_rows(_running_max_grad(ranked, valid, place_weights, *parts, method), arrangement)
 
-    grad = jnp.where(valid, lax.cond(fits, lambda: grad, running_max), 0.0)
-    return cotangent[None, :] * grad, None, None
+        # The branch not taken writes zeros: the fused gradient above is not copied out.
+        grad = jnp.where(fits, grad, lax.cond(fits, lambda: jnp.zeros_like(grad), running_max))
+    return cotangent[:, None] * jnp.where(where, grad, 0.0), None, None, None, None
 
 
 def _running_max_grad(ranked, valid, weights, high, log_total, method):
@@ -346,10 +380,10 @@ def _running_max_grad(ranked, valid, weights, high, log_total, method):
     return own * totals - weights
 
 
-_ranked_listmle.defvjp(_ranked_listmle_fwd, _ranked_listmle_bwd)
+_listmle_core.defvjp(_listmle_fwd, _listmle_bwd)
 # Compiled as one unit even when the caller runs eagerly: op by op, the log-depth scan would
 # dispatch (and compile) hundreds of small operations. Under an outer jit it is inlined.
-_ranked_listmle_compiled = jax.jit(_ranked_listmle, static_argnums=(3, 4))
+_listmle_compiled = jax.jit(_listmle_core, static_argnums=(5, 6))
 
 
 def listmle_loss(
@@ -459,11 +493,10 @@ def _listmle(
             index, is_order = level_rank(labels, where, levels), jnp.asarray(False)
         else:
             index, is_order = label_arrangement(labels, where, tie_break)
-        columns = arrange(rows_of(scores), rows_of(index), is_order)  # [L, lists]
-        place = lax.broadcasted_iota(jnp.int32, columns.shape, 0)
-        valid = place < count.reshape(-1)  # valid items come first
-        weights = jnp.ones((length, 1)) if weights is None else jnp.asarray(weights)[:, None]
-        per_list = ranked_columns_listmle(columns, valid, weights, method).reshape(scores.shape[:-1])
+        arrangement = (rows_of(index), is_order)  # valid items come first
+        weights = None if weights is None else jnp.asarray(weights)[:, None]  # shared by every list
+        lists = (rows_of(scores), rows_of(where), count.reshape(-1))
+        per_list = listmle_rows(*lists, arrangement, weights, method).reshape(count.shape)
     for holds in (in_levels, in_order):
         if holds is not None:
             per_list = jnp.where(holds, per_list, jnp.nan)

@@ -122,7 +122,7 @@ def test_listmle_wide_spans_within_the_bound(name, span):
     where[:, 0] = True
     scores, labels = scores.astype("float32"), labels.astype("float32")
     spanned = np.ptp(np.where(where, scores, scores[:, :1]), axis=-1).max()
-    _, fits = _one_shift(jnp.asarray(scores.T), jnp.asarray(where.T), jnp.asarray(where.T, jnp.float32))
+    _, fits = _one_shift(jnp.asarray(scores), jnp.asarray(where), jnp.asarray(where.sum(-1)), None)
     assert bool(fits) == (spanned <= np.log(np.finfo(np.float32).max) / 2 - 1)
     value, grad = evaluate("jax", name, scores, labels, where=where, reduction="none", grad=True)
     expected_value, expected_grad = reference(
@@ -164,7 +164,7 @@ def test_one_shift_only_is_the_full_call_where_its_check_holds(span):
         return listmle_loss(x, labels, reduction="sum"), []
 
     traced = [jax.make_jaxpr(jax.value_and_grad(f, has_aux=True))(scores).jaxpr for f in (one_shift, full)]
-    conds = [len(list(equations(jaxpr, "cond"))) for jaxpr in traced]
+    conds = [len(list(equations(jaxpr, "cond", outermost=True))) for jaxpr in traced]
     assert conds[0] == conds[1] - 2
     if span <= 43:
         where = np.ones(scores.shape, bool)
@@ -182,21 +182,21 @@ def test_one_shift_refuses_what_it_cannot_hold(case):
 
     from jax_ltr._losses import _one_shift
 
-    scores, where = jnp.zeros((2, 4)), jnp.ones((2, 4), bool)
-    weights = jnp.ones((2, 4))
+    scores, where, count = jnp.zeros((2, 4)), jnp.ones((2, 4), bool), jnp.full(2, 4)
+    weights = jnp.ones((4, 2))  # the places' weights, one list per column
     if case == "heavy weights":  # the gradient's running sums could overflow
-        weights = weights.at[1, 0].set(1e19)
+        weights = weights.at[0, 1].set(1e19)
     else:
         scores = scores.at[1, 2].set(jnp.nan if case == "nan" else jnp.inf)
-    # _one_shift takes one list per column
-    assert not bool(_one_shift(scores.T, where.T, weights.T)[1])
+    assert not bool(_one_shift(scores, where, count, weights)[1])
     # without the culprit (the item masked, or weights of 1) the shift holds
-    assert bool(_one_shift(scores.T, where.at[1, 2].set(False).T, jnp.ones((4, 2)))[1])
+    assert bool(_one_shift(scores, where.at[1, 2].set(False), count.at[1].set(3), jnp.ones((4, 2)))[1])
+    assert bool(_one_shift(scores, where.at[1, 2].set(False), count.at[1].set(3), None)[1])
 
 
 @pytest.mark.parametrize(("span", "method"), [(8.0, "scan"), (400.0, "scan"), (400.0, "associative")])
 def test_weights_shared_by_every_list_are_the_masked_weights_of_each(span, method):
-    """``ranked_columns_listmle`` takes place weights shared by every list as [L, 1] and never
+    """``listmle_rows`` takes place weights shared by every list as [L, 1] and never
     writes them out at [L, N]: the weights of places no list reaches change no value and no
     gradient, with one shift (span 8; large weights there, whose sum the shift's check
     still passes) and with the running max (span 400; infinite and NaN weights there, which
@@ -205,7 +205,7 @@ def test_weights_shared_by_every_list_are_the_masked_weights_of_each(span, metho
     import jax
     import jax.numpy as jnp
 
-    from jax_ltr._losses import _one_shift, one_shift_only, ranked_columns_listmle
+    from jax_ltr._losses import _one_shift, listmle_rows, one_shift_only
     from parity_tests import _bounds
 
     rng = np.random.default_rng(5)
@@ -219,11 +219,12 @@ def test_weights_shared_by_every_list_are_the_masked_weights_of_each(span, metho
     else:
         shared[30:40], shared[40:] = np.inf, np.nan
     masked = np.where(valid, shared, 0.0).astype("float32")
-    _, fits = _one_shift(jnp.asarray(columns), jnp.asarray(valid), jnp.asarray(shared))
+    rows, count = jnp.asarray(columns.T), jnp.asarray(valid.sum(axis=0))
+    _, fits = _one_shift(rows, jnp.asarray(valid.T), count, jnp.asarray(shared))
     assert bool(fits) == (span < 43)  # each path taken where it should be
 
-    def total(x, weights):
-        return jnp.sum(ranked_columns_listmle(x, jnp.asarray(valid), jnp.asarray(weights), method))
+    def total(x, weights):  # x: one list per column, already in label order
+        return jnp.sum(listmle_rows(x.T, jnp.asarray(valid.T), count, None, jnp.asarray(weights), method))
 
     # What each side sums: per list, the weighted terms w_i (c_i - s_i), each at most
     # 2 max|s| + log L; per gradient entry, at most the list's weights.

@@ -152,22 +152,25 @@ def test_float64_and_lists_longer_than_65536(kind):
 
 
 @pytest.mark.parametrize("kind", ["ratings", "continuous", "integers at an offset"])
-def test_arrange_moves_items_into_the_label_order_and_its_gradient_back(kind):
-    # ListMLE's scores reach the label order by a gather where a sort gave the order, by a
-    # scatter where the counting pass gave the places, one list per column; the gradient
-    # takes the other way back to the rows.
+def test_lists_move_into_the_label_order_and_back(kind):
+    # ListMLE's lists reach the label order by a gather where a sort gave the order, by a
+    # scatter where the counting pass gave the places, one list per column; what its
+    # gradient needs takes the other way back to the rows.
     keys, where, rng = _draw(kind, (6, 37), np.float32, seed=5)
     scores = rng.normal(size=keys.shape).astype(np.float32)
     index, is_order = jax.jit(label_order.label_arrangement)(keys, where)
     counted = label_order.counting_beats_sorting() and counted_on_host(keys, where)
     assert bool(is_order) is not counted
     order = python_order(keys, where)
-    ranked, pull = jax.vjp(lambda s: label_order.arrange(s, index, is_order), jnp.asarray(scores))
+    ranked = label_order.to_columns(jnp.asarray(scores), (index, is_order))
     np.testing.assert_array_equal(np.asarray(ranked), np.take_along_axis(scores, order, -1).T)
-    cotangent = rng.normal(size=keys.shape).astype(np.float32)
-    expected = np.zeros_like(cotangent)
-    np.put_along_axis(expected, order, cotangent, -1)
-    np.testing.assert_array_equal(np.asarray(pull(jnp.asarray(cotangent.T))[0]), expected)
+    placed = rng.normal(size=keys.shape).astype(np.float32)  # [r, p]: list r's item at place p
+    expected = np.zeros_like(placed)
+    np.put_along_axis(expected, order, placed, -1)
+    back = label_order.to_rows(jnp.asarray(placed.T), (index, is_order))  # from one list per column
+    np.testing.assert_array_equal(np.asarray(back), expected)
+    for move in (label_order.to_columns, label_order.to_rows):  # None: in the order already
+        np.testing.assert_array_equal(np.asarray(move(jnp.asarray(scores), None)), scores.T)
 
 
 def test_put_takes_row_and_place_pairs_past_int32_flat_indices(monkeypatch):

@@ -257,8 +257,8 @@ def test_levels_are_checked_before_anything_is_computed(monkeypatch):
     def must_not_run(*args, **kwargs):
         raise AssertionError("the loss was computed before its levels were checked")
 
-    monkeypatch.setattr(_losses, "ranked_columns_listmle", must_not_run)
-    monkeypatch.setattr(_losses, "arrange", must_not_run)
+    monkeypatch.setattr(_losses, "listmle_rows", must_not_run)
+    monkeypatch.setattr(_losses, "to_columns", must_not_run)
     with pytest.raises(ValueError, match=r"labels must be one of levels \(1.0, 2.0\)"):
         jax_ltr.listmle_loss(jnp.zeros(3), jnp.array([1.0, 2.0, 3.0]), levels=(1, 2))
 
@@ -291,13 +291,14 @@ def test_every_order_hands_ranked_listmle_a_prefix(monkeypatch, kind, levels, ti
     from jax_ltr import _losses
 
     seen = []
-    real = _losses.ranked_columns_listmle
+    real = _losses.listmle_rows
 
-    def record(columns, valid, weights, method):  # one list per column
-        seen.append((np.asarray(columns).T, np.asarray(valid).T))
-        return real(columns, valid, weights, method)
+    def record(rows, valid, count, arrangement, weights, method):
+        ranked = _losses.to_columns(rows, arrangement).T  # each list in the order the loss takes
+        seen.append((np.asarray(ranked), np.asarray(valid), np.asarray(count)))
+        return real(rows, valid, count, arrangement, weights, method)
 
-    monkeypatch.setattr(_losses, "ranked_columns_listmle", record)
+    monkeypatch.setattr(_losses, "listmle_rows", record)
     rng = np.random.default_rng(0)
     labels = rng.integers(1, 6, (50, 12)) if kind == "ratings" else rng.normal(size=(50, 12))
     labels = labels.astype(np.float32)
@@ -305,9 +306,10 @@ def test_every_order_hands_ranked_listmle_a_prefix(monkeypatch, kind, levels, ti
     tie = rng.random((50, 12)).astype(np.float32) if tie_break else None
     scores = rng.normal(size=(50, 12)).astype(np.float32)
     jax_ltr.listmle_loss(scores, labels, where=where, levels=levels, tie_break=tie)
-    ((ranked, valid),) = seen
+    ((ranked, valid, count),) = seen
     counts = where.sum(-1, keepdims=True)
-    np.testing.assert_array_equal(valid, np.arange(12) < counts)
+    np.testing.assert_array_equal(valid, where)
+    np.testing.assert_array_equal(count, counts[:, 0])  # the places valid items take
     ties = np.zeros(labels.shape) if tie is None else tie
     for row, (y, t, w) in enumerate(zip(labels, ties, where, strict=True)):
         order = sorted(np.flatnonzero(w), key=lambda i, y=y, t=t: (-y[i], t[i], i))  # a plain stable sort
