@@ -29,6 +29,7 @@ from jax_ltr._label_order import (
     level_rank,
     put,
     rows_of,
+    scan_in_place,
     take,
     to_columns,
     to_rows,
@@ -272,7 +273,7 @@ def _running_sum(x, method: str, *, reverse: bool):
         return (total, error), total
 
     init = (jnp.zeros(x.shape[1:], x.dtype),) * 2
-    return lax.scan(step, init, x, reverse=reverse)[1]
+    return scan_in_place(step, init, x, reverse=reverse)[1]
 
 
 def _valid_places(count, length: int):
