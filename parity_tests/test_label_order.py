@@ -173,6 +173,25 @@ def test_lists_move_into_the_label_order_and_back(kind):
         np.testing.assert_array_equal(np.asarray(move(jnp.asarray(scores), None)), scores.T)
 
 
+@pytest.mark.parametrize("reverse", [False, True])
+def test_a_scan_in_place_is_the_scan(reverse):
+    # Each step's output is written over the column it read (the running sums, the counting
+    # pass): the same carry and outputs as lax.scan, in the columns' dtype; no steps at L = 0.
+    def step(carry, column):
+        total = carry + column.astype(jnp.uint32)
+        return total, total * 3 - 1
+
+    columns = jnp.asarray(np.random.default_rng(7).integers(0, 9, (13, 5)), jnp.int32)
+    init = jnp.arange(5, dtype=jnp.uint32)
+    in_place = jax.jit(lambda x: label_order.scan_in_place(step, init, x, reverse=reverse))
+    for x in (columns, columns[:0]):
+        want_carry, want = jax.lax.scan(step, init, x, reverse=reverse)
+        carry, got = in_place(x)
+        assert got.dtype == x.dtype and got.shape == x.shape
+        np.testing.assert_array_equal(np.asarray(carry), np.asarray(want_carry))
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want).astype(np.int32))
+
+
 def test_put_takes_row_and_place_pairs_past_int32_flat_indices(monkeypatch):
     # A flat index of 2**31 items or more would overflow int32: such arrays scatter (row,
     # place) pairs, the same values. Traced at that size (no memory), run on a small one.
