@@ -176,12 +176,12 @@ def test_lists_move_into_the_label_order_and_back(kind):
 @pytest.mark.parametrize("reverse", [False, True])
 def test_a_scan_in_place_is_the_scan(reverse):
     # Each step's output is written over the column it read (the running sums, the counting
-    # pass): the same carry and outputs as lax.scan, in the columns' dtype; no steps at L = 0.
+    # pass): the same carry and outputs as lax.scan; no steps at L = 0.
     def step(carry, column):
-        total = carry + column.astype(jnp.uint32)
+        total = carry + column
         return total, total * 3 - 1
 
-    columns = jnp.asarray(np.random.default_rng(7).integers(0, 9, (13, 5)), jnp.int32)
+    columns = jnp.asarray(np.random.default_rng(7).integers(0, 9, (13, 5)), jnp.uint32)
     init = jnp.arange(5, dtype=jnp.uint32)
     in_place = jax.jit(lambda x: label_order.scan_in_place(step, init, x, reverse=reverse))
     for x in (columns, columns[:0]):
@@ -189,7 +189,10 @@ def test_a_scan_in_place_is_the_scan(reverse):
         carry, got = in_place(x)
         assert got.dtype == x.dtype and got.shape == x.shape
         np.testing.assert_array_equal(np.asarray(carry), np.asarray(want_carry))
-        np.testing.assert_array_equal(np.asarray(got), np.asarray(want).astype(np.int32))
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    # an output of another dtype would be cast silently: refused
+    with pytest.raises(TypeError, match=r"a step's output must be a column, uint32\[5\], got int32\[5\]"):
+        label_order.scan_in_place(lambda c, x: (c, x.astype(jnp.int32)), init, columns)
 
 
 def test_put_takes_row_and_place_pairs_past_int32_flat_indices(monkeypatch):
