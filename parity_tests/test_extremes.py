@@ -194,6 +194,19 @@ def test_one_shift_refuses_what_it_cannot_hold(case):
     assert bool(_one_shift(scores, where.at[1, 2].set(False), count.at[1].set(3), None)[1])
 
 
+def test_one_shift_counts_the_places_where_their_weights_could_overflow():
+    # Without weights each list's weights sum to its count, which float16's limit (exp(4.5),
+    # about 90) can fall below; float32's (exp(43)) is above any length.
+    import jax.numpy as jnp
+
+    from jax_ltr._losses import _one_shift
+
+    scores, where = jnp.zeros((1, 100), jnp.float16), jnp.ones((1, 100), bool)
+    assert not bool(_one_shift(scores, where, jnp.array([100]), None)[1])
+    assert bool(_one_shift(scores, where.at[0, 90:].set(False), jnp.array([90]), None)[1])
+    assert bool(_one_shift(scores.astype(jnp.float32), where, jnp.array([100]), None)[1])
+
+
 @pytest.mark.parametrize(("span", "method"), [(8.0, "scan"), (400.0, "scan"), (400.0, "associative")])
 def test_weights_shared_by_every_list_are_the_masked_weights_of_each(span, method):
     """``listmle_rows`` takes place weights shared by every list as [L, 1] and never

@@ -6,7 +6,7 @@ reduction's value and gradient) and eagerly in float32 (reduction "none", which 
 list's value and gradient). The eager path differs from the jitted one in what it can check
 on concrete values, not in its dtype handling, so float64 eagerly would add only compile time;
 likewise ListMLE's two methods differ only inside one compiled function (``jax_ltr._losses.
-ranked_listmle``), so the eager rows take one of them.
+listmle_rows``), so the eager rows take one of them.
 """
 
 from __future__ import annotations

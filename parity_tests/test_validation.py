@@ -235,8 +235,11 @@ def test_key_draws_a_reproducible_tie_order():
     labels = jnp.array([[2.0, 2.0, 2.0, 1.0, 1.0, 1.0]])
     key = jax.random.key(3)
     drawn = jax.jit(lambda k: jax_ltr.listmle_loss(scores, labels, key=k))
-    explicit = jax_ltr.listmle_loss(scores, labels, tie_break=jax.random.uniform(key, scores.shape))
-    assert float(drawn(key)) == float(explicit)
+    # the same program with the draw given: a program compiled otherwise (op by op, or with
+    # other constants folded) may round differently
+    draw = jax.random.uniform
+    given = jax.jit(lambda k: jax_ltr.listmle_loss(scores, labels, tie_break=draw(k, labels.shape)))
+    assert float(drawn(key)) == float(given(key))
     others = {float(drawn(jax.random.key(k))) for k in range(20)}
     assert len(others) > 1  # different keys, different tie orders
 
@@ -276,18 +279,11 @@ def test_level_places_are_a_permutation_for_any_labels():
         assert set(row[valid]) == set(range(valid.sum()))  # valid items take the first places
 
 
-def test_ranked_listmle_needs_valid_items_first():
-    from jax_ltr._losses import ranked_listmle
-
-    with pytest.raises(ValueError, match="valid must be a prefix along the last axis"):
-        ranked_listmle(jnp.zeros((1, 3)), jnp.array([[True, False, True]]), "scan")
-
-
 @pytest.mark.parametrize(
     "kind, levels", [("ratings", None), ("continuous", None), ("ratings", (1, 2, 3, 4, 5))]
 )  # ratings without levels: the run-time counting pass; continuous: the sort
 @pytest.mark.parametrize("tie_break", [False, True])
-def test_every_order_hands_ranked_listmle_a_prefix(monkeypatch, kind, levels, tie_break):
+def test_every_order_puts_the_valid_items_first(monkeypatch, kind, levels, tie_break):
     from jax_ltr import _losses
 
     seen = []
