@@ -209,22 +209,26 @@ def _one_shift(rows, where, count, weights):
     computed with that one shift: each list's valid scores span at most ``log(max) / 2 - 1``
     (43 in float32) and the magnitudes of its place weights (``listmle_rows``' [L, N] or [L,
     1], None: all 1) sum to at most ``exp`` of that: every place's, so that weights shared by
-    every list ([L, 1]) are summed once, not masked at [L, N]. Weights past a list's valid
-    items that fail the test (huge, infinite, NaN) send the whole batch to the fallback,
-    whose values are the same (under ``one_shift_only``, where there is none, the trainer
-    runs the step again in full). Then ``exp(s - top)`` stays a normal number, far above
-    the bottom of the range, and the running sums of the gradient, at most the weights' sum
-    times ``exp(span)``, stay finite. An infinite score fails the test; a NaN score may pass
-    it (XLA's vectorised maximum on a CPU need not carry a NaN through), and then the one
-    shift's values are NaN, as the fallback's are."""
+    every list ([L, 1]) are summed once, not masked at [L, N]; and each list has at most
+    ``exp(limit)`` valid items (float16's limit, about 94, is below many a length; float32's
+    is not). Weights past a list's valid items that fail the test (huge, infinite, NaN) send
+    the whole batch to the fallback, whose values are the same (under ``one_shift_only``,
+    where there is none, the trainer runs the step again in full). Then ``exp(s - top)``
+    stays a normal number, far above the bottom of the range, and the running sums of the
+    gradient, at most the weights' sum times ``exp(span)``, and the value's ratios, at most
+    the count times that, stay finite. An infinite score fails the test; a NaN score may
+    pass it (XLA's vectorised maximum on a CPU need not carry a NaN through), and then the
+    one shift's values are NaN, as the fallback's are."""
     limit = float(np.log(np.finfo(rows.dtype).max)) / 2 - 1
     top = jnp.max(jnp.where(where, rows, -jnp.inf), axis=-1, keepdims=True, initial=-jnp.inf)
     bottom = jnp.min(jnp.where(where, rows, jnp.inf), axis=-1, keepdims=True, initial=jnp.inf)
     span = jnp.where(count[:, None] > 0, top - bottom, 0.0)
     fits = jnp.all(span <= limit)
-    if weights is not None:
+    if weights is not None:  # else each list's weights sum to its count
         fits &= jnp.all(jnp.sum(jnp.abs(weights), axis=0) <= np.exp(limit))
-    elif rows.shape[-1] > np.exp(limit):  # each list's weights sum to its count (float16: 90)
+    # The value's ratios S_{p+1} / share_p reach the count times exp(span), whatever the
+    # weights: a length past exp(limit) (float16's is about 94) is checked list by list.
+    if rows.shape[-1] > np.exp(limit):
         fits &= jnp.all(count <= np.exp(limit))
     return jnp.where(jnp.isfinite(top), top, 0.0), fits
 
@@ -247,16 +251,29 @@ def _suffix_sums(share, count, weights, method: str):
     """``(S, value)`` for the shares ``exp(s - top)`` of lists in label order, one per column
     [L, N], with ``count`` [N] valid places each: the running sums from the end, ``S_p =
     sum_{q >= p} share_q`` (``_running_sum``), and each list's ListMLE ``sum_p w_p (c_p -
-    s_p)`` over its valid places, each term taken as ``w_p log(S_p / share_p)``: the ratio is
-    at least 1, so every term is >= 0 and the sum cancels nothing (``top - s_p`` and ``log
-    S_p``, summed apart, are each as large as the list's span and cancel where the scores
-    follow the labels: 9e-7 against 9e-8 relative error in float32 at a span of 35). The
-    shares are kept for it (XLA copies them before the running sums write over them: about
-    0.1 ms at (1024, 200) on a 2-core CPU, where the value's Kahan sum and logarithms kept
-    in the running sums' loop took 0.4 ms)."""
+    s_p)`` over its valid places, each term taken as ``w_p log1p(S_{p+1} / share_p)``
+    (``_log1p``): at least 0, so the sum cancels nothing (``top - s_p`` and ``log S_p``,
+    summed apart, are each as large as the list's span and cancel where the scores follow
+    the labels: 9e-7 against 1.5e-7 relative error in float32 at a span of 35), and
+    accurate where ``S_{p+1}`` is far below ``share_p``, where ``log(S_p / share_p)`` would
+    round to ``log(1 + eps)``. The shares are kept for it (XLA copies them before the
+    running sums write over them: about 0.1 ms at (1024, 200) on a 2-core CPU, where the
+    value's Kahan sum and logarithms kept in the running sums' loop took 0.4 ms)."""
     total = _running_sum(share, method, reverse=True)
     valid = _valid_places(count, share.shape[0])
-    return total, _weighted_sum(weights, valid, jnp.log(jnp.where(valid, total / share, 1.0)))
+    later = jnp.concatenate([total[1:], jnp.zeros_like(total[:1])])  # S_{p+1}: 0 after the last
+    safe = jnp.where(valid, share, 1.0)
+    return total, _weighted_sum(weights, valid, _log1p(later / safe, total / safe))
+
+
+def _log1p(x, rounded):
+    """``log(1 + x)`` for ``x >= 0``, given ``rounded``, ``1 + x`` as computed (within a few
+    ulps), and accurate where that rounds: Goldberg's identity, ``log(u) * x / (u - 1)``
+    with ``u = rounded``, ``x`` itself where ``u`` is 1. XLA's ``log1p`` made ListMLE's value
+    and gradient 5-7% slower on a 2-core CPU at (1024, 200), and ``u`` computed here as ``1 +
+    x`` would be no use: XLA folds ``(1 + x) - 1`` into ``x``."""
+    u = rounded
+    return jnp.where(u == 1.0, x, jnp.log(u) * (x / jnp.where(u == 1.0, 1.0, u - 1.0)))
 
 
 def _valid_places(count, length: int):

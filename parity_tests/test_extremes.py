@@ -194,17 +194,38 @@ def test_one_shift_refuses_what_it_cannot_hold(case):
     assert bool(_one_shift(scores, where.at[1, 2].set(False), count.at[1].set(3), None)[1])
 
 
-def test_one_shift_counts_the_places_where_their_weights_could_overflow():
-    # Without weights each list's weights sum to its count, which float16's limit (exp(4.5),
-    # about 90) can fall below; float32's (exp(43)) is above any length.
+def test_log1p_is_accurate_where_one_plus_x_rounds():
+    # ListMLE's value terms log1p(S_{p+1} / share_p), given S_p / share_p as rounded: within
+    # 8 ulps of float32 (two roundings of the ratio, the log's own, the quotient and the
+    # product), also where the ratio rounds to 1 and log(S_p / share_p) would be 0.
+    import jax
+
+    from jax_ltr._losses import _log1p
+
+    rng = np.random.default_rng(8)
+    share = rng.uniform(0.5, 2.0, 4002).astype(np.float32)
+    later = (share * np.concatenate([[0.0], np.geomspace(1e-30, 1e6, 4001)])).astype(np.float32)
+    total = share + later  # as a running sum adds them
+    got = jax.jit(lambda s, after, t: _log1p(after / s, t / s))(share, later, total)
+    want = np.log1p(later.astype(np.float64) / share.astype(np.float64))
+    assert float(got[0]) == 0.0
+    assert (np.abs(np.asarray(got, np.float64) - want) <= 8 * np.finfo(np.float32).eps * want).all()
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_one_shift_counts_the_valid_items_where_the_sums_could_overflow(weighted):
+    # The gradient's running sums reach the weights' sum (without weights, the count) times
+    # exp(span), the value's ratios the count times exp(span): float16's limit (exp(4.5),
+    # about 94) is below many a length, float32's (exp(43)) above any.
     import jax.numpy as jnp
 
     from jax_ltr._losses import _one_shift
 
     scores, where = jnp.zeros((1, 100), jnp.float16), jnp.ones((1, 100), bool)
-    assert not bool(_one_shift(scores, where, jnp.array([100]), None)[1])
-    assert bool(_one_shift(scores, where.at[0, 90:].set(False), jnp.array([90]), None)[1])
-    assert bool(_one_shift(scores.astype(jnp.float32), where, jnp.array([100]), None)[1])
+    weights = (jnp.arange(100) < 5).astype(jnp.float16)[:, None] if weighted else None  # top-5
+    assert not bool(_one_shift(scores, where, jnp.array([100]), weights)[1])
+    assert bool(_one_shift(scores, where.at[0, 90:].set(False), jnp.array([90]), weights)[1])
+    assert bool(_one_shift(scores.astype(jnp.float32), where, jnp.array([100]), weights)[1])
 
 
 @pytest.mark.parametrize(("span", "method"), [(8.0, "scan"), (400.0, "scan"), (400.0, "associative")])
