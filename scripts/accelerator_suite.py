@@ -18,7 +18,7 @@ leaves what it measured:
 Cells not started within ``--budget-s`` are rows that say so. Memory: XLA's temporary buffers
 of a compiled JAX call, the peak CUDA allocation of a PyTorch call over its inputs, and the
 process's peak device memory for each framework. ``--tiny``: the same sections on tiny cells
-of ListMLE and pairwise PL, without torch.compile, and the trainers with the dot-product model
+of ListMLE, pairwise PL and softmax, without torch.compile, and the trainers with the dot-product model
 (the quickest to compile) on tiny synthetic data, for a machine without an accelerator (the
 tests).
 """
@@ -57,7 +57,7 @@ IMPLEMENTATIONS = [
     "jax associative",
 ]
 SMALL, LARGE = "1024x200", "4096x1000"
-TINY, TINY_LOSSES, TINY_MODEL = "3x7", ("listmle", "pairwise_pl"), "dot"  # --tiny
+TINY, TINY_LOSSES, TINY_MODEL = "3x7", ("listmle", "pairwise_pl", "softmax"), "dot"  # --tiny
 
 
 def sections(tiny: bool) -> list[dict]:
@@ -66,14 +66,20 @@ def sections(tiny: bool) -> list[dict]:
     rest = [loss for loss in ALL_LOSSES if loss not in LISTMLE_FAMILY + PAIRWISE_FAMILY]
     if not tiny:
         return _sections(SMALL, LARGE, rest)
-    # One tiny size and one loss of a family per section: every section's code runs.
-    chosen = [
-        section | {"losses": [loss for loss in section["losses"] if loss in TINY_LOSSES][:1]}
-        if "losses" in section
-        else section
-        for section in _sections(TINY, TINY, rest)
-    ]
-    return [section for section in chosen if section.get("losses", True)]
+    # One tiny size and one loss per section, the first of TINY_LOSSES not already run with the
+    # section's labels and dtype (every loss's section would repeat the ListMLE family's cell):
+    # every section's code runs, and a section with nothing new is left out.
+    chosen, run = [], set()
+    for section in _sections(TINY, TINY, rest):
+        if "losses" not in section:
+            chosen.append(section)
+            continue
+        kind = (section.get("labels", "ratings"), section.get("dtypes", "float32"))
+        new = [loss for loss in section["losses"] if loss in TINY_LOSSES and (loss, kind) not in run]
+        if new:
+            run.add((new[0], kind))
+            chosen.append(section | {"losses": new[:1]})
+    return chosen
 
 
 def _sections(small: str, large: str, rest: list[str]) -> list[dict]:

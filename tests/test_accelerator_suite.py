@@ -56,13 +56,17 @@ def test_tiny_suite_writes_every_section(tmp_path):
     rows = [row for grid in raw["grids"] for row in grid["rows"]]
     timed = [row for row in rows if "median_ms" in row]
     assert not [row for row in rows if "skipped" in row and "failed" in row["skipped"]]
-    # the default call of both losses and the trainer's (sampled pairs), JAX and PyTorch,
-    # agreeing on the value
+    # the default call of each loss and the trainer's (sampled pairs), JAX and PyTorch,
+    # agreeing on the value; no cell run twice
     assert {(r["loss"], r["implementation"]) for r in timed} >= {
         ("listmle", "jax"),
         ("listmle", "torch eager"),
+        ("softmax", "jax"),
+        ("softmax", "torch eager"),
         *(("pairwise_pl", name) for name in ("jax", "jax trainer", "torch eager", "torch eager trainer")),
     }
+    cells = [(r["loss"], r["implementation"], r["labels"], r["dtype"]) for r in rows]
+    assert len(cells) == len(set(cells))
     for row in timed:
         assert row["vs_ref"] < (1e-5 if row["dtype"] == "float32" else 2e-2), row
     assert {(r["task"], r["framework"]) for r in raw["train"]} == {
