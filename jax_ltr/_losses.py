@@ -82,10 +82,14 @@ def _running_max_sum(x, where, *, method: str, reverse: bool):
         value, valid = column
         top = jnp.where(valid, jnp.maximum(run_high, value), run_high)
         finite_top = jnp.where(jnp.isfinite(top), top, 0.0)
-        rescale = jnp.exp(run_high - finite_top)
+        # Once the max is +inf it stays so, and so does the total: nothing rescales it (exp(inf
+        # - 0) would make the compensation inf * 0), and the compensation, inf - inf there, is
+        # reset, so that the log-sum-exp stays +inf as the tree's does.
+        rescale = jnp.where(run_high == top, 1.0, jnp.exp(run_high - finite_top))
         run_total, run_error = _kahan_add(
             run_total * rescale, run_error * rescale, jnp.where(valid, jnp.exp(value - finite_top), 0.0)
         )
+        run_error = jnp.where(jnp.isfinite(run_total), run_error, 0.0)
         return (top, run_total, run_error), (top, run_total)
 
     lists_shape = x.shape[1:]
@@ -120,7 +124,8 @@ def suffix_logsumexp(x, *, where=None, method: str = "auto"):
     """Reverse running log-sum-exp along the last axis, over valid items only.
 
     ``out[..., i] = log sum_{j >= i, where[..., j]} exp(x[..., j])``; ``-inf`` where that set is
-    empty. Computed in log space throughout (a running max and a rescaled sum, no single
+    empty, ``+inf`` where it holds a ``+inf``, NaN where it holds a NaN (as PyTorch's
+    ``logcumsumexp``). Computed in log space throughout (a running max and a rescaled sum, no single
     max shift), so spreads of 1e3 in float32 stay finite.
 
     Args:
@@ -139,11 +144,13 @@ def suffix_logsumexp(x, *, where=None, method: str = "auto"):
     """
     method = _check_method(method)
     x = jnp.asarray(x)
-    where = jnp.ones(x.shape, bool) if where is None else jnp.asarray(where)
+    where = None if where is None else jnp.asarray(where)
+    checks.check_suffix_arrays(array_info(x), None if where is None else array_info(where))
+    where = jnp.ones(x.shape, bool) if where is None else where
     x, where = jnp.moveaxis(x, -1, 0), jnp.moveaxis(where, -1, 0)  # the list axis first
     high, total = _running_max_sum(x, where, method=method, reverse=True)
-    seen = total > 0
-    out = jnp.where(seen, high + jnp.log(jnp.where(seen, total, 1.0)), -jnp.inf)
+    empty = total == 0  # no valid item at or after (a NaN total, from a NaN, is not)
+    out = jnp.where(empty, -jnp.inf, high + jnp.log(jnp.where(empty, 1.0, total)))
     return jnp.moveaxis(out, 0, -1)
 
 

@@ -103,6 +103,17 @@ def check_arrays(
         )
 
 
+def check_suffix_arrays(x: ArrayInfo, where: ArrayInfo | None) -> None:
+    """``suffix_logsumexp``'s arguments: a floating ``x`` with a list axis, ``where`` None or
+    a boolean mask of its shape."""
+    if x.kind != "float" or len(x.shape) < 1:
+        raise ValueError(
+            f"x must be a floating-point array with a list axis (at least 1-D), got {x.describe()}"
+        )
+    if where is not None and (where.kind != "bool" or where.shape != x.shape):
+        raise ValueError(f"where must be a boolean mask shaped like x {x.shape}, got {where.describe()}")
+
+
 def non_finite_label_error(value: float, index: tuple[int, ...]) -> ValueError:
     return ValueError(f"labels must be finite where valid; found {value} at index {index}")
 

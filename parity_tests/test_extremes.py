@@ -285,3 +285,28 @@ def test_weights_shared_by_every_list_are_the_masked_weights_of_each(span, metho
             (value, checks), grad = jax.value_and_grad(one_shift, has_aux=True)(jnp.asarray(columns))
             assert [bool(check) for check in checks] == [False], fill
             assert_as_masked((value, grad))
+
+
+@pytest.mark.parametrize("method", ["scan", "associative"])
+def test_suffix_logsumexp_equals_the_reference_on_every_special_value(method):
+    # Every list of up to three items drawn from +-inf, NaN, large and ordinary values, each
+    # item valid or not: -inf where nothing is valid from there on, +inf at and before a
+    # valid +inf, NaN at and before a valid NaN, as PyTorch's logcumsumexp gives them.
+    import itertools
+
+    import jax
+    import torch
+
+    import jax_ltr
+    import torch_ltr
+
+    values = (0.0, 1.0, np.inf, -np.inf, np.nan, -1e3)
+    for length in (1, 2, 3):
+        combos = list(itertools.product(values, repeat=length))
+        masks = list(itertools.product([True, False], repeat=length))
+        x = np.array([combo for combo in combos for _ in masks], np.float32)
+        where = np.array([mask for _ in combos for mask in masks])
+        theirs = torch_ltr.suffix_logsumexp(torch.from_numpy(x), where=torch.from_numpy(where)).numpy()
+        ours = jax.jit(lambda x, w: jax_ltr.suffix_logsumexp(x, where=w, method=method))(x, where)
+        close = np.isclose(np.asarray(ours), theirs, rtol=1e-6, atol=0.0, equal_nan=True)
+        assert close.all(), (x[~close.all(-1)][:3], np.asarray(ours)[~close.all(-1)][:3])

@@ -148,6 +148,30 @@ def test_option_errors(framework):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize(
+    ("x", "where", "message"),
+    [
+        (np.arange(3), None, r"x must be a floating-point array with a list axis .*dtype (torch\.)?int"),
+        (np.float32(1.0), None, r"x must be a floating-point array with a list axis .*shape \(\)"),
+        (np.zeros((2, 3)), np.ones((2, 2), bool), r"where must be a boolean mask shaped like x \(2, 3\)"),
+        (np.zeros((2, 3)), np.ones((2, 3), int), r"where must be a boolean mask .*dtype (torch\.)?int"),
+    ],
+    ids=["int x", "0-d x", "where shape", "int where"],
+)
+def test_suffix_logsumexp_arguments_are_named(framework, x, where, message):
+    import torch
+
+    import torch_ltr
+
+    if framework == "jax":
+        fn, wrap = jax_ltr.suffix_logsumexp, jnp.asarray
+    else:
+        fn, wrap = torch_ltr.suffix_logsumexp, torch.from_numpy
+    with pytest.raises(ValueError, match=message):
+        fn(wrap(np.asarray(x)), where=None if where is None else wrap(where))
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize("name", ["listmle_loss", "hybrid_loss"])
 def test_levels_errors(framework, name):
     labels = np.array([[1.0, 2.0, 3.0], [2.0, 2.0, 1.0]])

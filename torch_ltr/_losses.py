@@ -30,6 +30,9 @@ def suffix_logsumexp(x: torch.Tensor, *, where: torch.Tensor | None = None) -> t
       >>> [round(v, 4) for v in suffix_logsumexp(torch.log(torch.tensor([1.0, 2.0, 3.0]))).tolist()]
       [1.7918, 1.6094, 1.0986]
     """
+    x = torch.as_tensor(x)
+    where = None if where is None else torch.as_tensor(where, device=x.device)
+    checks.check_suffix_arrays(array_info(x), None if where is None else array_info(where))
     if where is not None:
         x = torch.where(where, x, -torch.inf)
     return torch.logcumsumexp(x.flip(-1), dim=-1).flip(-1)
