@@ -15,7 +15,14 @@ import jax.numpy as jnp
 from jax import lax
 
 from jax_ltr._label_order import descending_order, positive_zero, sorting_network, take
-from jax_ltr._utils import array_info, check_inputs, check_label_range, nan_for_bad_labels, safe_reduce
+from jax_ltr._utils import (
+    array_info,
+    as_labels,
+    check_inputs,
+    check_label_range,
+    nan_for_bad_labels,
+    safe_reduce,
+)
 from ltr_common import checks
 from ltr_common.checks import GAIN_LABEL_MAX, GAIN_RANGE, check_k, check_reduction
 from ltr_common.evaluation import metric_order, ranking_metric_set
@@ -166,7 +173,7 @@ def ranking_metrics(
       >>> {k: round(float(v[0]), 4) for k, v in m.items()}
       {'ndcg@2': 0.5081, 'mrr': 0.5, 'map': 0.5833, 'recall@10': 1.0}
     """
-    scores, labels = jnp.asarray(scores), jnp.asarray(labels)
+    scores, labels = jnp.asarray(scores), as_labels(labels)
     where = None if where is None else jnp.asarray(where)
     top_k, recall_k = checks.check_cutoffs(top_k, "top_k"), checks.check_cutoffs(recall_k, "recall_k")
     checks.check_relevance_threshold(relevance_threshold)

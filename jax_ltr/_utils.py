@@ -31,6 +31,19 @@ def array_info(x) -> checks.ArrayInfo:
     return checks.ArrayInfo(tuple(x.shape), str(dtype), kind)
 
 
+def as_labels(labels):
+    """``labels`` as a JAX array holding the values given. Without x64, JAX stores a host array
+    of 64-bit integers in 32 bits, wrapping around (2**31 would become -2**31); such labels
+    become float32 on the host instead, the type the losses compute in then, rounded as
+    PyTorch's conversion rounds them."""
+    if isinstance(labels, jax.Array):
+        return labels
+    host = np.asarray(labels)
+    if host.dtype.kind in "iu" and host.dtype.itemsize == 8 and not jax.config.jax_enable_x64:
+        host = host.astype(np.float32)
+    return jnp.asarray(host)
+
+
 def check_inputs(scores, labels, where, tie_break=None):
     """Validate and normalise ``(scores, labels, where, tie_break)``.
 
@@ -39,14 +52,15 @@ def check_inputs(scores, labels, where, tie_break=None):
     ``ValueError`` naming the argument; non-finite labels at valid positions are caught
     outside ``jit`` (inside, they are the caller's or the trainer guard's business).
     """
-    scores, labels = jnp.asarray(scores), jnp.asarray(labels)
+    scores = jnp.asarray(scores)
+    labels = labels if isinstance(labels, jax.Array) else np.asarray(labels)  # described as given
     where = None if where is None else jnp.asarray(where)
     tie_break = None if tie_break is None else jnp.asarray(tie_break)
     checks.check_arrays(*(None if x is None else array_info(x) for x in (scores, labels, where, tie_break)))
     if where is None:
         where = jnp.ones(scores.shape, bool)
     dtype = jnp.promote_types(scores.dtype, jnp.float32)
-    labels = labels.astype(dtype)
+    labels = as_labels(labels).astype(dtype)
     if is_concrete(labels) and is_concrete(where):  # NumPy: no tracer when jit closes over them
         checks.check_finite_labels(np.asarray(labels), np.asarray(where))
     if tie_break is not None:

@@ -402,3 +402,26 @@ def test_an_order_that_is_not_the_label_order_is_refused_or_nan():
         jax_ltr.listmle_loss(scores, labels, where=where, order=good[:, :3])
     with pytest.raises(ValueError, match="order must be an integer array shaped like labels"):
         jax_ltr.listmle_loss(scores, labels, where=where, order=good.astype(np.float32))
+
+
+@pytest.mark.parametrize("name", ["listmle_loss", "pairwise_pl_loss", "pointwise_mse_loss", "mrr"])
+def test_64_bit_integer_labels_keep_their_values(name):
+    # Without x64 JAX would store these labels in 32 bits: 2**31 wraps to -2**31 and 2**32 + 3
+    # to 3. Both frameworks see them as float32, alike; a given label order agrees with them.
+    import torch
+
+    import torch_ltr
+
+    scores = np.array([[0.0, 1.0, 2.0], [0.5, -1.0, 0.25]], np.float32)
+    labels = np.array([[2**31, 1, 0], [2**32 + 3, 2**40, 5]], np.int64)
+    ours = getattr(jax_ltr, name)(scores, labels, reduction="none")
+    theirs = getattr(torch_ltr, name)(torch.from_numpy(scores), torch.from_numpy(labels), reduction="none")
+    as_float = getattr(jax_ltr, name)(scores, labels.astype(np.float32), reduction="none")
+    np.testing.assert_allclose(np.asarray(ours), theirs.numpy(), rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(as_float))
+    if name == "listmle_loss":
+        given = jax_ltr.listmle_loss(scores, labels, order=jax_ltr.label_order(labels), reduction="none")
+        np.testing.assert_array_equal(np.asarray(given), np.asarray(ours))
+    if name == "mrr":
+        metrics = jax_ltr.ranking_metrics(scores, labels, top_k=())
+        np.testing.assert_array_equal(np.asarray(metrics["mrr"]), np.asarray(ours))
