@@ -256,9 +256,8 @@ def sort_keys(x, where, *, descending: bool):
     if descending:
         ordered = ~ordered
     last = jnp.asarray(jnp.iinfo(unsigned).max, unsigned)
-    # A NaN at a valid position goes after every other valid item, whatever its sign bit (as
-    # in PyTorch's sort, where the invalid items come after it too: no metric or loss sees
-    # the difference, as nothing ranks invalid items).
+    # A NaN at a valid position goes after every other valid item, whatever its sign bit, and
+    # before the invalid ones (as the PyTorch reference's metrics rank a NaN score).
     valid = jnp.where(x != x, last - 1, jnp.minimum(ordered, last - 1))
     return jnp.where(where, valid, last)
 

@@ -310,3 +310,42 @@ def test_suffix_logsumexp_equals_the_reference_on_every_special_value(method):
         ours = jax.jit(lambda x, w: jax_ltr.suffix_logsumexp(x, where=w, method=method))(x, where)
         close = np.isclose(np.asarray(ours), theirs, rtol=1e-6, atol=0.0, equal_nan=True)
         assert close.all(), (x[~close.all(-1)][:3], np.asarray(ours)[~close.all(-1)][:3])
+
+
+@pytest.mark.parametrize("name", ["ndcg_at_k", "mrr", "average_precision", "recall_at_k"])
+def test_metrics_rank_every_valid_score_before_the_masked_items(name):
+    # Every list of three items with scores drawn from +-inf, NaN, +-0 and 1, each valid or
+    # not: the valid items are ranked first whatever their scores, a NaN after every number.
+    import itertools
+
+    import jax
+    import torch
+
+    import jax_ltr
+    import torch_ltr
+
+    values = (0.0, -0.0, 1.0, np.inf, -np.inf, np.nan)
+    combos = list(itertools.product(values, repeat=3))
+    masks = list(itertools.product([True, False], repeat=3))
+    scores = np.array([combo for combo in combos for _ in masks], np.float32)
+    where = np.array([mask for _ in combos for mask in masks])
+    labels = np.random.default_rng(3).integers(0, 6, scores.shape).astype(np.float32)
+    options = {"k": 2} if name in ("ndcg_at_k", "recall_at_k") else {}
+
+    def ours(s, y, w):
+        return getattr(jax_ltr, name)(s, y, where=w, reduction="none", **options)
+
+    theirs = getattr(torch_ltr, name)(
+        *(torch.from_numpy(x) for x in (scores, labels)),
+        where=torch.from_numpy(where),
+        reduction="none",
+        **options,
+    )
+    got = np.asarray(jax.jit(ours)(scores, labels, where))
+    differ = ~np.isclose(got, theirs.numpy(), rtol=1e-6, equal_nan=True)
+    assert not differ.any(), (
+        scores[differ][:3],
+        where[differ][:3],
+        got[differ][:3],
+        theirs.numpy()[differ][:3],
+    )

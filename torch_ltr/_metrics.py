@@ -9,12 +9,18 @@ import torch
 from ltr_common import checks
 from ltr_common.checks import GAIN_LABEL_MAX, check_k, check_reduction
 from ltr_common.evaluation import ranking_metric_set
-from torch_ltr._label_order import descending_order, take
+from torch_ltr._label_order import take
 from torch_ltr._utils import array_info, check_inputs, check_label_range, safe_reduce
 
 
 def _ranked(scores, labels, where):
-    order = descending_order(scores, where)
+    """Labels and validity in the order of descending scores, ties by position, every valid
+    item before every invalid one whatever its score (a NaN after every number, as the JAX
+    side's integer keys put it): a stable sort by score, then by validity. One sort by
+    ``descending_order``'s key would tie a valid -inf score with the invalid items' +inf and
+    put a valid NaN after them."""
+    by_score = torch.argsort(-scores + 0.0, dim=-1, stable=True)  # NaN last; -0.0 and +0.0 tie
+    order = take(by_score, torch.argsort((~take(where, by_score)).to(torch.uint8), dim=-1, stable=True))
     return take(labels, order), take(where, order)
 
 
