@@ -184,11 +184,12 @@ RANK_BLOCK = 16  # items per block of the smooth-rank sweep
 
 
 def _rank_sweep(scores, where, inverse_temperature, block, term, values=None):
-    """``sum_j term(p_ij, v_j)`` over the valid ``j`` of each list, one block of ``j`` at a
+    """``sum_j term(p_ij, v_j)`` over the valid ``j != i`` of each list, one block of ``j`` at a
     time: [N, L, block] values per step, never [N, L, L]. ``p_ij = sigma((s_j - s_i) / T)``,
     computed as a product with ``1 / T`` (a normal float32 number, which XLA on CPU keeps, where
     a subnormal ``T`` would be read as 0); ``v_j`` is the block of ``values`` ([N, L], None:
-    none) as [N, block]."""
+    none) as [N, block]. The pair of an item with itself is left out, not counted and taken
+    off: at an infinite score its difference is inf - inf, NaN."""
     n, length = scores.shape
     blocks = -(-length // block)
 
@@ -196,22 +197,24 @@ def _rank_sweep(scores, where, inverse_temperature, block, term, values=None):
         padded = jnp.pad(x, ((0, 0), (0, blocks * block - length)))
         return jnp.moveaxis(padded.reshape(n, blocks, block), 1, 0)
 
+    # whether j is not i, block by block: [blocks, 1, L, block] (padding positions never are)
+    other = jnp.arange(blocks * block).reshape(blocks, 1, 1, block) != jnp.arange(length)[:, None]
+
     def step(total, column):
-        s_j, w_j, v_j = column
+        s_j, w_j, other_j, v_j = column
         p = jax.nn.sigmoid((s_j[:, None, :] - scores[:, :, None]) * inverse_temperature)
-        return total + jnp.sum(jnp.where(w_j[:, None, :], term(p, v_j), 0.0), axis=-1), None
+        return total + jnp.sum(jnp.where(w_j[:, None, :] & other_j, term(p, v_j), 0.0), axis=-1), None
 
     column_values = None if values is None else columns(values)
     init = jnp.zeros((n, length), scores.dtype)
-    total, _ = lax.scan(step, init, (columns(scores), columns(where), column_values))
+    total, _ = lax.scan(step, init, (columns(scores), columns(where), other, column_values))
     return total
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def smooth_ranks(scores, where, inverse_temperature, block):
     """``1 + sum_{valid j != i} sigma((s_j - s_i) / T)`` for each item: [N, L], given ``1 / T``."""
-    total = _rank_sweep(scores, where, inverse_temperature, block, lambda p, _: p)
-    return 1.0 + total - jnp.where(where, 0.5, 0.0)  # the sweep counted j = i as sigma(0)
+    return 1.0 + _rank_sweep(scores, where, inverse_temperature, block, lambda p, _: p)
 
 
 def _smooth_ranks_fwd(scores, where, inverse_temperature, block):
@@ -221,7 +224,7 @@ def _smooth_ranks_fwd(scores, where, inverse_temperature, block):
 def _smooth_ranks_bwd(inverse_temperature, block, residuals, cotangent):
     # d r_i / d s_k = sigma'((s_k - s_i) / T) / T for k != i, and minus the sum of those for
     # k = i. sigma' is even, so d/ds_k sum_i c_i r_i = (1/T) sum_{valid j} sigma'((s_j - s_k) /
-    # T) (c_j - c_k): one sweep, in which j = k adds exactly 0.
+    # T) (c_j - c_k): one sweep (which leaves out j = k, whose term is 0).
     scores, where = residuals
 
     def term(p, c_j):

@@ -349,3 +349,26 @@ def test_metrics_rank_every_valid_score_before_the_masked_items(name):
         got[differ][:3],
         theirs.numpy()[differ][:3],
     )
+
+
+@pytest.mark.parametrize("infinity", [np.inf, -np.inf])
+def test_approx_ndcg_takes_an_infinite_score_at_its_limit(infinity):
+    # sigma(+-inf) is 1 or 0: the smooth ranks, the value and the other items' gradients are
+    # PyTorch's; the infinite item's own gradient is sigma'(+-inf) = 0 (PyTorch's autograd
+    # gives NaN there, from the inf - inf of the item's pair with itself, which it masks).
+    import jax
+    import torch
+
+    import jax_ltr
+    import torch_ltr
+
+    scores = np.array([[0.0, infinity, 1.0, 0.5], [0.3, 1.2, -0.4, 0.5]], np.float32)
+    labels = np.array([[3.0, 2.0, 1.0, 0.0], [0.0, 2.0, 1.0, 4.0]], np.float32)
+    value, grad = jax.value_and_grad(lambda s: jax_ltr.approx_ndcg_loss(s, labels, reduction="sum"))(scores)
+    leaf = torch.from_numpy(scores).requires_grad_(True)
+    theirs = torch_ltr.approx_ndcg_loss(leaf, torch.from_numpy(labels), reduction="sum")
+    theirs.backward()
+    np.testing.assert_allclose(float(value), theirs.item(), rtol=1e-6)
+    finite = np.isfinite(scores)
+    np.testing.assert_allclose(np.asarray(grad)[finite], leaf.grad.numpy()[finite], rtol=1e-5, atol=1e-7)
+    assert np.asarray(grad)[~finite].tolist() == [0.0]
