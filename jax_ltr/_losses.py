@@ -30,6 +30,7 @@ from jax_ltr._label_order import (
     put,
     rows_of,
     scan_in_place,
+    sort_keys,
     take,
     to_columns,
     to_rows,
@@ -644,7 +645,8 @@ def pairwise_pl_loss(scores, labels, *, where=None, pairs=None, reduction: str =
     else:
         list_index, i_index, j_index = _check_pairs(pairs, scores.shape)
         flat_s = scores.reshape(-1, scores.shape[-1])
-        flat_y = labels.reshape(-1, scores.shape[-1])
+        # labels compared by their integer keys, as in the sweep (``_sweeps._all_pairs``)
+        flat_y = sort_keys(labels, where, descending=False).reshape(-1, scores.shape[-1])
         flat_w = where.reshape(-1, scores.shape[-1])
         y_i, y_j = flat_y[list_index, i_index], flat_y[list_index, j_index]
         counted = flat_w[list_index, i_index] & flat_w[list_index, j_index] & (y_i != y_j)

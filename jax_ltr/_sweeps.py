@@ -16,6 +16,8 @@ import jax.numpy as jnp
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
+from jax_ltr._label_order import sort_keys
+
 
 def pair_terms(margin, counted):
     """-log sigma(margin) = softplus(-margin), for the pairs that count; 0 elsewhere."""
@@ -52,7 +54,13 @@ def _all_pairs(scores, labels, where, items, *, block: int, score_grad: bool, la
     def columns(x):  # [N, L] -> [padded, N], padding invalid
         return jnp.pad(x, ((0, 0), (0, padded - length))).T
 
-    laid_out = [columns(x) for x in (scores, labels, where, *items)]
+    # Labels are compared by their order-preserving integer keys: XLA on CPU reads a subnormal
+    # float as 0 in a comparison, which would tie 1e-40 with 0 where the label order and
+    # PyTorch tell them apart. Their values enter only a "label_diff" pair weight, as its gap.
+    keys = sort_keys(labels, where, descending=False)
+    if weighting is not None and weighting[0] == "label_diff":
+        items = (labels, *items)
+    laid_out = [columns(x) for x in (scores, keys, where, *items)]
     doubled = [jnp.concatenate([x, x], axis=0) for x in laid_out]
     row_s, row_y, row_w, *row_items = (x.reshape(blocks, block, 1, n) for x in laid_out)
     upper = (jnp.arange(block)[:, None] < jnp.arange(block)[None, :])[:, :, None]
@@ -81,7 +89,7 @@ def _all_pairs(scores, labels, where, items, *, block: int, score_grad: bool, la
 
         weight = None
         if weighting is not None:
-            gap, factor = _pair_weight(weighting, (row_y, *row_items), (col_y, *col_items))
+            gap, factor = _pair_weight(weighting, row_items, col_items)
             weight = jnp.abs(gap) if factor is None else jnp.abs(gap) * factor
             if label_grad:  # d |gap| / d(row value) = sign(gap), and minus that for the column's
                 slope = jnp.sign(gap) if factor is None else jnp.sign(gap) * factor
@@ -155,10 +163,11 @@ all_pairs_loss.defvjp(_all_pairs_loss_fwd, _all_pairs_loss_bwd, symbolic_zeros=T
 
 
 def _pair_weight(weighting, row, col):
-    """LambdaLoss's ``lambda_ij = |gap| * factor`` from two items' ``(label, scaled gain, rank,
-    discount)``, ``discount = d(rank) = 1 / log2(1 + rank)`` (``lambda_loss``), as ``(gap,
-    factor)``: ``gap`` the row's label minus the column's ("label_diff", factor None: 1) or
-    their scaled gains' difference, ``factor`` from the ranks alone. The discount gaps are
+    """LambdaLoss's ``lambda_ij = |gap| * factor`` from two items' ``(label,)`` ("label_diff")
+    or ``(scaled gain, rank, discount)``, ``discount = d(rank) = 1 / log2(1 + rank)``
+    (``lambda_loss``), as ``(gap, factor)``: ``gap`` the row's label minus the column's
+    ("label_diff", factor None: 1) or their scaled gains' difference, ``factor`` from the ranks
+    alone. The discount gaps are
     written without cancellation and symmetrically in ``i, j``: ``|d(r_i) - d(r_j)| = log1p(|r_i
     - r_j| / (1 + min(r_i, r_j))) d(r_i) d(r_j) / ln 2`` and ``d(k) - d(k + 1) = log1p(1 / (k +
     1)) / (ln 2 log2(k + 1) log2(k + 2))``: each within a few ulps of itself, where the plain
@@ -166,8 +175,8 @@ def _pair_weight(weighting, row, col):
     kind, mu = weighting
     if kind == "label_diff":
         return row[0] - col[0], None
-    _, gain_i, rank_i, discount_i = row
-    _, gain_j, rank_j, discount_j = col
+    gain_i, rank_i, discount_i = row
+    gain_j, rank_j, discount_j = col
     rank_gap = jnp.abs(rank_i - rank_j)
     parts = []
     if kind in ("dcg", "ndcg_loss2++"):

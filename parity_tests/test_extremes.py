@@ -372,3 +372,35 @@ def test_approx_ndcg_takes_an_infinite_score_at_its_limit(infinity):
     finite = np.isfinite(scores)
     np.testing.assert_allclose(np.asarray(grad)[finite], leaf.grad.numpy()[finite], rtol=1e-5, atol=1e-7)
     assert np.asarray(grad)[~finite].tolist() == [0.0]
+
+
+@pytest.mark.parametrize(
+    ("name", "sampled"),
+    [
+        ("pairwise_pl_loss", False),
+        ("pairwise_pl_loss", True),
+        ("hybrid_loss", False),
+        ("hybrid_loss", True),
+        ("listmle_loss", False),
+    ],
+)
+def test_labels_apart_by_subnormal_amounts_are_different_labels(name, sampled):
+    # XLA on CPU reads a subnormal float as 0 in a comparison; PyTorch tells 1e-40 from 0, and
+    # so do the JAX losses: the pairwise ones compare labels by their integer keys, as the
+    # label order does.
+    import torch
+
+    import jax_ltr
+    import torch_ltr
+
+    scores = np.array([[0.0, 1.0, -0.5, 0.25], [2.0, 0.0, 1.0, -1.0]], np.float32)
+    labels = np.array([[1e-40, 0.0, 2e-40, -1e-40], [3e-39, 1e-39, 0.0, 1e-39]], np.float32)
+    ours_options, their_options = {}, {}
+    if sampled:
+        pairs = tuple(np.array(x) for x in ([0, 0, 0, 1, 1], [0, 2, 3, 0, 1], [1, 0, 1, 2, 3]))
+        ours_options, their_options = {"pairs": pairs}, {"pairs": tuple(torch.from_numpy(p) for p in pairs)}
+    ours = getattr(jax_ltr, name)(scores, labels, reduction="none", **ours_options)
+    theirs = getattr(torch_ltr, name)(
+        torch.from_numpy(scores), torch.from_numpy(labels), reduction="none", **their_options
+    )
+    np.testing.assert_allclose(np.asarray(ours), theirs.numpy(), rtol=1e-6)
