@@ -704,7 +704,8 @@ def hybrid_loss(
 
     Args:
       scores, labels, where: as in ``listmle_loss``.
-      alpha: weight of ListMLE, in [0, 1].
+      alpha: weight of ListMLE, a number in [0, 1] (outside it a ``ValueError``); a traced
+        one (a schedule under ``jit``) outside [0, 1] makes the value NaN.
       tie_break, key, levels, order, method: passed to ``listmle_loss``.
       pairs: passed to ``pairwise_pl_loss``.
       reduction: "none", "sum" or "mean", applied to each part.
@@ -733,7 +734,9 @@ def hybrid_loss(
         reduction=reduction,
     )
     pairwise = pairwise_pl_loss(scores, labels, where=where, pairs=pairs, reduction=reduction)
-    return mix(alpha, listwise, pairwise)
+    if is_concrete(alpha):
+        return mix(alpha, listwise, pairwise)
+    return jnp.where((alpha >= 0) & (alpha <= 1), mix(alpha, listwise, pairwise), jnp.nan)
 
 
 def topk_listmle_loss(

@@ -425,3 +425,13 @@ def test_64_bit_integer_labels_keep_their_values(name):
     if name == "mrr":
         metrics = jax_ltr.ranking_metrics(scores, labels, top_k=())
         np.testing.assert_array_equal(np.asarray(metrics["mrr"]), np.asarray(ours))
+
+
+def test_a_traced_alpha_outside_zero_and_one_makes_the_hybrid_nan():
+    # A concrete alpha outside [0, 1] is refused; a traced one (a schedule under jit) cannot be.
+    scores, labels = jnp.array([[0.0, 1.0, 2.0]]), jnp.array([[2.0, 1.0, 0.0]])
+    hybrid = jax.jit(lambda alpha: jax_ltr.hybrid_loss(scores, labels, alpha=alpha))
+    inside = [float(hybrid(alpha)) for alpha in (0.0, 0.3, 1.0)]
+    assert np.isfinite(inside).all()
+    assert inside[1] == pytest.approx(float(jax_ltr.hybrid_loss(scores, labels, alpha=0.3)), rel=1e-6)
+    assert all(np.isnan(float(hybrid(alpha))) for alpha in (-0.1, 1.5, np.nan))
