@@ -241,10 +241,11 @@ def retrieval_metrics(scores, relevant, *, exclude=None, ks=(10, 20)) -> dict:
     """Full-catalog retrieval metrics per user, the catalog ranked by score.
 
     Items where ``exclude`` is True are never ranked (a user's earlier ratings); ties go to
-    the lower item index. With ``R`` the user's relevant items and ``hits@k`` how many of them
-    the top ``k`` holds: ``recall@k = hits@k / R``, ``hr@k = [hits@k > 0]``, and
-    ``ndcg@k = sum_{rank r <= k, relevant} 1/log2(r + 1)`` over its ideal, the first
-    ``min(k, R)`` ranks filled. A user with no relevant item gets NaN (left out of means).
+    the lower item index, and a NaN score ranks as ``-inf`` (last, as in ``ranking_metrics``).
+    With ``R`` the user's relevant items and ``hits@k`` how many of them the top ``k`` holds:
+    ``recall@k = hits@k / R``, ``hr@k = [hits@k > 0]``, and ``ndcg@k = sum_{rank r <= k,
+    relevant} 1/log2(r + 1)`` over its ideal, the first ``min(k, R)`` ranks filled. A user
+    with no relevant item gets NaN (left out of means).
 
     Args:
       scores: [U, I] float array.
@@ -271,7 +272,10 @@ def retrieval_metrics(scores, relevant, *, exclude=None, ks=(10, 20)) -> dict:
 @functools.partial(jax.jit, static_argnums=3)  # one program per shape (see _ranking_metrics)
 def _retrieval_metrics(scores, relevant, exclude, ks):
     dtype = jnp.promote_types(scores.dtype, jnp.float32)
-    ranked = scores.astype(dtype) if exclude is None else jnp.where(exclude, -jnp.inf, scores.astype(dtype))
+    ranked = scores.astype(dtype)
+    # a NaN score ranks with the lowest, not first as top_k would take it; excluded items last
+    unranked = jnp.isnan(ranked) if exclude is None else jnp.isnan(ranked) | exclude
+    ranked = jnp.where(unranked, -jnp.inf, ranked)
     # top_k orders -0.0 below +0.0; they must tie (lower index first). (top_k on an integer
     # key would be exact for subnormals too, but XLA's CPU top_k is fast only for floats,
     # which compare subnormals as zero there.)

@@ -71,6 +71,21 @@ def test_signed_zeros_tie_and_go_to_the_lower_index(framework):
 
 
 @pytest.mark.parametrize("framework", ["jax", "torch"])
+def test_a_nan_score_ranks_with_the_lowest(framework):
+    # As in ranking_metrics, a NaN score goes last, not first as a top-k of floats takes it:
+    # here below item 3's -inf (the tie goes to the lower index) and never into the top 2.
+    module = jax_ltr if framework == "jax" else torch_ltr
+    scores = np.array([[np.nan, 1.0, 0.5, -np.inf], [-np.inf, 2.0, np.nan, 1.0]], np.float32)
+    relevant = np.array([[True, False, False, False], [False, False, True, False]])
+    if framework == "torch":
+        scores, relevant = torch.from_numpy(scores), torch.from_numpy(relevant)
+    out = module.retrieval_metrics(scores, relevant, ks=(2, 3, 4))
+    np.testing.assert_array_equal(np.asarray(out["hr@2"]), [0.0, 0.0])
+    np.testing.assert_array_equal(np.asarray(out["hr@3"]), [1.0, 0.0])  # item 0 before item 3
+    np.testing.assert_array_equal(np.asarray(out["hr@4"]), [1.0, 1.0])
+
+
+@pytest.mark.parametrize("framework", ["jax", "torch"])
 def test_retrieval_arguments_are_checked(framework):
     module = jax_ltr if framework == "jax" else torch_ltr
     scores, relevant = np.zeros((2, 3), np.float32), np.zeros((2, 3), bool)

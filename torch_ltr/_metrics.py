@@ -166,7 +166,9 @@ def retrieval_metrics(scores, relevant, *, exclude=None, ks=(10, 20)) -> dict:
     exclude = None if exclude is None else torch.as_tensor(exclude)
     checks.check_retrieval(*(None if x is None else array_info(x) for x in (scores, relevant, exclude)), ks)
     dtype = torch.promote_types(scores.dtype, torch.float32)
-    ranked = scores.to(dtype) if exclude is None else torch.where(exclude, -torch.inf, scores.to(dtype))
+    ranked = scores.to(dtype)
+    unranked = torch.isnan(ranked) if exclude is None else torch.isnan(ranked) | exclude
+    ranked = torch.where(unranked, -torch.inf, ranked)  # a NaN score ranks as -inf, as in JAX
     depth = min(max(ks), scores.shape[-1])
     top = torch.sort(ranked, dim=-1, descending=True, stable=True).indices[:, :depth]  # ties: lower index
     hits = relevant.gather(-1, top).to(dtype)
