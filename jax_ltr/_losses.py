@@ -522,11 +522,19 @@ def label_order(labels, where=None) -> np.ndarray:
       [[1, 2, 0, 3]]
     """
     labels = np.asarray(labels)
-    if labels.dtype.kind in "uib":  # negated below: no wrap-around at the type's bottom
+    if labels.ndim < 1 or labels.dtype.kind not in "uif":
+        raise ValueError(
+            f"labels must be a numeric array with a list axis (at least 1-D), got shape "
+            f"{labels.shape} and dtype {labels.dtype}"
+        )
+    if labels.dtype.kind in "ui":  # negated below: no wrap-around at the type's bottom
         labels = labels.astype(np.float64)
-    where = np.ones(labels.shape, bool) if where is None else np.asarray(where, bool)
-    if labels.shape != where.shape:
-        raise ValueError(f"where must have the shape of labels {labels.shape}, got {where.shape}")
+    where = np.ones(labels.shape, bool) if where is None else np.asarray(where)
+    if where.shape != labels.shape or where.dtype != bool:
+        raise ValueError(
+            f"where must be a boolean mask shaped like labels {labels.shape}, got shape "
+            f"{where.shape} and dtype {where.dtype}"
+        )
     negated = np.where(where, -labels, 0)  # + 0 where invalid (NaN there must not count)
     with np.errstate(invalid="ignore"):
         span = np.abs(negated).max(initial=0)  # NaN if any valid label is NaN

@@ -435,3 +435,22 @@ def test_a_traced_alpha_outside_zero_and_one_makes_the_hybrid_nan():
     assert np.isfinite(inside).all()
     assert inside[1] == pytest.approx(float(jax_ltr.hybrid_loss(scores, labels, alpha=0.3)), rel=1e-6)
     assert all(np.isnan(float(hybrid(alpha))) for alpha in (-0.1, 1.5, np.nan))
+
+
+@pytest.mark.parametrize(
+    ("labels", "where", "message"),
+    [
+        (np.float32(1.0), None, r"labels must be a numeric array with a list axis .*shape \(\)"),
+        (np.array([[True, False]]), None, r"labels must be a numeric array .*dtype bool"),
+        (
+            np.ones((2, 3)),
+            np.ones((2, 3), int),
+            r"where must be a boolean mask shaped like labels .*dtype int",
+        ),
+        (np.ones((2, 3)), np.ones((2, 2), bool), r"where must be a boolean mask shaped like labels \(2, 3\)"),
+    ],
+    ids=["0-d labels", "bool labels", "int where", "where shape"],
+)
+def test_label_order_names_a_bad_argument_as_the_losses_do(labels, where, message):
+    with pytest.raises(ValueError, match=message):
+        jax_ltr.label_order(labels, where)
