@@ -126,8 +126,8 @@ def suffix_logsumexp(x, *, where=None, method: str = "auto"):
 
     ``out[..., i] = log sum_{j >= i, where[..., j]} exp(x[..., j])``; ``-inf`` where that set is
     empty, ``+inf`` where it holds a ``+inf``, NaN where it holds a NaN (as PyTorch's
-    ``logcumsumexp``). Computed in log space throughout (a running max and a rescaled sum, no single
-    max shift), so spreads of 1e3 in float32 stay finite.
+    ``logcumsumexp``). Computed in log space throughout (a running max and a rescaled sum, no
+    single max shift), so spreads of 1e3 in float32 stay finite.
 
     Args:
       x: [..., L] float array.

@@ -167,11 +167,11 @@ def _pair_weight(weighting, row, col):
     or ``(scaled gain, rank, discount)``, ``discount = d(rank) = 1 / log2(1 + rank)``
     (``lambda_loss``), as ``(gap, factor)``: ``gap`` the row's label minus the column's
     ("label_diff", factor None: 1) or their scaled gains' difference, ``factor`` from the ranks
-    alone. The discount gaps are
-    written without cancellation and symmetrically in ``i, j``: ``|d(r_i) - d(r_j)| = log1p(|r_i
-    - r_j| / (1 + min(r_i, r_j))) d(r_i) d(r_j) / ln 2`` and ``d(k) - d(k + 1) = log1p(1 / (k +
-    1)) / (ln 2 log2(k + 1) log2(k + 2))``: each within a few ulps of itself, where the plain
-    differences lose ``d / (d(k) - d(k + 1))`` (about 10^3 at k = 200)."""
+    alone. The discount gaps are written without cancellation and symmetrically in ``i, j``:
+    ``|d(r_i) - d(r_j)| = log1p(|r_i - r_j| / (1 + min(r_i, r_j))) d(r_i) d(r_j) / ln 2`` and
+    ``d(k) - d(k + 1) = log1p(1 / (k + 1)) / (ln 2 log2(k + 1) log2(k + 2))``: each within a
+    few ulps of itself, where the plain differences lose ``d / (d(k) - d(k + 1))`` (about 10^3
+    at k = 200)."""
     kind, mu = weighting
     if kind == "label_diff":
         return row[0] - col[0], None
