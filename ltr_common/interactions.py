@@ -10,7 +10,11 @@ A table has one row per interaction: a user, an item, optionally a rating and a 
   (``USUAL_NAMES``: ``user_id``, ``userId``, ``movie_id``, ``time``, ...). A text file whose
   first line names no such column and holds only numbers has no header: its columns are
   user, item[, rating[, timestamp]] in that order.
-* **Ids** may be integers or any strings; they are indexed in sorted order.
+* **Ids** may be integers or any strings, spaces around them dropped; they are integers when
+  every one is written plainly (``007`` is a string id, apart from ``7``) and fits int64, and
+  are indexed in sorted order. A column is one field's; a header names each column once, and a
+  line that repeats the header is refused. Blank lines are skipped (errors still name the
+  file's own line numbers).
 * **Ratings**: numbers in (0, 64] (the gains of the ranking losses; 0 is what a sampled
   negative is labelled). No rating column, or ``implicit``: every interaction is a positive
   with label 1 (implicit feedback), and the rerank task, which orders graded ratings,
@@ -81,7 +85,7 @@ def _text_table(path: Path, options: TableOptions) -> tuple[pd.DataFrame, int]:
     with open(path, "rb") as raw:
         first = raw.readline()
     try:
-        first_line = first.decode("utf-8").rstrip("\r\n")
+        first_line = next(iter(first.decode("utf-8").splitlines()), "")  # \n, \r\n or \r
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: line 1 is not UTF-8 text ({err})") from None
     delimiter = options.delimiter
@@ -92,19 +96,25 @@ def _text_table(path: Path, options: TableOptions) -> tuple[pd.DataFrame, int]:
                 f"{path}: line 1: no delimiter (tab, comma, semicolon or |) in {first_line[:80]!r}; "
                 "give it with --delimiter"
             )
-    fields = next(csv.reader([first_line], delimiter=delimiter))
+    if len(delimiter) != 1:
+        raise DataError(f"{path}: the delimiter must be one character, got {delimiter!r}")
+    fields = [x.strip() for x in next(csv.reader([first_line], delimiter=delimiter))]
     given = {f: getattr(options, f) for f in FIELDS if getattr(options, f) is not None}
     usual = {_normal(n) for names in USUAL_NAMES.values() for n in names}
     header = any(_normal(x) in usual for x in fields) or any(x in given.values() for x in fields)
-    if not header and not all(_is_number(x) for x in fields[:2]) and not given:
+    if not header and (given or not all(_is_number(x) for x in fields[:2])):
+        other = next((d for d in DELIMITERS if d != delimiter and len(fields) == 1 and d in fields[0]), None)
+        hint = f" (one field: is the delimiter {other!r}?)" if other else ""
+        named = f" (no column named {sorted(given.values())})" if given else ""
         raise DataError(
-            f"{path}: line 1: no user or item column among {fields[:8]}; name them with "
-            "--user_column and --item_column"
+            f"{path}: line 1 {fields[:8]} is neither a header naming the user and item columns{named} "
+            f"nor a row of numeric ids{hint}; start the file with a header line (user_id,item_id"
+            "[,rating[,timestamp]], or names given with --user_column and --item_column)"
         )
-    if not header and given:
-        raise DataError(
-            f"{path}: line 1 is data, not a header, so --{next(iter(given))}_column cannot name a column"
-        )
+    if header:
+        twice = next((x for i, x in enumerate(fields) if x in fields[:i]), None)
+        if twice is not None:
+            raise DataError(f"{path}: line 1 names the column {twice!r} twice")
     try:
         with warnings.catch_warnings():
             # a line with more fields than the header: pandas would drop them with a warning
@@ -119,6 +129,7 @@ def _text_table(path: Path, options: TableOptions) -> tuple[pd.DataFrame, int]:
                 na_filter=False,
                 engine="c",
                 encoding="utf-8",
+                skip_blank_lines=False,  # kept, then dropped below: each row keeps its line
             )
     except pd.errors.ParserWarning:
         raise DataError(f"{path}: a line has more fields than line 1's {len(fields)}") from None
@@ -133,7 +144,14 @@ def _text_table(path: Path, options: TableOptions) -> tuple[pd.DataFrame, int]:
                 f"[, timestamp]]), found {frame.shape[1]}"
             )
         frame.columns = list(FIELDS[: frame.shape[1]])
-    return frame, 2 if header else 1
+    else:
+        repeated = np.flatnonzero((frame.to_numpy() == np.asarray(frame.columns, dtype=object)).all(axis=1))
+        if len(repeated):
+            raise DataError(f"{path}: line {repeated[0] + 2} repeats the header line")
+        frame.columns = [str(c).strip() for c in frame.columns]
+    blank = (frame == "").all(axis=1).to_numpy()
+    # The frame's index: each row's offset from the first data line, blank lines skipped.
+    return frame[~blank], 2 if header else 1
 
 
 def _parquet_table(path: Path) -> pd.DataFrame:
@@ -170,27 +188,41 @@ def _pick_columns(frame: pd.DataFrame, options: TableOptions, path: Path) -> dic
             raise DataError(
                 f"{path}: no {field} column among {list(frame.columns)[:12]}; name it with --{field}_column"
             )
+    fields = list(found)
+    for i, field in enumerate(fields):
+        other = next((f for f in fields[:i] if found[f] == found[field]), None)
+        if other is not None:
+            raise DataError(f"{path}: the column {found[field]!r} would be both the {other} and the {field}")
     return found
 
 
 def _ids(column: pd.Series, *, path: str, name: str, where) -> np.ndarray:
-    """Integer ids as int64, anything else as strings; empty ids are refused."""
+    """Integer ids as int64, anything else as strings (spaces around them dropped); empty ids
+    are refused. Integers are ids only when each is written plainly (``7``, not ``007``, which
+    stays a string id of its own) and fits int64."""
     missing = np.flatnonzero(column.isna().to_numpy())
     if len(missing):
         raise DataError(f"{path}: {where(missing[0])}: the {name} id is missing")
     values = column.to_numpy()
+    if values.dtype.kind == "u" and len(values) and values.max() > np.iinfo(np.int64).max:
+        return values.astype(str)  # beyond int64: kept exactly, as strings
     if values.dtype.kind in "iu":
         return values.astype(np.int64)
     if values.dtype.kind == "f":
-        bad = np.flatnonzero(~np.isfinite(values) | (values != np.round(values)))
+        bad = np.flatnonzero(
+            ~np.isfinite(values) | (values != np.round(values)) | (np.abs(values) >= 2.0**63)
+        )
         if len(bad):
-            raise DataError(f"{path}: {where(bad[0])}: {name} id {values[bad[0]]!r} is not an integer")
+            value = float(values[bad[0]])
+            raise DataError(
+                f"{path}: {where(bad[0])}: {name} id {value!r} is not an integer that fits 64 bits"
+            )
         return values.astype(np.int64)
-    text = column.astype(str)
+    text = column.astype(str).str.strip()
     empty = np.flatnonzero((text.str.len() == 0).to_numpy())
     if len(empty):
         raise DataError(f"{path}: {where(empty[0])}: the {name} id is empty")
-    if text.str.fullmatch(r"-?\d{1,18}").all():  # every id an integer written plainly
+    if text.str.fullmatch(r"0|-?[1-9]\d{0,17}").all():  # every id an integer written plainly
         return text.astype(np.int64).to_numpy()
     return text.to_numpy(dtype=str)
 
@@ -273,7 +305,7 @@ def ratings_from_frame(
     (user and item at least), ``first`` is the line (``unit``) of the frame's first row."""
     if not len(frame):
         raise DataError(f"{path}: no interactions (the table has a header only)")
-    lines = np.arange(first, first + len(frame))
+    lines = first + np.asarray(frame.index, dtype=np.int64)  # a row's line (or row) in the file
     where = lambda row: f"{unit} {lines[row]}"  # noqa: E731
     user = _ids(frame[columns["user"]], path=path, name="user", where=where)
     item = _ids(frame[columns["item"]], path=path, name="item", where=where)
@@ -282,17 +314,18 @@ def ratings_from_frame(
         rating = np.ones(len(frame), np.float64)
     else:
         rating = _numbers(frame[columns["rating"]], path=path, name="rating", where=where)
-        bad = np.flatnonzero((rating <= 0) | (rating > MAX_RATING))
+        single = rating.astype(np.float32)  # the labels' type: a tiny rating would become 0
+        bad = np.flatnonzero((single <= 0) | (rating > MAX_RATING))
         if len(bad):
             raise DataError(
                 f"{path}: {where(bad[0])}: rating {rating[bad[0]]:g} is outside (0, {MAX_RATING:g}] "
-                "(0 labels a sampled negative; pass --implicit to read every row as a positive)"
+                "in float32 (0 labels a sampled negative; pass --implicit to read every row as a positive)"
             )
     times = _times(frame[columns["timestamp"]], path=path, where=where) if "timestamp" in columns else None
     if duplicates != "error":
         keys = pd.DataFrame({"u": user, "i": item, "t": times if times is not None else 0, "row": lines})
         keys = keys.sort_values(["t", "row"], kind="stable")
-        kept = np.sort(keys.drop_duplicates(["u", "i"], keep=duplicates)["row"].to_numpy() - first)
+        kept = np.sort(keys.drop_duplicates(["u", "i"], keep=duplicates).index.to_numpy())
         if len(kept) < len(lines):
             logger.info(
                 "{}: kept the {} of each repeated interaction: {} of {} rows",

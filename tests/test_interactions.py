@@ -144,7 +144,17 @@ GOOD = "user,item,rating,timestamp\n1,10,4,100\n1,11,3,101\n2,10,5,102\n"
         (GOOD + "2,11,4,103.5\n", "line 5: timestamp '103.5' is not an integer"),
         (GOOD + "1,10,2,200\n", "lines 2 and 5: user 1 rated item 10 twice"),
         (GOOD + "2,11,4\n", "line 5: timestamp '' is not an integer"),  # a short line: padded, refused
-        ("a,b,c\nx,y,z\n", r"line 1: no user or item column among \['a', 'b', 'c'\]"),
+        (
+            "a,b,c\nx,y,z\n",
+            r"line 1 \['a', 'b', 'c'\] is neither a header naming the user and item columns nor a row of "
+            "numeric ids; start the file with a header line",
+        ),
+        ("user;item;rating\n1;2;3\n", None),  # found: ';'
+        ("user,item,rating,rating\n1,10,4,3\n", "line 1 names the column 'rating' twice"),
+        ("user,item\n1,10\n1,11\nuser,item\n2,10\n", "line 4 repeats the header line"),
+        ("user,item,rating\n1,10,4\n\n\n2,11,abc\n", "line 5: rating 'abc' is not a finite number"),
+        ("user,item,rating\n1,10,4\n\n1,10,3\n", "lines 2 and 4: user 1 rated item 10 twice"),
+        ("user,item,rating\n1,10,1e-300\n", r"line 2: rating 1e-300 is outside \(0, 64\] in float32"),
         ("user,item,user_id\n1,2,3\n", r"columns \['user', 'user_id'\] could each be the user"),
         ("1 2 3\n", "line 1: no delimiter"),
         ("user,item\n1,2,3\n", "a line has more fields than line 1's 2"),
@@ -158,6 +168,9 @@ GOOD = "user,item,rating,timestamp\n1,10,4,100\n1,11,3,101\n2,10,5,102\n"
 def test_bad_tables_are_named_by_file_and_line(tmp_path, text, message):
     path = tmp_path / "t.csv"
     path.write_text(text)
+    if message is None:  # a good table beside the bad ones
+        assert len(read_interactions(path).ratings) == 1
+        return
     with pytest.raises(DataError, match=message) as err:
         read_interactions(path)
     assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
@@ -244,3 +257,41 @@ def test_every_script_runs_on_a_table_of_your_own(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "data.json: the run was trained on other data than table" in err and "sha256" in err
     assert len(err.splitlines()) == 1
+
+
+def test_what_a_table_writes_loosely_is_read_as_meant(tmp_path):
+    # Old Mac line ends, spaces after the delimiter, padded ids kept apart from plain ones,
+    # ids past int64 kept exactly (as strings) from Parquet.
+    cases = {
+        "cr.csv": "user_id,item_id,rating\r1,2,3\r1,3,4\r",
+        "spaces.csv": "user_id, item_id, rating\n1, 2, 3\n1,3,5\n2 , 2 ,4\n",
+        "padded.csv": "user_id,item_id,rating\n007,2,3\n7,3,4\n",
+    }
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text, newline="")
+    cr = read_interactions(tmp_path / "cr.csv")
+    assert cr.user_raw_ids.tolist() == [1] and cr.item_raw_ids.tolist() == [2, 3]
+    spaces = read_interactions(tmp_path / "spaces.csv")
+    assert spaces.user_raw_ids.tolist() == [1, 2] and spaces.item_raw_ids.tolist() == [2, 3]
+    np.testing.assert_array_equal(spaces.ratings, [3, 5, 4])
+    padded = read_interactions(tmp_path / "padded.csv")
+    assert padded.user_raw_ids.tolist() == ["007", "7"]
+    huge = np.array([2**63 + 1, 5], np.uint64)
+    pd.DataFrame({"user": huge, "item": [1, 2]}).to_parquet(tmp_path / "huge.parquet")
+    assert read_interactions(tmp_path / "huge.parquet").user_raw_ids.tolist() == ["5", str(2**63 + 1)]
+    pd.DataFrame({"user": [1e19, 5.0], "item": [1, 2]}).to_parquet(tmp_path / "float.parquet")
+    with pytest.raises(DataError, match=r"row 1: user id 1e\+19 is not an integer that fits 64 bits"):
+        read_interactions(tmp_path / "float.parquet")
+
+
+def test_a_column_is_one_field_and_the_delimiter_one_character(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text(GOOD)
+    with pytest.raises(DataError, match="the column 'item' would be both the user and the item"):
+        read_interactions(path, TableOptions(user="item"))
+    with pytest.raises(DataError, match="the column 'rating' would be both the rating and the timestamp"):
+        read_interactions(path, TableOptions(timestamp="rating"))
+    with pytest.raises(DataError, match="the delimiter must be one character, got '::'"):
+        read_interactions(path, TableOptions(delimiter="::"))
+    with pytest.raises(DataError, match=r"one field: is the delimiter ','\?"):
+        read_interactions(path, TableOptions(delimiter="\t"))
