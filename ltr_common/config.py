@@ -169,7 +169,7 @@ class TrainConfig:
         )
         need("model", self.model in MODELS, f"one of {', '.join(MODELS)}")
         need("loss", self.loss in LOSSES, f"one of {', '.join(LOSSES)}")
-        need("pointwise_weight", self.pointwise_weight >= 0, "a number >= 0")
+        need("pointwise_weight", 0 <= self.pointwise_weight < math.inf, "a finite number >= 0")
         need("hybrid_alpha", 0.0 <= self.hybrid_alpha <= 1.0, "a number in [0, 1]")
         need("relevance_threshold", math.isfinite(self.relevance_threshold), "a finite number")
         for name in (
@@ -219,9 +219,9 @@ class TrainConfig:
             "an integer in [0, 2**63)",
         )
         need("dropout", 0.0 <= self.dropout < 1.0, "a number in [0, 1)")
-        need("learning_rate", self.learning_rate > 0, "a number > 0")
-        need("weight_decay", self.weight_decay >= 0, "a number >= 0")
-        need("bias_weight_decay", self.bias_weight_decay >= 0, "a number >= 0")
+        need("learning_rate", 0 < self.learning_rate < math.inf, "a finite number > 0")
+        need("weight_decay", 0 <= self.weight_decay < math.inf, "a finite number >= 0")
+        need("bias_weight_decay", 0 <= self.bias_weight_decay < math.inf, "a finite number >= 0")
         need("grad_clip_norm", self.grad_clip_norm > 0, "a number > 0")
         need(
             "top_k",

@@ -72,7 +72,10 @@ def test_config_file_then_flags(tmp_path):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"learning_rate": -1.0}, "--learning_rate: expected a number > 0, got -1.0"),
+        ({"learning_rate": -1.0}, "--learning_rate: expected a finite number > 0, got -1.0"),
+        ({"learning_rate": float("inf")}, "--learning_rate: expected a finite number > 0, got inf"),
+        ({"weight_decay": float("inf")}, "--weight_decay: expected a finite number >= 0, got inf"),
+        ({"pointwise_weight": float("inf")}, "--pointwise_weight: expected a finite number >= 0, got inf"),
         ({"batch_size": 0}, "--batch_size: expected an integer >= 1, got 0"),
         ({"hybrid_alpha": 1.5}, "--hybrid_alpha: expected a number in [0, 1], got 1.5"),
         ({"top_k": (0, 5)}, "--top_k: expected one or more integers >= 1"),

@@ -319,7 +319,7 @@ def test_bad_option_is_refused_before_loading(capsys):
     with pytest.raises(SystemExit) as exit_info:
         load_script("train").main(["--learning_rate", "-1"])
     assert exit_info.value.code == 2
-    assert "--learning_rate: expected a number > 0" in capsys.readouterr().err
+    assert "--learning_rate: expected a finite number > 0" in capsys.readouterr().err
 
 
 def test_resume_refuses_options_that_cannot_apply_and_takes_more_epochs(tmp_path, capsys):
