@@ -101,6 +101,10 @@ def main(argv=None) -> int:
         unknown = sorted(set(names) - set(BASELINES))
         if unknown:
             raise ConfigError(f"--baselines: unknown {unknown}; known: {', '.join(BASELINES)}")
+        if not names and not runs:
+            raise ConfigError(
+                f"--baselines: none given, and no --run to score; known: {', '.join(BASELINES)}"
+            )
         missing = [str(d) for dirs in runs.values() for d in dirs if not (d / "checkpoint_best").is_file()]
         if missing:
             raise ConfigError(f"--run: no checkpoint_best in {', '.join(missing)}")

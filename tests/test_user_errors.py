@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from ltr_common import ConfigError
+from ltr_common import ConfigError, TrainConfig
 from ltr_common.data import split_ratings
 from ltr_common.files import write_json
 from ltr_common.tasks import make_task
@@ -250,3 +250,26 @@ def test_recommend_refuses_incomplete_cached_titles_before_scoring(
     (run_dir / "checkpoint_best").write_bytes(checkpoints["torch"].read_bytes())
     assert load_script("recommend").main([str(run_dir), "--user", "1", "--k", "3"]) == 1
     assert f"{cache / MOVIES_FILE}: expected 1682 items, found 474" in error_line(capsys)
+
+
+def test_data_too_small_for_a_sequence_model_or_any_split_is_refused_with_advice_that_applies(tmp_path):
+    from ltr_common import load_split
+
+    # Five users of three ratings: one to train on each, one to validate, one to test.
+    rows = [f"{u},{i},{1 + (u + i) % 5},{100 * u + i}" for u in range(1, 6) for i in range(1, 4)]
+    path = tmp_path / "small.csv"
+    path.write_text("user_id,item_id,rating,timestamp\n" + "\n".join(rows) + "\n")
+    base = TrainConfig(data=str(path), test_size=1, validation_size=1, model="sequence", negatives=0)
+    for task in ("retrieve", "rerank"):
+        config = dataclasses.replace(base, task=task)
+        _, split = load_split(config)
+        with pytest.raises(
+            ConfigError, match=r"^--model sequence: no user has two training ratings .* is 1\)"
+        ):
+            make_task(config, split)
+    one_each = tmp_path / "one.csv"
+    one_each.write_text("user_id,item_id,rating,timestamp\n" + "\n".join(rows[::3]) + "\n")
+    config = dataclasses.replace(base, data=str(one_each), model="dot", negatives=1)
+    _, split = load_split(config)
+    with pytest.raises(ConfigError, match=r"the data has too few ratings per user for this split$"):
+        make_task(config, split)

@@ -90,9 +90,24 @@ def require_training_lists(config: TrainConfig, split: Split) -> None:
     else:
         sizes = f"--test_size {config.test_size} and --validation_size {config.validation_size}"
         verb, them = "leave", "them"
+    lowest = config.test_size == 1 and (config.refit or config.validation_size == 1)
+    advice = "the data has too few ratings per user for this split" if lowest else f"lower {them}"
     raise ConfigError(
         f"{sizes} {verb} no user a training list: every user's ratings are all held out (the "
-        f"most any user has is {most}); lower {them}"
+        f"most any user has is {most}); {advice}"
+    )
+
+
+def require_sequences(config: TrainConfig, histories: Lists) -> None:
+    """Refuse a sequence model whose training histories hold no next item to learn (no user
+    with two training ratings): its epoch would have no step. ``histories``: every user's
+    training ratings in time order."""
+    if len(histories) and (histories.lengths >= 2).any():
+        return
+    most = int(histories.lengths.max()) if len(histories) else 0
+    raise ConfigError(
+        f"--model {config.model}: no user has two training ratings (a history and a next item to "
+        f"learn; the most any user has is {most}): use --model dot, or data with more ratings per user"
     )
 
 

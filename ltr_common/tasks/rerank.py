@@ -12,7 +12,7 @@ from ltr_common.evaluation import EVAL_BATCH_SIZE, evaluate, per_list_metrics
 from ltr_common.lists import Lists, Split
 from ltr_common.models import SEQUENTIAL
 from ltr_common.sequences import trainable
-from ltr_common.tasks.base import Scorer, check_split, sequence_inputs, training_inputs
+from ltr_common.tasks.base import Scorer, check_split, require_sequences, sequence_inputs, training_inputs
 
 
 class RerankTask:
@@ -21,6 +21,8 @@ class RerankTask:
     def __init__(self, config: TrainConfig, split: Split):
         check_split(config, split)
         self.config, self.split = config, split
+        if self.sequential:
+            require_sequences(config, split.history("validation"))
 
     def lists(self, part: str) -> Lists:
         return getattr(self.split, part)

@@ -40,6 +40,7 @@ from ltr_common.tasks.base import (
     NEGATIVE_STREAM,
     Scorer,
     check_split,
+    require_sequences,
     sequence_inputs,
     training_inputs,
 )
@@ -142,6 +143,8 @@ class RetrieveTask:
                 f"--negatives: {config.negatives} sampled items per list, but user index {user} has "
                 f"only {unrated} items left unrated of {self.num_items}; use at most {unrated}"
             )
+        if self.sequential:
+            require_sequences(config, self.history("validation"))
 
     @property
     def sequential(self) -> bool:
