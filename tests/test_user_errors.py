@@ -166,6 +166,8 @@ def test_baselines_check_the_runs_before_fitting(tmp_path, capsys, monkeypatch):
     assert "is a --task retrieve run; this comparison is --task rerank" in error_line(capsys)
     assert exit_code(baselines, ["--task", "rerank", "--run", f"m={tmp_path / 'refit'}"]) == 2
     assert "has refit=True; this comparison has --refit False" in error_line(capsys)
+    assert exit_code(baselines, ["--task", "rerank", "--baselines", ""]) == 2
+    assert "--baselines: none given, and no --run to score" in error_line(capsys)
 
 
 @pytest.fixture(scope="module")
