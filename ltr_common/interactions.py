@@ -238,7 +238,13 @@ def _numbers(column: pd.Series, *, path: str, name: str, where) -> np.ndarray:
 
 
 def _times(column: pd.Series, *, path: str, where) -> np.ndarray:
-    """Unix seconds from integers, integral floats or ISO dates."""
+    """Unix seconds from integers, integral floats, ISO dates or a table's own date-times."""
+    if pd.api.types.is_datetime64_any_dtype(column):  # Parquet: not numbers of some unit
+        dates = column.dt.tz_localize("UTC") if column.dt.tz is None else column.dt.tz_convert("UTC")
+        bad = np.flatnonzero(dates.isna().to_numpy())
+        if len(bad):
+            raise DataError(f"{path}: {where(bad[0])}: the timestamp is missing")
+        return (dates - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy().astype(np.int64)
     values = pd.to_numeric(column, errors="coerce")
     if values.notna().iloc[0]:  # numbers, from the first row: each must be one
         values = values.to_numpy(np.float64)
@@ -347,4 +353,5 @@ def ratings_from_frame(
         source=source,
         implicit=implicit,
         lines=lines,
+        unit=unit,
     )

@@ -241,11 +241,13 @@ def index_ratings(
     source: str,
     implicit: bool = False,
     lines: np.ndarray | None = None,
+    unit: str = "line",
 ) -> Ratings:
     """Check the counts and that no user rates an item twice, then map raw ids to indices.
 
-    ``lines``: each row's line (or row) number in ``path``, for the error that names a
-    duplicate; default: row ``k`` is line ``k + 1``. ``timestamps`` ``None``: the data has none.
+    ``lines``: each row's ``unit`` number in ``path`` (a text file's line, a Parquet table's
+    row), for the error that names a duplicate; default: row ``k`` is line ``k + 1``.
+    ``timestamps`` ``None``: the data has none.
     """
     user_raw_ids, users = np.unique(user_raw, return_inverse=True)
     item_raw_ids, items = np.unique(item_raw, return_inverse=True)
@@ -264,7 +266,7 @@ def index_ratings(
         first, second = sorted(order[same[0] : same[0] + 2])
         where = (lines if lines is not None else np.arange(1, len(users) + 1))[[first, second]]
         raise DataError(
-            f"{path}: lines {where[0]} and {where[1]}: user {user_raw[first]} rated item "
+            f"{path}: {unit}s {where[0]} and {where[1]}: user {user_raw[first]} rated item "
             f"{item_raw[first]} twice (each user rates each item at most once)"
         )
     timed = timestamps is not None

@@ -279,6 +279,13 @@ def test_what_a_table_writes_loosely_is_read_as_meant(tmp_path):
     huge = np.array([2**63 + 1, 5], np.uint64)
     pd.DataFrame({"user": huge, "item": [1, 2]}).to_parquet(tmp_path / "huge.parquet")
     assert read_interactions(tmp_path / "huge.parquet").user_raw_ids.tolist() == ["5", str(2**63 + 1)]
+    times = pd.to_datetime(["2020-01-01 00:00:10", "2020-01-02 00:00:00"]).tz_localize("Europe/Paris")
+    pd.DataFrame({"user": [1, 1], "item": [2, 3], "time": times}).to_parquet(tmp_path / "dates.parquet")
+    dates = read_interactions(tmp_path / "dates.parquet").timestamps  # unix seconds, from any zone
+    assert dates.tolist() == [1577836810 - 3600, 1577919600]
+    pd.DataFrame({"user": [1, 1], "item": [2, 2]}).to_parquet(tmp_path / "twice.parquet")
+    with pytest.raises(DataError, match="rows 1 and 2: user 1 rated item 2 twice"):
+        read_interactions(tmp_path / "twice.parquet")
     pd.DataFrame({"user": [1e19, 5.0], "item": [1, 2]}).to_parquet(tmp_path / "float.parquet")
     with pytest.raises(DataError, match=r"row 1: user id 1e\+19 is not an integer that fits 64 bits"):
         read_interactions(tmp_path / "float.parquet")
