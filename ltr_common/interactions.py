@@ -85,7 +85,7 @@ def _text_table(path: Path, options: TableOptions) -> tuple[pd.DataFrame, int]:
     with open(path, "rb") as raw:
         first = raw.readline()
     try:
-        first_line = next(iter(first.decode("utf-8").splitlines()), "")  # \n, \r\n or \r
+        first_line = next(iter(first.decode("utf-8-sig").splitlines()), "")  # any line end, no BOM
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: line 1 is not UTF-8 text ({err})") from None
     delimiter = options.delimiter

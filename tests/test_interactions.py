@@ -266,6 +266,7 @@ def test_what_a_table_writes_loosely_is_read_as_meant(tmp_path):
         "cr.csv": "user_id,item_id,rating\r1,2,3\r1,3,4\r",
         "spaces.csv": "user_id, item_id, rating\n1, 2, 3\n1,3,5\n2 , 2 ,4\n",
         "padded.csv": "user_id,item_id,rating\n007,2,3\n7,3,4\n",
+        "bom.csv": "\ufeff1,2,3\n1,3,4\n",  # a byte-order mark before a header-less first line
     }
     for name, text in cases.items():
         (tmp_path / name).write_text(text, newline="")
@@ -274,6 +275,8 @@ def test_what_a_table_writes_loosely_is_read_as_meant(tmp_path):
     spaces = read_interactions(tmp_path / "spaces.csv")
     assert spaces.user_raw_ids.tolist() == [1, 2] and spaces.item_raw_ids.tolist() == [2, 3]
     np.testing.assert_array_equal(spaces.ratings, [3, 5, 4])
+    bom = read_interactions(tmp_path / "bom.csv")
+    assert bom.user_raw_ids.tolist() == [1] and bom.item_raw_ids.tolist() == [2, 3]
     padded = read_interactions(tmp_path / "padded.csv")
     assert padded.user_raw_ids.tolist() == ["007", "7"]
     huge = np.array([2**63 + 1, 5], np.uint64)
