@@ -145,13 +145,25 @@ def _text_table(path: Path, options: TableOptions) -> tuple[pd.DataFrame, int]:
             )
         frame.columns = list(FIELDS[: frame.shape[1]])
     else:
-        repeated = np.flatnonzero((frame.to_numpy() == np.asarray(frame.columns, dtype=object)).all(axis=1))
+        repeated = _rows_holding(frame, {name: name for name in frame.columns})
         if len(repeated):
             raise DataError(f"{path}: line {repeated[0] + 2} repeats the header line")
         frame.columns = [str(c).strip() for c in frame.columns]
-    blank = (frame == "").all(axis=1).to_numpy()
+    blank = _rows_holding(frame, dict.fromkeys(frame.columns, ""))
     # The frame's index: each row's offset from the first data line, blank lines skipped.
-    return frame[~blank], 2 if header else 1
+    return frame.drop(frame.index[blank]) if len(blank) else frame, 2 if header else 1
+
+
+def _rows_holding(frame: pd.DataFrame, values: dict) -> np.ndarray:
+    """The positions of the rows whose every column ``name`` holds ``values[name]``: the
+    first column compared whole, the others only at the rows still in question."""
+    names = list(values)
+    rows = np.flatnonzero((frame[names[0]] == values[names[0]]).to_numpy())
+    for name in names[1:]:
+        if not len(rows):
+            break
+        rows = rows[(frame[name].iloc[rows] == values[name]).to_numpy()]
+    return rows
 
 
 def _parquet_table(path: Path) -> pd.DataFrame:
@@ -203,7 +215,9 @@ def _ids(column: pd.Series, *, path: str, name: str, where) -> np.ndarray:
     missing = np.flatnonzero(column.isna().to_numpy())
     if len(missing):
         raise DataError(f"{path}: {where(missing[0])}: the {name} id is missing")
-    values = column.to_numpy()
+    values = column.to_numpy() if pd.api.types.is_numeric_dtype(column) else None  # Parquet's
+    if values is None:
+        return _text_ids(column, path=path, name=name, where=where)
     if values.dtype.kind == "u" and len(values) and values.max() > np.iinfo(np.int64).max:
         return values.astype(str)  # beyond int64: kept exactly, as strings
     if values.dtype.kind in "iu":
@@ -218,13 +232,22 @@ def _ids(column: pd.Series, *, path: str, name: str, where) -> np.ndarray:
                 f"{path}: {where(bad[0])}: {name} id {value!r} is not an integer that fits 64 bits"
             )
         return values.astype(np.int64)
-    text = column.astype(str).str.strip()
-    empty = np.flatnonzero((text.str.len() == 0).to_numpy())
-    if len(empty):
-        raise DataError(f"{path}: {where(empty[0])}: the {name} id is empty")
-    if text.str.fullmatch(r"0|-?[1-9]\d{0,17}").all():  # every id an integer written plainly
-        return text.astype(np.int64).to_numpy()
-    return text.to_numpy(dtype=str)
+    return _text_ids(column, path=path, name=name, where=where)
+
+
+PLAIN_INTEGER = r"0|-?[1-9]\d{0,17}"  # an integer id as written plainly, within int64
+
+
+def _text_ids(column: pd.Series, *, path: str, name: str, where) -> np.ndarray:
+    text = column.astype(str)
+    if not text.str.fullmatch(PLAIN_INTEGER).all():  # else nothing to strip
+        text = text.str.strip()
+        empty = np.flatnonzero((text.str.len() == 0).to_numpy())
+        if len(empty):
+            raise DataError(f"{path}: {where(empty[0])}: the {name} id is empty")
+        if not text.str.fullmatch(PLAIN_INTEGER).all():
+            return text.to_numpy(dtype=str)
+    return text.astype(np.int64).to_numpy()
 
 
 def _numbers(column: pd.Series, *, path: str, name: str, where) -> np.ndarray:
