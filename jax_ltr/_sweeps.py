@@ -206,17 +206,18 @@ def _rank_sweep(scores, where, inverse_temperature, block, term, values=None):
         padded = jnp.pad(x, ((0, 0), (0, blocks * block - length)))
         return jnp.moveaxis(padded.reshape(n, blocks, block), 1, 0)
 
-    # whether j is not i, block by block: [blocks, 1, L, block] (padding positions never are)
-    other = jnp.arange(blocks * block).reshape(blocks, 1, 1, block) != jnp.arange(length)[:, None]
+    position = jnp.arange(length)[:, None]
 
     def step(total, column):
-        s_j, w_j, other_j, v_j = column
+        s_j, w_j, start, v_j = column
+        other = start + jnp.arange(block) != position  # [L, block]: j is not i (padding never is)
         p = jax.nn.sigmoid((s_j[:, None, :] - scores[:, :, None]) * inverse_temperature)
-        return total + jnp.sum(jnp.where(w_j[:, None, :] & other_j, term(p, v_j), 0.0), axis=-1), None
+        return total + jnp.sum(jnp.where(w_j[:, None, :] & other, term(p, v_j), 0.0), axis=-1), None
 
     column_values = None if values is None else columns(values)
     init = jnp.zeros((n, length), scores.dtype)
-    total, _ = lax.scan(step, init, (columns(scores), columns(where), other, column_values))
+    starts = jnp.arange(blocks) * block
+    total, _ = lax.scan(step, init, (columns(scores), columns(where), starts, column_values))
     return total
 
 
