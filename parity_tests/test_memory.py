@@ -66,3 +66,21 @@ def test_long_lists_run_in_bounded_memory():
     lines = done.stdout.split("\n")
     peak_kib = max(int(line.split()[-1]) for line in lines if line.strip())
     assert peak_kib < 2**20, f"peak resident memory {peak_kib / 2**20:.2f} GiB:\n{done.stdout}"
+
+
+@pytest.mark.parametrize("name", ["approx_ndcg_loss", "pairwise_pl_loss", "lambda_loss"])
+def test_the_sweeps_compile_to_temporary_buffers_of_the_blocks_not_of_the_pairs(name):
+    # XLA's own account of the compiled program's scratch at (2, 16384): a [L, L] array of
+    # bools alone would be 268 MB; the sweeps' steps hold a few [B, L, block] floats (a block
+    # of 8 or 16 items: 2 MB each).
+    import jax
+    import jax.numpy as jnp
+
+    import jax_ltr
+
+    batch, length = 2, 16384
+    scores, labels = jnp.zeros((batch, length)), jnp.ones((batch, length))
+    where = jnp.ones((batch, length), bool)
+    loss = jax.jit(jax.value_and_grad(lambda s: getattr(jax_ltr, name)(s, labels, where=where)))
+    temp = loss.lower(scores).compile().memory_analysis().temp_size_in_bytes
+    assert temp < 32 * 2**20, f"{name}: {temp / 2**20:.1f} MiB of temporary buffers"
