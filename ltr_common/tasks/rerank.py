@@ -22,7 +22,9 @@ class RerankTask:
         check_split(config, split)
         self.config, self.split = config, split
         if self.sequential:
-            require_sequences(config, split.history("validation"))
+            histories = split.history("validation")
+            require_sequences(config, histories)
+            self._sequences = trainable(histories)
 
     def lists(self, part: str) -> Lists:
         return getattr(self.split, part)
