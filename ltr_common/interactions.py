@@ -13,8 +13,8 @@ A table has one row per interaction: a user, an item, optionally a rating and a 
 * **Ids** may be integers or any strings, spaces around them dropped; they are integers when
   every one is written plainly (``007`` is a string id, apart from ``7``) and fits int64, and
   are indexed in sorted order. A column is one field's; a header names each column once, and a
-  line that repeats the header is refused. Blank lines are skipped (errors still name the
-  file's own line numbers).
+  line that repeats the header is refused. Blank lines are skipped; errors still name the
+  file's own line numbers, also after a quoted field that spans lines.
 * **Ratings**: numbers in (0, 64] (the gains of the ranking losses; 0 is what a sampled
   negative is labelled). No rating column, or ``implicit``: every interaction is a positive
   with label 1 (implicit feedback), and the rerank task, which orders graded ratings,
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import mmap
 import warnings
 from pathlib import Path
 
@@ -144,14 +145,32 @@ def _text_table(path: Path, options: TableOptions) -> tuple[pd.DataFrame, int]:
                 f"[, timestamp]]), found {frame.shape[1]}"
             )
         frame.columns = list(FIELDS[: frame.shape[1]])
-    else:
+    first = 2 if header else 1
+    frame.index = _line_offsets(frame, path)
+    if header:
         repeated = _rows_holding(frame, {name: name for name in frame.columns})
         if len(repeated):
-            raise DataError(f"{path}: line {repeated[0] + 2} repeats the header line")
+            raise DataError(f"{path}: line {frame.index[repeated[0]] + first} repeats the header line")
         frame.columns = [str(c).strip() for c in frame.columns]
     blank = _rows_holding(frame, dict.fromkeys(frame.columns, ""))
-    # The frame's index: each row's offset from the first data line, blank lines skipped.
-    return frame.drop(frame.index[blank]) if len(blank) else frame, 2 if header else 1
+    # The frame's index: each row's line, counted from the first data line; blank lines skipped.
+    return frame.drop(frame.index[blank]) if len(blank) else frame, first
+
+
+def _line_offsets(frame: pd.DataFrame, path: Path) -> pd.RangeIndex | np.ndarray:
+    """Each row's line, counted from the first data row's: the row's position, plus the line
+    breaks inside quoted fields of the rows before it. Fields are searched for line breaks
+    only when the file holds a quote at all (one pass of ``memchr`` over the bytes)."""
+    with open(path, "rb") as raw, mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        quoted = data.find(b'"') >= 0
+    if not quoted:
+        return frame.index
+    breaks = np.zeros(len(frame), dtype=np.int64)
+    for name in frame.columns:
+        breaks += frame[name].str.count("\r\n|\r|\n").to_numpy(dtype=np.int64)
+    if not breaks.any():
+        return frame.index
+    return np.arange(len(frame), dtype=np.int64) + np.concatenate([[0], np.cumsum(breaks)[:-1]])
 
 
 def _rows_holding(frame: pd.DataFrame, values: dict) -> np.ndarray:

@@ -154,6 +154,10 @@ GOOD = "user,item,rating,timestamp\n1,10,4,100\n1,11,3,101\n2,10,5,102\n"
         ("user,item\n1,10\n1,11\nuser,item\n2,10\n", "line 4 repeats the header line"),
         ("user,item,rating\n1,10,4\n\n\n2,11,abc\n", "line 5: rating 'abc' is not a finite number"),
         ("user,item,rating\n1,10,4\n\n1,10,3\n", "lines 2 and 4: user 1 rated item 10 twice"),
+        # a quoted field that spans lines: the lines after it keep their numbers
+        ('user,item,rating\n"a\nb",10,4\n1,10,4\n2,11,abc\n', "line 5: rating 'abc' is not a finite number"),
+        ('user,item,rating\n"a\r\nb",10,4\n\n1,10,4\n1,10,3\n', "lines 5 and 6: user 1 rated item 10 twice"),
+        ('user,item\n"1",10\nuser,item\n', "line 3 repeats the header line"),
         ("user,item,rating\n1,10,1e-300\n", r"line 2: rating 1e-300 is outside \(0, 64\] in float32"),
         ("user,item,user_id\n1,2,3\n", r"columns \['user', 'user_id'\] could each be the user"),
         ("1 2 3\n", "line 1: no delimiter"),
