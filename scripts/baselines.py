@@ -10,8 +10,9 @@ and evaluates it with the same task and metric code as the models (``jax_ltr`` m
 are averaged over the seeds, and the table shows, for each model against each baseline and
 each other model, the mean per-list difference ± its paired standard error on the same lists.
 ``--refit`` fits the baselines on training + validation ratings and reports test only, as a
-refit run does. The data is the runs' own (all runs must share it); without runs, MovieLens
-100K or what the data flags say (``--dataset``, ``--data`` and its column flags).
+refit run does. The data is the runs' own (all runs must share it, and its split); without
+runs, MovieLens 100K or what the data flags say (``--dataset``, ``--data`` and its column
+flags), split as ``--test_size`` and ``--validation_size`` say.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def main(argv=None) -> int:
         f"history-reading retrieval peers {', '.join(PEERS)})",
     )
     data_flags = parser.add_argument_group("the data, without --run (a run's own otherwise)")
-    add_config_arguments(data_flags, only={*DATA_OPTIONS, *DATA_PLACES} - {"test_size", "validation_size"})
+    add_config_arguments(data_flags, only={*DATA_OPTIONS, *DATA_PLACES})
     args = parser.parse_args(argv)
     data = {
         name: getattr(args, name)

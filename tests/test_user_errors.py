@@ -254,7 +254,9 @@ def test_recommend_refuses_incomplete_cached_titles_before_scoring(
     assert f"{cache / MOVIES_FILE}: expected 1682 items, found 474" in error_line(capsys)
 
 
-def test_data_too_small_for_a_sequence_model_or_any_split_is_refused_with_advice_that_applies(tmp_path):
+def test_data_too_small_for_a_sequence_model_or_any_split_is_refused_with_advice_that_applies(
+    tmp_path, capsys
+):
     from ltr_common import load_split
 
     # Five users of three ratings: one to train on each, one to validate, one to test.
@@ -275,3 +277,10 @@ def test_data_too_small_for_a_sequence_model_or_any_split_is_refused_with_advice
     _, split = load_split(config)
     with pytest.raises(ConfigError, match=r"the data has too few ratings per user for this split$"):
         make_task(config, split)
+    # The advice "lower them" can be followed in each script that gives it.
+    baselines = load_script("baselines").main
+    argv = ["--data", str(path), "--baselines", "popularity"]
+    assert exit_code(baselines, argv) == 2
+    assert error_line(capsys).endswith("the most any user has is 3); lower them")
+    assert exit_code(baselines, [*argv, "--test_size", "1", "--validation_size", "1"]) == 0
+    assert "| popularity |" in capsys.readouterr().out
