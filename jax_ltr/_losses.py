@@ -712,8 +712,9 @@ def hybrid_loss(
 
     Args:
       scores, labels, where: as in ``listmle_loss``.
-      alpha: weight of ListMLE, a number in [0, 1] (outside it a ``ValueError``); a traced
-        one (a schedule under ``jit``) outside [0, 1] makes the value NaN.
+      alpha: weight of ListMLE, a number in [0, 1] or a 0-d array holding one (outside it a
+        ``ValueError``); a traced one (a schedule under ``jit``) outside [0, 1] makes the
+        value NaN.
       tie_break, key, levels, order, method: passed to ``listmle_loss``.
       pairs: passed to ``pairwise_pl_loss``.
       reduction: "none", "sum" or "mean", applied to each part.
@@ -727,7 +728,7 @@ def hybrid_loss(
       0.693147
     """
     if is_concrete(alpha):
-        checks.check_weight(alpha, "alpha")
+        alpha = checks.check_weight(alpha, "alpha")
     if pairs is not None:  # refused before anything is computed, as every other argument
         _check_pairs(pairs, jnp.shape(scores))
     listwise = listmle_loss(
@@ -899,7 +900,7 @@ def sigmoid_cross_entropy_loss(scores, labels, *, where=None, threshold=None, re
       0.693147
     """
     check_reduction(reduction)
-    checks.check_threshold(threshold)
+    threshold = checks.check_threshold(threshold)
     out_dtype = jnp.asarray(scores).dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     if threshold is None:
@@ -1023,7 +1024,7 @@ def lambda_loss(
       6.8804
     """
     check_reduction(reduction)
-    checks.check_lambda_options(weighting, mu, normalize)
+    mu = checks.check_lambda_options(weighting, mu, normalize)
     out_dtype = jnp.asarray(scores).dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     gain_based = weighting != "label_diff"

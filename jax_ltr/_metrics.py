@@ -102,7 +102,7 @@ def mrr(scores, labels, *, where=None, relevance_threshold: float = 4.0, reducti
       >>> float(mrr(jnp.array([3.0, 2.0, 1.0]), jnp.array([1.0, 5.0, 4.0])))
       0.5
     """
-    checks.check_relevance_threshold(relevance_threshold)
+    relevance_threshold = checks.check_relevance_threshold(relevance_threshold)
     scores, labels, where = _prepare(scores, labels, where, reduction)
     relevant = _relevant_ranked(scores, labels, where, relevance_threshold)
     # the first relevant item, taken by a sum: argmax is undefined on empty lists
@@ -124,7 +124,7 @@ def average_precision(
       >>> round(float(average_precision(jnp.array([3.0, 2.0, 1.0]), jnp.array([1.0, 5.0, 4.0]))), 4)
       0.5833
     """
-    checks.check_relevance_threshold(relevance_threshold)
+    relevance_threshold = checks.check_relevance_threshold(relevance_threshold)
     scores, labels, where = _prepare(scores, labels, where, reduction)
     relevant = _relevant_ranked(scores, labels, where, relevance_threshold).astype(scores.dtype)
     ranks = jnp.arange(1, scores.shape[-1] + 1, dtype=scores.dtype)
@@ -152,7 +152,7 @@ def recall_at_k(
       >>> float(recall_at_k(jnp.array([3.0, 2.0, 1.0]), jnp.array([1.0, 5.0, 4.0]), k=2))
       0.5
     """
-    checks.check_relevance_threshold(relevance_threshold)
+    relevance_threshold = checks.check_relevance_threshold(relevance_threshold)
     scores, labels, where = _prepare(scores, labels, where, reduction, k)
     relevant = _relevant_ranked(scores, labels, where, relevance_threshold).astype(scores.dtype)
     hits = jnp.sum(relevant * _top_k(scores.shape[-1], k, scores.dtype), axis=-1)
@@ -176,7 +176,7 @@ def ranking_metrics(
     scores, labels = jnp.asarray(scores), as_labels(labels)
     where = None if where is None else jnp.asarray(where)
     top_k, recall_k = checks.check_cutoffs(top_k, "top_k"), checks.check_cutoffs(recall_k, "recall_k")
-    checks.check_relevance_threshold(relevance_threshold)
+    relevance_threshold = checks.check_relevance_threshold(relevance_threshold)
     _, checked_labels, valid, _ = check_inputs(scores, labels, where)  # outside jit: value checks too
     if top_k:
         check_label_range(checked_labels, valid, high=GAIN_LABEL_MAX)

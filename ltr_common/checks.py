@@ -45,6 +45,26 @@ def is_number(value) -> bool:
     return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
 
 
+def as_number(value):
+    """A 0-d array (NumPy, a concrete JAX array, a PyTorch tensor that needs no gradient) as
+    the Python number it holds; anything else as it is, for a check to judge. A traced JAX
+    value and a tensor that needs a gradient stay arrays: a number taken from them would
+    lose what they carry.
+
+    Example:
+      >>> as_number(np.array(0.5)), as_number(np.array([0.5]))
+      (0.5, array([0.5]))
+    """
+    if isinstance(value, np.generic) or tuple(getattr(value, "shape", (None,))) != ():
+        return value
+    if getattr(value, "requires_grad", False):
+        return value
+    try:
+        return value.item()
+    except (AttributeError, TypeError):  # a JAX tracer raises a TypeError here
+        return value
+
+
 def _is_count(value) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= 1
 
@@ -67,16 +87,22 @@ def check_cutoffs(ks, name: str) -> tuple[int, ...]:
     return tuple(int(k) for k in ks)
 
 
-def check_weight(value, name: str) -> None:
-    """A mixing weight such as the hybrid's ``alpha``: a number in [0, 1]."""
+def check_weight(value, name: str) -> float:
+    """A mixing weight such as the hybrid's ``alpha``: a number in [0, 1] (or a 0-d array
+    holding one); returns that number."""
+    value = as_number(value)
     if not (is_number(value) and 0.0 <= value <= 1.0):
         raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    return value
 
 
-def check_relevance_threshold(threshold) -> None:
-    """The metrics' ``relevance_threshold``: a finite number (a label at or above it is relevant)."""
+def check_relevance_threshold(threshold) -> float:
+    """The metrics' ``relevance_threshold``: a finite number (a label at or above it is
+    relevant), or a 0-d array holding one; returns that number."""
+    threshold = as_number(threshold)
     if not (is_number(threshold) and math.isfinite(threshold)):
         raise ValueError(f"relevance_threshold must be a finite number, got {threshold!r}")
+    return threshold
 
 
 def check_arrays(
@@ -174,8 +200,12 @@ def check_temperature(temperature) -> float:
       2.0
     """
     low, high = TEMPERATURE_RANGE
+    temperature = as_number(temperature)
     if not (is_number(temperature) and math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+        fixed = (
+            " (fixed when the loss is compiled: not a traced value)" if hasattr(temperature, "shape") else ""
+        )
+        raise ValueError(f"temperature must be a finite number > 0{fixed}, got {temperature!r}")
     if not low <= temperature <= high:
         raise ValueError(
             f"temperature must be a finite number in [{low:.4g}, {high:.4g}] (its reciprocal a "
@@ -184,22 +214,28 @@ def check_temperature(temperature) -> float:
     return 1.0 / float(temperature)
 
 
-def check_threshold(threshold) -> None:
+def check_threshold(threshold) -> float | None:
+    """A label threshold: None or a finite number (or a 0-d array holding one); returns it."""
+    threshold = as_number(threshold)
     if threshold is not None and not (is_number(threshold) and math.isfinite(threshold)):
         raise ValueError(f"threshold must be a finite number or None, got {threshold!r}")
+    return threshold
 
 
 LAMBDA_WEIGHTINGS = ("ndcg_loss2++", "ndcg_loss2", "dcg", "label_diff")
 
 
-def check_lambda_options(weighting, mu, normalize) -> None:
-    """LambdaLoss's options: a known ``weighting``, ``mu`` finite and >= 0, ``normalize`` a bool."""
+def check_lambda_options(weighting, mu, normalize) -> float:
+    """LambdaLoss's options: a known ``weighting``, ``mu`` finite and >= 0 (or a 0-d array
+    holding it), ``normalize`` a bool; returns ``mu`` as a number."""
     if weighting not in LAMBDA_WEIGHTINGS:
         raise ValueError(f"weighting must be one of {', '.join(LAMBDA_WEIGHTINGS)}, got {weighting!r}")
+    mu = as_number(mu)
     if not (is_number(mu) and math.isfinite(mu) and mu >= 0):
         raise ValueError(f"mu must be a finite number >= 0, got {mu!r}")
     if not isinstance(normalize, bool | np.bool_):
         raise ValueError(f"normalize must be True or False, got {normalize!r}")
+    return mu
 
 
 def check_levels(levels) -> tuple[float, ...] | None:

@@ -244,6 +244,44 @@ def test_alpha_must_be_a_number(framework, alpha):
         evaluate(framework, "hybrid_loss", SCORES, LABELS, alpha=alpha, grad=False)
 
 
+# A number option of each loss and metric, and a value of it outside what it takes.
+SCALAR_OPTIONS = [
+    ("hybrid_loss", "alpha", 0.25, 1.5),
+    ("approx_ndcg_loss", "temperature", 0.5, -1.0),
+    ("lambda_loss", "mu", 2.0, -1.0),
+    ("sigmoid_cross_entropy_loss", "threshold", 2.0, np.inf),
+    ("mrr", "relevance_threshold", 3.0, np.nan),
+]
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize(("name", "option", "good", "bad"), SCALAR_OPTIONS)
+def test_a_number_option_may_be_a_0d_array(framework, name, option, good, bad):
+    # As a NumPy or the framework's own 0-d array, outside jit: the same as the number; and
+    # refused, naming the number, where the number is.
+    package, array = {"jax": (jax_ltr, jnp.asarray), "torch": (torch_ltr, torch.tensor)}[framework]
+    scores, labels = array(SCORES), array(LABELS)
+    loss = getattr(package, name)
+    want = np.asarray(loss(scores, labels, **{option: good}))
+    for wrap in (np.asarray, array, lambda x: array(np.float32(x))):
+        np.testing.assert_array_equal(np.asarray(loss(scores, labels, **{option: wrap(good)})), want)
+        with pytest.raises(ValueError, match=rf"{option} must be .*, got {bad}$"):
+            loss(scores, labels, **{option: wrap(bad)})
+
+
+def test_an_array_option_that_holds_more_than_a_number_is_refused():
+    with pytest.raises(ValueError, match=r"alpha must be a number in \[0, 1\], got array\(\[0.5\]\)"):
+        jax_ltr.hybrid_loss(jnp.asarray(SCORES), jnp.asarray(LABELS), alpha=np.array([0.5]))
+    alpha = torch.tensor(0.5, requires_grad=True)  # a number taken from it would drop its gradient
+    with pytest.raises(ValueError, match=r"alpha must be a number in \[0, 1\], got tensor\(0.5"):
+        torch_ltr.hybrid_loss(torch.tensor(SCORES), torch.tensor(LABELS), alpha=alpha)
+    traced = jax.jit(
+        lambda t: jax_ltr.approx_ndcg_loss(jnp.asarray(SCORES), jnp.asarray(LABELS), temperature=t)
+    )
+    with pytest.raises(ValueError, match=r"temperature must be .* \(fixed when the loss is compiled"):
+        traced(0.5)
+
+
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize("levels", ["12345", b"12", (True, False), ("1", "2"), (1, None), 5])
 def test_levels_must_be_a_sequence_of_numbers(framework, levels):

@@ -150,7 +150,7 @@ def hybrid_loss(
       >>> round(hybrid_loss(torch.zeros(2), torch.tensor([1.0, 0.0]), alpha=0.5).item(), 6)
       0.693147
     """
-    checks.check_weight(alpha, "alpha")
+    alpha = checks.check_weight(alpha, "alpha")
     if pairs is not None:  # refused before anything is computed, as every other argument
         _check_pairs(pairs, tuple(torch.as_tensor(scores).shape), torch.as_tensor(scores).device)
     listwise = listmle_loss(
@@ -231,7 +231,7 @@ def sigmoid_cross_entropy_loss(
       0.693147
     """
     check_reduction(reduction)
-    checks.check_threshold(threshold)
+    threshold = checks.check_threshold(threshold)
     out_dtype = torch.as_tensor(scores).dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     if threshold is None:
@@ -326,7 +326,7 @@ def lambda_loss(
       6.8804
     """
     check_reduction(reduction)
-    checks.check_lambda_options(weighting, mu, normalize)
+    mu = checks.check_lambda_options(weighting, mu, normalize)
     out_dtype = torch.as_tensor(scores).dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     gain_based = weighting != "label_diff"
