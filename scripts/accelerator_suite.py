@@ -10,10 +10,12 @@ leaves what it measured:
 1. ListMLE's family and the pairwise family at (4096, 1000), float32, ratings: the default
    call and the trainer's call (sampled pairs), value + gradient, against
    PyTorch eager, torch.compile and Rax; ListMLE's ``method="scan"`` and ``"associative"``.
-2. Every loss at (1024, 200), float32, ratings.
-3. The ListMLE family on continuous labels at both sizes.
-4. Both trainers' epochs on each task (ML-100K; synthetic data where it is not at hand).
-5. Every loss at both sizes in bfloat16, and the rest of (4096, 1000) float32.
+2. ListMLE's running sum alone at both sizes, in each way XLA could compute it
+   (``ltr_bench.running_sums``: the two methods, ``lax.cumsum``, a blocked matmul).
+3. Both trainers' epochs on each task (ML-100K; synthetic data where it is not at hand).
+4. Every loss at (1024, 200), float32, ratings.
+5. The ListMLE family on continuous labels at both sizes.
+6. Every loss at both sizes in bfloat16, and the rest of (4096, 1000) float32.
 
 Cells not started within ``--budget-s`` are rows that say so. Memory: XLA's temporary buffers
 of a compiled JAX call, the peak CUDA allocation of a PyTorch call over its inputs, and the
@@ -40,6 +42,7 @@ import torch
 from ltr_bench.grid import GridOptions, grid_table, parse_grid, run_grid
 from ltr_bench.registry import LOSS_NAMES
 from ltr_bench.report import fmt
+from ltr_bench.running_sums import running_sum_rows, running_sum_table
 from ltr_bench.steps import train_throughput
 from ltr_common.files import atomic_write_text
 from ltr_train import log_to_console
@@ -86,6 +89,7 @@ def _sections(small: str, large: str, rest: list[str]) -> list[dict]:
     return [
         {"title": f"The ListMLE family at {large}", "grid": large, "losses": LISTMLE_FAMILY},
         {"title": f"The pairwise family at {large}", "grid": large, "losses": PAIRWISE_FAMILY},
+        {"title": "running sums", "grid": ",".join(dict.fromkeys((small, large)))},
         {"title": "trainers"},
         {"title": f"Every loss at {small}", "grid": small, "losses": ALL_LOSSES},
         {
@@ -268,6 +272,19 @@ def report(state: dict) -> str:
             f"should pick on {jax.devices()[0].platform}.",
             "",
         ]
+    if state.get("running_sums"):
+        out += [
+            "## ListMLE's running sum alone, each way XLA could compute it",
+            "",
+            "Forward `sum(log1p(S))` over the suffix sums `S` of each list's shares `exp(s - max)`, "
+            "lists one per column as in the loss, float32, timed in turns "
+            "(`ltr_bench.running_sums`: `scan` and `associative` are `jax_ltr`'s methods; "
+            "`lax.cumsum` and a blocked matmul are candidates). Error: the largest relative "
+            "error of `S` against a float64 sum.",
+            "",
+            *running_sum_table(state["running_sums"]),
+            "",
+        ]
     if state.get("train"):
         out += [
             "## Trainers: epochs of each task's default configuration"
@@ -334,6 +351,7 @@ def main(argv=None) -> int:
         "runs": args.runs,
         "date": datetime.date.today().isoformat(),
         "grids": [],
+        "running_sums": [],
         "train": [],
     }
     deadline = start + args.budget_s
@@ -349,7 +367,11 @@ def main(argv=None) -> int:
 
     trained = False
     for section in sections(args.tiny):
-        if section["title"] == "trainers":
+        if section["title"] == "running sums":
+            state["running_sums"] = running_sum_rows(
+                parse_grid(section["grid"]), runs=args.runs, deadline=deadline - train_reserve
+            )
+        elif section["title"] == "trainers":
             trained = True
             data = None
             if args.tiny or not _movielens_at_hand():

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from ltr_bench.running_sums import CANDIDATES
 from tests._scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +51,7 @@ def test_tiny_suite_writes_every_section(tmp_path):
         "## The ListMLE family on continuous labels",
         "## Every loss in bfloat16",
         "## ListMLE's suffix log-sum-exp",
+        "## ListMLE's running sum alone",
         "## Trainers",
         "## Peak device memory",
     ):
@@ -71,6 +73,10 @@ def test_tiny_suite_writes_every_section(tmp_path):
     assert len(cells) == len(set(cells))
     for row in timed:
         assert row["vs_ref"] < (1e-5 if row["dtype"] == "float32" else 2e-2), row
+    # every running-sum candidate timed, each within L ulps of a float64 sum (L = 7 here)
+    assert {r["candidate"] for r in raw["running_sums"]} == set(CANDIDATES)
+    for row in raw["running_sums"]:
+        assert row["median_ms"] > 0 and row["max_rel_error"] <= 7 * 2**-23, row
     assert {(r["task"], r["framework"]) for r in raw["train"]} == {
         (task, framework) for task in ("retrieve", "rerank") for framework in ("jax", "torch")
     }
