@@ -38,6 +38,8 @@ from jax_ltr._label_order import (
 from jax_ltr._sweeps import PAIR_BLOCK, RANK_BLOCK, all_pairs_loss, pair_terms, smooth_ranks
 from jax_ltr._utils import (
     array_info,
+    as_array,
+    as_host_array,
     check_inputs,
     check_label_range,
     check_reduction,
@@ -144,8 +146,8 @@ def suffix_logsumexp(x, *, where=None, method: str = "auto"):
       [1.7918, 1.6094, 1.0986]
     """
     method = _check_method(method)
-    x = jnp.asarray(x)
-    where = None if where is None else jnp.asarray(where)
+    x = as_array(x, "x")
+    where = None if where is None else as_array(where, "where")
     checks.check_suffix_arrays(array_info(x), None if where is None else array_info(where))
     where = jnp.ones(x.shape, bool) if where is None else where
     x, where = jnp.moveaxis(x, -1, 0), jnp.moveaxis(where, -1, 0)  # the list axis first
@@ -465,7 +467,7 @@ def _listmle(
     check_reduction(reduction)
     method = _check_method(method)
     levels = check_levels(levels)
-    out_dtype = jnp.asarray(scores).dtype
+    out_dtype = as_array(scores, "scores").dtype
     if order is not None and (tie_break is not None or key is not None or levels is not None):
         raise ValueError("order is the label order itself: give it without tie_break, key or levels")
     if key is not None:
@@ -521,7 +523,7 @@ def label_order(labels, where=None) -> np.ndarray:
       >>> label_order([[1.0, 3.0, 3.0, 2.0]], [[True, True, True, False]]).tolist()
       [[1, 2, 0, 3]]
     """
-    labels = np.asarray(labels)
+    labels = as_host_array(labels, "labels")
     if labels.ndim < 1 or labels.dtype.kind not in "uif":
         raise ValueError(
             f"labels must be a numeric array with a list axis (at least 1-D), got shape "
@@ -529,7 +531,7 @@ def label_order(labels, where=None) -> np.ndarray:
         )
     if labels.dtype.kind in "ui":  # negated below: no wrap-around at the type's bottom
         labels = labels.astype(np.float64)
-    where = np.ones(labels.shape, bool) if where is None else np.asarray(where)
+    where = np.ones(labels.shape, bool) if where is None else as_host_array(where, "where")
     if where.shape != labels.shape or where.dtype != bool:
         raise ValueError(
             f"where must be a boolean mask shaped like labels {labels.shape}, got shape "
@@ -638,7 +640,7 @@ def pairwise_pl_loss(scores, labels, *, where=None, pairs=None, reduction: str =
       0.6931471824645996
     """
     check_reduction(reduction)
-    out_dtype = jnp.asarray(scores).dtype
+    out_dtype = as_array(scores, "scores").dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     scores = jnp.where(where, scores, 0.0)
     labels = jnp.where(where, labels, 0.0)
@@ -682,7 +684,7 @@ def _pairs_out_of_range(pairs, shape):
 def _check_pairs(pairs, shape):
     infos = None
     if isinstance(pairs, tuple | list) and len(pairs) == 3:
-        pairs = tuple(jnp.asarray(p) for p in pairs)
+        pairs = tuple(as_array(p, f"pairs: {name}") for p, name in zip(pairs, checks.PAIR_NAMES, strict=True))
         infos = [array_info(p) for p in pairs]
     checks.check_pairs(pairs, infos, shape)
     # Ranges only of concrete indices (as NumPy: no tracer when a jitted caller closes over them).
@@ -855,7 +857,7 @@ def softmax_loss(scores, labels, *, where=None, reduction: str = "mean"):
       0.693147
     """
     check_reduction(reduction)
-    out_dtype = jnp.asarray(scores).dtype
+    out_dtype = as_array(scores, "scores").dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     check_label_range(labels, where)
     labels = jnp.where(where, labels, 0.0)
@@ -901,7 +903,7 @@ def sigmoid_cross_entropy_loss(scores, labels, *, where=None, threshold=None, re
     """
     check_reduction(reduction)
     threshold = checks.check_threshold(threshold)
-    out_dtype = jnp.asarray(scores).dtype
+    out_dtype = as_array(scores, "scores").dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     if threshold is None:
         check_label_range(labels, where, high=1.0)
@@ -950,7 +952,7 @@ def approx_ndcg_loss(scores, labels, *, where=None, temperature: float = 1.0, re
     """
     check_reduction(reduction)
     inverse_temperature = checks.check_temperature(temperature)
-    out_dtype = jnp.asarray(scores).dtype
+    out_dtype = as_array(scores, "scores").dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     check_label_range(labels, where, high=GAIN_LABEL_MAX)
     labels = jnp.where(where, labels, 0.0)
@@ -1025,7 +1027,7 @@ def lambda_loss(
     """
     check_reduction(reduction)
     mu = checks.check_lambda_options(weighting, mu, normalize)
-    out_dtype = jnp.asarray(scores).dtype
+    out_dtype = as_array(scores, "scores").dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     gain_based = weighting != "label_diff"
     if gain_based:
@@ -1076,7 +1078,7 @@ def pointwise_mse_loss(scores, labels, *, where=None, reduction: str = "mean"):
       2.0
     """
     check_reduction(reduction)
-    out_dtype = jnp.asarray(scores).dtype
+    out_dtype = as_array(scores, "scores").dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     error = jnp.where(where, scores - jnp.where(where, labels, 0.0), 0.0)
     per_list = nan_for_bad_labels(jnp.sum(error * error, axis=-1), labels, where)

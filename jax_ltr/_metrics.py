@@ -17,6 +17,8 @@ from jax import lax
 from jax_ltr._label_order import descending_order, positive_zero, sorting_network, take
 from jax_ltr._utils import (
     array_info,
+    as_array,
+    as_host_array,
     as_labels,
     check_inputs,
     check_label_range,
@@ -173,8 +175,8 @@ def ranking_metrics(
       >>> {k: round(float(v[0]), 4) for k, v in m.items()}
       {'ndcg@2': 0.5081, 'mrr': 0.5, 'map': 0.5833, 'recall@10': 1.0}
     """
-    scores, labels = jnp.asarray(scores), as_labels(labels)
-    where = None if where is None else jnp.asarray(where)
+    scores, labels = as_array(scores, "scores"), as_labels(as_host_array(labels, "labels"))
+    where = None if where is None else as_array(where, "where")
     top_k, recall_k = checks.check_cutoffs(top_k, "top_k"), checks.check_cutoffs(recall_k, "recall_k")
     relevance_threshold = checks.check_relevance_threshold(relevance_threshold)
     _, checked_labels, valid, _ = check_inputs(scores, labels, where)  # outside jit: value checks too
@@ -263,8 +265,8 @@ def retrieval_metrics(scores, relevant, *, exclude=None, ks=(10, 20)) -> dict:
       >>> {k: round(float(v[0]), 6) for k, v in m.items()}
       {'ndcg@1': 0.0, 'ndcg@2': 0.63093, 'recall@1': 0.0, 'recall@2': 1.0, 'hr@1': 0.0, 'hr@2': 1.0}
     """
-    scores, relevant = jnp.asarray(scores), jnp.asarray(relevant)
-    exclude = None if exclude is None else jnp.asarray(exclude)
+    scores, relevant = as_array(scores, "scores"), as_array(relevant, "relevant")
+    exclude = None if exclude is None else as_array(exclude, "exclude")
     checks.check_retrieval(*(None if x is None else array_info(x) for x in (scores, relevant, exclude)), ks)
     return _in_metric_order(_retrieval_metrics(scores, relevant, exclude, tuple(ks)))
 

@@ -44,6 +44,23 @@ def as_labels(labels):
     return jnp.asarray(host)
 
 
+def as_array(value, name: str) -> jax.Array:
+    """``jnp.asarray(value)``; a ``ValueError`` naming ``name`` where it is no array of numbers."""
+    try:
+        return jnp.asarray(value)
+    except (TypeError, ValueError):
+        raise checks.not_an_array(name, value) from None
+
+
+def as_host_array(value, name: str) -> np.ndarray:
+    """``np.asarray(value)`` (described as given by the checks that follow); a ``ValueError``
+    naming ``name`` for lists of unequal lengths."""
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError):
+        raise checks.not_an_array(name, value) from None
+
+
 def check_inputs(scores, labels, where, tie_break=None):
     """Validate and normalise ``(scores, labels, where, tie_break)``.
 
@@ -52,10 +69,10 @@ def check_inputs(scores, labels, where, tie_break=None):
     ``ValueError`` naming the argument; non-finite labels at valid positions are caught
     outside ``jit`` (inside, they are the caller's or the trainer guard's business).
     """
-    scores = jnp.asarray(scores)
-    labels = labels if isinstance(labels, jax.Array) else np.asarray(labels)  # described as given
-    where = None if where is None else jnp.asarray(where)
-    tie_break = None if tie_break is None else jnp.asarray(tie_break)
+    scores = as_array(scores, "scores")
+    labels = labels if isinstance(labels, jax.Array) else as_host_array(labels, "labels")
+    where = None if where is None else as_array(where, "where")
+    tie_break = None if tie_break is None else as_array(tie_break, "tie_break")
     checks.check_arrays(*(None if x is None else array_info(x) for x in (scores, labels, where, tie_break)))
     if where is None:
         where = jnp.ones(scores.shape, bool)

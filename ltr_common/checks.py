@@ -45,6 +45,21 @@ def is_number(value) -> bool:
     return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
 
 
+def not_an_array(name: str, value) -> ValueError:
+    """The error for an argument no framework can make an array of (a string, an object,
+    lists of unequal lengths), naming it.
+
+    Example:
+      >>> str(not_an_array("tie_break", "random"))
+      "tie_break must be an array (or nested lists) of numbers, got str 'random'"
+    """
+    shown = repr(value)
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    return ValueError(
+        f"{name} must be an array (or nested lists) of numbers, got {type(value).__name__} {shown}"
+    )
+
+
 def as_number(value):
     """A 0-d array (NumPy, a concrete JAX array, a PyTorch tensor that needs no gradient) as
     the Python number it holds; anything else as it is, for a check to judge. A traced JAX

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 
 import jax
 import jax.numpy as jnp
@@ -73,6 +74,29 @@ BAD = [
 def test_bad_arguments_are_named(framework, name, case, scores, labels, kwargs, message):
     with pytest.raises(ValueError, match=message):
         evaluate(framework, name, scores, labels, grad=False, **kwargs)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("name", ALL)
+def test_arguments_that_are_no_arrays_are_named(framework, name):
+    # A string, an object, lists of unequal lengths: a ValueError naming the argument, not
+    # the framework's own TypeError or RuntimeError from deep inside its array constructor.
+    import torch
+
+    import torch_ltr
+
+    package = {"jax": jax_ltr, "torch": torch_ltr}[framework]
+    fn = functools.partial(getattr(package, name), **NEEDED_OPTIONS.get(name, {}))
+    scores, labels = np.zeros((2, 3), np.float32), np.ones((2, 3), np.float32)
+    if framework == "torch":
+        scores, labels = torch.from_numpy(scores), torch.from_numpy(labels)
+    bad = {"scores": "abc", "labels": [[1.0, 2.0], [1.0]], "where": object()}
+    if "tie_break" in inspect.signature(fn.func).parameters:
+        bad["tie_break"] = "random"
+    for argument, value in bad.items():
+        given = {"scores": scores, "labels": labels, argument: value}
+        with pytest.raises(ValueError, match=rf"^{argument} must be an array \(or nested lists\) of numbers"):
+            fn(given.pop("scores"), given.pop("labels"), **given)
 
 
 NEGATIVE = np.array([[1.0, -1.0, 0.0], [1.0, 1.0, 1.0]])
@@ -203,20 +227,20 @@ def test_labels_outside_levels_under_jit_give_that_list_nan():
 
 
 @pytest.mark.parametrize("name", ALL)
-@pytest.mark.parametrize("bad", [np.nan, np.inf])
-def test_non_finite_labels_under_jit_make_that_list_nan(name, bad):
+def test_non_finite_labels_under_jit_make_that_list_nan(name):
     # Outside jit this is a ValueError (test_bad_arguments_are_named); under jit the list's
     # value is NaN, so every reduction shows it and the trainer's guard stops the run.
     scores = jnp.array([[0.3, -1.0, 2.0], [0.5, 1.5, -0.2], [0.1, 0.2, 0.3]])
-    labels = jnp.array([[1.0, bad, 5.0], [5.0, 4.0, 1.0], [4.0, 1.0, bad]])
     where = jnp.array([[True, True, True], [True, True, True], [True, True, False]])
     loss = functools.partial(getattr(jax_ltr, name), **NEEDED_OPTIONS.get(name, {}))
-    fn = jax.jit(lambda s, y, w: loss(s, y, where=w, reduction="none"))
-    value = np.asarray(fn(scores, labels, where))
-    assert np.isnan(value[0])
-    assert np.isfinite(value[1:]).all()  # a bad label at a masked position is ignored
-    mean = jax.jit(lambda s, y, w: loss(s, y, where=w))(scores, labels, where)
-    assert np.isnan(float(mean))
+    per_list = jax.jit(lambda s, y, w: loss(s, y, where=w, reduction="none"))
+    mean = jax.jit(lambda s, y, w: loss(s, y, where=w))
+    for bad in (np.nan, np.inf, -np.inf):  # one compiled program each for all three
+        labels = jnp.array([[1.0, bad, 5.0], [5.0, 4.0, 1.0], [4.0, 1.0, bad]])
+        value = np.asarray(per_list(scores, labels, where))
+        assert np.isnan(value[0]), bad
+        assert np.isfinite(value[1:]).all(), bad  # a bad label at a masked position is ignored
+        assert np.isnan(float(mean(scores, labels, where))), bad
 
 
 @pytest.mark.parametrize("name", ALL)

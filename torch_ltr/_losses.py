@@ -15,7 +15,7 @@ from ltr_common import checks
 from ltr_common.checks import GAIN_LABEL_MAX, check_levels, check_reduction
 from ltr_common.losses import mix, position_weights, top_k_weights
 from torch_ltr._label_order import descending_order, take
-from torch_ltr._utils import array_info, check_inputs, check_label_range, safe_reduce
+from torch_ltr._utils import array_info, as_tensor, check_inputs, check_label_range, safe_reduce
 
 
 def suffix_logsumexp(x: torch.Tensor, *, where: torch.Tensor | None = None) -> torch.Tensor:
@@ -30,8 +30,8 @@ def suffix_logsumexp(x: torch.Tensor, *, where: torch.Tensor | None = None) -> t
       >>> [round(v, 4) for v in suffix_logsumexp(torch.log(torch.tensor([1.0, 2.0, 3.0]))).tolist()]
       [1.7918, 1.6094, 1.0986]
     """
-    x = torch.as_tensor(x)
-    where = None if where is None else torch.as_tensor(where, device=x.device)
+    x = as_tensor(x, "x")
+    where = None if where is None else as_tensor(where, "where", device=x.device)
     checks.check_suffix_arrays(array_info(x), None if where is None else array_info(where))
     if where is not None:
         x = torch.where(where, x, -torch.inf)
@@ -60,7 +60,7 @@ def _listmle(scores, labels, where, tie_break, levels, reduction, *, weights):
     """ListMLE with the places of the label order weighted by ``weights`` ([L] float64 NumPy;
     None: all 1): ``listmle_loss`` and its top-k and position-aware forms."""
     check_reduction(reduction)
-    out_dtype = torch.as_tensor(scores).dtype
+    out_dtype = as_tensor(scores, "scores").dtype
     levels = check_levels(levels)
     scores, labels, where, tie_break = check_inputs(scores, labels, where, tie_break)
     if levels is not None:
@@ -99,7 +99,7 @@ def pairwise_pl_loss(scores, labels, *, where=None, pairs=None, reduction: str =
       0.693147
     """
     check_reduction(reduction)
-    out_dtype = torch.as_tensor(scores).dtype
+    out_dtype = as_tensor(scores, "scores").dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     scores = torch.where(where, scores, 0.0)
     labels = torch.where(where, labels, 0.0)
@@ -125,7 +125,10 @@ def pairwise_pl_loss(scores, labels, *, where=None, pairs=None, reduction: str =
 def _check_pairs(pairs, shape, device):
     infos = None
     if isinstance(pairs, tuple | list) and len(pairs) == 3:
-        pairs = tuple(torch.as_tensor(p, device=device) for p in pairs)
+        pairs = tuple(
+            as_tensor(p, f"pairs: {name}", device=device)
+            for p, name in zip(pairs, checks.PAIR_NAMES, strict=True)
+        )
         infos = [array_info(p) for p in pairs]
     checks.check_pairs(pairs, infos, shape)
     checks.check_pair_ranges([(int(p.min()), int(p.max())) if p.numel() else None for p in pairs], shape)
@@ -152,7 +155,8 @@ def hybrid_loss(
     """
     alpha = checks.check_weight(alpha, "alpha")
     if pairs is not None:  # refused before anything is computed, as every other argument
-        _check_pairs(pairs, tuple(torch.as_tensor(scores).shape), torch.as_tensor(scores).device)
+        checked = as_tensor(scores, "scores")
+        _check_pairs(pairs, tuple(checked.shape), checked.device)
     listwise = listmle_loss(
         scores, labels, where=where, tie_break=tie_break, levels=levels, reduction=reduction
     )
@@ -171,7 +175,8 @@ def topk_listmle_loss(
       1.098612
     """
     check_reduction(reduction)  # refused in the same order as jax_ltr's
-    length = torch.as_tensor(scores).shape[-1] if torch.as_tensor(scores).ndim else 0
+    scores = as_tensor(scores, "scores")
+    length = scores.shape[-1] if scores.ndim else 0
     weights = top_k_weights(k, length)
     return _listmle(scores, labels, where, tie_break, levels, reduction, weights=weights)
 
@@ -187,7 +192,8 @@ def position_listmle_loss(
       1.386294
     """
     check_reduction(reduction)  # refused in the same order as jax_ltr's
-    length = torch.as_tensor(scores).shape[-1] if torch.as_tensor(scores).ndim else 0
+    scores = as_tensor(scores, "scores")
+    length = scores.shape[-1] if scores.ndim else 0
     place = position_weights(weights, length)
     return _listmle(scores, labels, where, tie_break, levels, reduction, weights=place)
 
@@ -203,7 +209,7 @@ def softmax_loss(scores, labels, *, where=None, reduction: str = "mean") -> torc
       0.693147
     """
     check_reduction(reduction)
-    out_dtype = torch.as_tensor(scores).dtype
+    out_dtype = as_tensor(scores, "scores").dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     check_label_range(labels, where)
     labels = torch.where(where, labels, 0.0)
@@ -232,7 +238,7 @@ def sigmoid_cross_entropy_loss(
     """
     check_reduction(reduction)
     threshold = checks.check_threshold(threshold)
-    out_dtype = torch.as_tensor(scores).dtype
+    out_dtype = as_tensor(scores, "scores").dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     if threshold is None:
         check_label_range(labels, where, high=1.0)
@@ -260,7 +266,7 @@ def approx_ndcg_loss(
     """
     check_reduction(reduction)
     inverse_temperature = checks.check_temperature(temperature)
-    out_dtype = torch.as_tensor(scores).dtype
+    out_dtype = as_tensor(scores, "scores").dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     check_label_range(labels, where, high=GAIN_LABEL_MAX)
     labels = torch.where(where, labels, 0.0)
@@ -327,7 +333,7 @@ def lambda_loss(
     """
     check_reduction(reduction)
     mu = checks.check_lambda_options(weighting, mu, normalize)
-    out_dtype = torch.as_tensor(scores).dtype
+    out_dtype = as_tensor(scores, "scores").dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     gain_based = weighting != "label_diff"
     if gain_based:
@@ -360,7 +366,7 @@ def pointwise_mse_loss(scores, labels, *, where=None, reduction: str = "mean") -
       2.0
     """
     check_reduction(reduction)
-    out_dtype = torch.as_tensor(scores).dtype
+    out_dtype = as_tensor(scores, "scores").dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     error = torch.where(where, scores - torch.where(where, labels, 0.0), 0.0)
     return safe_reduce((error * error).sum(-1), where, reduction).to(out_dtype)

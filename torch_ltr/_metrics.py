@@ -10,7 +10,7 @@ from ltr_common import checks
 from ltr_common.checks import GAIN_LABEL_MAX, check_k, check_reduction
 from ltr_common.evaluation import ranking_metric_set
 from torch_ltr._label_order import take
-from torch_ltr._utils import array_info, check_inputs, check_label_range, safe_reduce
+from torch_ltr._utils import array_info, as_tensor, check_inputs, check_label_range, safe_reduce
 
 
 def _ranked(scores, labels, where):
@@ -162,8 +162,8 @@ def retrieval_metrics(scores, relevant, *, exclude=None, ks=(10, 20)) -> dict:
       >>> {k: round(v[0].item(), 6) for k, v in m.items()}
       {'recall@1': 0.0, 'ndcg@1': 0.0, 'hr@1': 0.0, 'recall@2': 1.0, 'ndcg@2': 0.63093, 'hr@2': 1.0}
     """
-    scores, relevant = torch.as_tensor(scores), torch.as_tensor(relevant)
-    exclude = None if exclude is None else torch.as_tensor(exclude)
+    scores, relevant = as_tensor(scores, "scores"), as_tensor(relevant, "relevant")
+    exclude = None if exclude is None else as_tensor(exclude, "exclude")
     checks.check_retrieval(*(None if x is None else array_info(x) for x in (scores, relevant, exclude)), ks)
     dtype = torch.promote_types(scores.dtype, torch.float32)
     ranked = scores.to(dtype)

@@ -23,11 +23,19 @@ def array_info(x: torch.Tensor) -> checks.ArrayInfo:
     return checks.ArrayInfo(tuple(x.shape), str(x.dtype), kind)
 
 
+def as_tensor(value, name: str, device=None) -> torch.Tensor:
+    """``torch.as_tensor(value)``; a ``ValueError`` naming ``name`` where it is no array of numbers."""
+    try:
+        return torch.as_tensor(value, device=device)
+    except (TypeError, ValueError, RuntimeError):
+        raise checks.not_an_array(name, value) from None
+
+
 def check_inputs(scores, labels, where, tie_break=None):
     """Validate and normalise ``(scores, labels, where, tie_break)`` (see ``jax_ltr._utils``)."""
-    scores, labels = torch.as_tensor(scores), torch.as_tensor(labels)
-    where = None if where is None else torch.as_tensor(where, device=scores.device)
-    tie_break = None if tie_break is None else torch.as_tensor(tie_break)
+    scores, labels = as_tensor(scores, "scores"), as_tensor(labels, "labels")
+    where = None if where is None else as_tensor(where, "where", device=scores.device)
+    tie_break = None if tie_break is None else as_tensor(tie_break, "tie_break")
     checks.check_arrays(*(None if x is None else array_info(x) for x in (scores, labels, where, tie_break)))
     if where is None:
         where = torch.ones(scores.shape, dtype=torch.bool, device=scores.device)
