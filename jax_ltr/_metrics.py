@@ -18,7 +18,6 @@ from jax_ltr._label_order import descending_order, positive_zero, sorting_networ
 from jax_ltr._utils import (
     array_info,
     as_array,
-    as_host_array,
     as_labels,
     check_inputs,
     check_label_range,
@@ -175,7 +174,7 @@ def ranking_metrics(
       >>> {k: round(float(v[0]), 4) for k, v in m.items()}
       {'ndcg@2': 0.5081, 'mrr': 0.5, 'map': 0.5833, 'recall@10': 1.0}
     """
-    scores, labels = as_array(scores, "scores"), as_labels(as_host_array(labels, "labels"))
+    scores, labels = as_array(scores, "scores"), as_labels(labels)
     where = None if where is None else as_array(where, "where")
     top_k, recall_k = checks.check_cutoffs(top_k, "top_k"), checks.check_cutoffs(recall_k, "recall_k")
     relevance_threshold = checks.check_relevance_threshold(relevance_threshold)

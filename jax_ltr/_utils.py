@@ -35,10 +35,13 @@ def as_labels(labels):
     """``labels`` as a JAX array holding the values given. Without x64, JAX stores a host array
     of 64-bit integers in 32 bits, wrapping around (2**31 would become -2**31); such labels
     become float32 on the host instead, the type the losses compute in then, rounded as
-    PyTorch's conversion rounds them."""
+    PyTorch's conversion rounds them. Labels of no numeric type stay a NumPy array, for the
+    checks to describe."""
     if isinstance(labels, jax.Array):
         return labels
-    host = np.asarray(labels)
+    host = as_host_array(labels, "labels")
+    if host.dtype.kind not in "biuf":
+        return host
     if host.dtype.kind in "iu" and host.dtype.itemsize == 8 and not jax.config.jax_enable_x64:
         host = host.astype(np.float32)
     return jnp.asarray(host)
