@@ -14,7 +14,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from parity_tests._frameworks import FRAMEWORKS, LOSSES, NEEDED_OPTIONS, RANKING_LOSSES, evaluate
+from parity_tests._frameworks import (
+    FRAMEWORKS,
+    LOSSES,
+    NEEDED_OPTIONS,
+    RANKING_LOSSES,
+    evaluate,
+    evaluate_each,
+)
 from parity_tests._references import reference
 
 ALL = (*LOSSES, "ndcg_at_k", "mrr", "average_precision", "recall_at_k")
@@ -38,15 +45,22 @@ def extreme_batch():
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", ALL)
-@pytest.mark.parametrize("reduction", ["none", "mean"])
-def test_extremes_finite_and_equal(name, dtype, reduction):
+def test_extremes_finite_and_equal(name, dtype):
     scores, labels, where = extreme_batch()
     scores, labels = scores.astype(dtype), labels.astype(dtype)
     grad = name in LOSSES
-    results = {
-        fw: evaluate(fw, name, scores, labels, where=where, reduction=reduction, grad=grad)
+    each = {
+        fw: evaluate_each(fw, name, scores, labels, where=where, reductions=("none", "mean"), grad=grad)
         for fw in FRAMEWORKS
     }
+    for reduction in ("none", "mean"):
+        _check_extremes(
+            name, dtype, reduction, scores, labels, where, {fw: each[fw][reduction] for fw in each}
+        )
+
+
+def _check_extremes(name, dtype, reduction, scores, labels, where, results):
+    grad = name in LOSSES
     scale = np.nanmax(np.abs(scores))
     if dtype == "float32":
         rtol, atol = 1e-6, 4 * float(np.spacing(np.float32(scale)))

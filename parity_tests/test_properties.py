@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from parity_tests._frameworks import FRAMEWORKS, LOSSES, RANKING_LOSSES, evaluate
+from parity_tests._frameworks import FRAMEWORKS, LOSSES, RANKING_LOSSES, evaluate, evaluate_each
 
 CASES = [(fw, name) for fw in FRAMEWORKS for name in LOSSES]
 # Shift invariance (and so gradients summing to 0 per list) holds for ranking losses only.
@@ -40,8 +40,7 @@ def test_permuting_items_with_their_labels_changes_nothing(framework, name):
 
 
 @pytest.mark.parametrize(("framework", "name"), CASES)
-@pytest.mark.parametrize("reduction", ["none", "mean"])  # "mean" counts the lists; "sum" adds "none"
-def test_padding_width_changes_no_loss_and_no_gradient(framework, name, reduction):
+def test_padding_width_changes_no_loss_and_no_gradient(framework, name):
     rng = np.random.default_rng(3)
     scores = rng.normal(0, 2, (3, 6))
     labels = rng.integers(1, 6, (3, 6)).astype(np.float64)
@@ -51,13 +50,14 @@ def test_padding_width_changes_no_loss_and_no_gradient(framework, name, reductio
     wide_scores = np.concatenate([scores, np.full((3, pad), np.nan)], axis=1)
     wide_labels = np.concatenate([labels, np.full((3, pad), np.inf)], axis=1)
     wide_where = np.concatenate([where, np.zeros((3, pad), bool)], axis=1)
-    base, base_grad = evaluate(framework, name, scores, labels, where=where, reduction=reduction)
-    wide, wide_grad = evaluate(
-        framework, name, wide_scores, wide_labels, where=wide_where, reduction=reduction
-    )
-    np.testing.assert_allclose(wide, base, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(wide_grad[:, :6], base_grad, rtol=1e-12, atol=1e-12)
-    assert (wide_grad[:, 6:] == 0).all()
+    reductions = ("none", "mean")  # "mean" counts the lists; "sum" adds "none"
+    base = evaluate_each(framework, name, scores, labels, where=where, reductions=reductions)
+    wide = evaluate_each(framework, name, wide_scores, wide_labels, where=wide_where, reductions=reductions)
+    for reduction in reductions:
+        (value, grad), (wide_value, wide_grad) = base[reduction], wide[reduction]
+        np.testing.assert_allclose(wide_value, value, rtol=1e-12, atol=1e-12, err_msg=reduction)
+        np.testing.assert_allclose(wide_grad[:, :6], grad, rtol=1e-12, atol=1e-12, err_msg=reduction)
+        assert (wide_grad[:, 6:] == 0).all(), reduction
 
 
 @pytest.mark.parametrize(("framework", "name"), CASES)
@@ -89,7 +89,7 @@ def test_sum_of_none_is_sum(framework):
     rng = np.random.default_rng(6)
     scores, labels = rng.normal(size=(4, 8)), rng.integers(1, 6, (4, 8)).astype(np.float64)
     for name in (*LOSSES, "ndcg_at_k", "mrr", "average_precision", "recall_at_k"):
-        per_list, _ = evaluate(framework, name, scores, labels, reduction="none", grad=False)
-        total, _ = evaluate(framework, name, scores, labels, reduction="sum", grad=False)
+        each = evaluate_each(framework, name, scores, labels, reductions=("none", "sum"), grad=False)
+        (per_list, _), (total, _) = each["none"], each["sum"]
         assert per_list.shape == (4,)
         assert per_list.sum() == pytest.approx(total, rel=1e-12)
