@@ -99,8 +99,12 @@ def _check_extremes(name, dtype, reduction, scores, labels, where, results):
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize("name", LOSSES)
 def test_no_valid_item_gives_zero_with_zero_gradient(framework, name):
-    scores, labels = np.array([[1.0, 2.0, 3.0]]), np.array([[2.0, 1.0, 3.0]])
-    value, grad = evaluate(framework, name, scores, labels, where=np.zeros((1, 3), bool), reduction="mean")
+    # Shaped as the next test's batch: one compiled program serves both.
+    scores, labels = (
+        np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]),
+        np.array([[2.0, 1.0, 3.0], [1.0, 3.0, 2.0]]),
+    )
+    value, grad = evaluate(framework, name, scores, labels, where=np.zeros((2, 3), bool), reduction="mean")
     assert value == 0 and (grad == 0).all()
 
 
