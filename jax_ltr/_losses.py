@@ -555,7 +555,7 @@ def _given_order(order, labels, where, count):
     every index once, the valid items first, their labels not increasing along it. Outside
     ``jit`` an order that is not is a ``ValueError``; under ``jit`` its list's loss is NaN.
     ``count``: each list's valid items [...]."""
-    order = jnp.asarray(order)
+    order = as_array(order, "order")
     if order.shape != labels.shape or not jnp.issubdtype(order.dtype, jnp.integer):
         raise ValueError(
             f"order must be an integer array shaped like labels {labels.shape}, got "
@@ -732,7 +732,7 @@ def hybrid_loss(
     if is_concrete(alpha):
         alpha = checks.check_weight(alpha, "alpha")
     if pairs is not None:  # refused before anything is computed, as every other argument
-        _check_pairs(pairs, jnp.shape(scores))
+        _check_pairs(pairs, as_array(scores, "scores").shape)
     listwise = listmle_loss(
         scores,
         labels,
@@ -747,7 +747,9 @@ def hybrid_loss(
     pairwise = pairwise_pl_loss(scores, labels, where=where, pairs=pairs, reduction=reduction)
     if is_concrete(alpha):
         return mix(alpha, listwise, pairwise)
-    return jnp.where((alpha >= 0) & (alpha <= 1), mix(alpha, listwise, pairwise), jnp.nan)
+    # in the scores' type, as every loss returns, whatever the traced alpha's type
+    mixed = jnp.where((alpha >= 0) & (alpha <= 1), mix(alpha, listwise, pairwise), jnp.nan)
+    return mixed.astype(listwise.dtype)
 
 
 def topk_listmle_loss(

@@ -35,8 +35,8 @@ def as_labels(labels):
     """``labels`` as a JAX array holding the values given. Without x64, JAX stores a host array
     of 64-bit integers in 32 bits, wrapping around (2**31 would become -2**31); such labels
     become float32 on the host instead, the type the losses compute in then, rounded as
-    PyTorch's conversion rounds them. Labels of no numeric type stay a NumPy array, for the
-    checks to describe."""
+    PyTorch's conversion rounds them. Labels of no numeric type (bool, complex) stay a
+    NumPy array, for the checks to describe."""
     if isinstance(labels, jax.Array):
         return labels
     host = as_host_array(labels, "labels")
@@ -56,12 +56,17 @@ def as_array(value, name: str) -> jax.Array:
 
 
 def as_host_array(value, name: str) -> np.ndarray:
-    """``np.asarray(value)`` (described as given by the checks that follow); a ``ValueError``
-    naming ``name`` for lists of unequal lengths."""
-    try:
+    """``np.asarray(value)``; a ``ValueError`` naming ``name`` for lists of unequal lengths,
+    strings and objects. A traced value gets JAX's own error: it has no values on the host."""
+    if isinstance(value, jax.core.Tracer):
         return np.asarray(value)
+    try:
+        host = np.asarray(value)
     except (TypeError, ValueError):
         raise checks.not_an_array(name, value) from None
+    if host.dtype.kind in "OSU":
+        raise checks.not_an_array(name, value)
+    return host
 
 
 def check_inputs(scores, labels, where, tie_break=None):

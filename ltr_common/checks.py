@@ -61,19 +61,20 @@ def not_an_array(name: str, value) -> ValueError:
 
 
 def as_number(value):
-    """A 0-d array (NumPy, a concrete JAX array, a PyTorch tensor that needs no gradient) as
-    the Python number it holds; anything else as it is, for a check to judge. A traced JAX
-    value and a tensor that needs a gradient stay arrays: a number taken from them would
-    lose what they carry.
+    """A NumPy scalar or 0-d array, or a concrete 0-d JAX array, of a real number, as the
+    Python number it holds; anything else as it is, for a check to judge. A traced JAX
+    value stays an array (a number taken from it would lose what it carries), and so does
+    a PyTorch tensor: ``torch_ltr`` takes the number out of one first where that loses
+    nothing (``torch_ltr._utils.as_option``).
 
     Example:
-      >>> as_number(np.array(0.5)), as_number(np.array([0.5]))
-      (0.5, array([0.5]))
+      >>> as_number(np.array(0.5)), as_number(np.float32(0.25)), as_number(np.array([0.5]))
+      (0.5, 0.25, array([0.5]))
     """
-    if isinstance(value, np.generic) or tuple(getattr(value, "shape", (None,))) != ():
-        return value
-    if getattr(value, "requires_grad", False):
-        return value
+    if hasattr(value, "requires_grad") or tuple(getattr(value, "shape", (None,))) != ():
+        return value  # a PyTorch tensor, or no 0-d array
+    if getattr(getattr(value, "dtype", None), "kind", None) == "O":
+        return value  # np.array(None) is no number
     try:
         return value.item()
     except (AttributeError, TypeError):  # a JAX tracer raises a TypeError here
@@ -217,9 +218,8 @@ def check_temperature(temperature) -> float:
     low, high = TEMPERATURE_RANGE
     temperature = as_number(temperature)
     if not (is_number(temperature) and math.isfinite(temperature) and temperature > 0):
-        fixed = (
-            " (fixed when the loss is compiled: not a traced value)" if hasattr(temperature, "shape") else ""
-        )
+        traced = hasattr(temperature, "aval")  # a JAX tracer: a concrete JAX array is a number by now
+        fixed = " (fixed when the loss is compiled: not a traced value)" if traced else ""
         raise ValueError(f"temperature must be a finite number > 0{fixed}, got {temperature!r}")
     if not low <= temperature <= high:
         raise ValueError(

@@ -146,7 +146,7 @@ def _text_table(path: Path, options: TableOptions) -> tuple[pd.DataFrame, int]:
             )
         frame.columns = list(FIELDS[: frame.shape[1]])
     first = 2 if header else 1
-    frame.index = _line_offsets(frame, path)
+    frame.index = _line_offsets(frame, path, first - 1)
     if header:
         repeated = _rows_holding(frame, {name: name for name in frame.columns})
         if len(repeated):
@@ -157,14 +157,21 @@ def _text_table(path: Path, options: TableOptions) -> tuple[pd.DataFrame, int]:
     return frame.drop(frame.index[blank]) if len(blank) else frame, first
 
 
-def _line_offsets(frame: pd.DataFrame, path: Path) -> pd.RangeIndex | np.ndarray:
+def _line_offsets(frame: pd.DataFrame, path: Path, lines_before: int) -> pd.RangeIndex | np.ndarray:
     """Each row's line, counted from the first data row's: the row's position, plus the line
-    breaks inside quoted fields of the rows before it. Fields are searched for line breaks
-    only when the file holds a quote at all (one pass of ``memchr`` over the bytes)."""
+    breaks inside quoted fields of the rows before it. The fields are searched for line
+    breaks only where the file holds a quote and its line ends could hide one: more line
+    feeds than ``lines_before`` and the rows hold, or carriage returns other than one per
+    line feed (a file whose lines end in a carriage return alone is searched whenever it
+    holds a quote)."""
     with open(path, "rb") as raw, mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        quoted = data.find(b'"') >= 0
-    if not quoted:
-        return frame.index
+        if data.find(b'"') < 0:
+            return frame.index
+        chunks = range(0, len(data), 2**24)
+        feeds = sum(data[start : start + 2**24].count(b"\n") for start in chunks)
+        returns = sum(data[start : start + 2**24].count(b"\r") for start in chunks)
+        if 0 < feeds <= lines_before + len(frame) and returns in (0, feeds):
+            return frame.index
     breaks = np.zeros(len(frame), dtype=np.int64)
     for name in frame.columns:
         breaks += frame[name].str.count("\r\n|\r|\n").to_numpy(dtype=np.int64)

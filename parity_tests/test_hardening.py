@@ -269,17 +269,50 @@ def test_a_number_option_may_be_a_0d_array(framework, name, option, good, bad):
             loss(scores, labels, **{option: wrap(bad)})
 
 
+# torch.func, on its first use, compiles helpers with torch.jit.script, which PyTorch 2.13 deprecates
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 def test_an_array_option_that_holds_more_than_a_number_is_refused():
     with pytest.raises(ValueError, match=r"alpha must be a number in \[0, 1\], got array\(\[0.5\]\)"):
         jax_ltr.hybrid_loss(jnp.asarray(SCORES), jnp.asarray(LABELS), alpha=np.array([0.5]))
     alpha = torch.tensor(0.5, requires_grad=True)  # a number taken from it would drop its gradient
     with pytest.raises(ValueError, match=r"alpha must be a number in \[0, 1\], got tensor\(0.5"):
         torch_ltr.hybrid_loss(torch.tensor(SCORES), torch.tensor(LABELS), alpha=alpha)
+    # Nor one that torch.func or forward-mode AD carries a tangent or a batch in: a number
+    # would drop it (the option's tangent would come out 0).
+    scores, labels = torch.tensor(SCORES), torch.tensor(LABELS)
+
+    def hybrid(alpha):
+        return torch_ltr.hybrid_loss(scores, labels, alpha=alpha)
+
+    for carried in (
+        lambda: torch.func.jvp(hybrid, (torch.tensor(0.5),), (torch.tensor(1.0),)),
+        lambda: torch.func.vmap(hybrid)(torch.tensor([0.2, 0.5])),
+    ):
+        with pytest.raises(ValueError, match=r"alpha must be a number in \[0, 1\], got"):
+            carried()
+    with torch.autograd.forward_ad.dual_level():
+        dual = torch.autograd.forward_ad.make_dual(torch.tensor(0.5), torch.tensor(1.0))
+        with pytest.raises(ValueError, match=r"alpha must be a number in \[0, 1\], got tensor\(0.5.*tangent"):
+            hybrid(dual)
     traced = jax.jit(
         lambda t: jax_ltr.approx_ndcg_loss(jnp.asarray(SCORES), jnp.asarray(LABELS), temperature=t)
     )
     with pytest.raises(ValueError, match=r"temperature must be .* \(fixed when the loss is compiled"):
         traced(0.5)
+    with pytest.raises(ValueError, match=r"temperature must be a finite number > 0, got -1.0$"):
+        jax_ltr.approx_ndcg_loss(jnp.asarray(SCORES), jnp.asarray(LABELS), temperature=np.float32(-1.0))
+
+
+def test_a_traced_alpha_keeps_the_scores_type():
+    # bfloat16 scores, a float32 alpha: the hybrid is bfloat16 however alpha comes, as every
+    # loss returns the scores' type.
+    scores, labels = jnp.asarray(SCORES, jnp.bfloat16), jnp.asarray(LABELS)
+    alpha = jnp.float32(0.5)
+    hybrid = functools.partial(jax_ltr.hybrid_loss, scores, labels)
+    assert hybrid(alpha=alpha).dtype == jnp.bfloat16
+    assert hybrid(alpha=np.float32(0.5)).dtype == jnp.bfloat16
+    assert jax.jit(lambda a: hybrid(alpha=a))(alpha).dtype == jnp.bfloat16
+    assert jax.vmap(lambda a: hybrid(alpha=a))(jnp.array([0.2, 0.5])).dtype == jnp.bfloat16
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

@@ -99,6 +99,21 @@ def test_arguments_that_are_no_arrays_are_named(framework, name):
             fn(given.pop("scores"), given.pop("labels"), **given)
 
 
+def test_the_other_array_arguments_are_named_and_a_traced_value_keeps_jaxs_error():
+    scores, labels = jnp.zeros((2, 3)), jnp.ones((2, 3))
+    pairs = (np.array([0, 1]), np.array([0, 0]), np.array([1, 2]))
+    with pytest.raises(ValueError, match=r"^scores must be an array \(or nested lists\) of numbers"):
+        jax_ltr.hybrid_loss("abc", labels, pairs=pairs)
+    with pytest.raises(ValueError, match=r"^order must be an array \(or nested lists\) of numbers"):
+        jax_ltr.listmle_loss(scores, labels, order="abc")
+    for bad in ("abc", [[1.0], [1.0, 2.0]]):
+        with pytest.raises(ValueError, match=r"^labels must be an array \(or nested lists\) of numbers"):
+            jax_ltr.label_order(bad)
+    # label_order runs on the host: under jit, JAX's own error says why, not ours
+    with pytest.raises(jax.errors.TracerArrayConversionError):
+        jax.jit(jax_ltr.label_order)(labels)
+
+
 NEGATIVE = np.array([[1.0, -1.0, 0.0], [1.0, 1.0, 1.0]])
 LOSS_OPTION_ERRORS = [
     ("softmax_loss", NEGATIVE, {}, r"labels must be >= 0 at valid positions, found -1.0 at index \(0, 1\)"),

@@ -98,3 +98,21 @@ def test_the_suite_refuses_a_cpu_and_a_missing_wheel_folder(tmp_path, capsys):
         check=False,
     )
     assert done.returncode == 2 and f"--wheels: no folder {tmp_path / 'nowhere'}" in done.stderr
+
+
+def test_every_running_sum_candidate_is_within_its_rounding_bound():
+    # Lists longer than the blocked matmul's blocks, with shares spread over many orders of
+    # magnitude (scores of standard deviation 4), where subtracting a block's own total from
+    # the sum after it would cancel: each candidate only adds terms >= 0, so each sum is within
+    # (L - 1) units of roundoff of itself.
+    import numpy as np
+
+    from ltr_bench.running_sums import BLOCK, relative_errors
+
+    length = 5 * BLOCK + 3
+    scores = np.random.default_rng(0).normal(0.0, 4.0, (length, 6))
+    shares = np.exp(scores - scores.max(axis=0)).astype(np.float32)
+    errors = relative_errors(shares)
+    assert set(errors) == set(CANDIDATES)
+    for name, error in errors.items():
+        assert error <= (length - 1) * 2.0**-24, (name, error)

@@ -158,6 +158,9 @@ GOOD = "user,item,rating,timestamp\n1,10,4,100\n1,11,3,101\n2,10,5,102\n"
         ('user,item,rating\n"a\nb",10,4\n1,10,4\n2,11,abc\n', "line 5: rating 'abc' is not a finite number"),
         ('user,item,rating\n"a\r\nb",10,4\n\n1,10,4\n1,10,3\n', "lines 5 and 6: user 1 rated item 10 twice"),
         ('user,item\n"1",10\nuser,item\n', "line 3 repeats the header line"),
+        # a carriage return alone inside quotes, in a file of line feeds; and in one of CRLF
+        ('user,item,rating\n"a\rb",10,4\n1,10,4\n2,11,abc\n', "line 5: rating 'abc' is not a finite"),
+        ('user,item,rating\r\n"a\rb",10,4\r\n2,11,abc\r\n', "line 4: rating 'abc' is not a finite"),
         ("user,item,rating\n1,10,1e-300\n", r"line 2: rating 1e-300 is outside \(0, 64\] in float32"),
         ("user,item,user_id\n1,2,3\n", r"columns \['user', 'user_id'\] could each be the user"),
         ("1 2 3\n", "line 1: no delimiter"),

@@ -15,7 +15,7 @@ from ltr_common import checks
 from ltr_common.checks import GAIN_LABEL_MAX, check_levels, check_reduction
 from ltr_common.losses import mix, position_weights, top_k_weights
 from torch_ltr._label_order import descending_order, take
-from torch_ltr._utils import array_info, as_tensor, check_inputs, check_label_range, safe_reduce
+from torch_ltr._utils import array_info, as_option, as_tensor, check_inputs, check_label_range, safe_reduce
 
 
 def suffix_logsumexp(x: torch.Tensor, *, where: torch.Tensor | None = None) -> torch.Tensor:
@@ -153,7 +153,7 @@ def hybrid_loss(
       >>> round(hybrid_loss(torch.zeros(2), torch.tensor([1.0, 0.0]), alpha=0.5).item(), 6)
       0.693147
     """
-    alpha = checks.check_weight(alpha, "alpha")
+    alpha = checks.check_weight(as_option(alpha), "alpha")
     if pairs is not None:  # refused before anything is computed, as every other argument
         checked = as_tensor(scores, "scores")
         _check_pairs(pairs, tuple(checked.shape), checked.device)
@@ -237,7 +237,7 @@ def sigmoid_cross_entropy_loss(
       0.693147
     """
     check_reduction(reduction)
-    threshold = checks.check_threshold(threshold)
+    threshold = checks.check_threshold(as_option(threshold))
     out_dtype = as_tensor(scores, "scores").dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     if threshold is None:
@@ -265,7 +265,7 @@ def approx_ndcg_loss(
       0.36907
     """
     check_reduction(reduction)
-    inverse_temperature = checks.check_temperature(temperature)
+    inverse_temperature = checks.check_temperature(as_option(temperature))
     out_dtype = as_tensor(scores, "scores").dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     check_label_range(labels, where, high=GAIN_LABEL_MAX)
@@ -332,7 +332,7 @@ def lambda_loss(
       6.8804
     """
     check_reduction(reduction)
-    mu = checks.check_lambda_options(weighting, mu, normalize)
+    mu = checks.check_lambda_options(weighting, as_option(mu), normalize)
     out_dtype = as_tensor(scores, "scores").dtype
     scores, labels, where, _ = check_inputs(scores, labels, where)
     gain_based = weighting != "label_diff"

@@ -10,7 +10,7 @@ from ltr_common import checks
 from ltr_common.checks import GAIN_LABEL_MAX, check_k, check_reduction
 from ltr_common.evaluation import ranking_metric_set
 from torch_ltr._label_order import take
-from torch_ltr._utils import array_info, as_tensor, check_inputs, check_label_range, safe_reduce
+from torch_ltr._utils import array_info, as_option, as_tensor, check_inputs, check_label_range, safe_reduce
 
 
 def _ranked(scores, labels, where):
@@ -76,7 +76,7 @@ def mrr(scores, labels, *, where=None, relevance_threshold: float = 4.0, reducti
       >>> mrr(torch.tensor([3.0, 2.0, 1.0]), torch.tensor([1.0, 5.0, 4.0])).item()
       0.5
     """
-    relevance_threshold = checks.check_relevance_threshold(relevance_threshold)
+    relevance_threshold = checks.check_relevance_threshold(as_option(relevance_threshold))
     scores, labels, where = _prepare(scores, labels, where, reduction)
     relevant = _relevant_ranked(scores, labels, where, relevance_threshold)
     # the first relevant item, taken by a sum: argmax is undefined on empty lists
@@ -96,7 +96,7 @@ def average_precision(
       >>> round(average_precision(torch.tensor([3.0, 2.0, 1.0]), torch.tensor([1.0, 5.0, 4.0])).item(), 4)
       0.5833
     """
-    relevance_threshold = checks.check_relevance_threshold(relevance_threshold)
+    relevance_threshold = checks.check_relevance_threshold(as_option(relevance_threshold))
     scores, labels, where = _prepare(scores, labels, where, reduction)
     relevant = _relevant_ranked(scores, labels, where, relevance_threshold).to(scores.dtype)
     ranks = torch.arange(1, scores.shape[-1] + 1, dtype=scores.dtype, device=scores.device)
@@ -121,7 +121,7 @@ def recall_at_k(
       >>> recall_at_k(torch.tensor([3.0, 2.0, 1.0]), torch.tensor([1.0, 5.0, 4.0]), k=2).item()
       0.5
     """
-    relevance_threshold = checks.check_relevance_threshold(relevance_threshold)
+    relevance_threshold = checks.check_relevance_threshold(as_option(relevance_threshold))
     scores, labels, where = _prepare(scores, labels, where, reduction, k)
     relevant = _relevant_ranked(scores, labels, where, relevance_threshold).to(scores.dtype)
     hits = (relevant * _top_k(scores.shape[-1], k, scores.dtype, scores.device)).sum(-1)
@@ -141,7 +141,7 @@ def ranking_metrics(
       {'ndcg@2': 0.5081, 'mrr': 0.5, 'map': 0.5833, 'recall@10': 1.0}
     """
     top_k, recall_k = checks.check_cutoffs(top_k, "top_k"), checks.check_cutoffs(recall_k, "recall_k")
-    relevance_threshold = checks.check_relevance_threshold(relevance_threshold)
+    relevance_threshold = checks.check_relevance_threshold(as_option(relevance_threshold))
     return ranking_metric_set(
         sys.modules[__name__],
         scores,

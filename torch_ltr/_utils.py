@@ -6,6 +6,7 @@ The orders of labels live in ``torch_ltr._label_order``.
 from __future__ import annotations
 
 import torch
+from torch.autograd import forward_ad
 
 from ltr_common import checks
 from ltr_common.checks import check_reduction
@@ -27,8 +28,24 @@ def as_tensor(value, name: str, device=None) -> torch.Tensor:
     """``torch.as_tensor(value)``; a ``ValueError`` naming ``name`` where it is no array of numbers."""
     try:
         return torch.as_tensor(value, device=device)
+    except torch.OutOfMemoryError:
+        raise
     except (TypeError, ValueError, RuntimeError):
         raise checks.not_an_array(name, value) from None
+
+
+def as_option(value):
+    """A number option given as a 0-d tensor, as the Python number it holds, where that
+    loses nothing: not one that needs a gradient, carries a forward-mode tangent, or is
+    wrapped by ``torch.func`` (``jvp``, ``vmap``), which then stays a tensor and is refused
+    by the option's check, as before. Anything else as it is (``checks.as_number`` next)."""
+    if not isinstance(value, torch.Tensor):
+        return value
+    if value.ndim or value.requires_grad or torch._C._functorch.is_functorch_wrapped_tensor(value):
+        return value
+    if forward_ad.unpack_dual(value).tangent is not None:
+        return value
+    return value.item()
 
 
 def check_inputs(scores, labels, where, tie_break=None):
