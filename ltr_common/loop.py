@@ -151,8 +151,11 @@ def train(
     progress_bar: Callable[..., ProgressBar] | None = None,
     after_step: Callable[[Progress], None] | None = None,
     epoch_seconds: list[float] | None = None,
+    restored: Progress | None = None,
 ) -> Progress:
     """Train on ``task`` until ``config.epochs`` or early stopping; checkpoints go to ``run_dir``.
+    ``resume``: from ``run_dir``'s latest checkpoint, or from ``restored``, what
+    ``restore_progress`` returned for it already.
 
     ``writer`` takes the scalars, each step's at once: ``writer.add_step_scalars(step, {tag:
     value})`` (``ltr_train.EventWriter`` writes TensorBoard events; None: nowhere).
@@ -166,7 +169,9 @@ def train(
     and the last weights are the ones tested. ``after_step`` is called after every step
     (tests use it to interrupt a run).
     """
-    progress = _restored(backend, run_dir) if resume else Progress()
+    if restored is None:
+        restored = restore_progress(backend, run_dir) if resume else Progress()
+    progress = restored
     steps_per_epoch = task.steps_per_epoch()
     if steps_per_epoch < 1:  # the tasks refuse such a split first (``tasks.base``); never loop on it
         raise ValueError(f"{task.name}: an epoch of {steps_per_epoch} training steps would never end")
@@ -196,7 +201,7 @@ def train(
     return progress
 
 
-def _restored(backend: Backend, run_dir: Path) -> Progress:
+def restore_progress(backend: Backend, run_dir: Path) -> Progress:
     """The progress of the run's latest checkpoint (or the one before it), restored into ``backend``."""
     latest = run_dir / "checkpoint_latest"
     progress = Progress(**restore_with_fallback(backend.restore, latest))
@@ -239,9 +244,14 @@ class _StepMetrics:
         for (step, _), values in zip(done, host, strict=True):
             bad = [k for k in ("loss_total", "grad_norm") if not math.isfinite(values[k])]
             if bad:
-                raise NonFiniteError(
-                    f"step {step}: non-finite {', '.join(f'{k}={values[k]}' for k in bad)}; "
+                kept = (
                     f"the last good checkpoint stays at {self.latest}"
+                    if self.latest.exists()
+                    else "no checkpoint was written, so there is nothing to resume: remove "
+                    f"{self.latest.parent} or train in another folder"
+                )
+                raise NonFiniteError(
+                    f"step {step}: non-finite {', '.join(f'{k}={values[k]}' for k in bad)}; {kept}"
                 )
             scalars = {f"train/{key}": value for key, value in values.items()}
             scalars["train/learning_rate"] = self.backend.learning_rate(step)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from loguru import logger
 
-from ltr_common.config import TrainConfig
+from ltr_common.config import ConfigError, TrainConfig
 from ltr_common.data import fingerprint, load_split
 from ltr_common.files import restore_with_fallback, write_json
 from ltr_common.lists import Split
-from ltr_common.loop import Backend, train
+from ltr_common.loop import Backend, restore_progress, train
 from ltr_common.movielens import Ratings
 from ltr_common.tasks import Task, make_task
 from ltr_train.backends import framework_package, make_backend
@@ -129,6 +129,15 @@ def run(
         check_run_data(run_dir, ratings, record)
     task = make_task(config, split)
     trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
+    # Restored before anything is written: a checkpoint that cannot be read leaves the run as it was.
+    restored = None
+    if resume:
+        if not any((run_dir / f"checkpoint_latest{end}").exists() for end in ("", ".prev")):
+            raise ConfigError(
+                f"--resume: {run_dir} has no checkpoint (its run stopped before writing one): "
+                "start a new run, in another folder or after removing this one"
+            )
+        restored = restore_progress(trainer, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     sink = logger.add(run_dir / "train.log", level="DEBUG")
     try:
@@ -148,6 +157,7 @@ def run(
                 run_dir,
                 writer=writer,
                 resume=resume,
+                restored=restored,
                 progress_bar=bar,
                 after_step=after_step,
                 epoch_seconds=epoch_seconds,

@@ -50,9 +50,15 @@ def check_new_run_dir(run_dir: Path, framework: str, config: TrainConfig) -> Non
         if not same:
             found.insert(0, "config.json")
     if found:
+        checkpointed = any((run_dir / f"checkpoint_latest{end}").exists() for end in ("", ".prev"))
+        advice = (
+            f"continue that run with --resume {run_dir}"
+            if checkpointed
+            else "remove it (its run stopped before writing a checkpoint, so it cannot be resumed)"
+        )
         raise ConfigError(
-            f"--run-dir: {run_dir} holds a run already ({', '.join(found)}); choose another "
-            f"folder, or continue that run with --resume {run_dir}"
+            f"--run-dir: {run_dir} holds a run already ({', '.join(found)}); choose another folder, "
+            f"or {advice}"
         )
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from ltr_common import ConfigError, TrainConfig
 from ltr_common.data import split_ratings
-from ltr_common.files import write_json
+from ltr_common.files import CheckpointError, write_json
 from ltr_common.tasks import make_task
 from ltr_train import make_backend, run
 from tests._scripts import load_script
@@ -149,6 +149,34 @@ def test_a_new_run_refuses_a_folder_that_holds_a_run(tmp_path, capsys, no_traini
             (folder / name).write_text(text)
         with pytest.raises(AssertionError, match="training started"):
             run("jax", SMALL, folder, data=small_data(), progress_bar=False)
+
+
+def test_a_run_that_wrote_no_checkpoint_is_neither_offered_for_resume_nor_changed_by_one(tmp_path):
+    # What a run that failed at its first steps leaves: its config and data records, no checkpoint.
+    run_dir = tmp_path / "failed"
+    run_dir.mkdir()
+    write_json(run_dir / "config.json", {"framework": "jax", **SMALL.to_dict(), "learning_rate": 1e38})
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    with pytest.raises(ConfigError, match=r"or remove it \(its run stopped before writing a checkpoint"):
+        run("jax", SMALL, run_dir, data=small_data(), progress_bar=False)
+    saved = dataclasses.replace(SMALL, learning_rate=1e38)
+    with pytest.raises(
+        ConfigError, match=r"^--resume: .* has no checkpoint \(its run stopped before writing one\)"
+    ):
+        run("jax", saved, run_dir, data=small_data(), progress_bar=False, resume=True)
+    # A checkpoint that cannot be read: the resume fails before writing anything.
+    (run_dir / "checkpoint_latest").write_bytes(b"truncated")
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    with pytest.raises(CheckpointError):
+        run(
+            "jax",
+            dataclasses.replace(saved, epochs=5),
+            run_dir,
+            data=small_data(),
+            progress_bar=False,
+            resume=True,
+        )
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
 
 
 def test_baselines_check_the_runs_before_fitting(tmp_path, capsys, monkeypatch):
