@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 import sys
 
 import numpy as np
@@ -20,6 +22,7 @@ from ltr_common.data import split_ratings
 from ltr_common.files import CheckpointError, write_json
 from ltr_common.tasks import make_task
 from ltr_train import make_backend, run
+from ltr_train.runs import run_config_data
 from tests._scripts import load_script
 from tests._small import SMALL, small_data
 
@@ -245,6 +248,47 @@ def test_compare_losses_starts_an_unfinished_run_again(tmp_path, monkeypatch):
     monkeypatch.setattr(compare_losses, "run", fake_run)
     compare_losses.train_one("jax", SMALL, tmp_path / "run", small_data())
     assert calls == [[]]  # the unfinished attempt's files are gone before the run starts
+
+
+def test_compare_losses_passes_over_a_diverged_rate_and_refuses_what_would_mislead(
+    tmp_path, monkeypatch, capsys
+):
+    from ltr_common.loop import NonFiniteError
+
+    compare_losses = load_script("compare_losses")
+    trained = []
+
+    def fake_run(framework, config, run_dir, **kwargs):
+        trained.append(run_dir.name)
+        write_json(run_dir / "config.json", run_config_data(framework, config))
+        if config.learning_rate > 1.0:
+            raise NonFiniteError("step 2: non-finite loss_total=nan")
+        score = {0.001: 0.5, 0.0010000001: 0.6}.get(config.learning_rate, 0.4)
+        write_json(run_dir / "metrics.json", {"validation": {"ndcg@10": score}})
+        return {"validation": {"ndcg@10": score}}
+
+    monkeypatch.setattr(compare_losses, "run", fake_run)
+    monkeypatch.setattr(compare_losses, "load_split", lambda config: None)
+    monkeypatch.setattr(compare_losses, "configure", lambda framework, config: None)
+    rates = [0.001, 0.0010000001, 1e38]  # two that print alike with %g, and one that diverges
+    chosen = compare_losses.compare("rerank", ["listmle"], rates, [42, 43], "jax", tmp_path)["listmle"]
+    assert chosen["rate"] == 0.0010000001 and math.isnan(chosen["validation"][1e38])
+    assert trained == ["lr0.001-seed42", "lr0.0010000001-seed42", "lr1e+38-seed42", "lr0.0010000001-seed43"]
+    assert "non-finite" in (tmp_path / "listmle" / "lr1e+38-seed42" / "diverged.txt").read_text()
+    # Again: every run is reused, the diverged one too, and nothing trains.
+    trained.clear()
+    compare_losses.compare("rerank", ["listmle"], rates, [42, 43], "jax", tmp_path)
+    assert trained == []
+    for argv, message in (
+        (["--losses", ","], "--losses: none given"),
+        (["--seeds", "42,42"], "--seeds: 42 given twice"),
+        (["--learning-rates", "0.001,1e-3"], "--learning-rates: 0.001 given twice"),
+        (["--learning-rates", "nan"], "--learning-rates: expected a finite number > 0, got nan"),
+        (["--seeds", "-1"], r"--seeds: expected an integer in \[0, 2\*\*63\), got -1"),
+    ):
+        assert exit_code(compare_losses.main, ["--task", "rerank", "--out", str(tmp_path), *argv]) == 2
+        assert re.search(message, error_line(capsys)), argv
+    assert trained == []
 
 
 def test_the_loop_refuses_a_task_without_a_training_step(tmp_path):
