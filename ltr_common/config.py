@@ -28,6 +28,8 @@ TASKS = ("rerank", "retrieve")
 SELECTION_CUTOFF = 10
 SELECTION_METRIC = f"ndcg@{SELECTION_CUTOFF}"
 SEED_LIMIT = 2**63  # seeds are below it: JAX's keys take a signed 64-bit integer
+# sizes and counts are below it: they size and index arrays, in int32 where JAX runs without x64
+INT_LIMIT, INT_LIMIT_TEXT = 2**31, "an integer below 2**31 (a size or count of arrays indexed in int32)"
 
 
 class ConfigError(ValueError):
@@ -192,6 +194,7 @@ class TrainConfig:
             need(
                 name, isinstance(value, int) and not isinstance(value, bool) and value >= 1, "an integer >= 1"
             )
+            need(name, value < INT_LIMIT, INT_LIMIT_TEXT)
         need(
             "negatives",
             isinstance(self.negatives, int)
@@ -204,10 +207,12 @@ class TrainConfig:
             not isinstance(self.num_heads, int) or self.embedding_dim % max(self.num_heads, 1) == 0,
             f"a divisor of --embedding_dim {self.embedding_dim}",
         )
+        need("negatives", self.negatives < INT_LIMIT, INT_LIMIT_TEXT)
         for name in ("rating_levels", "devices", "pairs_per_list"):
             value = getattr(self, name)
             integer = isinstance(value, int) and not isinstance(value, bool)
             need(name, integer and value >= 0, "an integer >= 0")
+            need(name, value < INT_LIMIT, INT_LIMIT_TEXT)
         need(
             "rating_levels",
             self.rating_levels == 0 or self.model in SEQUENTIAL,
@@ -433,6 +438,10 @@ def load_config_file(
         raise ConfigError(f"{prefix}no such file {path}") from None
     except json.JSONDecodeError as err:
         raise ConfigError(f"{prefix}{path} is not valid JSON ({err})") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{prefix}{path} is not UTF-8 text ({err})") from None
+    except OSError as err:  # a folder, no permission
+        raise ConfigError(f"{prefix}{path} cannot be read ({err.strerror or err})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix}{path} must hold a JSON object, found {type(data).__name__}")
     known = {f.name for f in dataclasses.fields(cls)} | set(allow)

@@ -124,17 +124,47 @@ def parse_command_line(
     return framework, config, args
 
 
+def check_distributed(parser, framework: str, args) -> tuple | None:
+    """The arguments of ``jax.distributed.initialize`` the multi-host flags ask for (None: one
+    host). Given by hand, all three are needed (``--distributed`` alone reads them from the
+    cluster), with ``0 <= --process_id < --num_processes``; PyTorch takes none of them."""
+    given = {"coordinator_address": args.coordinator_address, "num_processes": args.num_processes}
+    given["process_id"] = args.process_id
+    named = [f"--{k}" for k, v in given.items() if v is not None]
+    if not (args.distributed or named):
+        return None
+    if framework != "jax":
+        parser.error(f"{' '.join(['--distributed'] * args.distributed + named)}: multi-host runs are JAX's")
+    if named and len(named) < 3 and not args.distributed:
+        missing = [f"--{k}" for k, v in given.items() if v is None]
+        parser.error(
+            f"{', '.join(named)}: give {', '.join(missing)} too (or --distributed, to read them from "
+            "the cluster)"
+        )
+    if args.num_processes is not None and args.num_processes < 1:
+        parser.error(f"--num_processes: need at least 1, got {args.num_processes}")
+    if args.process_id is not None and not 0 <= args.process_id < (args.num_processes or 2**31):
+        parser.error(
+            f"--process_id: need 0 <= process_id < --num_processes {args.num_processes}, got "
+            f"{args.process_id}"
+        )
+    return tuple(given.values())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Train; an input the run cannot use ends it with one line: status 2 for an option the
     data or the machine cannot meet, 1 for bad data, files or checkpoints, or divergence."""
     parser = make_parser()
     framework, config, args = parse_command_line(argv, parser)
+    distributed = check_distributed(parser, framework, args)
     configure(framework, config)  # process-wide settings, here, once
-    distributed = (args.coordinator_address, args.num_processes, args.process_id)
-    if framework == "jax" and (args.distributed or any(v is not None for v in distributed)):
+    if distributed is not None:
         import jax
 
-        jax.distributed.initialize(*distributed)
+        try:
+            jax.distributed.initialize(*distributed)
+        except (ValueError, RuntimeError) as err:  # no cluster found, no coordinator reached
+            parser.error(f"--distributed: {str(err).splitlines()[0] if str(err) else type(err).__name__}")
     run_dir = args.resume or args.run_dir or default_run_dir(framework, config)
     try:
         results = run(

@@ -58,6 +58,14 @@ def exit_code(main, argv) -> int:
     [
         (["--top_k", "5"], "--top_k: expected one or more integers >= 1, 10 among them"),
         (["--seed", "-1"], "--seed: expected an integer in [0, 2**63), got -1"),
+        (["--max_list_size", str(10**20)], "--max_list_size: expected an integer below 2**31"),
+        (["--config", "/"], "--config: / cannot be read (Is a directory)"),
+        (["--process_id", "5"], "--process_id: give --coordinator_address, --num_processes too"),
+        (
+            ["--num_processes", "2", "--coordinator_address", "localhost:1", "--process_id", "2"],
+            "--process_id: need 0 <= process_id < --num_processes 2, got 2",
+        ),
+        (["--framework", "torch", "--num_processes", "1"], "--num_processes: multi-host runs are JAX's"),
     ],
 )
 def test_train_refuses_an_impossible_option_before_loading(argv, message, capsys, no_training, tmp_path):
@@ -117,6 +125,13 @@ def test_a_config_file_value_of_the_wrong_type_is_one_line_naming_file_and_optio
     assert error_line(capsys).endswith(
         f"error: --resume: {tmp_path / 'config.json'}: --length_bucketing: expected true or false, got 'no'"
     )
+    # A file, or a run's config.json, that is not UTF-8 text
+    path.write_bytes(b"\xff\xfe{}")
+    assert exit_code(load_script("train").main, ["--config", str(path), *QUIET]) == 2
+    assert f"error: --config: {path} is not UTF-8 text (" in error_line(capsys)
+    (tmp_path / "config.json").write_bytes(b"\xff")
+    assert exit_code(load_script("train").main, ["--resume", str(tmp_path)]) == 2
+    assert f"error: --resume: {tmp_path / 'config.json'} is not UTF-8 text" in error_line(capsys)
 
 
 def _other_run(run_dir, framework="torch", **changes):
