@@ -115,7 +115,7 @@ def recommend(run_dir: Path, raw_user, k: int = 10) -> tuple[list[tuple], list[t
     scores, and the user's training ratings, highest first, as ``(raw item id, rating)``."""
     model = Recommender(run_dir)
     user = model.users([raw_user])
-    items, scores = model.top(user, k)
+    items, scores = model.top(user, min(k, model.ratings.num_items))
     return model.listed(items[0], scores[0]), model.rated(int(user[0]))
 
 
@@ -124,7 +124,8 @@ def format_lists(recommended, rated, movies: Movies | None, k: int, *, user=None
     head = f"user {user}: " if user is not None else ""
     if cold:
         head += "cold user (no ratings in training: the model knows nothing of them); "
-    lines = [f"{head}top {k} unrated items, by score:"]
+    shown = f"top {k}" if len(recommended) == k else f"all {len(recommended)}"
+    lines = [f"{head}{shown} unrated items, by score:"]
     lines += [
         f"  {rank:>2}. {describe(raw)}   (score {score:.3f})"
         for rank, (raw, score) in enumerate(recommended, start=1)
@@ -176,17 +177,21 @@ def main(argv=None) -> int:
         movies = load_movies_for(config)  # before scoring
         model = Recommender(args.run_dir)
         users = np.arange(model.ratings.num_users, dtype=np.int32) if args.all else model.users(args.user)
+        k = min(args.k, model.ratings.num_items)  # no user has more unrated items than the catalog
         if args.out is not None:
-            atomic_write_text(args.out, recommendations_csv(model, users, args.k, movies))
-            print(f"wrote {args.k} items for each of {len(users)} users to {args.out}")
+            text = recommendations_csv(model, users, k, movies)
+            atomic_write_text(args.out, text)
+            rows = text.count("\n") - 1
+            fewer = f" (at most {k}: fewer where a user has rated the rest)" if rows < k * len(users) else ""
+            print(f"wrote {rows} items for {len(users)} users{fewer} to {args.out}")
             return 0
-        items, scores = model.top(users, args.k)
+        items, scores = model.top(users, k)
         for row, user in enumerate(users):
             text = format_lists(
                 model.listed(items[row], scores[row]),
                 model.rated(int(user)),
                 movies,
-                args.k,
+                k,
                 user=model.ratings.user_raw_ids[user].item() if len(users) > 1 else None,
                 cold=bool(model.cold(users[row : row + 1])[0]),
             )

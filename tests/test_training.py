@@ -457,6 +457,7 @@ def test_recommend_export_and_task_checks_on_a_movielens_retrieval_run(
     ]
     recs = tmp_path / "recs.csv"
     assert recommend.main([str(tmp_path), "--all", "--out", str(recs), "--k", "3"]) == 0
+    assert capsys.readouterr().out == f"wrote {943 * 3} items for 943 users to {recs}\n"
     table = pd.read_csv(recs)
     assert list(table.columns) == ["user", "rank", "item", "score", "cold", "title"]
     assert len(table) == 943 * 3 and table.user.nunique() == 943
@@ -470,6 +471,10 @@ def test_recommend_export_and_task_checks_on_a_movielens_retrieval_run(
     assert recommend.main([str(tmp_path), "--user", str(min(cold)), "--k", "2"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("cold user (no ratings in training") and "no ratings in training" in out
+    # A k past the catalog: every unrated item, said so, with no array of k entries made
+    assert recommend.main([str(tmp_path), "--user", "1", "--k", str(10**11)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"all {1682 - len(rated)} unrated items, by score:"
     with pytest.raises(SystemExit):  # --all prints nothing: it needs --out
         recommend.main([str(tmp_path), "--all"])
     assert "--all: give --out FILE.csv" in capsys.readouterr().err
