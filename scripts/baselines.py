@@ -42,6 +42,8 @@ def parse_runs(values: list[str]) -> dict[str, list[Path]]:
         label, sep, dirs = value.partition("=")
         if not sep or not label or not dirs:
             raise ConfigError(f"--run: expected LABEL=RUN_DIR[,RUN_DIR...], got {value!r}")
+        if label in runs:  # the second would silently replace the first
+            raise ConfigError(f"--run: the label {label!r} is given twice; give each model one --run")
         runs[label] = [Path(d) for d in dirs.split(",")]
     return runs
 

@@ -214,6 +214,9 @@ def test_baselines_check_the_runs_before_fitting(tmp_path, capsys, monkeypatch):
     assert "has refit=True; this comparison has --refit False" in error_line(capsys)
     assert exit_code(baselines, ["--task", "rerank", "--baselines", ""]) == 2
     assert "--baselines: none given, and no --run to score" in error_line(capsys)
+    twice = ["--run", f"A={tmp_path / 'retrieve'}", "--run", f"A={tmp_path / 'refit'}"]
+    assert exit_code(baselines, ["--task", "rerank", *twice]) == 2
+    assert "--run: the label 'A' is given twice" in error_line(capsys)
 
 
 @pytest.fixture(scope="module")
