@@ -22,6 +22,7 @@ import numpy as np
 from ltr_common import ConfigError, iterate_batches
 from ltr_common.baselines import popularity
 from ltr_common.config import SELECTION_METRIC
+from ltr_common.models import SEQUENTIAL
 from ltr_common.tasks import make_task
 from ltr_train import load_run_config, load_run_data, log_to_console, make_backend
 from ltr_train.backends import framework_package
@@ -39,6 +40,11 @@ def analyse(run_dir: Path, metric: str = SELECTION_METRIC) -> dict[str, list[dic
             f"{run_dir} is a --task {config.task}{' --refit' if config.refit else ''} run; this analysis "
             "is of --task rerank runs with validation lists"
         )
+    if config.model in SEQUENTIAL:  # its users are their histories: no embedding to average
+        raise ConfigError(
+            f"{run_dir} is a --model {config.model} run; this analysis replaces each user's embedding "
+            "by the mean one, which a model that reads histories does not have"
+        )
     ratings, split = load_run_data(run_dir, config)
     task = make_task(config, split)
     trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
@@ -51,6 +57,11 @@ def analyse(run_dir: Path, metric: str = SELECTION_METRIC) -> dict[str, list[dic
     train_length = np.zeros(ratings.num_users, np.int64)
     train_length[split.train.users] = split.train.lengths
     ordered = train_length >= 2
+    if not ordered.any():
+        raise ConfigError(
+            f"{run_dir}: no user has a training order (two training ratings or more), so there is no "
+            "mean user embedding to compare with"
+        )
 
     (item_mean,) = fit_baselines(["item_mean"], config, ratings, split, framework_package(framework)).values()
     parts = ("validation", "test")

@@ -239,6 +239,26 @@ def _run_dir(path, framework, checkpoint):
     return path
 
 
+def test_analyse_run_refuses_runs_it_cannot_analyse_with_one_line(tmp_path, capsys):
+    analyse = load_script("analyse_run").main
+    sequence = tmp_path / "sequence"
+    sequence.mkdir()
+    write_json(sequence / "config.json", {"framework": "jax", **SMALL.to_dict(), "model": "sequence"})
+    assert exit_code(analyse, [str(sequence)]) == 2
+    assert "is a --model sequence run; this analysis replaces each user's embedding" in error_line(capsys)
+    # Data where every user has one training rating: no training order, no mean user to take.
+    rows = [f"{u},{i},{1 + (u + i) % 5},{100 * u + i}" for u in range(1, 6) for i in range(1, 4)]
+    table = tmp_path / "one.csv"
+    table.write_text("user_id,item_id,rating,timestamp\n" + "\n".join(rows) + "\n")
+    config = dataclasses.replace(SMALL, data=str(table), test_size=1, validation_size=1)
+    run_dir = tmp_path / "one"
+    run_dir.mkdir()
+    write_json(run_dir / "config.json", {"framework": "jax", **config.to_dict()})
+    make_backend("jax", config, 5, 3).save([run_dir / "checkpoint_best"], {"step": 0})
+    assert exit_code(analyse, [str(run_dir)]) == 2
+    assert "no user has a training order (two training ratings or more)" in error_line(capsys)
+
+
 def test_a_run_relabelled_to_the_other_framework_is_one_line_and_status_1(tmp_path, capsys, checkpoints):
     run_dir = _run_dir(tmp_path / "run", "torch", checkpoints["jax"])
     assert load_script("export_embeddings").main([str(run_dir)]) == 1
