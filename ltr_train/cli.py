@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ltr_common.config import ConfigError
 from ltr_common.files import CheckpointError
@@ -31,3 +32,17 @@ def error_exit(parser: argparse.ArgumentParser, error: Exception) -> int:
         parser.error(message)
     print(f"{parser.prog}: error: {message}", file=sys.stderr)
     return 1
+
+
+def ensure_folder(path: Path, flag: str) -> Path:
+    """Make folder ``path`` (and its parents) now, before work that would be lost if it could
+    not be made; where it cannot (a file in the way, no permission) a ``ConfigError`` naming
+    ``flag`` and the reason."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"{flag}: {path} is a file, not a folder") from None
+    except OSError as err:
+        raise ConfigError(f"{flag}: cannot make the folder {path} ({err.strerror or err})") from None
+    return path

@@ -21,6 +21,7 @@ from ltr_common.loop import Backend, restore_progress, train
 from ltr_common.movielens import Ratings
 from ltr_common.tasks import Task, make_task
 from ltr_train.backends import framework_package, make_backend
+from ltr_train.cli import ensure_folder
 from ltr_train.compare import compare, evaluation_columns, fit_baselines
 from ltr_train.console import progress_bar as console_bar
 from ltr_train.runs import DATA_RECORD, check_new_run_dir, check_run_data, run_config_data
@@ -138,7 +139,7 @@ def run(
                 "start a new run, in another folder or after removing this one"
             )
         restored = restore_progress(trainer, run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    ensure_folder(run_dir, "--run-dir")
     sink = logger.add(run_dir / "train.log", level="DEBUG")
     try:
         # Rewritten on resume too: ``--epochs`` may have been raised (scripts/train.py).

@@ -40,6 +40,8 @@ def check_new_run_dir(run_dir: Path, framework: str, config: TrainConfig) -> Non
     any of them can train a step or write a checkpoint.
     """
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--run-dir: {run_dir} is a file, not a folder")
     found = [name for name in RUN_OUTPUTS if (run_dir / name).exists()]
     saved = run_dir / "config.json"
     if saved.exists():

@@ -33,7 +33,7 @@ from ltr_common.files import atomic_write_text
 from ltr_common.movielens import Movies
 from ltr_common.tasks.retrieve import CATALOG_ENTRIES, UserItems
 from ltr_train import load_run_config, load_run_data, log_to_console, make_backend
-from ltr_train.cli import USER_ERRORS, error_exit
+from ltr_train.cli import USER_ERRORS, ensure_folder, error_exit
 
 
 def find_user(raw_ids: np.ndarray, raw_user: str) -> int:
@@ -174,6 +174,10 @@ def main(argv=None) -> int:
         parser.error("--all: give --out FILE.csv (every user's list is written, not printed)")
     try:
         _, config = load_run_config(args.run_dir)
+        if args.out is not None:
+            if args.out.is_dir():
+                raise ConfigError(f"--out: {args.out} is a folder; give a file name such as recs.csv")
+            ensure_folder(args.out.parent, "--out")
         movies = load_movies_for(config)  # before scoring
         model = Recommender(args.run_dir)
         users = np.arange(model.ratings.num_users, dtype=np.int32) if args.all else model.users(args.user)

@@ -137,6 +137,16 @@ def main(argv=None) -> int:
     unknown = sorted(set(sizes) - set(SIZES))
     if unknown:
         parser.error(f"--sizes: unknown {unknown}; known: {', '.join(SIZES)}")
+    if args.batch_size is not None and not 1 <= args.batch_size < 2**31:
+        parser.error(f"--batch_size: expected an integer in [1, 2**31), got {args.batch_size}")
+    if args.out is not None:  # made before the measurements, which it would otherwise lose
+        from ltr_common.config import ConfigError
+        from ltr_train.cli import ensure_folder
+
+        try:
+            ensure_folder(args.out, "--out")
+        except ConfigError as err:
+            parser.error(str(err))
     rows = []
     for size in sizes:
         command = [
@@ -150,7 +160,7 @@ def main(argv=None) -> int:
             args.framework,
         ]
         command += ["--real"] * args.real + (
-            ["--batch_size", str(args.batch_size)] if args.batch_size else []
+            ["--batch_size", str(args.batch_size)] if args.batch_size is not None else []
         )
         done = subprocess.run(command, capture_output=True, text=True, check=False, env=os.environ)
         if done.returncode != 0:

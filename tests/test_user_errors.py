@@ -267,11 +267,28 @@ def test_a_run_relabelled_to_the_other_framework_is_one_line_and_status_1(tmp_pa
     assert "a JAX trainer's checkpoint; this is the PyTorch trainer" in line
 
 
-def test_export_to_a_folder_that_cannot_be_made_is_one_line_and_status_1(tmp_path, capsys, checkpoints):
+def test_an_output_folder_that_cannot_be_made_is_refused_before_the_work(tmp_path, capsys, checkpoints):
+    # One line naming the flag, status 2, and before anything is computed or written.
     run_dir = _run_dir(tmp_path / "run", "torch", checkpoints["torch"])
-    assert load_script("export_embeddings").main([str(run_dir), "--out", "/proc/nope"]) == 1
-    line = error_line(capsys)
-    assert ": error: " in line and "/proc/nope" in line
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    export = load_script("export_embeddings").main
+    assert exit_code(export, [str(run_dir), "--out", "/proc/nope"]) == 2
+    assert "--out: cannot make the folder /proc/nope (" in error_line(capsys)
+    assert exit_code(export, [str(run_dir), "--out", str(afile)]) == 2
+    assert error_line(capsys).endswith(f"--out: {afile} is a file, not a folder")
+    recommend = load_script("recommend").main
+    assert exit_code(recommend, [str(run_dir), "--all", "--out", str(afile / "recs.csv")]) == 2
+    assert error_line(capsys).endswith(f"--out: {afile} is a file, not a folder")
+    assert exit_code(recommend, [str(run_dir), "--all", "--out", str(tmp_path)]) == 2
+    assert f"--out: {tmp_path} is a folder; give a file name" in error_line(capsys)
+    for script, argv in (("scale", ["--sizes", "ml-100k"]), ("benchmark", ["--skip-grid"])):
+        assert exit_code(load_script(script).main, [*argv, "--out", str(afile / "sub")]) == 2
+        assert f"--out: cannot make the folder {afile / 'sub'} (Not a directory)" in error_line(capsys)
+    assert exit_code(load_script("scale").main, ["--sizes", "ml-100k", "--batch_size", "0"]) == 2
+    assert "--batch_size: expected an integer in [1, 2**31), got 0" in error_line(capsys)
+    with pytest.raises(ConfigError, match=f"--run-dir: {afile} is a file, not a folder"):
+        run("jax", SMALL, afile, data=small_data(), progress_bar=False)
 
 
 def test_compare_losses_starts_an_unfinished_run_again(tmp_path, monkeypatch):
