@@ -92,10 +92,13 @@ def compare_all(args) -> int:
     if args.training:
         return training_ratios(args.training)
     dtypes = args.dtype or ["float32", "float64"]
-    cases = [c for c in build_cases() if args.functions is None or c.function in args.functions]
-    if not cases:
-        print(f"no case matches --functions {args.functions}", file=sys.stderr)
+    every = build_cases()
+    known = sorted({c.function for c in every})
+    unknown = sorted(set(args.functions or ()) - set(known))
+    if unknown:  # a misspelt name would be passed over in silence
+        print(f"--functions: unknown {unknown}; known: {', '.join(known)}", file=sys.stderr)
         return 2
+    cases = [c for c in every if args.functions is None or c.function in args.functions]
     split = temporal_split(load_movielens(), max_list_size=PARITY_LIST_SIZE)
     batches = real_batches(
         split, count=args.batches, lists_per_batch=args.lists_per_batch, padding_rows=4, seed=args.seed

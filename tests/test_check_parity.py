@@ -54,6 +54,12 @@ def test_impossible_arguments_are_one_line_and_status_2(capsys):
         assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"error: {message}")
 
 
+def test_a_misspelt_function_is_refused_with_the_known_names(capsys):
+    assert load_script().main(["--batches", "1", "--functions", "mrr", "listmle"]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("--functions: unknown ['listmle']; known: ") and "listmle_loss" in line
+
+
 def test_an_unwritable_json_path_is_one_line_and_status_1(tmp_path, capsys, movielens):
     code = load_script().main(
         ["--batches", "1", "--dtype", "float64", "--functions", "mrr", "--json", "/proc/nope/rows.json"]
