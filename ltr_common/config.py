@@ -204,7 +204,9 @@ class TrainConfig:
         )
         need(
             "num_heads",
-            not isinstance(self.num_heads, int) or self.embedding_dim % max(self.num_heads, 1) == 0,
+            self.model not in SEQUENTIAL  # only the sequence model has attention heads
+            or not isinstance(self.num_heads, int)
+            or self.embedding_dim % max(self.num_heads, 1) == 0,
             f"a divisor of --embedding_dim {self.embedding_dim}",
         )
         need("negatives", self.negatives < INT_LIMIT, INT_LIMIT_TEXT)

@@ -171,6 +171,7 @@ def test_an_epoch_trains_every_user_with_a_next_item_once(negatives):
 def test_the_sequence_model_options_are_checked():
     with pytest.raises(ConfigError, match="--num_heads: expected a divisor of --embedding_dim 64"):
         TrainConfig(model="sequence", num_heads=3)
+    TrainConfig(model="dot", embedding_dim=7)  # heads are the sequence model's: no check for others
     with pytest.raises(ConfigError, match=r"--negatives: expected an integer >= 1 \(0, the whole catalog"):
         TrainConfig(model="dot", negatives=0)
 
