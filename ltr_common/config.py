@@ -417,7 +417,14 @@ def config_from_args(args: argparse.Namespace, cls=TrainConfig):
     """Defaults (the task's own first), then the ``--config`` file, then the flags given."""
     values: dict = {}
     if args.config is not None:
-        values.update(load_config_file(args.config, cls))
+        # A run's own config.json serves too: its framework is the default of --framework.
+        values.update(
+            load_config_file(args.config, cls, allow={"framework"} if cls is TrainConfig else set())
+        )
+        framework = values.pop("framework", None)
+        if framework is not None and framework not in ("jax", "torch"):
+            raise ConfigError(f"--config: {args.config}: framework must be jax or torch, found {framework!r}")
+        args.config_framework = framework
     for field in dataclasses.fields(cls):
         given = getattr(args, field.name)
         if given is not None:

@@ -114,7 +114,7 @@ def parse_command_line(
     parser = parser or make_parser()
     try:
         config, args = parse_config(argv, parser=parser)
-        framework = args.framework or "jax"
+        framework = args.framework or getattr(args, "config_framework", None) or "jax"
         if args.resume is not None:
             framework, config = resumed_config(args)
         else:

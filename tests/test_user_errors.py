@@ -134,6 +134,19 @@ def test_a_config_file_value_of_the_wrong_type_is_one_line_naming_file_and_optio
     assert f"error: --resume: {tmp_path / 'config.json'} is not UTF-8 text" in error_line(capsys)
 
 
+def test_a_runs_config_json_serves_as_a_config_file(tmp_path, capsys):
+    path = tmp_path / "config.json"
+    write_json(path, {"framework": "torch", **SMALL.to_dict(), "epochs": 3})
+    train = load_script("train")
+    framework, config, _ = train.parse_command_line(["--config", str(path)])
+    assert (framework, config) == ("torch", dataclasses.replace(SMALL, epochs=3))
+    framework, _, _ = train.parse_command_line(["--config", str(path), "--framework", "jax"])
+    assert framework == "jax"  # a flag given wins over the file
+    write_json(path, {"framework": "mxnet"})
+    assert exit_code(train.main, ["--config", str(path), *QUIET]) == 2
+    assert error_line(capsys).endswith(f"--config: {path}: framework must be jax or torch, found 'mxnet'")
+
+
 def _other_run(run_dir, framework="torch", **changes):
     """A run directory holding another run's config and checkpoint."""
     run_dir.mkdir(parents=True, exist_ok=True)
