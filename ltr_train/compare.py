@@ -16,6 +16,7 @@ from ltr_common import baselines
 from ltr_common.config import SELECTION_METRIC, ConfigError, TrainConfig, for_task
 from ltr_common.data import load_split, split_ratings
 from ltr_common.evaluation import HEADLINE
+from ltr_common.files import restore_with_fallback
 from ltr_common.lists import Split
 from ltr_common.movielens import Ratings
 from ltr_common.stats import paired_difference
@@ -147,7 +148,7 @@ def load_model(run_dir: Path, task_name: str, refit: bool, ratings: Ratings):
     framework, config = check_run(run_dir, task_name, refit)
     check_run_data(run_dir, ratings)
     backend = make_backend(framework, config, ratings.num_users, ratings.num_items)
-    backend.restore(run_dir / "checkpoint_best")
+    restore_with_fallback(backend.restore, run_dir / "checkpoint_best")
     return backend
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from ltr_common import ConfigError, iterate_batches
 from ltr_common.baselines import popularity
 from ltr_common.config import SELECTION_METRIC
+from ltr_common.files import restore_with_fallback
 from ltr_common.models import SEQUENTIAL
 from ltr_common.tasks import make_task
 from ltr_train import load_run_config, load_run_data, log_to_console, make_backend
@@ -48,7 +49,7 @@ def analyse(run_dir: Path, metric: str = SELECTION_METRIC) -> dict[str, list[dic
     ratings, split = load_run_data(run_dir, config)
     task = make_task(config, split)
     trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
-    trainer.restore(Path(run_dir) / "checkpoint_best")
+    restore_with_fallback(trainer.restore, Path(run_dir) / "checkpoint_best")
     probe = trainer.batch_metrics(next(iterate_batches(split.test, batch_size=1, shuffle=False)))
     if metric not in probe:
         raise ConfigError(f"--metric: expected one of {', '.join(probe)}, got {metric!r}")

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ltr_common.files import atomic_write_bytes, atomic_write_text
+from ltr_common.files import atomic_write_bytes, atomic_write_text, restore_with_fallback
 from ltr_common.lists import concatenate_by_user
 from ltr_train import load_run_config, load_run_data, log_to_console, make_backend
 from ltr_train.cli import USER_ERRORS, ensure_folder, error_exit
@@ -37,7 +37,7 @@ def export(run_dir: Path, out_dir: Path | None = None) -> Path:
     ensure_folder(out_dir, "--out")  # before the work
     ratings, split = load_run_data(run_dir, config)
     trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
-    trainer.restore(run_dir / "checkpoint_best")
+    restore_with_fallback(trainer.restore, run_dir / "checkpoint_best")
     weights = trainer.weights()
     items = weights["item_embedding"]
     if "user_embedding" in weights:

@@ -29,7 +29,7 @@ import numpy as np
 
 from ltr_common import ConfigError
 from ltr_common.data import load_movies_for
-from ltr_common.files import atomic_write_text
+from ltr_common.files import atomic_write_text, restore_with_fallback
 from ltr_common.movielens import Movies
 from ltr_common.tasks.retrieve import CATALOG_ENTRIES, UserItems
 from ltr_train import load_run_config, load_run_data, log_to_console, make_backend
@@ -61,7 +61,7 @@ class Recommender:
         framework, config = load_run_config(run_dir)
         self.ratings, split = load_run_data(run_dir, config)
         self.backend = make_backend(framework, config, self.ratings.num_users, self.ratings.num_items)
-        self.backend.restore(Path(run_dir) / "checkpoint_best")
+        restore_with_fallback(self.backend.restore, Path(run_dir) / "checkpoint_best")
         self.known = split.history("validation")  # everything rated by the end of training
         self.rated_sets = UserItems(self.known, self.ratings.num_users)
         self.num_items = self.ratings.num_items

@@ -280,6 +280,18 @@ def test_a_run_relabelled_to_the_other_framework_is_one_line_and_status_1(tmp_pa
     assert "a JAX trainer's checkpoint; this is the PyTorch trainer" in line
 
 
+def test_the_scripts_read_the_previous_best_checkpoint_when_the_best_is_damaged(
+    tmp_path, capsys, checkpoints
+):
+    # As train.py does: checkpoints are written whole before the current one becomes .prev.
+    run_dir = _run_dir(tmp_path / "run", "jax", checkpoints["jax"])
+    (run_dir / "checkpoint_best.prev").write_bytes((run_dir / "checkpoint_best").read_bytes())
+    (run_dir / "checkpoint_best").write_bytes(b"truncated")
+    assert load_script("export_embeddings").export(run_dir, tmp_path / "out").is_file()
+    assert load_script("recommend").main([str(run_dir), "--user", "1", "--k", "2"]) == 0
+    assert capsys.readouterr().out.startswith("top 2 unrated items")
+
+
 def test_an_output_folder_that_cannot_be_made_is_refused_before_the_work(tmp_path, capsys, checkpoints):
     # One line naming the flag, status 2, and before anything is computed or written.
     run_dir = _run_dir(tmp_path / "run", "torch", checkpoints["torch"])
