@@ -13,7 +13,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from ltr_common.config import ConfigError, TrainConfig
+from ltr_common.config import SELECTION_METRIC, ConfigError, TrainConfig
 from ltr_common.data import fingerprint, load_split
 from ltr_common.files import restore_with_fallback, write_json
 from ltr_common.lists import Split
@@ -24,7 +24,7 @@ from ltr_train.backends import framework_package, make_backend
 from ltr_train.cli import ensure_folder
 from ltr_train.compare import compare, evaluation_columns, fit_baselines
 from ltr_train.console import progress_bar as console_bar
-from ltr_train.runs import DATA_RECORD, check_new_run_dir, check_run_data, run_config_data
+from ltr_train.runs import DATA_RECORD, check_new_run_dir, check_run_data, load_run_config, run_config_data
 
 
 class EventWriter:
@@ -139,6 +139,13 @@ def run(
                 "start a new run, in another folder or after removing this one"
             )
         restored = restore_progress(trainer, run_dir)
+        started_with = load_run_config(run_dir)[1].epochs
+        if restored.stopped_early and config.epochs > started_with:
+            raise ConfigError(
+                f"--epochs: {run_dir} stopped early at step {restored.step} (its validation "
+                f"{SELECTION_METRIC} stopped improving), so more epochs would train nothing; start a new "
+                "run to train longer"
+            )
     ensure_folder(run_dir, "--run-dir")
     sink = logger.add(run_dir / "train.log", level="DEBUG")
     try:

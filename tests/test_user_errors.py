@@ -182,6 +182,26 @@ def test_a_new_run_refuses_a_folder_that_holds_a_run(tmp_path, capsys, no_traini
             run("jax", SMALL, folder, data=small_data(), progress_bar=False)
 
 
+def test_more_epochs_for_a_run_that_stopped_early_is_refused(tmp_path):
+    from ltr_common.loop import Progress
+
+    ratings, _ = small_data()
+    run_dir = tmp_path / "stopped"
+    run_dir.mkdir()
+    write_json(run_dir / "config.json", {"framework": "jax", **SMALL.to_dict()})
+    stopped = Progress(epoch=1, step=12, best=0.5, best_step=6, evals_since_best=5, stopped_early=True)
+    trainer = make_backend("jax", SMALL, ratings.num_users, ratings.num_items)
+    trainer.save([run_dir / "checkpoint_latest"], stopped.to_dict())
+    trainer.finish_saves()
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    longer = dataclasses.replace(SMALL, epochs=SMALL.epochs + 5)
+    with pytest.raises(
+        ConfigError, match=r"^--epochs: .* stopped early at step 12 .* more epochs would train nothing"
+    ):
+        run("jax", longer, run_dir, data=small_data(), progress_bar=False, resume=True)
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+
+
 def test_a_run_that_wrote_no_checkpoint_is_neither_offered_for_resume_nor_changed_by_one(tmp_path):
     # What a run that failed at its first steps leaves: its config and data records, no checkpoint.
     run_dir = tmp_path / "failed"
