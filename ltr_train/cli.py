@@ -4,7 +4,8 @@ a traceback.
 Status 2, argparse's own for a usage error, when a flag, an option or a configuration value
 cannot work (``ConfigError``); status 1 when what the command found while running was wrong:
 data (``DataError``), files (``OSError``), checkpoints (``CheckpointError``), a run that
-diverged (``NonFiniteError``).
+diverged (``NonFiniteError``), sizes the host's memory cannot hold (NumPy's ``MemoryError``,
+which names the array it could not allocate).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ltr_common.files import CheckpointError
 from ltr_common.loop import NonFiniteError
 from ltr_common.movielens import DataError
 
-USER_ERRORS = (ConfigError, DataError, CheckpointError, NonFiniteError, OSError)
+USER_ERRORS = (ConfigError, DataError, CheckpointError, NonFiniteError, OSError, MemoryError)
 
 
 def error_exit(parser: argparse.ArgumentParser, error: Exception) -> int:

@@ -98,6 +98,23 @@ def test_train_refuses_options_the_data_or_machine_cannot_meet(
     assert not run_dir.exists()  # nothing written: the same --run-dir can be used again
 
 
+def test_a_model_too_large_for_the_host_is_one_line_and_status_1(tmp_path, capsys, monkeypatch):
+    # NumPy's own error, as an embedding table of 10**9 columns raised it (not allocated here:
+    # a host that overcommits memory would start filling it).
+    message = "Unable to allocate 7.03 TiB for an array with shape (943, 1000000000) and data type float64"
+
+    def too_large(*args, **kwargs):
+        raise MemoryError(message)
+
+    monkeypatch.setattr(sys.modules["ltr_train.run"], "make_backend", too_large)
+    argv = ["--model", "dot", *QUIET, "--run-dir", str(tmp_path / "run")]
+    assert exit_code(load_script("train").main, argv) == 1
+    assert error_line(capsys).endswith(
+        "error: Unable to allocate 7.03 TiB for an array with shape (943, 1000000000) and data type float64"
+    )
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_task_with_nothing_to_train_on_is_refused(movielens):
     config = dataclasses.replace(SMALL, test_size=5000)
     for task in ("rerank", "retrieve"):
