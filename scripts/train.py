@@ -115,6 +115,10 @@ def parse_command_line(
     try:
         config, args = parse_config(argv, parser=parser)
         framework = args.framework or getattr(args, "config_framework", None) or "jax"
+        if framework == "torch" and config.devices > 1:  # recorded, it would claim what did not run
+            raise ConfigError(
+                f"--devices: {config.devices} is JAX's data parallelism; PyTorch trains on one device"
+            )
         if args.resume is not None:
             framework, config = resumed_config(args)
         else:

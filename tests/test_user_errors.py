@@ -66,6 +66,10 @@ def exit_code(main, argv) -> int:
             "--process_id: need 0 <= process_id < --num_processes 2, got 2",
         ),
         (["--framework", "torch", "--num_processes", "1"], "--num_processes: multi-host runs are JAX's"),
+        (
+            ["--framework", "torch", "--devices", "2"],
+            "--devices: 2 is JAX's data parallelism; PyTorch trains",
+        ),
     ],
 )
 def test_train_refuses_an_impossible_option_before_loading(argv, message, capsys, no_training, tmp_path):
