@@ -160,6 +160,13 @@ class TrainConfig:
             self.data_dir is None or self.data is None,
             "no folder with --data (the file says it all)",
         )
+        for name in ("data_dir", "cache_dir"):  # one that does not exist yet is made when needed
+            folder = getattr(self, name)
+            need(
+                name,
+                folder is None or not Path(folder).exists() or Path(folder).is_dir(),
+                "a folder, not a file",
+            )
         for name in ("user_column", "item_column", "rating_column", "timestamp_column", "delimiter"):
             need(name, getattr(self, name) is None or self.data is not None, "a value only with --data")
         need("duplicates", self.duplicates in DUPLICATES, f"one of {', '.join(DUPLICATES)}")

@@ -60,6 +60,7 @@ def exit_code(main, argv) -> int:
         (["--seed", "-1"], "--seed: expected an integer in [0, 2**63), got -1"),
         (["--max_list_size", str(10**20)], "--max_list_size: expected an integer below 2**31"),
         (["--config", "/"], "--config: / cannot be read (Is a directory)"),
+        (["--cache_dir", __file__], f"--cache_dir: expected a folder, not a file, got {__file__!r}"),
         (["--process_id", "5"], "--process_id: give --coordinator_address, --num_processes too"),
         (
             ["--num_processes", "2", "--coordinator_address", "localhost:1", "--process_id", "2"],
