@@ -5,9 +5,10 @@ lists laid out one per column ([L, B]): the suffix sums ``S_p = sum_{q >= p} exp
 and, in the gradient, prefix sums of the same shape. ``jax_ltr`` computes them with
 ``method="scan"`` (a Kahan-compensated ``lax.scan``) or ``"associative"``
 (``lax.associative_scan``). Two other ways are timed beside them, as candidates for a GPU.
-On a 2-core CPU neither beat the scan (``running_sum_rows``, 10 rounds, one run): at
-(1024, 200) the scan took 0.76 ms, ``lax.cumsum`` 0.84, the blocked matmul 0.76 and the
-associative scan 1.00; at (4096, 1000) 11.3, 26.7, 16.9 and 50.3 ms.
+On a 2-core CPU neither beat the scan (``running_sum_rows``, 10 rounds, one run, another
+process busy beside it): at (1024, 200) the scan took 0.86 ms, ``lax.cumsum`` 1.01, the
+blocked matmul 0.88 and the associative scan 1.18; at (4096, 1000) 13.6, 35.0, 21.3 and
+65.5 ms.
 
 * ``lax.cumsum``: XLA's own cumulative sum. JAX lowers it to a reduce-window, which XLA's
   GPU compiler may rewrite into a blocked scan or a library kernel (the lowering differs
