@@ -240,7 +240,7 @@ class TrainConfig:
         need(
             "top_k",
             len(self.top_k) > 0
-            and all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in self.top_k)
+            and all(isinstance(k, int) and not isinstance(k, bool) and 1 <= k < INT_LIMIT for k in self.top_k)
             and SELECTION_CUTOFF in self.top_k,
             f"one or more integers >= 1, {SELECTION_CUTOFF} among them (validation "
             f"{SELECTION_METRIC} selects the checkpoint)",

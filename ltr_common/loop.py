@@ -30,7 +30,13 @@ LOG_EVERY = 10
 
 
 class NonFiniteError(RuntimeError):
-    """A loss or gradient norm that is NaN or infinite."""
+    """A loss or gradient norm that is NaN or infinite. ``what``: the step and the values;
+    the message adds what the run folder keeps (``train`` writes it once the checkpoint
+    writes under way have ended)."""
+
+    def __init__(self, what: str, kept: str | None = None) -> None:
+        super().__init__(what if kept is None else f"{what}; {kept}")
+        self.what = what
 
 
 @runtime_checkable
@@ -189,12 +195,21 @@ def train(
         while progress.epoch < config.epochs and not progress.stopped_early:
             loop.run_epoch(after_step, epoch_seconds)
         loop.flush()
-    except BaseException:
+    except BaseException as error:
         bar.close()
         try:  # the checkpoints on disk, without hiding the error that ended the run
             backend.finish_saves()
         except Exception as write_error:
             logger.error("a checkpoint write failed as well: {}: {}", type(write_error).__name__, write_error)
+        if isinstance(error, NonFiniteError) and error.args[0] == error.what:  # what the folder keeps
+            latest = run_dir / "checkpoint_latest"
+            kept = (
+                f"the last good checkpoint stays at {latest}"
+                if latest.exists() or latest.with_name(latest.name + ".prev").exists()
+                else f"no checkpoint was written, so there is nothing to resume: remove {run_dir} or train "
+                "in another folder"
+            )
+            raise NonFiniteError(error.what, kept) from None
         raise
     bar.close()
     backend.finish_saves()  # the checkpoints on disk before anything reads them
@@ -244,15 +259,7 @@ class _StepMetrics:
         for (step, _), values in zip(done, host, strict=True):
             bad = [k for k in ("loss_total", "grad_norm") if not math.isfinite(values[k])]
             if bad:
-                kept = (
-                    f"the last good checkpoint stays at {self.latest}"
-                    if self.latest.exists()
-                    else "no checkpoint was written, so there is nothing to resume: remove "
-                    f"{self.latest.parent} or train in another folder"
-                )
-                raise NonFiniteError(
-                    f"step {step}: non-finite {', '.join(f'{k}={values[k]}' for k in bad)}; {kept}"
-                )
+                raise NonFiniteError(f"step {step}: non-finite {', '.join(f'{k}={values[k]}' for k in bad)}")
             scalars = {f"train/{key}": value for key, value in values.items()}
             scalars["train/learning_rate"] = self.backend.learning_rate(step)
             if step == done[-1][0] and elapsed > 0:  # the lists handed over since the last check

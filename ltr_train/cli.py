@@ -28,7 +28,7 @@ def error_exit(parser: argparse.ArgumentParser, error: Exception) -> int:
     A ``ConfigError`` exits with status 2 through ``parser.error``; anything else is printed
     as ``<prog>: error: <message>`` and 1 is returned, for ``main`` to return.
     """
-    message = " ".join(str(error).split("\n"))
+    message = " ".join(str(error).split("\n")) or type(error).__name__  # a bare MemoryError has no text
     if isinstance(error, ConfigError):
         parser.error(message)
     print(f"{parser.prog}: error: {message}", file=sys.stderr)

@@ -130,25 +130,25 @@ def run(
         check_run_data(run_dir, ratings, record)
     task = make_task(config, split)
     trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
-    # Restored before anything is written: a checkpoint that cannot be read leaves the run as it was.
-    restored = None
-    if resume:
-        if not any((run_dir / f"checkpoint_latest{end}").exists() for end in ("", ".prev")):
-            raise ConfigError(
-                f"--resume: {run_dir} has no checkpoint (its run stopped before writing one): "
-                "start a new run, in another folder or after removing this one"
-            )
-        restored = restore_progress(trainer, run_dir)
-        started_with = load_run_config(run_dir)[1].epochs
-        if restored.stopped_early and config.epochs > started_with:
-            raise ConfigError(
-                f"--epochs: {run_dir} stopped early at step {restored.step} (its validation "
-                f"{SELECTION_METRIC} stopped improving), so more epochs would train nothing; start a new "
-                "run to train longer"
-            )
+    if resume and not any((run_dir / f"checkpoint_latest{end}").exists() for end in ("", ".prev")):
+        raise ConfigError(
+            f"--resume: {run_dir} has no checkpoint_latest to continue from: start a new run, in "
+            "another folder or after removing this one"
+        )
     ensure_folder(run_dir, "--run-dir")
-    sink = logger.add(run_dir / "train.log", level="DEBUG")
+    sink = logger.add(run_dir / "train.log", level="DEBUG")  # the restore's own lines go there too
     try:
+        # Restored before config.json is written: a checkpoint that cannot be read, or a resume
+        # that is refused, leaves the run's records as they were.
+        restored = restore_progress(trainer, run_dir) if resume else None
+        if restored is not None and restored.stopped_early:
+            started_with = load_run_config(run_dir)[1].epochs
+            if config.epochs > started_with:
+                raise ConfigError(
+                    f"--epochs: {run_dir} stopped early at step {restored.step} (its validation "
+                    f"{SELECTION_METRIC} stopped improving), so more epochs would train nothing; start "
+                    "a new run to train longer"
+                )
         # Rewritten on resume too: ``--epochs`` may have been raised (scripts/train.py).
         write_json(run_dir / "config.json", run_config_data(framework, config))
         write_json(run_dir / DATA_RECORD, record)

@@ -56,7 +56,7 @@ def check_new_run_dir(run_dir: Path, framework: str, config: TrainConfig) -> Non
         advice = (
             f"continue that run with --resume {run_dir}"
             if checkpointed
-            else "remove it (its run stopped before writing a checkpoint, so it cannot be resumed)"
+            else "remove it (it has no checkpoint_latest, so it cannot be resumed)"
         )
         raise ConfigError(
             f"--run-dir: {run_dir} holds a run already ({', '.join(found)}); choose another folder, "

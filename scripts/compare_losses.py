@@ -84,7 +84,7 @@ def train_one(framework, config, run_dir: Path, data) -> dict | None:
         return run(framework, config, run_dir, data=data, progress_bar=False)
     except NonFiniteError as err:
         logger.warning("{}: diverged ({})", run_dir, err)
-        atomic_write_text(diverged, f"{err}\n")
+        atomic_write_text(diverged, f"{err.what}\n")
         return None
 
 

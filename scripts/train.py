@@ -115,14 +115,14 @@ def parse_command_line(
     try:
         config, args = parse_config(argv, parser=parser)
         framework = args.framework or getattr(args, "config_framework", None) or "jax"
-        if framework == "torch" and config.devices > 1:  # recorded, it would claim what did not run
-            raise ConfigError(
-                f"--devices: {config.devices} is JAX's data parallelism; PyTorch trains on one device"
-            )
         if args.resume is not None:
             framework, config = resumed_config(args)
         else:
             config = absolute_data(config)
+        if framework == "torch" and config.devices > 1:  # recorded, it would claim what did not run
+            raise ConfigError(
+                f"--devices: {config.devices} is JAX's data parallelism; PyTorch trains on one device"
+            )
     except ConfigError as err:
         parser.error(str(err))
     return framework, config, args
@@ -145,8 +145,10 @@ def check_distributed(parser, framework: str, args) -> tuple | None:
             f"{', '.join(named)}: give {', '.join(missing)} too (or --distributed, to read them from "
             "the cluster)"
         )
-    if args.num_processes is not None and args.num_processes < 1:
-        parser.error(f"--num_processes: need at least 1, got {args.num_processes}")
+    if args.num_processes is not None and not 1 <= args.num_processes < 2**31:
+        parser.error(f"--num_processes: need an integer in [1, 2**31), got {args.num_processes}")
+    if args.process_id is not None and args.num_processes is None and args.process_id < 0:
+        parser.error(f"--process_id: need an integer >= 0, got {args.process_id}")
     if args.process_id is not None and not 0 <= args.process_id < (args.num_processes or 2**31):
         parser.error(
             f"--process_id: need 0 <= process_id < --num_processes {args.num_processes}, got "
@@ -168,7 +170,14 @@ def main(argv: list[str] | None = None) -> int:
         try:
             jax.distributed.initialize(*distributed)
         except (ValueError, RuntimeError) as err:  # no cluster found, no coordinator reached
-            parser.error(f"--distributed: {str(err).splitlines()[0] if str(err) else type(err).__name__}")
+            given = ["--distributed"] * args.distributed + [
+                f"--{k}"
+                for k in ("coordinator_address", "num_processes", "process_id")
+                if getattr(args, k) is not None
+            ]
+            parser.error(
+                f"{', '.join(given)}: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+            )
     run_dir = args.resume or args.run_dir or default_run_dir(framework, config)
     try:
         results = run(

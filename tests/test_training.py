@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -267,7 +268,9 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, 
         return metrics
 
     monkeypatch.setattr(jax_train.Trainer, "train_step", poisoned)
-    with pytest.raises(NonFiniteError, match=r"step 7: non-finite loss_total=nan"):
+    latest = tmp_path / "checkpoint_latest"
+    message = f"step 7: non-finite loss_total=nan; the last good checkpoint stays at {latest}"
+    with pytest.raises(NonFiniteError, match=re.escape(message)):
         run("jax", SMALL, tmp_path, data=small_data(), progress_bar=False)
     # The checkpoint of step 6 (the last evaluation before the bad step) is the latest, and loads.
     ratings, _ = small_data()

@@ -106,18 +106,19 @@ def test_train_refuses_options_the_data_or_machine_cannot_meet(
 def test_a_model_too_large_for_the_host_is_one_line_and_status_1(tmp_path, capsys, monkeypatch):
     # NumPy's own error, as an embedding table of 10**9 columns raised it (not allocated here:
     # a host that overcommits memory would start filling it).
-    message = "Unable to allocate 7.03 TiB for an array with shape (943, 1000000000) and data type float64"
+    message = ("Unable to allocate 7.03 TiB for an array with shape (943, 1000000000) and data type float64",)
 
     def too_large(*args, **kwargs):
-        raise MemoryError(message)
+        raise MemoryError(*message)
 
     monkeypatch.setattr(sys.modules["ltr_train.run"], "make_backend", too_large)
     argv = ["--model", "dot", *QUIET, "--run-dir", str(tmp_path / "run")]
     assert exit_code(load_script("train").main, argv) == 1
-    assert error_line(capsys).endswith(
-        "error: Unable to allocate 7.03 TiB for an array with shape (943, 1000000000) and data type float64"
-    )
+    assert error_line(capsys).endswith(f"error: {message[0]}")
     assert not (tmp_path / "run").exists()
+    message = ()  # Python's own MemoryError says nothing: its name stands in
+    assert exit_code(load_script("train").main, argv) == 1
+    assert error_line(capsys).endswith("error: MemoryError")
 
 
 def test_a_task_with_nothing_to_train_on_is_refused(movielens):
@@ -204,6 +205,19 @@ def test_a_new_run_refuses_a_folder_that_holds_a_run(tmp_path, capsys, no_traini
             run("jax", SMALL, folder, data=small_data(), progress_bar=False)
 
 
+def test_a_pytorch_run_resumed_with_several_devices_is_refused(tmp_path, capsys, no_training):
+    before = _other_run(tmp_path / "run", framework="torch")
+    argv = ["--resume", str(tmp_path / "run"), "--devices", "2"]
+    assert exit_code(load_script("train").main, argv) == 2
+    assert "--devices: 2 is JAX's data parallelism; PyTorch trains on one device" in error_line(capsys)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()} == before
+
+
+def _records(run_dir):
+    """A run folder's files but its log, which a refused resume appends to."""
+    return {p.name: p.read_bytes() for p in run_dir.iterdir() if p.name != "train.log"}
+
+
 def test_more_epochs_for_a_run_that_stopped_early_is_refused(tmp_path):
     from ltr_common.loop import Progress
 
@@ -215,13 +229,14 @@ def test_more_epochs_for_a_run_that_stopped_early_is_refused(tmp_path):
     trainer = make_backend("jax", SMALL, ratings.num_users, ratings.num_items)
     trainer.save([run_dir / "checkpoint_latest"], stopped.to_dict())
     trainer.finish_saves()
-    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    before = _records(run_dir)
     longer = dataclasses.replace(SMALL, epochs=SMALL.epochs + 5)
     with pytest.raises(
         ConfigError, match=r"^--epochs: .* stopped early at step 12 .* more epochs would train nothing"
     ):
         run("jax", longer, run_dir, data=small_data(), progress_bar=False, resume=True)
-    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+    assert _records(run_dir) == before
+    assert "resumed from" in (run_dir / "train.log").read_text()  # the log keeps what was read
 
 
 def test_a_run_that_wrote_no_checkpoint_is_neither_offered_for_resume_nor_changed_by_one(tmp_path):
@@ -229,17 +244,16 @@ def test_a_run_that_wrote_no_checkpoint_is_neither_offered_for_resume_nor_change
     run_dir = tmp_path / "failed"
     run_dir.mkdir()
     write_json(run_dir / "config.json", {"framework": "jax", **SMALL.to_dict(), "learning_rate": 1e38})
-    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
-    with pytest.raises(ConfigError, match=r"or remove it \(its run stopped before writing a checkpoint"):
+    with pytest.raises(
+        ConfigError, match=r"or remove it \(it has no checkpoint_latest, so it cannot be resumed"
+    ):
         run("jax", SMALL, run_dir, data=small_data(), progress_bar=False)
     saved = dataclasses.replace(SMALL, learning_rate=1e38)
-    with pytest.raises(
-        ConfigError, match=r"^--resume: .* has no checkpoint \(its run stopped before writing one\)"
-    ):
+    with pytest.raises(ConfigError, match=r"^--resume: .* has no checkpoint_latest to continue from"):
         run("jax", saved, run_dir, data=small_data(), progress_bar=False, resume=True)
     # A checkpoint that cannot be read: the resume fails before writing anything.
     (run_dir / "checkpoint_latest").write_bytes(b"truncated")
-    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    before = _records(run_dir)
     with pytest.raises(CheckpointError):
         run(
             "jax",
@@ -249,7 +263,7 @@ def test_a_run_that_wrote_no_checkpoint_is_neither_offered_for_resume_nor_change
             progress_bar=False,
             resume=True,
         )
-    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+    assert _records(run_dir) == before
 
 
 def test_baselines_check_the_runs_before_fitting(tmp_path, capsys, monkeypatch):
