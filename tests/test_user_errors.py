@@ -71,6 +71,7 @@ def exit_code(main, argv) -> int:
             ["--framework", "torch", "--devices", "2"],
             "--devices: 2 is JAX's data parallelism; PyTorch trains",
         ),
+        (["--top_k", "10", str(10**20)], "--top_k: expected one or more integers >= 1, 10 among them"),
     ],
 )
 def test_train_refuses_an_impossible_option_before_loading(argv, message, capsys, no_training, tmp_path):
