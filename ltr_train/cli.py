@@ -35,15 +35,26 @@ def error_exit(parser: argparse.ArgumentParser, error: Exception) -> int:
     return 1
 
 
-def ensure_folder(path: Path, flag: str) -> Path:
+def ensure_folder(path: Path, flag: str) -> list[Path]:
     """Make folder ``path`` (and its parents) now, before work that would be lost if it could
     not be made; where it cannot (a file in the way, no permission) a ``ConfigError`` naming
-    ``flag`` and the reason."""
+    ``flag`` and the reason. Returns the folders it made, outermost first
+    (``remove_made_folders`` takes them away again if the work fails)."""
     path = Path(path)
+    missing = [p for p in (path, *path.parents) if not p.exists()][::-1]
     try:
         path.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
         raise ConfigError(f"{flag}: {path} is a file, not a folder") from None
     except OSError as err:
         raise ConfigError(f"{flag}: cannot make the folder {path} ({err.strerror or err})") from None
-    return path
+    return missing
+
+
+def remove_made_folders(made: list[Path]) -> None:
+    """Remove the folders ``ensure_folder`` made, innermost first, those still empty."""
+    for folder in reversed(made):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (something else wrote there), or gone
+            return

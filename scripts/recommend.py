@@ -33,7 +33,7 @@ from ltr_common.files import atomic_write_text, restore_with_fallback
 from ltr_common.movielens import Movies
 from ltr_common.tasks.retrieve import CATALOG_ENTRIES, UserItems
 from ltr_train import load_run_config, load_run_data, log_to_console, make_backend
-from ltr_train.cli import USER_ERRORS, ensure_folder, error_exit
+from ltr_train.cli import USER_ERRORS, ensure_folder, error_exit, remove_made_folders
 
 
 def find_user(raw_ids: np.ndarray, raw_user: str) -> int:
@@ -172,12 +172,13 @@ def main(argv=None) -> int:
         parser.error(f"--k: expected an integer >= 1, got {args.k}")
     if args.all and args.out is None:
         parser.error("--all: give --out FILE.csv (every user's list is written, not printed)")
+    made = []
     try:
         _, config = load_run_config(args.run_dir)
         if args.out is not None:
             if args.out.is_dir():
                 raise ConfigError(f"--out: {args.out} is a folder; give a file name such as recs.csv")
-            ensure_folder(args.out.parent, "--out")
+            made = ensure_folder(args.out.parent, "--out")  # before scoring; taken away if that fails
         movies = load_movies_for(config)  # before scoring
         model = Recommender(args.run_dir)
         users = np.arange(model.ratings.num_users, dtype=np.int32) if args.all else model.users(args.user)
@@ -195,12 +196,13 @@ def main(argv=None) -> int:
                 model.listed(items[row], scores[row]),
                 model.rated(int(user)),
                 movies,
-                k,
+                args.k,  # the k asked for: fewer shown says all are
                 user=model.ratings.user_raw_ids[user].item() if len(users) > 1 else None,
                 cold=bool(model.cold(users[row : row + 1])[0]),
             )
             print(("\n" if row else "") + text)
     except USER_ERRORS as err:
+        remove_made_folders(made)
         return error_exit(parser, err)
     return 0
 

@@ -364,6 +364,13 @@ def test_an_output_folder_that_cannot_be_made_is_refused_before_the_work(tmp_pat
     assert error_line(capsys).endswith(f"--out: {afile} is a file, not a folder")
     assert exit_code(recommend, [str(run_dir), "--all", "--out", str(tmp_path)]) == 2
     assert f"--out: {tmp_path} is a folder; give a file name" in error_line(capsys)
+    # Folders made for output are taken away again when the work fails (no checkpoint here).
+    (run_dir / "checkpoint_best").unlink()
+    assert (
+        exit_code(recommend, [str(run_dir), "--all", "--out", str(tmp_path / "new" / "sub" / "x.csv")]) == 1
+    )
+    assert exit_code(export, [str(run_dir), "--out", str(tmp_path / "new2" / "sub")]) == 1
+    assert not (tmp_path / "new").exists() and not (tmp_path / "new2").exists()
     for script, argv in (("scale", ["--sizes", "ml-100k"]), ("benchmark", ["--skip-grid"])):
         assert exit_code(load_script(script).main, [*argv, "--out", str(afile / "sub")]) == 2
         assert f"--out: cannot make the folder {afile / 'sub'} (Not a directory)" in error_line(capsys)
