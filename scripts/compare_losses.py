@@ -6,10 +6,11 @@
 For each loss: one run per learning rate with the first seed (the task's defaults otherwise),
 the rate with the best validation NDCG@10 kept (a run that diverged, its loss not finite,
 is never chosen: its folder keeps ``diverged.txt`` with the step and the value); then that
-rate with every other seed. Runs go to ``DIR/<loss>/lr<rate>-seed<seed>`` (the rate as
-Python writes it, exactly); a finished one (its ``metrics.json`` or ``diverged.txt``
-written, its ``config.json`` the one asked for) is reused, so an interrupted comparison
-continues with the runs it had not finished, each from the start.
+rate with every other seed. Runs go to ``DIR/<loss>/lr<rate>-seed<seed>`` (the rate
+written exactly: ``%g`` where that is exact, else ``repr``); a finished one (its
+``metrics.json`` or ``diverged.txt`` written, its ``config.json`` the one asked for) is
+reused, so an interrupted comparison continues with the runs it had not finished, each
+from the start.
 Every loss trains with the task's other defaults: on rerank these add the pointwise squared
 error with weight 1 to every loss (``--pointwise_weight``), so ``pointwise_mse`` there is that
 term alone at twice the weight. The table: test NDCG@10 (mean over seeds ± the seeds'
@@ -56,8 +57,10 @@ DIVERGED = "diverged.txt"
 
 
 def run_folder(out: Path, loss: str, rate: float, seed: int) -> Path:
-    """``out/<loss>/lr<rate>-seed<seed>``, the rate as ``repr`` writes it: two rates, two folders."""
-    return out / loss / f"lr{rate!r}-seed{seed}"
+    """``out/<loss>/lr<rate>-seed<seed>``: the rate written short (``%g``) where that is
+    exact, else as ``repr`` writes it, so that two rates never share a folder."""
+    short = f"{rate:g}"
+    return out / loss / f"lr{short if float(short) == rate else repr(rate)}-seed{seed}"
 
 
 def train_one(framework, config, run_dir: Path, data) -> dict | None:

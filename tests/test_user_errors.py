@@ -414,10 +414,16 @@ def test_compare_losses_passes_over_a_diverged_rate_and_refuses_what_would_misle
     monkeypatch.setattr(compare_losses, "run", fake_run)
     monkeypatch.setattr(compare_losses, "load_split", lambda config: None)
     monkeypatch.setattr(compare_losses, "configure", lambda framework, config: None)
-    rates = [0.001, 0.0010000001, 1e38]  # two that print alike with %g, and one that diverges
+    rates = [0.001, 0.0010000001, 1e38, 1.0]  # two alike in %g; one that diverges; a whole number
     chosen = compare_losses.compare("rerank", ["listmle"], rates, [42, 43], "jax", tmp_path)["listmle"]
     assert chosen["rate"] == 0.0010000001 and math.isnan(chosen["validation"][1e38])
-    assert trained == ["lr0.001-seed42", "lr0.0010000001-seed42", "lr1e+38-seed42", "lr0.0010000001-seed43"]
+    assert trained == [
+        "lr0.001-seed42",
+        "lr0.0010000001-seed42",
+        "lr1e+38-seed42",
+        "lr1-seed42",  # the name %g gives, as before
+        "lr0.0010000001-seed43",
+    ]
     assert "non-finite" in (tmp_path / "listmle" / "lr1e+38-seed42" / "diverged.txt").read_text()
     # Again: every run is reused, the diverged one too, and nothing trains.
     trained.clear()
