@@ -80,7 +80,7 @@ def write_checkpoint_bytes(paths: Path | Sequence[Path], payload: Buffers) -> No
         fresh = path.with_name(path.name + ".next")
         atomic_write_bytes(fresh, data)
         if path.exists():
-            os.replace(path, path.with_name(path.name + ".prev"))
+            os.replace(path, previous_checkpoint(path))
         os.replace(fresh, path)
 
 
@@ -170,6 +170,16 @@ def write_json(path: Path, data) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def previous_checkpoint(path: Path) -> Path:
+    """Where ``write_checkpoint_bytes`` keeps the checkpoint before the one at ``path``."""
+    return path.with_name(path.name + ".prev")
+
+
+def has_checkpoint(path: Path) -> bool:
+    """Whether the checkpoint at ``path``, or the one before it, is on disk."""
+    return path.exists() or previous_checkpoint(path).exists()
+
+
 def restore_with_fallback(restore: Callable[[Path], dict], path: Path) -> dict:
     """``restore(path)``; when that checkpoint is corrupt or truncated, the one before it.
 
@@ -179,7 +189,7 @@ def restore_with_fallback(restore: Callable[[Path], dict], path: Path) -> dict:
     try:
         return restore(path)
     except CheckpointError as error:
-        previous = path.with_name(path.name + ".prev")
+        previous = previous_checkpoint(path)
         logger.warning("{}; loading the previous checkpoint {}", error, previous)
         try:
             return restore(previous)

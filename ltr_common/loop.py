@@ -21,7 +21,7 @@ from loguru import logger
 from ltr_common.batching import Batch
 from ltr_common.config import SELECTION_METRIC, TrainConfig
 from ltr_common.evaluation import console_metrics, metric_order
-from ltr_common.files import restore_with_fallback
+from ltr_common.files import has_checkpoint, restore_with_fallback
 from ltr_common.tasks import Task
 
 # Every LOG_EVERY steps the steps before the newest LOG_EVERY are checked and logged; all of
@@ -205,7 +205,7 @@ def train(
             latest = run_dir / "checkpoint_latest"
             kept = (
                 f"the last good checkpoint stays at {latest}"
-                if latest.exists() or latest.with_name(latest.name + ".prev").exists()
+                if has_checkpoint(latest)
                 else f"no checkpoint was written, so there is nothing to resume: remove {run_dir} or train "
                 "in another folder"
             )
@@ -234,8 +234,8 @@ class _StepMetrics:
     """The training steps' metrics, left on the device until ``flush`` brings them to the
     host (no host sync inside a step), checks them and logs them."""
 
-    def __init__(self, backend: Backend, writer, latest: Path) -> None:
-        self.backend, self.writer, self.latest = backend, writer, latest
+    def __init__(self, backend: Backend, writer) -> None:
+        self.backend, self.writer = backend, writer
         self.pending: list[tuple[int, Any]] = []
         self.window_start, self.window_lists = time.perf_counter(), 0  # lists since the last check
 
@@ -277,7 +277,7 @@ class _Loop:
         self.bar, self.writer = bar, writer
         self.latest, self.best = run_dir / "checkpoint_latest", run_dir / "checkpoint_best"
         self.steps_per_epoch = task.steps_per_epoch()
-        self.step_metrics = _StepMetrics(backend, writer, self.latest)
+        self.step_metrics = _StepMetrics(backend, writer)
 
     def run_epoch(self, after_step, epoch_seconds: list[float] | None) -> None:
         """Train from ``progress`` to the end of its epoch, or to an early stop."""

@@ -15,7 +15,7 @@ from loguru import logger
 
 from ltr_common.config import SELECTION_METRIC, ConfigError, TrainConfig
 from ltr_common.data import fingerprint, load_split
-from ltr_common.files import restore_with_fallback, write_json
+from ltr_common.files import has_checkpoint, restore_with_fallback, write_json
 from ltr_common.lists import Split
 from ltr_common.loop import Backend, restore_progress, train
 from ltr_common.movielens import Ratings
@@ -130,7 +130,7 @@ def run(
         check_run_data(run_dir, ratings, record)
     task = make_task(config, split)
     trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
-    if resume and not any((run_dir / f"checkpoint_latest{end}").exists() for end in ("", ".prev")):
+    if resume and not has_checkpoint(run_dir / "checkpoint_latest"):
         raise ConfigError(
             f"--resume: {run_dir} has no checkpoint_latest to continue from: start a new run, in "
             "another folder or after removing this one"

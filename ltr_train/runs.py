@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ltr_common.config import ConfigError, TrainConfig, load_config_file
 from ltr_common.data import fingerprint, load_split
+from ltr_common.files import has_checkpoint
 from ltr_common.lists import Split
 from ltr_common.movielens import DataError, Ratings
 from ltr_train.backends import FRAMEWORKS
@@ -52,10 +53,9 @@ def check_new_run_dir(run_dir: Path, framework: str, config: TrainConfig) -> Non
         if not same:
             found.insert(0, "config.json")
     if found:
-        checkpointed = any((run_dir / f"checkpoint_latest{end}").exists() for end in ("", ".prev"))
         advice = (
             f"continue that run with --resume {run_dir}"
-            if checkpointed
+            if has_checkpoint(run_dir / "checkpoint_latest")
             else "remove it (it has no checkpoint_latest, so it cannot be resumed)"
         )
         raise ConfigError(
