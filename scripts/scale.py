@@ -137,12 +137,12 @@ def main(argv=None) -> int:
     unknown = sorted(set(sizes) - set(SIZES))
     if unknown:
         parser.error(f"--sizes: unknown {unknown}; known: {', '.join(SIZES)}")
-    if args.batch_size is not None and not 1 <= args.batch_size < 2**31:
+    from ltr_common.config import INT_LIMIT, ConfigError
+    from ltr_train.cli import ensure_folder
+
+    if args.batch_size is not None and not 1 <= args.batch_size < INT_LIMIT:
         parser.error(f"--batch_size: expected an integer in [1, 2**31), got {args.batch_size}")
     if args.out is not None:  # made before the measurements, which it would otherwise lose
-        from ltr_common.config import ConfigError
-        from ltr_train.cli import ensure_folder
-
         try:
             ensure_folder(args.out, "--out")
         except ConfigError as err:

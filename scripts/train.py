@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from ltr_common import ConfigError, TrainConfig, parse_config
+from ltr_common.config import INT_LIMIT
 from ltr_train import (
     FRAMEWORKS,
     configure,
@@ -114,7 +115,12 @@ def parse_command_line(
     parser = parser or make_parser()
     try:
         config, args = parse_config(argv, parser=parser)
-        framework = args.framework or getattr(args, "config_framework", None) or "jax"
+        from_file = getattr(args, "config_framework", None)
+        if from_file is not None and from_file not in FRAMEWORKS:
+            raise ConfigError(
+                f"--config: {args.config}: framework must be {' or '.join(FRAMEWORKS)}, found {from_file!r}"
+            )
+        framework = args.framework or from_file or "jax"
         if args.resume is not None:
             framework, config = resumed_config(args)
         else:
@@ -145,15 +151,11 @@ def check_distributed(parser, framework: str, args) -> tuple | None:
             f"{', '.join(named)}: give {', '.join(missing)} too (or --distributed, to read them from "
             "the cluster)"
         )
-    if args.num_processes is not None and not 1 <= args.num_processes < 2**31:
+    if args.num_processes is not None and not 1 <= args.num_processes < INT_LIMIT:
         parser.error(f"--num_processes: need an integer in [1, 2**31), got {args.num_processes}")
-    if args.process_id is not None and args.num_processes is None and args.process_id < 0:
-        parser.error(f"--process_id: need an integer >= 0, got {args.process_id}")
-    if args.process_id is not None and not 0 <= args.process_id < (args.num_processes or 2**31):
-        parser.error(
-            f"--process_id: need 0 <= process_id < --num_processes {args.num_processes}, got "
-            f"{args.process_id}"
-        )
+    if args.process_id is not None and not 0 <= args.process_id < (args.num_processes or INT_LIMIT):
+        below = "2**31" if args.num_processes is None else f"--num_processes {args.num_processes}"
+        parser.error(f"--process_id: need 0 <= process_id < {below}, got {args.process_id}")
     return tuple(given.values())
 
 
