@@ -9,7 +9,7 @@ directory back (``ltr_train.runs``) and shows a run on the console (``ltr_train.
 
 from ltr_train.backends import FRAMEWORKS, configure, make_backend
 from ltr_train.console import format_table, log_to_console, run_summary
-from ltr_train.run import EventWriter, run
+from ltr_train.run import EventWriter, fit_batch_size, run
 from ltr_train.runs import default_run_dir, load_run_config, load_run_data
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "EventWriter",
     "configure",
     "default_run_dir",
+    "fit_batch_size",
     "format_table",
     "load_run_config",
     "load_run_data",

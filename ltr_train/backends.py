@@ -33,6 +33,16 @@ def make_backend(framework: str, config: TrainConfig, num_users: int, num_items:
     return framework_package(framework).Trainer(config, num_users, num_items)
 
 
+def device_count(framework: str, config: TrainConfig) -> int:
+    """How many devices a trainer of ``framework`` splits each batch over: JAX's ``--devices``
+    (0: every device JAX sees, on every host); PyTorch trains on one."""
+    if framework != "jax":
+        return 1
+    import jax
+
+    return config.devices or jax.device_count()
+
+
 # The shortest compilation the persistent cache keeps: loading a program takes milliseconds.
 CACHED_COMPILE_S = 0.05
 

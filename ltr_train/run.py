@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from ltr_common.lists import Split
 from ltr_common.loop import Backend, restore_progress, train
 from ltr_common.movielens import Ratings
 from ltr_common.tasks import Task, make_task
-from ltr_train.backends import framework_package, make_backend
+from ltr_train.backends import device_count, framework_package, make_backend
 from ltr_train.cli import ensure_folder
 from ltr_train.compare import compare, evaluation_columns, fit_baselines
 from ltr_train.console import progress_bar as console_bar
@@ -99,6 +100,23 @@ def run_baselines(task: str, num_items: int) -> tuple[str, ...]:
     return tuple(n for n in names if n not in ITEM_ITEM_PEERS)
 
 
+def fit_batch_size(framework: str, config: TrainConfig, split: Split) -> tuple[TrainConfig, Task]:
+    """``(config, task)`` as a run of ``framework`` trains them on ``split``.
+
+    A ``--batch_size`` above the lists of an epoch becomes that many lists, rounded up to a
+    multiple of the devices a batch is split over: an epoch is one batch of every list either
+    way, and the rows past them would be padding that every step and every evaluation call
+    computes (a batch size of 10**6 on 300 lists took GBs). Other configs come back as given.
+    """
+    task = make_task(config, split)
+    devices = device_count(framework, config)
+    rows = -(-task.training_lists() // devices) * devices
+    if rows >= config.batch_size:
+        return config, task
+    config = dataclasses.replace(config, batch_size=rows)
+    return config, make_task(config, split)
+
+
 def run(
     framework: str,
     config: TrainConfig,
@@ -128,7 +146,8 @@ def run(
     record = fingerprint(ratings)
     if resume:
         check_run_data(run_dir, ratings, record)
-    task = make_task(config, split)
+    asked = config.batch_size
+    config, task = fit_batch_size(framework, config, split)
     trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
     if resume and not has_checkpoint(run_dir / "checkpoint_latest"):
         raise ConfigError(
@@ -154,6 +173,13 @@ def run(
         write_json(run_dir / DATA_RECORD, record)
         logger.info("ratings from {}: {}; lists:\n{}", ratings.source, len(ratings), split.summary())
         logger.info("{} trainer on {}", framework, trainer.devices())
+        if config.batch_size < asked:
+            logger.info(
+                "--batch_size {}: an epoch trains {} lists, so each batch holds {} (config.json records it)",
+                asked,
+                task.training_lists(),
+                config.batch_size,
+            )
         logger.info("run folder {}; its config.json holds every option", run_dir)
         bar = console_bar(f"{framework} {config.task} {config.loss}") if progress_bar else None
         started, epoch_seconds = time.perf_counter(), []

@@ -43,8 +43,7 @@ def measure(size: str, *, model: str, framework: str, real: bool, batch_size: in
     from ltr_common.config import SELECTION_METRIC, for_task
     from ltr_common.data import load_ratings, split_ratings
     from ltr_common.synthetic import synthetic_ratings
-    from ltr_common.tasks import make_task
-    from ltr_train import configure, make_backend
+    from ltr_train import configure, fit_batch_size, make_backend
 
     overrides = {"model": model, "epochs": 1}
     if batch_size is not None:
@@ -64,7 +63,7 @@ def measure(size: str, *, model: str, framework: str, real: bool, batch_size: in
         source = f"synthetic, {size}'s shape"
     split = split_ratings(ratings, config)
     data_seconds, data_peak = time.perf_counter() - started, _peak_gib()
-    task = make_task(config, split)
+    config, task = fit_batch_size(framework, config, split)
     trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
     epoch_seconds = []
     for epoch in range(2):  # the first compiles the training step; the second is steady

@@ -42,6 +42,9 @@ class Task(Protocol):
 
     name: str
 
+    def training_lists(self) -> int:
+        """How many lists an epoch trains on."""
+
     def steps_per_epoch(self) -> int: ...
 
     def epoch_inputs(self, *, epoch: int, start_batch: int = 0) -> Iterator[tuple[Batch, object]]:

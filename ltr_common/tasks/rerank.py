@@ -43,9 +43,11 @@ class RerankTask:
             self._sequences = trainable(self.split.history("validation"))
         return self._sequences
 
+    def training_lists(self) -> int:
+        return len(self._sequence_lists()) if self.sequential else len(self.split.train)
+
     def steps_per_epoch(self) -> int:
-        lists = len(self._sequence_lists()) if self.sequential else len(self.split.train)
-        return -(-lists // self.config.batch_size)
+        return -(-self.training_lists() // self.config.batch_size)
 
     def epoch_inputs(self, *, epoch: int, start_batch: int = 0):
         if self.sequential:

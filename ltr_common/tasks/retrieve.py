@@ -150,9 +150,11 @@ class RetrieveTask:
     def sequential(self) -> bool:
         return self.config.model in SEQUENTIAL
 
+    def training_lists(self) -> int:
+        return len(self._sequence_lists()) if self.sequential else len(self.split.train)
+
     def steps_per_epoch(self) -> int:
-        lists = len(self._sequence_lists()) if self.sequential else len(self.split.train)
-        return -(-lists // self.config.batch_size)
+        return -(-self.training_lists() // self.config.batch_size)
 
     def _sequence_lists(self) -> Lists:
         """Every user's training ratings in time order, those with a next item to learn."""
