@@ -51,6 +51,15 @@ def ensure_folder(path: Path, flag: str) -> list[Path]:
     return missing
 
 
+def ensure_folder_or_exit(parser: argparse.ArgumentParser, path: Path, flag: str) -> list[Path]:
+    """``ensure_folder``, a folder it cannot make ending the script as ``parser``'s usage
+    error (status 2): for a script that makes its output folder before long work."""
+    try:
+        return ensure_folder(path, flag)
+    except ConfigError as err:
+        parser.error(str(err))
+
+
 def remove_made_folders(made: list[Path]) -> None:
     """Remove the folders ``ensure_folder`` made, innermost first, those still empty."""
     for folder in reversed(made):

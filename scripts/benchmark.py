@@ -41,10 +41,10 @@ from ltr_bench.main_job import main_job_table, run_main_job
 from ltr_bench.registry import DTYPES, LABELS, LOSS_NAMES, MODES, implementation_names
 from ltr_bench.report import machine, write_results
 from ltr_bench.steps import DEFAULT_TASKS, steps_table, train_throughput
-from ltr_common.config import TASKS, ConfigError
+from ltr_common.config import TASKS
 from ltr_common.models import MODELS
 from ltr_train import log_to_console
-from ltr_train.cli import ensure_folder
+from ltr_train.cli import ensure_folder_or_exit
 
 GRID_DEFAULTS = GridOptions()
 
@@ -110,10 +110,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     except ValueError as error:
         parser.error(str(error))
     if args.out is not None:  # made now: a long run must not find it cannot write at its end
-        try:
-            ensure_folder(args.out, "--out")
-        except ConfigError as error:
-            parser.error(str(error))
+        ensure_folder_or_exit(parser, args.out, "--out")
     return args
 
 

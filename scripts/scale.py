@@ -136,16 +136,13 @@ def main(argv=None) -> int:
     unknown = sorted(set(sizes) - set(SIZES))
     if unknown:
         parser.error(f"--sizes: unknown {unknown}; known: {', '.join(SIZES)}")
-    from ltr_common.config import INT_LIMIT, ConfigError
-    from ltr_train.cli import ensure_folder
+    from ltr_common.config import INT_LIMIT
+    from ltr_train.cli import ensure_folder_or_exit
 
     if args.batch_size is not None and not 1 <= args.batch_size < INT_LIMIT:
         parser.error(f"--batch_size: expected an integer in [1, 2**31), got {args.batch_size}")
     if args.out is not None:  # made before the measurements, which it would otherwise lose
-        try:
-            ensure_folder(args.out, "--out")
-        except ConfigError as err:
-            parser.error(str(err))
+        ensure_folder_or_exit(parser, args.out, "--out")
     rows = []
     for size in sizes:
         command = [
