@@ -312,3 +312,76 @@ def test_a_column_is_one_field_and_the_delimiter_one_character(tmp_path):
         read_interactions(path, TableOptions(delimiter="::"))
     with pytest.raises(DataError, match=r"one field: is the delimiter ','\?"):
         read_interactions(path, TableOptions(delimiter="\t"))
+
+
+def _random_table(rng: np.random.Generator, delimiter: str) -> bytes:
+    """A small delimited file, mostly well formed, with what can trip a reader mixed in:
+    spaces, empty fields, other delimiters, line ends of each kind, blank lines, quotes, a
+    byte-order mark, NUL, characters Python splits lines at, bytes that are not UTF-8."""
+    words = ["1", "22", "-3", "1.5", "1e3", "nan", "007", "a", "b c", "é", " 4 ", "", "x\x1cy", "\x00", "#"]
+    rare = ['"', "'", "\r", "\n", "\r\n", "\t", ",", ";", "|", "\x85", "\u2028"]
+    columns = int(rng.integers(1, 5))
+    ends = ["\n", "\r\n", "\r"] if rng.random() < 0.2 else ["\n"]
+    lines = []
+    for _ in range(int(rng.integers(1, 8))):
+        fields = [str(rng.choice(words)) for _ in range(columns + int(rng.random() < 0.1))]
+        if rng.random() < 0.1:
+            fields[int(rng.integers(len(fields)))] += str(rng.choice(rare))
+        lines.append("" if rng.random() < 0.05 else delimiter.join(fields))
+    text = "".join(line + str(rng.choice(ends)) for line in lines)
+    if rng.random() < 0.3:
+        text = text.rstrip("\r\n")  # no line end after the last line
+    data = text.encode("utf-8")
+    if rng.random() < 0.03:
+        data = b"\xef\xbb\xbf" + data
+    if rng.random() < 0.03:
+        data += b"\xff\xfe"
+    return data
+
+
+def test_the_threaded_reader_reads_each_plain_file_as_pandas_does(tmp_path):
+    # Files pyarrow reads (``_plain_table``) must give pandas' very frame; the others go to
+    # pandas. Seeded random files, each read with and without a header.
+    from ltr_common.interactions import _pandas_table, _plain_table
+
+    rng = np.random.default_rng(2026)
+    plain = 0
+    for index in range(600):
+        delimiter = str(rng.choice([",", "\t", ";", "|"]))
+        path = tmp_path / f"{index}.csv"
+        path.write_bytes(_random_table(rng, delimiter))
+        for header in (True, False):
+            fast = _plain_table(path, delimiter, header)
+            if fast is None:
+                continue
+            plain += 1
+            first = path.read_bytes().split(b"\n")[0].decode()
+            expected = _pandas_table(path, delimiter, header, len(first.split(delimiter)))
+            pd.testing.assert_frame_equal(fast, expected, obj=f"{path.read_bytes()!r} (header {header})")
+    assert plain >= 300  # a fair share of the files is plain: the comparison ran
+
+
+def test_numbers_read_by_arrow_are_pandas_numbers():
+    # ``_floats`` takes Arrow's parse of a column where Arrow reads every field, else pandas':
+    # the two must agree to the bit (both round correctly), and on what is no number (NaN).
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from ltr_common.interactions import _floats
+
+    rng = np.random.default_rng(7)
+    pieces = list("0123456789") * 3 + [".", "e", "E", "-", "+", " ", "_", "x", "inf", "nan", "0x1", ","]
+    by_arrow = 0
+    for _ in range(3000):
+        fields = [
+            "".join(rng.choice(pieces, int(rng.integers(1, 12)))) for _ in range(int(rng.integers(1, 4)))
+        ]
+        column = pd.Series(fields, dtype="str")
+        expected = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
+        np.testing.assert_array_equal(_floats(column), expected, err_msg=repr(fields))
+        try:
+            pc.cast(pa.array(fields), pa.float64())
+            by_arrow += 1
+        except pa.ArrowInvalid:
+            pass
+    assert by_arrow >= 300
