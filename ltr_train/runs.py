@@ -32,19 +32,6 @@ def run_config_data(framework: str, config: TrainConfig) -> dict:
     return json.loads(json.dumps({"framework": framework, **dataclasses.asdict(config)}))
 
 
-def _same_run(saved, asked: dict) -> bool:
-    """Whether a ``config.json`` holds the run ``asked`` for, as written: with a batch size
-    above the lists of an epoch, it records the smaller one used (``fit_batch_size``)."""
-    if saved == asked:
-        return True
-    used = saved.get("batch_size") if isinstance(saved, dict) else None
-    return (
-        type(used) is int
-        and used < asked["batch_size"]
-        and {**saved, "batch_size": asked["batch_size"]} == asked
-    )
-
-
 def check_new_run_dir(run_dir: Path, framework: str, config: TrainConfig) -> None:
     """Refuse a folder that holds a run: a ``config.json`` of another framework or config, or
     what a run leaves (``RUN_OUTPUTS``), which a new run there would write over.
@@ -60,9 +47,7 @@ def check_new_run_dir(run_dir: Path, framework: str, config: TrainConfig) -> Non
     saved = run_dir / "config.json"
     if saved.exists():
         try:
-            same = _same_run(
-                json.loads(saved.read_text(encoding="utf-8")), run_config_data(framework, config)
-            )
+            same = json.loads(saved.read_text(encoding="utf-8")) == run_config_data(framework, config)
         except (OSError, ValueError):  # unreadable, not UTF-8 or not JSON: not this run's
             same = False
         if not same:

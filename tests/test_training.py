@@ -18,11 +18,10 @@ import pandas as pd
 import pytest
 
 from jax_ltr import _train as jax_train
-from ltr_common.config import SELECTION_METRIC, ConfigError
+from ltr_common.config import SELECTION_METRIC
 from ltr_common.loop import NonFiniteError
 from ltr_common.tasks import RerankTask, make_task
 from ltr_train import run
-from ltr_train.runs import check_new_run_dir
 from tests._scripts import load_script
 from tests._small import SMALL, small_data
 
@@ -100,13 +99,6 @@ def test_a_batch_size_above_the_lists_trains_one_batch_of_them_all(tmp_path):
     assert "--batch_size 100000: an epoch trains 300 lists" in (tmp_path / "huge" / "train.log").read_text()
     assert huge["steps"] == fitted["steps"] == SMALL.epochs
     assert (huge["validation"], huge["test"]) == (fitted["validation"], fitted["test"])
-    # The other processes of a multi-host run start where process 0 has written config.json.
-    started = tmp_path / "started"
-    started.mkdir()
-    (started / "config.json").write_bytes((tmp_path / "huge" / "config.json").read_bytes())
-    check_new_run_dir(started, "jax", dataclasses.replace(SMALL, batch_size=100_000))
-    with pytest.raises(ConfigError, match="holds a run already"):  # not another run's
-        check_new_run_dir(started, "jax", dataclasses.replace(SMALL, batch_size=100))
 
 
 @pytest.mark.parametrize(
