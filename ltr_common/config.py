@@ -87,7 +87,7 @@ class TrainConfig:
         "(N = this; 0: the items alone)",
     )
     epochs: int = _field(100, "training epochs")
-    batch_size: int = _field(32, "lists per batch (above an epoch's lists: one batch of them all)")
+    batch_size: int = _field(32, "lists per batch (at least an epoch's lists: one batch of them all)")
     learning_rate: float = _field(3e-3, "Adam learning rate")
     weight_decay: float = _field(0.5, "decoupled weight decay of the matrices (AdamW when > 0)")
     bias_weight_decay: float = _field(0.5, "decoupled weight decay of the biases (vectors)")

@@ -103,15 +103,19 @@ def run_baselines(task: str, num_items: int) -> tuple[str, ...]:
 def fit_batch_size(framework: str, config: TrainConfig, split: Split) -> tuple[TrainConfig, Task]:
     """``(config, task)`` as a run of ``framework`` trains them on ``split``.
 
-    A ``--batch_size`` above the lists of an epoch becomes that many lists, rounded up to a
-    multiple of the devices a batch is split over: an epoch is one batch of every list either
-    way, and the rows past them would be padding that every step and every evaluation call
-    computes (a batch size of 10**6 on 300 lists took GBs). Other configs come back as given.
+    A ``--batch_size`` of at least the lists of an epoch becomes that many lists, rounded up to
+    a multiple of the devices a batch is split over: an epoch is one batch of every list
+    either way, without the padding rows past them that every step and every evaluation call
+    would compute (a batch size of 10**6 on 300 lists took GBs). The random draws of a step
+    (pairs, tie orders, dropout, negatives) follow the batch's shape: such a run trains as one
+    asked for the fitted size. Other configs come back as given. ``config.json`` keeps the size
+    asked for, fitted again wherever the run is resumed or analysed, to the devices there.
     """
     task = make_task(config, split)
+    lists = task.training_lists()
     devices = device_count(framework, config)
-    rows = -(-task.training_lists() // devices) * devices
-    if rows >= config.batch_size:
+    rows = -(-lists // devices) * devices
+    if config.batch_size < lists or config.batch_size == rows:
         return config, task
     config = dataclasses.replace(config, batch_size=rows)
     return config, make_task(config, split)
@@ -146,9 +150,8 @@ def run(
     record = fingerprint(ratings)
     if resume:
         check_run_data(run_dir, ratings, record)
-    asked = config.batch_size
-    config, task = fit_batch_size(framework, config, split)
-    trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
+    trained, task = fit_batch_size(framework, config, split)
+    trainer = make_backend(framework, trained, ratings.num_users, ratings.num_items)
     if resume and not has_checkpoint(run_dir / "checkpoint_latest"):
         raise ConfigError(
             f"--resume: {run_dir} has no checkpoint_latest to continue from: start a new run, in "
@@ -173,19 +176,19 @@ def run(
         write_json(run_dir / DATA_RECORD, record)
         logger.info("ratings from {}: {}; lists:\n{}", ratings.source, len(ratings), split.summary())
         logger.info("{} trainer on {}", framework, trainer.devices())
-        if config.batch_size < asked:
+        if trained.batch_size != config.batch_size:
             logger.info(
-                "--batch_size {}: an epoch trains {} lists, so each batch holds {} (config.json records it)",
-                asked,
-                task.training_lists(),
+                "--batch_size {}: an epoch trains {} lists, so each batch holds {} rows",
                 config.batch_size,
+                task.training_lists(),
+                trained.batch_size,
             )
         logger.info("run folder {}; its config.json holds every option", run_dir)
         bar = console_bar(f"{framework} {config.task} {config.loss}") if progress_bar else None
         started, epoch_seconds = time.perf_counter(), []
         with EventWriter(run_dir) as writer:
             progress = train(
-                config,
+                trained,
                 task,
                 trainer,
                 run_dir,
@@ -206,7 +209,7 @@ def run(
             "stopped_early": progress.stopped_early,
             "train_seconds": seconds,
             "epoch_seconds": epoch_seconds,
-            **beside_baselines(framework, config, (ratings, split), task, trainer),
+            **beside_baselines(framework, trained, (ratings, split), task, trainer),
         }
         write_json(run_dir / "metrics.json", results)
         return results

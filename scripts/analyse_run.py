@@ -24,8 +24,7 @@ from ltr_common.baselines import popularity
 from ltr_common.config import SELECTION_METRIC
 from ltr_common.files import restore_with_fallback
 from ltr_common.models import SEQUENTIAL
-from ltr_common.tasks import make_task
-from ltr_train import load_run_config, load_run_data, log_to_console, make_backend
+from ltr_train import fit_batch_size, load_run_config, load_run_data, log_to_console, make_backend
 from ltr_train.backends import framework_package
 from ltr_train.cli import USER_ERRORS, error_exit
 from ltr_train.compare import fit_baselines
@@ -47,7 +46,7 @@ def analyse(run_dir: Path, metric: str = SELECTION_METRIC) -> dict[str, list[dic
             "by the mean one, which a model that reads histories does not have"
         )
     ratings, split = load_run_data(run_dir, config)
-    task = make_task(config, split)
+    config, task = fit_batch_size(framework, config, split)  # evaluated in batches of that size
     trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
     restore_with_fallback(trainer.restore, Path(run_dir) / "checkpoint_best")
     probe = trainer.batch_metrics(next(iterate_batches(split.test, batch_size=1, shuffle=False)))

@@ -84,7 +84,7 @@ def measure(size: str, *, model: str, framework: str, real: bool, batch_size: in
         "users": ratings.num_users,
         "items": ratings.num_items,
         "ratings": len(ratings),
-        "training lists": len(split.train),
+        "training lists": task.training_lists(),
         "steps": len(steps),
         "batch_size": config.batch_size,
         "chunk users": len(task.chunks()[0]),

@@ -92,11 +92,13 @@ def test_resume_after_an_interrupt_ends_like_an_uninterrupted_run(framework, tmp
 
 
 def test_a_batch_size_above_the_lists_trains_one_batch_of_them_all(tmp_path):
-    # 300 training lists: asked for 100,000 rows, each batch used to be padded to them.
+    # 300 training lists: asked for 100,000 rows, each batch used to be padded to them (and
+    # its random draws made at that shape). It trains as a run asked for 300 does.
     huge = run("jax", dataclasses.replace(SMALL, batch_size=100_000), tmp_path / "huge", data=small_data())
     fitted = run("jax", dataclasses.replace(SMALL, batch_size=300), tmp_path / "fitted", data=small_data())
-    assert json.loads((tmp_path / "huge" / "config.json").read_text())["batch_size"] == 300
-    assert "--batch_size 100000: an epoch trains 300 lists" in (tmp_path / "huge" / "train.log").read_text()
+    assert json.loads((tmp_path / "huge" / "config.json").read_text())["batch_size"] == 100_000  # as asked
+    log = (tmp_path / "huge" / "train.log").read_text()
+    assert "--batch_size 100000: an epoch trains 300 lists, so each batch holds 300 rows" in log
     assert huge["steps"] == fitted["steps"] == SMALL.epochs
     assert (huge["validation"], huge["test"]) == (fitted["validation"], fitted["test"])
 
@@ -109,15 +111,19 @@ def test_a_batch_size_above_the_lists_trains_one_batch_of_them_all(tmp_path):
         ("jax", 1, "sequence", 300),  # the sequence model's lists: histories with a next item
     ],
 )
-def test_a_batch_size_above_the_lists_becomes_them_rounded_to_the_devices(framework, devices, model, rows):
+def test_a_batch_size_of_at_least_the_lists_becomes_them_rounded_to_the_devices(
+    framework, devices, model, rows
+):
     from ltr_train import fit_batch_size
 
-    config = dataclasses.replace(SMALL, batch_size=10**6, devices=devices, model=model, loss="listmle")
-    fitted, task = fit_batch_size(framework, config, small_data()[1])
-    assert task.training_lists() == 300 and fitted.batch_size == rows and task.steps_per_epoch() == 1
-    assert fitted == dataclasses.replace(config, batch_size=rows)
-    kept = dataclasses.replace(config, batch_size=rows - 1)  # two batches: kept as asked
-    assert fit_batch_size(framework, kept, small_data()[1])[0] == kept
+    split = small_data()[1]
+    config = dataclasses.replace(SMALL, devices=devices, model=model, loss="listmle")
+    for asked in (300, rows, 10**6):
+        fitted, task = fit_batch_size(framework, dataclasses.replace(config, batch_size=asked), split)
+        assert task.training_lists() == 300 and task.steps_per_epoch() == 1
+        assert fitted == dataclasses.replace(config, batch_size=rows)
+    two_batches = dataclasses.replace(config, batch_size=299)  # kept as asked
+    assert fit_batch_size(framework, two_batches, split)[0] == two_batches
 
 
 def test_the_trainers_step_compiles_once_per_batch_shape():
