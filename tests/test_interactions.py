@@ -4,6 +4,7 @@ feedback, data without times, and every way a table can be wrong, named by its l
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pandas as pd
@@ -385,3 +386,23 @@ def test_numbers_read_by_arrow_are_pandas_numbers():
         except pa.ArrowInvalid:
             pass
     assert by_arrow >= 300
+
+
+def test_scale_py_times_reading_tables_plain_and_quoted(tmp_path, capsys):
+    from tests._scripts import load_script
+
+    scale = load_script("scale")
+    assert scale.main(["--tables", "3000", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "tables.json").read_text())
+    assert [(r["lines"], r["quoted"], r["ratings"]) for r in rows] == [
+        (3000, False, 3000),
+        (3000, True, 3000),
+    ]
+    assert rows[1]["file MB"] > rows[0]["file MB"] > 0 and all(r["read seconds"] > 0 for r in rows)
+    assert "| 3,000 | quoted |" in (tmp_path / "tables.md").read_text()
+    with pytest.raises(SystemExit) as stop:
+        scale.main(["--tables", "3000,0"])
+    assert (
+        stop.value.code == 2
+        and "--tables: expected line counts from 1 to 10**8, got '0'" in capsys.readouterr().err
+    )
