@@ -210,11 +210,11 @@ def main(argv=None) -> int:
     if args.read is not None:
         print(json.dumps(measure_read(args.read)))
         return 0
-    tables = []
-    for count in (args.tables or "").split(","):
-        if count and not (count.isdigit() and 0 < int(count) <= 10**8):
+    tables = [count for count in (args.tables or "").split(",") if count]
+    for count in tables:
+        if not (count.isdigit() and 0 < int(count) <= 10**8):
             parser.error(f"--tables: expected line counts from 1 to 10**8, got {count!r}")
-        tables += [int(count)] * bool(count)
+    tables = [int(count) for count in tables]
     default = "" if tables else ",".join(SIZES)  # --tables alone reads tables only
     sizes = [s for s in (default if args.sizes is None else args.sizes).split(",") if s]
     unknown = sorted(set(sizes) - set(SIZES))
