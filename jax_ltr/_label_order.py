@@ -282,7 +282,7 @@ def stable_order(keys, where):
     """
     axis = keys.ndim - 1
     length = keys.shape[-1]
-    bits = (length - 1).bit_length()
+    bits = max(length - 1, 0).bit_length()  # 0 for lists of one item or none
     position = lax.broadcasted_iota(jnp.int32, keys.shape, axis)
     if bits == 0:
         return position

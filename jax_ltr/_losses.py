@@ -150,11 +150,13 @@ def suffix_logsumexp(x, *, where=None, method: str = "auto"):
     where = None if where is None else as_array(where, "where")
     checks.check_suffix_arrays(array_info(x), None if where is None else array_info(where))
     where = jnp.ones(x.shape, bool) if where is None else where
+    dtype = x.dtype  # 16-bit floats summed in float32: a float16 sum of 65,520 shares is inf
+    x = x.astype(jnp.promote_types(dtype, jnp.float32))
     x, where = jnp.moveaxis(x, -1, 0), jnp.moveaxis(where, -1, 0)  # the list axis first
     high, total = _running_max_sum(x, where, method=method, reverse=True)
     empty = total == 0  # no valid item at or after (a NaN total, from a NaN, is not)
     out = jnp.where(empty, -jnp.inf, high + jnp.log(jnp.where(empty, 1.0, total)))
-    return jnp.moveaxis(out, 0, -1)
+    return jnp.moveaxis(out, 0, -1).astype(dtype)
 
 
 _ONE_SHIFT_CHECKS: contextvars.ContextVar[list | None] = contextvars.ContextVar("one_shift", default=None)
@@ -912,7 +914,11 @@ def sigmoid_cross_entropy_loss(scores, labels, *, where=None, threshold=None, re
     labels = jnp.where(where, labels, 0.0)
     target = labels if threshold is None else (labels >= threshold).astype(scores.dtype)
     s = jnp.where(where, scores, 0.0)
-    terms = jnp.logaddexp(s, 0.0) - target * s  # softplus: exact gradient sigma(s) - t, at 0 too
+    # softplus(s) - t s as t softplus(-s) + (1 - t) softplus(s): gradient sigma(s) - t exactly,
+    # and an infinite logit costs 0 where its target agrees, +inf where it does not (no inf - inf)
+    terms = jnp.where(target > 0, target * jnp.logaddexp(-s, 0.0), 0.0) + jnp.where(
+        target < 1, (1.0 - target) * jnp.logaddexp(s, 0.0), 0.0
+    )
     per_list = jnp.sum(jnp.where(where, terms, 0.0), axis=-1)
     in_range = (0.0, 1.0) if threshold is None else None
     per_list = nan_for_bad_labels(per_list, labels, where, in_range=in_range)

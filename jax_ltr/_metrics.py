@@ -187,8 +187,12 @@ def ranking_metrics(
     if quick and jax.default_backend() == "cpu" and not _tracing():
         try:
             return _in_metric_order(_ranking_metrics_quick(*args))
-        except Exception:  # an XLA without these options: XLA's defaults from now on
+        except Exception:
+            # An error of these inputs is raised again by XLA's defaults; if they compile, the
+            # options were the trouble (an XLA without them): XLA's defaults from now on.
+            result = _in_metric_order(_ranking_metrics(*args))
             _ranking_metrics_quick = None
+            return result
     return _in_metric_order(_ranking_metrics(*args))
 
 

@@ -27,6 +27,7 @@ from jax_ltr._metrics import ranking_metrics, retrieval_metrics
 from jax_ltr._model import MODEL_CLASSES
 from jax_ltr._sequence import PackedSequenceBatch, next_item_lists, packed_inputs
 from jax_ltr._serialize import msgpack_buffers
+from ltr_common import checks
 from ltr_common.config import ConfigError, TrainConfig
 from ltr_common.evaluation import catalog_reports
 from ltr_common.files import CheckpointError, CheckpointWriter, read_checkpoint_bytes, undecodable
@@ -63,12 +64,18 @@ def clip_by_global_norm(max_norm: float, *, eps: float = 1e-6) -> optax.Gradient
     """Scale the gradient by ``min(1, max_norm / (norm + eps))``.
 
     ``torch.nn.utils.clip_grad_norm_``'s formula, ``eps`` included (``optax.clip_by_global_norm``
-    has none), so both trainers take the same steps whenever clipping is active.
+    has none), so both trainers take the same steps whenever clipping is active. The norm is
+    taken in float32 at least: a float16 gradient's overflows at 65,504. ``max_norm``: a
+    positive finite number.
     """
+    value = checks.as_number(max_norm)
+    if not (checks.is_number(value) and 0 < value < math.inf):
+        raise ValueError(f"max_norm must be a positive finite number, got {max_norm!r}")
 
     def update(updates, params=None):
         del params
-        scale = jnp.minimum(1.0, max_norm / (optax.tree.norm(updates) + eps))
+        wide = jax.tree.map(lambda g: g.astype(jnp.promote_types(g.dtype, jnp.float32)), updates)
+        scale = jnp.minimum(1.0, value / (optax.tree.norm(wide) + eps))
         return jax.tree.map(lambda g: g * scale.astype(g.dtype), updates)
 
     return optax.stateless(lambda updates, params: update(updates, params))

@@ -117,7 +117,7 @@ def check_relevance_threshold(threshold) -> float:
     relevant), or a 0-d array holding one; returns that number."""
     threshold = as_number(threshold)
     if not (is_number(threshold) and math.isfinite(threshold)):
-        raise ValueError(f"relevance_threshold must be a finite number, got {threshold!r}")
+        raise ValueError(f"relevance_threshold must be a finite number{_fixed(threshold)}, got {threshold!r}")
     return threshold
 
 
@@ -207,6 +207,11 @@ _FLOAT32 = np.finfo(np.float32)
 TEMPERATURE_RANGE = (1.0 / float(_FLOAT32.max), 1.0 / float(_FLOAT32.tiny))
 
 
+def _fixed(value) -> str:
+    """What an error adds for a traced JAX value (a concrete JAX array is a number by now)."""
+    return " (fixed when the loss is compiled: not a traced value)" if hasattr(value, "aval") else ""
+
+
 def check_temperature(temperature) -> float:
     """ApproxNDCG's ``temperature``, a number whose reciprocal is a normal float32 number
     (``TEMPERATURE_RANGE``: about [2.9e-39, 8.5e37]); returns that reciprocal.
@@ -218,9 +223,7 @@ def check_temperature(temperature) -> float:
     low, high = TEMPERATURE_RANGE
     temperature = as_number(temperature)
     if not (is_number(temperature) and math.isfinite(temperature) and temperature > 0):
-        traced = hasattr(temperature, "aval")  # a JAX tracer: a concrete JAX array is a number by now
-        fixed = " (fixed when the loss is compiled: not a traced value)" if traced else ""
-        raise ValueError(f"temperature must be a finite number > 0{fixed}, got {temperature!r}")
+        raise ValueError(f"temperature must be a finite number > 0{_fixed(temperature)}, got {temperature!r}")
     if not low <= temperature <= high:
         raise ValueError(
             f"temperature must be a finite number in [{low:.4g}, {high:.4g}] (its reciprocal a "
@@ -233,7 +236,7 @@ def check_threshold(threshold) -> float | None:
     """A label threshold: None or a finite number (or a 0-d array holding one); returns it."""
     threshold = as_number(threshold)
     if threshold is not None and not (is_number(threshold) and math.isfinite(threshold)):
-        raise ValueError(f"threshold must be a finite number or None, got {threshold!r}")
+        raise ValueError(f"threshold must be a finite number or None{_fixed(threshold)}, got {threshold!r}")
     return threshold
 
 
@@ -247,7 +250,7 @@ def check_lambda_options(weighting, mu, normalize) -> float:
         raise ValueError(f"weighting must be one of {', '.join(LAMBDA_WEIGHTINGS)}, got {weighting!r}")
     mu = as_number(mu)
     if not (is_number(mu) and math.isfinite(mu) and mu >= 0):
-        raise ValueError(f"mu must be a finite number >= 0, got {mu!r}")
+        raise ValueError(f"mu must be a finite number >= 0{_fixed(mu)}, got {mu!r}")
     if not isinstance(normalize, bool | np.bool_):
         raise ValueError(f"normalize must be True or False, got {normalize!r}")
     return mu

@@ -33,10 +33,11 @@ def _tensor(framework, x):
 # Empty lists ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize("name", METRICS)
-def test_metrics_of_empty_lists_are_zero(framework, name):
-    empty = np.zeros((3, 0), np.float32)
+def test_metrics_of_empty_lists_are_zero(framework, name, dtype):
+    empty = np.zeros((3, 0), dtype)
     for reduction, expected in (("none", np.zeros(3)), ("mean", 0.0)):
         value, _ = evaluate(framework, name, empty, empty, grad=False, reduction=reduction)
         np.testing.assert_array_equal(value, expected)
@@ -416,3 +417,99 @@ def test_the_largest_gain_label_gives_equal_finite_values(name, dtype):
         assert np.isfinite(jax_grad).all() and np.isfinite(torch_grad).all()
         allowed = _bounds.tolerance(magnitude[1], dtype, reference=torch_grad)
         assert (np.abs(jax_grad - torch_grad) <= allowed).all()
+
+
+# Found by an adversarial pass --------------------------------------------------------------
+
+
+def test_an_error_of_the_inputs_keeps_the_quick_metrics(monkeypatch):
+    # The quick compiled metrics are given up only where XLA's defaults run what they did not.
+    from jax_ltr import _metrics
+
+    def failing(*args):
+        raise ValueError("an error of these inputs")
+
+    monkeypatch.setattr(_metrics, "_ranking_metrics_quick", failing)
+    monkeypatch.setattr(_metrics, "_ranking_metrics", failing)
+    with pytest.raises(ValueError, match="an error of these inputs"):
+        jax_ltr.ranking_metrics(np.zeros((2, 3), np.float32), np.zeros((2, 3), np.float32))
+    assert _metrics._ranking_metrics_quick is failing
+
+
+@pytest.mark.parametrize("name", ["approx_ndcg_loss", "lambda_loss"])
+def test_label_gradients_ignore_masked_items(name):
+    # A masked item's gain 0 ties a valid label 0 in the ideal DCG; the valid one's gradient
+    # is its own place's, as with the masked item removed, in both frameworks.
+    scores, labels, where = (
+        np.array([0.1, 0.5, -0.3]),
+        np.array([1.0, 0.0, 0.0]),
+        np.array([True, False, True]),
+    )
+    kept = where.nonzero()[0]
+
+    def label_gradient(framework, s, y, w):
+        if framework == "jax":
+            with jax.enable_x64(True):
+                loss = lambda y: getattr(jax_ltr, name)(jnp.asarray(s), y, where=jnp.asarray(w))  # noqa: E731
+                return np.asarray(jax.grad(loss)(jnp.asarray(y)))
+        y = torch.tensor(y, requires_grad=True)
+        getattr(torch_ltr, name)(torch.tensor(s), y, where=torch.tensor(w)).backward()
+        return y.grad.numpy()
+
+    alone = label_gradient("torch", scores[kept], labels[kept], where[kept])
+    for framework in FRAMEWORKS:
+        found = label_gradient(framework, scores, labels, where)
+        np.testing.assert_allclose(found[kept], alone, rtol=8 * EPS64, atol=0, err_msg=framework)
+
+
+@pytest.mark.parametrize("jit", [True, False])
+def test_sigmoid_cross_entropy_of_infinite_logits(jit):
+    # An infinite logit costs 0 where its target agrees and +inf where it does not, with the
+    # finite logits' gradient sigma(s) - t, in both frameworks.
+    scores = np.array([[-np.inf, np.inf, 0.5], [np.inf, -np.inf, 0.5], [-np.inf, np.inf, 0.5]])
+    labels = np.array([[0.0, 1.0, 1.0], [0.0, 1.0, 0.0], [0.5, 0.25, 0.0]])
+    expected = [np.logaddexp(0, -0.5), np.inf, np.inf]
+    for framework in FRAMEWORKS:
+        value, grad = evaluate(
+            framework, "sigmoid_cross_entropy_loss", scores, labels, jit=jit, threshold=None, reduction="none"
+        )
+        np.testing.assert_allclose(value, expected, rtol=4 * EPS64, err_msg=framework)
+        np.testing.assert_allclose(grad[0], [0.0, 0.0, 1 / (1 + np.exp(-0.5)) - 1], rtol=4 * EPS64, atol=0)
+
+
+def test_clip_by_global_norm_of_half_precision_and_its_max_norm():
+    gradient = {"w": jnp.array([300.0, 400.0], jnp.float16)}  # norm 500: its square overflows float16
+    clip = jax_ltr.clip_by_global_norm(1.0)
+    clipped = clip.update(gradient, clip.init(gradient))[0]["w"]
+    expected = torch.tensor([300.0, 400.0], dtype=torch.float16, requires_grad=True)
+    expected.grad = expected.detach().clone()
+    torch.nn.utils.clip_grad_norm_([expected], 1.0)
+    np.testing.assert_array_equal(np.asarray(clipped), expected.grad.numpy())
+    for bad in (0, -1.0, np.nan, np.inf, "1", None):
+        with pytest.raises(ValueError, match="max_norm must be a positive finite number"):
+            jax_ltr.clip_by_global_norm(bad)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_suffix_logsumexp_of_a_long_half_precision_list(dtype):
+    # log 70000 = 11.16 fits float16; the running sum of 70,000 shares does not.
+    out = jax_ltr.suffix_logsumexp(jnp.zeros(70_000, dtype))
+    assert out.dtype == dtype
+    expected = np.log(np.arange(70_000, 0, -1, dtype=np.float64))
+    # the float32 sum rounded once to the 16-bit type: half its unit in the last place
+    np.testing.assert_allclose(
+        np.asarray(out, np.float64), expected, rtol=float(jnp.finfo(dtype).eps), atol=0
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "call"),
+    [
+        ("mu", lambda v: jax_ltr.lambda_loss(jnp.zeros(3), jnp.array([1.0, 0.0, 2.0]), mu=v)),
+        ("threshold", lambda v: jax_ltr.sigmoid_cross_entropy_loss(jnp.zeros(3), jnp.zeros(3), threshold=v)),
+        ("relevance_threshold", lambda v: jax_ltr.mrr(jnp.zeros(3), jnp.zeros(3), relevance_threshold=v)),
+    ],
+)
+def test_a_traced_option_is_refused_as_fixed_at_compile_time(option, call):
+    with pytest.raises(ValueError, match=f"{option} must be .* \\(fixed when the loss is compiled"):
+        jax.jit(call)(1.0)

@@ -244,8 +244,12 @@ def sigmoid_cross_entropy_loss(
         check_label_range(labels, where, high=1.0)
     labels = torch.where(where, labels, 0.0)
     target = labels if threshold is None else (labels >= threshold).to(scores.dtype)
-    terms = torch.nn.functional.binary_cross_entropy_with_logits(
-        torch.where(where, scores, 0.0), target, reduction="none"
+    s, zero = torch.where(where, scores, 0.0), torch.zeros_like(scores)
+    # softplus(s) - t s as t softplus(-s) + (1 - t) softplus(s), as jax_ltr: an infinite logit
+    # costs 0 where its target agrees, +inf where it does not (binary_cross_entropy_with_logits
+    # gives NaN for -inf and target 1)
+    terms = torch.where(target > 0, target * torch.logaddexp(-s, zero), 0.0) + torch.where(
+        target < 1, (1.0 - target) * torch.logaddexp(s, zero), 0.0
     )
     return safe_reduce(torch.where(where, terms, 0.0).sum(-1), where, reduction).to(out_dtype)
 
@@ -277,7 +281,7 @@ def approx_ndcg_loss(
     pair = torch.sigmoid((s[..., None, :] - s[..., :, None]) * inverse_temperature)  # [..., i, j]
     ranks = 1.0 + torch.where(others, pair, 0.0).sum(-1)
     dcg = torch.where(where, gains / torch.log2(1.0 + ranks), 0.0).sum(-1)
-    ideal = _ideal_dcg(gains)
+    ideal = _ideal_dcg(gains, labels, where)
     counted = ideal > 0
     per_list = torch.where(counted, 1.0 - dcg / torch.where(counted, ideal, 1.0), 0.0)
     return safe_reduce(per_list, counted, reduction).to(out_dtype)
@@ -302,10 +306,12 @@ def _pair_weight(weighting: str, mu: float, gains, ranks):
     return gain_gap * (parts[0] if len(parts) == 1 else parts[0] + parts[1])
 
 
-def _ideal_dcg(gains: torch.Tensor) -> torch.Tensor:
-    """Each list's DCG with its gains sorted descending: ``sum_p g_(p) / log2(p + 2)``."""
+def _ideal_dcg(gains: torch.Tensor, labels: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """Each list's DCG in its label order (the best possible): ``sum_p g_(p) / log2(p + 2)``.
+    The label order puts ties by position and invalid items last, so that a label's gradient
+    goes to its own place, never to a masked item's of the same gain."""
     places = torch.arange(gains.shape[-1], dtype=gains.dtype, device=gains.device)
-    return (torch.sort(gains, dim=-1, descending=True).values / torch.log2(places + 2.0)).sum(-1)
+    return (take(gains, descending_order(labels.detach(), where)) / torch.log2(places + 2.0)).sum(-1)
 
 
 def lambda_loss(
@@ -346,7 +352,7 @@ def lambda_loss(
         gains = torch.where(where, torch.exp2(labels) - 1.0, 0.0)
         scale = where.sum(-1, keepdim=True).to(s.dtype)
         if normalize:
-            ideal = _ideal_dcg(gains)[..., None]
+            ideal = _ideal_dcg(gains, labels, where)[..., None]
             scale = scale / torch.where(ideal > 0, ideal, 1.0)
         order = descending_order(s.detach(), where)
         places = torch.arange(1, s.shape[-1] + 1, dtype=s.dtype, device=s.device).expand_as(s)
