@@ -6,6 +6,10 @@
 ``--training N``: instead, the worst ratio of a float32 parameter-gradient difference to its
 bound, per training loss, over the first N training batches (``parity_tests._training``).
 
+``--scales 10,100,1e3,1e4``: instead, how ListMLE's float32 score gradient drifts from its
+float64 value (``jax.grad`` of the float64 loss) as the scores grow, in each framework: 4
+lists of 8 items, seeded normal scores times each scale, integer labels 0..4.
+
 Prints one row per (function, variant, dtype, mode): the largest absolute difference over
 all batches and reductions, values and gradients together, the worst ratio of a difference
 to its tolerance (``parity_tests._bounds``: float32 tolerances are ulps of the magnitude of
@@ -44,6 +48,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
     parser.add_argument("--training", type=int, default=0, metavar="N", help="parameter gradients instead")
+    parser.add_argument(
+        "--scales", default=None, help="ListMLE's gradient error at these score scales instead"
+    )
     return parser
 
 
@@ -59,7 +66,42 @@ def parse_args(argv, parser: argparse.ArgumentParser | None = None):
     ):
         if value < low:
             parser.error(f"{flag}: expected an integer >= {low}, got {value}")
+    if args.scales is not None:
+        try:
+            args.scales = [float(x) for x in args.scales.split(",")]
+        except ValueError:
+            parser.error(f"--scales: expected positive numbers separated by commas, got {args.scales!r}")
+        if not all(0 < x < 1e30 for x in args.scales):
+            parser.error(f"--scales: expected numbers in (0, 1e30), got {args.scales}")
     return args
+
+
+def gradient_drift(scales: list[float], seed: int) -> dict[float, dict[str, float]]:
+    """``{scale: {framework: max |float32 gradient - float64 gradient|}}`` of ListMLE."""
+    import jax
+    import jax.numpy as jnp
+    import torch
+
+    import jax_ltr
+    import torch_ltr
+
+    rng = np.random.default_rng(seed)
+    drift = {}
+    for scale in scales:
+        scores = (rng.standard_normal((4, 8)) * scale).astype(np.float32)
+        labels = rng.integers(0, 5, (4, 8)).astype(np.float32)
+        with jax.enable_x64(True):
+            exact = jax.grad(jax_ltr.listmle_loss)(
+                jnp.asarray(scores, jnp.float64), jnp.asarray(labels, jnp.float64)
+            )
+        found = {"jax": jax.grad(jax_ltr.listmle_loss)(jnp.asarray(scores), jnp.asarray(labels))}
+        tensor = torch.tensor(scores, requires_grad=True)
+        torch_ltr.listmle_loss(tensor, torch.tensor(labels)).backward()
+        found["torch"] = tensor.grad
+        drift[scale] = {
+            k: float(np.abs(np.asarray(v, np.float64) - np.asarray(exact)).max()) for k, v in found.items()
+        }
+    return drift
 
 
 def training_ratios(batches: int) -> int:
@@ -91,6 +133,12 @@ def compare_all(args) -> int:
     """Print the parity table (with ``--training``, the gradient ratios); 1 when a row fails."""
     if args.training:
         return training_ratios(args.training)
+    if args.scales is not None:
+        drift = gradient_drift(args.scales, args.seed)
+        print("| scale | jax_ltr max error | torch_ltr max error |\n| ---: | ---: | ---: |")
+        for scale, errors in drift.items():
+            print(f"| {scale:g} | {errors['jax']:.1e} | {errors['torch']:.1e} |")
+        return 0
     dtypes = args.dtype or ["float32", "float64"]
     every = build_cases()
     known = sorted({c.function for c in every})

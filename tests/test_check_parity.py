@@ -68,3 +68,20 @@ def test_an_unwritable_json_path_is_one_line_and_status_1(tmp_path, capsys, movi
     err = capsys.readouterr().err.strip().splitlines()
     assert ": error: " in err[-1] and "/proc/nope" in err[-1]
     assert not any("Traceback" in line for line in err)
+
+
+def test_the_gradient_drift_with_the_scores_size(capsys):
+    script = load_script()
+    assert script.main(["--scales", "10,1e4"]) == 0
+    out = capsys.readouterr().out
+    assert "| scale | jax_ltr max error | torch_ltr max error |" in out and "| 10000 |" in out
+    # jax_ltr's float32 gradient is computed from shares of each list's largest score: its
+    # error stays at the float32 rounding of terms of size 1 (a few ulps of 1, 2**-22),
+    # whatever the scores' size; PyTorch's grows with it (docs/parity.md).
+    drift = script.gradient_drift([10.0, 1e4], seed=0)
+    assert all(errors["jax"] <= 2**-22 for errors in drift.values())
+    for bad in ("0", "x", "1e31"):
+        with pytest.raises(SystemExit) as stop:
+            script.main(["--scales", bad])
+        assert stop.value.code == 2
+    assert "--scales: expected" in capsys.readouterr().err
