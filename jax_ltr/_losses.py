@@ -914,11 +914,13 @@ def sigmoid_cross_entropy_loss(scores, labels, *, where=None, threshold=None, re
     labels = jnp.where(where, labels, 0.0)
     target = labels if threshold is None else (labels >= threshold).astype(scores.dtype)
     s = jnp.where(where, scores, 0.0)
-    # softplus(s) - t s as t softplus(-s) + (1 - t) softplus(s): gradient sigma(s) - t exactly,
-    # and an infinite logit costs 0 where its target agrees, +inf where it does not (no inf - inf)
-    terms = jnp.where(target > 0, target * jnp.logaddexp(-s, 0.0), 0.0) + jnp.where(
-        target < 1, (1.0 - target) * jnp.logaddexp(s, 0.0), 0.0
-    )
+    # softplus: exact gradient sigma(s) - t, at 0 too. An infinite logit costs 0 where its
+    # target agrees and +inf where it does not, without inf - inf or 0 * inf (nor their NaN
+    # in the gradient): set apart, at the cost of two selects.
+    infinite = jnp.isinf(s)
+    agrees = jnp.where(s > 0, target == 1, target == 0)
+    finite = jnp.where(infinite, 0.0, s)
+    terms = jnp.where(infinite, jnp.where(agrees, 0.0, jnp.inf), jnp.logaddexp(finite, 0.0) - target * finite)
     per_list = jnp.sum(jnp.where(where, terms, 0.0), axis=-1)
     in_range = (0.0, 1.0) if threshold is None else None
     per_list = nan_for_bad_labels(per_list, labels, where, in_range=in_range)
