@@ -166,6 +166,21 @@ def test_label_gradients_agree_for_every_loss(name):
         np.testing.assert_allclose(found, expected, rtol=0, atol=atol, err_msg=f"jit={jit}")
 
 
+@pytest.mark.parametrize("name", LOSSES)
+def test_label_gradients_agree_with_tied_labels_and_masks(name):
+    # Tied ratings and masked items: the ideal DCG's places go by the label order in both
+    # frameworks (ties by position, masked items last), so even where a label's gradient is a
+    # convention (LambdaLoss's pair indicators at a tie) it is the same one.
+    rng = np.random.default_rng(6)
+    scores, labels = rng.normal(0, 2, (4, 7)), rng.integers(0, 3, (4, 7)).astype(float)
+    where = rng.random((4, 7)) > 0.25
+    expected = _label_gradient("torch", name, scores, labels, where)
+    atol = _agreement_tolerance(labels, expected)
+    for jit in (False, True):
+        found = _label_gradient("jax", name, scores, labels, where, jit=jit)
+        np.testing.assert_allclose(found, expected, rtol=0, atol=atol, err_msg=f"jit={jit}")
+
+
 @pytest.mark.parametrize("weighting", checks.LAMBDA_WEIGHTINGS)
 @pytest.mark.parametrize("normalize", [True, False])
 def test_lambda_loss_label_gradient_is_the_finite_difference(weighting, normalize):
