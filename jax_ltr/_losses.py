@@ -916,7 +916,8 @@ def sigmoid_cross_entropy_loss(scores, labels, *, where=None, threshold=None, re
     s = jnp.where(where, scores, 0.0)
     # softplus: exact gradient sigma(s) - t, at 0 too. An infinite logit costs 0 where its
     # target agrees and +inf where it does not, without inf - inf or 0 * inf (nor their NaN
-    # in the gradient): set apart, at the cost of two selects.
+    # in the gradient): set apart, at the cost of two selects; its gradient is 0 (where the
+    # loss is +inf, no step follows it: the trainers stop on a non-finite loss).
     infinite = jnp.isinf(s)
     agrees = jnp.where(s > 0, target == 1, target == 0)
     finite = jnp.where(infinite, 0.0, s)

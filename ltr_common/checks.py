@@ -209,7 +209,7 @@ TEMPERATURE_RANGE = (1.0 / float(_FLOAT32.max), 1.0 / float(_FLOAT32.tiny))
 
 def _fixed(value) -> str:
     """What an error adds for a traced JAX value (a concrete JAX array is a number by now)."""
-    return " (fixed when the loss is compiled: not a traced value)" if hasattr(value, "aval") else ""
+    return " (fixed when the function is compiled: not a traced value)" if hasattr(value, "aval") else ""
 
 
 def check_temperature(temperature) -> float:

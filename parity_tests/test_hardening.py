@@ -313,7 +313,7 @@ def test_an_array_option_that_holds_more_than_a_number_is_refused():
     traced = jax.jit(
         lambda t: jax_ltr.approx_ndcg_loss(jnp.asarray(SCORES), jnp.asarray(LABELS), temperature=t)
     )
-    with pytest.raises(ValueError, match=r"temperature must be .* \(fixed when the loss is compiled"):
+    with pytest.raises(ValueError, match=r"temperature must be .* \(fixed when the function is compiled"):
         traced(0.5)
     with pytest.raises(ValueError, match=r"temperature must be a finite number > 0, got -1.0$"):
         jax_ltr.approx_ndcg_loss(jnp.asarray(SCORES), jnp.asarray(LABELS), temperature=np.float32(-1.0))
@@ -480,7 +480,7 @@ def test_label_gradients_ignore_masked_items(name):
 @pytest.mark.parametrize("jit", [True, False])
 def test_sigmoid_cross_entropy_of_infinite_logits_in_jax(jit):
     # An infinite logit costs 0 where its target agrees and +inf where it does not, with the
-    # finite logits' gradient sigma(s) - t. (torch_ltr keeps PyTorch's fused kernel, which
+    # finite logits' gradient sigma(s) - t and no NaN. (torch_ltr keeps PyTorch's fused kernel, which
     # gives NaN there: a guard costs it 2.5x at (1024, 200).)
     scores = np.array([[-np.inf, np.inf, 0.5], [np.inf, -np.inf, 0.5], [-np.inf, np.inf, 0.5]])
     labels = np.array([[0.0, 1.0, 1.0], [0.0, 1.0, 0.0], [0.5, 0.25, 0.0]])
@@ -488,7 +488,10 @@ def test_sigmoid_cross_entropy_of_infinite_logits_in_jax(jit):
         "jax", "sigmoid_cross_entropy_loss", scores, labels, jit=jit, threshold=None, reduction="none"
     )
     np.testing.assert_allclose(value, [np.logaddexp(0, -0.5), np.inf, np.inf], rtol=4 * EPS64)
-    np.testing.assert_allclose(grad[0], [0.0, 0.0, 1 / (1 + np.exp(-0.5)) - 1], rtol=4 * EPS64, atol=0)
+    sigma = 1 / (1 + np.exp(-0.5))
+    np.testing.assert_allclose(grad[0], [0.0, 0.0, sigma - 1], rtol=4 * EPS64, atol=0)
+    # where the loss is +inf, an infinite logit's gradient is 0: finite, and no step follows
+    np.testing.assert_allclose(grad[1], [0.0, 0.0, sigma], rtol=4 * EPS64, atol=0)
 
 
 def test_clip_by_global_norm_of_half_precision_and_its_max_norm():
@@ -525,5 +528,5 @@ def test_suffix_logsumexp_of_a_long_half_precision_list(dtype):
     ],
 )
 def test_a_traced_option_is_refused_as_fixed_at_compile_time(option, call):
-    with pytest.raises(ValueError, match=f"{option} must be .* \\(fixed when the loss is compiled"):
+    with pytest.raises(ValueError, match=f"{option} must be .* \\(fixed when the function is compiled"):
         jax.jit(call)(1.0)
