@@ -120,7 +120,8 @@ def _text_table(path: Path, options: TableOptions) -> tuple[pd.DataFrame, int]:
         if twice is not None:
             raise DataError(f"{path}: line 1 names the column {twice!r} twice")
     frame = _plain_table(path, delimiter, header)
-    if frame is None:
+    plain = frame is not None  # no quote in the file: each row is a line
+    if not plain:
         frame = _pandas_table(path, delimiter, header, len(fields))
     if not header:
         if not 2 <= frame.shape[1] <= 4:
@@ -130,7 +131,8 @@ def _text_table(path: Path, options: TableOptions) -> tuple[pd.DataFrame, int]:
             )
         frame.columns = list(FIELDS[: frame.shape[1]])
     first = 2 if header else 1
-    frame.index = _line_offsets(frame, path, first - 1)
+    if not plain:
+        frame.index = _line_offsets(frame, path, first - 1)
     if header:
         repeated = _rows_holding(frame, {name: name for name in frame.columns})
         if len(repeated):
@@ -147,10 +149,8 @@ def _plain_table(path: Path, delimiter: str, header: bool) -> pd.DataFrame | Non
     None where the file is not plain, for pandas to read it and name what is wrong.
 
     Plain: no quote, no NUL, no byte-order mark, line 1 ending in a line feed (or the file), no
-    blank line, each with
-    line 1's fields (two or more: the columns' names, where it is a ``header``, none empty or
-    repeated), UTF-8
-    — where the two readers cannot differ.
+    blank line, each line with line 1's fields (two or more: the columns' names, where it is a
+    ``header``, none empty or repeated), UTF-8 — where the two readers cannot differ.
     """
     if not path.stat().st_size:
         return None
