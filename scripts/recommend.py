@@ -74,24 +74,24 @@ class Recommender:
         return self.rated_sets.counts[users] == 0
 
     def top(self, users: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(items, scores)`` [len(users), k]: each user's ``k`` best unrated item indices,
-        best first (-1 and -inf past the user's unrated items), scored ``CATALOG_ENTRIES //
-        items`` users at a time."""
+        """``(items, scores)`` [len(users), min(k, items)]: each user's ``k`` best unrated item
+        indices, best first (-1 and -inf past the user's unrated items: no user has more than
+        the catalog), scored ``CATALOG_ENTRIES // items`` users at a time."""
         size = max(1, CATALOG_ENTRIES // self.num_items)
-        width = min(k, self.num_items)
+        k = min(k, self.num_items)
         items = np.full((len(users), k), -1, np.int64)
         scores = np.full((len(users), k), -np.inf, np.float32)
         for start in range(0, len(users), size):
             chunk = users[start : start + size]
             catalog = np.array(self.backend.catalog_scores(chunk, history=self.known), np.float32)
             catalog[self.rated_sets.dense(chunk, self.num_items)] = -np.inf
-            best = np.argpartition(-catalog, width - 1, axis=1)[:, :width]
+            best = np.argpartition(-catalog, k - 1, axis=1)[:, :k]
             best_scores = np.take_along_axis(catalog, best, axis=1)
             order = np.lexsort((best, -best_scores), axis=1)  # by score, ties by item index
             best, best_scores = np.take_along_axis(best, order, 1), np.take_along_axis(best_scores, order, 1)
             unrated = np.isfinite(best_scores)
-            items[start : start + len(chunk), :width] = np.where(unrated, best, -1)
-            scores[start : start + len(chunk), :width] = best_scores
+            items[start : start + len(chunk)] = np.where(unrated, best, -1)
+            scores[start : start + len(chunk)] = best_scores
         return items, scores
 
     def listed(self, items: np.ndarray, scores: np.ndarray) -> list[tuple]:
@@ -115,7 +115,7 @@ def recommend(run_dir: Path, raw_user, k: int = 10) -> tuple[list[tuple], list[t
     scores, and the user's training ratings, highest first, as ``(raw item id, rating)``."""
     model = Recommender(run_dir)
     user = model.users([raw_user])
-    items, scores = model.top(user, min(k, model.ratings.num_items))
+    items, scores = model.top(user, k)
     return model.listed(items[0], scores[0]), model.rated(int(user[0]))
 
 
@@ -182,7 +182,7 @@ def main(argv=None) -> int:
         movies = load_movies_for(config)  # before scoring
         model = Recommender(args.run_dir)
         users = np.arange(model.ratings.num_users, dtype=np.int32) if args.all else model.users(args.user)
-        k = min(args.k, model.ratings.num_items)  # no user has more unrated items than the catalog
+        k = min(args.k, model.ratings.num_items)  # what top gives at most, for the count below
         if args.out is not None:
             text = recommendations_csv(model, users, k, movies)
             atomic_write_text(args.out, text)
