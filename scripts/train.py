@@ -134,17 +134,25 @@ def parse_command_line(
     return framework, config, args
 
 
+HOST_FLAGS = ("coordinator_address", "num_processes", "process_id")  # jax.distributed.initialize's
+
+
+def distributed_flags(args) -> list[str]:
+    """The multi-host flags given, as typed (``--distributed`` first)."""
+    given = [f"--{k}" for k in HOST_FLAGS if getattr(args, k) is not None]
+    return ["--distributed"] * args.distributed + given
+
+
 def check_distributed(parser, framework: str, args) -> tuple | None:
     """The arguments of ``jax.distributed.initialize`` the multi-host flags ask for (None: one
     host). Given by hand, all three are needed (``--distributed`` alone reads them from the
     cluster), with ``0 <= --process_id < --num_processes``; PyTorch takes none of them."""
-    given = {"coordinator_address": args.coordinator_address, "num_processes": args.num_processes}
-    given["process_id"] = args.process_id
-    named = [f"--{k}" for k, v in given.items() if v is not None]
+    given = {k: getattr(args, k) for k in HOST_FLAGS}
+    named = [f for f in distributed_flags(args) if f != "--distributed"]
     if not (args.distributed or named):
         return None
     if framework != "jax":
-        parser.error(f"{' '.join(['--distributed'] * args.distributed + named)}: multi-host runs are JAX's")
+        parser.error(f"{' '.join(distributed_flags(args))}: multi-host runs are JAX's")
     if named and len(named) < 3 and not args.distributed:
         missing = [f"--{k}" for k, v in given.items() if v is None]
         parser.error(
@@ -172,13 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             jax.distributed.initialize(*distributed)
         except (ValueError, RuntimeError) as err:  # no cluster found, no coordinator reached
-            given = ["--distributed"] * args.distributed + [
-                f"--{k}"
-                for k in ("coordinator_address", "num_processes", "process_id")
-                if getattr(args, k) is not None
-            ]
             parser.error(
-                f"{', '.join(given)}: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+                f"{', '.join(distributed_flags(args))}: "
+                f"{str(err).splitlines()[0] if str(err) else type(err).__name__}"
             )
     run_dir = args.resume or args.run_dir or default_run_dir(framework, config)
     try:
