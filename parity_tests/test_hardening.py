@@ -462,18 +462,9 @@ def test_label_gradients_ignore_masked_items(name):
     )
     kept = where.nonzero()[0]
 
-    def label_gradient(framework, s, y, w):
-        if framework == "jax":
-            with jax.enable_x64(True):
-                loss = lambda y: getattr(jax_ltr, name)(jnp.asarray(s), y, where=jnp.asarray(w))  # noqa: E731
-                return np.asarray(jax.grad(loss)(jnp.asarray(y)))
-        y = torch.tensor(y, requires_grad=True)
-        getattr(torch_ltr, name)(torch.tensor(s), y, where=torch.tensor(w)).backward()
-        return y.grad.numpy()
-
-    alone = label_gradient("torch", scores[kept], labels[kept], where[kept])
+    alone = _label_gradient("torch", name, scores[kept], labels[kept], where[kept])
     for framework in FRAMEWORKS:
-        found = label_gradient(framework, scores, labels, where)
+        found = _label_gradient(framework, name, scores, labels, where)
         np.testing.assert_allclose(found[kept], alone, rtol=8 * EPS64, atol=0, err_msg=framework)
 
 
