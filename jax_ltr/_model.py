@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jax_ltr._utils import check_ids
 from ltr_common.models import sequence_encoder
 from ltr_common.weights import Layout, identity_layout
 
@@ -69,6 +70,8 @@ class TwoTowerScorer(nn.Module):
         self.dropout_layer = Dropout(self.dropout)
 
     def _halves(self, user_ids, item_ids):
+        check_ids(user_ids, self.num_users, "user_ids")
+        check_ids(item_ids, self.num_items, "item_ids")
         user_part = self.user_embedding(user_ids) @ self.hidden_kernel[: self.embedding_dim]
         item_part = self.item_embedding(item_ids) @ self.hidden_kernel[self.embedding_dim :]
         return user_part, item_part
@@ -144,7 +147,8 @@ class DotProductScorer(nn.Module):
         gradient). The same sums, in another order; on a GPU both forms are dot products at
         JAX's default matmul precision (``jax_default_matmul_precision``), which may round
         float32 inputs to TF32 there — not measured on a GPU."""
-        users = self.user_embedding(user_ids)
+        check_ids(item_ids, self.num_items, "item_ids")
+        users = self.user_embedding(check_ids(user_ids, self.num_users, "user_ids"))
         if item_ids.shape[-1] * CATALOG_PRODUCT_LISTS >= self.num_items:
             every = users @ self.item_embedding.embedding.T + self.item_bias
             return jnp.take_along_axis(every, item_ids, axis=-1) + self.user_bias[user_ids][:, None]
@@ -153,7 +157,7 @@ class DotProductScorer(nn.Module):
 
     def catalog_scores(self, user_ids):
         """User ids [U] to scores of every item [U, num_items]: one matrix product."""
-        users = self.user_embedding(user_ids)
+        users = self.user_embedding(check_ids(user_ids, self.num_users, "user_ids"))
         return users @ self.item_embedding.embedding.T + self.item_bias + self.user_bias[user_ids][:, None]
 
 
@@ -289,7 +293,10 @@ class SequenceScorer(nn.Module):
             if slots is None
             else w["position_embedding"][first_position + slots]
         )
-        x = w["item_embedding"][history] * math.sqrt(self.embedding_dim) + positions
+        x = (
+            w["item_embedding"][check_ids(history, self.num_items, "history")] * math.sqrt(self.embedding_dim)
+            + positions
+        )
         if self.rating_levels:
             if ratings is None:
                 raise ValueError(f"rating_levels={self.rating_levels}: give the history's ratings")
@@ -326,7 +333,7 @@ class SequenceScorer(nn.Module):
 
     def score_items(self, states, item_ids):
         """``<state, e_i> + b_i``: states [..., d] and item ids [..., L] to scores [..., L]."""
-        items = self.weights["item_embedding"][item_ids]
+        items = self.weights["item_embedding"][check_ids(item_ids, self.num_items, "item_ids")]
         return jnp.einsum("...d,...ld->...l", states, items) + self.weights["item_bias"][item_ids]
 
     def score_catalog(self, states):
@@ -353,6 +360,8 @@ class SequenceScorer(nn.Module):
         if catalog:
             return self.score_catalog(states)
         batch, length, _ = targets.shape
+        check_ids(targets, self.num_items, "targets")
+        check_ids(negatives, self.num_items, "negatives")
         shared = jnp.broadcast_to(negatives[:, None, :], (batch, length, negatives.shape[-1]))
         return self.score_items(states, jnp.concatenate([targets, shared], axis=-1))
 

@@ -69,6 +69,15 @@ def as_host_array(value, name: str) -> np.ndarray:
     return host
 
 
+def check_ids(ids, count: int, name: str):
+    """``ids`` as they are, after ``checks.check_ids`` when concrete: outside ``jit`` an id
+    outside [0, ``count``) is refused; under ``jit`` its row reads as JAX reads it (NaN past
+    the end, counted from the end when negative)."""
+    if is_concrete(ids):
+        checks.check_ids(ids, count, name)
+    return ids
+
+
 def check_inputs(scores, labels, where, tie_break=None):
     """Validate and normalise ``(scores, labels, where, tie_break)``.
 

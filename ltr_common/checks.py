@@ -168,6 +168,19 @@ def check_finite_labels(labels: np.ndarray, where: np.ndarray) -> None:
         raise non_finite_label_error(labels[index], index)
 
 
+def check_ids(ids, count: int, name: str) -> None:
+    """Concrete ids (NumPy or a framework's array) that index an embedding table of ``count``
+    rows: integers in [0, ``count``). JAX reads an id past the end as NaN and a negative one
+    from the table's end; PyTorch raises an ``IndexError`` that names neither."""
+    ids = np.asarray(ids)
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"{name} must be integer ids, got dtype {ids.dtype}")
+    bad = (ids < 0) | (ids >= count)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name} must lie in [0, {count}), found {ids[index]} at index {index}")
+
+
 # The largest label a gain ``2^y - 1`` is taken of (NDCG, ApproxNDCG, LambdaLoss's gain-based
 # weights). Gains up to 2^64 keep a list's DCG, summed over any list shorter than 2^62 items,
 # below 2^126: float32 holds it, and so does its reciprocal, which XLA on CPU divides by (a

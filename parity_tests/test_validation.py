@@ -493,3 +493,60 @@ def test_a_traced_alpha_outside_zero_and_one_makes_the_hybrid_nan():
 def test_label_order_names_a_bad_argument_as_the_losses_do(labels, where, message):
     with pytest.raises(ValueError, match=message):
         jax_ltr.label_order(labels, where)
+
+
+def _model_pair(kind: str):
+    """The JAX and PyTorch scorers of ``kind`` over 5 users and 7 items, with JAX's weights."""
+    from jax_ltr._model import MODEL_CLASSES as JAX_MODELS
+    from torch_ltr._model import MODEL_CLASSES as TORCH_MODELS
+
+    options = {"embedding_dim": 4} | ({"history_length": 3, "num_heads": 2} if kind == "sequence" else {})
+    return JAX_MODELS[kind](num_users=5, num_items=7, **options), TORCH_MODELS[kind](5, 7, **options)
+
+
+# Each model's inputs with one id outside its table, the argument named, and the bad value.
+ID_CASES = [
+    ("mlp", ([0, 5], [[1, 2], [6, 0]]), "user_ids", 5),
+    ("mlp", ([0, 4], [[1, 2], [-1, 0]]), "item_ids", -1),
+    ("dot", ([0, 4], [[1, 2], [6, 7]]), "item_ids", 7),
+    ("dot", ([2**32, 4], [[1, 2], [6, 0]]), "user_ids", 2**32),
+    ("sequence", ([[0, 2, 7]], [[True] * 3], [[[1]] * 3], [[2]]), "history", 7),
+    ("sequence", ([[0, 2, 6]], [[True] * 3], [[[1], [9], [1]]], [[2]]), "targets", 9),
+    ("sequence", ([[0, 2, 6]], [[True] * 3], [[[1]] * 3], [[-2]]), "negatives", -2),
+]
+
+
+@pytest.mark.parametrize(("kind", "inputs", "name", "bad"), ID_CASES)
+def test_the_models_refuse_ids_outside_their_tables(kind, inputs, name, bad):
+    """An id outside [0, rows) is refused by name outside jit, where JAX would read NaN past
+    the end and count a negative id from the end (PyTorch raises past the end, unnamed);
+    under jit JAX reads it its way."""
+    jax_model, torch_model = _model_pair(kind)
+    mask = (np.array(inputs[1]),) if kind == "sequence" else ()
+    good = [np.clip(np.array(x), 0, 4) for x in inputs]
+    if kind == "sequence":
+        good[1] = mask[0]
+    params = jax_model.init(jax.random.key(0), *good)["params"]
+    arrays = [np.array(x) for x in inputs]
+    with pytest.raises(
+        ValueError, match=rf"^{name} must lie in \[0, {5 if name == 'user_ids' else 7}\), found {bad} at"
+    ):
+        jax_model.apply({"params": params}, *arrays)
+    if 0 <= bad < 2**31:
+        import torch
+
+        with pytest.raises(IndexError):
+            torch_model(
+                *[torch.from_numpy(x).long() if x.dtype != bool else torch.from_numpy(x) for x in arrays]
+            )
+        jitted = jax.jit(lambda p, *xs: jax_model.apply({"params": p}, *xs))(params, *arrays)
+        assert jitted.shape == jax_model.apply({"params": params}, *good).shape
+
+
+def test_the_models_refuse_ids_that_are_not_integers():
+    jax_model, _ = _model_pair("dot")
+    params = jax_model.init(jax.random.key(0), np.array([0]), np.array([[1]]))["params"]
+    with pytest.raises(ValueError, match=r"^item_ids must be integer ids, got dtype float32"):
+        jax_model.apply({"params": params}, np.array([0]), np.array([[1.0]], np.float32))
+    with pytest.raises(ValueError, match=r"^user_ids must lie in \[0, 5\), found 9 at index \(0,\)"):
+        jax_model.apply({"params": params}, np.array([9]), method=jax_model.catalog_scores)
