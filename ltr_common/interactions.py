@@ -318,7 +318,7 @@ def _ids(column: pd.Series, *, path: str, name: str, where) -> np.ndarray:
     return _text_ids(column, path=path, name=name, where=where)
 
 
-PLAIN_INTEGER = r"0|-?[1-9]\d{0,17}"  # an integer id as written plainly, within int64
+PLAIN_INTEGER = r"0|-?[1-9]\d{0,18}"  # an integer id as written plainly, of int64's 19 digits at most
 
 
 def _text_ids(column: pd.Series, *, path: str, name: str, where) -> np.ndarray:
@@ -330,9 +330,21 @@ def _text_ids(column: pd.Series, *, path: str, name: str, where) -> np.ndarray:
             raise DataError(f"{path}: {where(empty[0])}: the {name} id is empty")
         if not text.str.fullmatch(PLAIN_INTEGER).all():
             return text.to_numpy(dtype=str)
-    if isinstance(text.array, pd.arrays.ArrowStringArray):  # a tenth of pandas' time
-        return pc.cast(pa.array(text.array), pa.int64()).to_numpy()
-    return text.astype(np.int64).to_numpy()
+    try:
+        if isinstance(text.array, pd.arrays.ArrowStringArray):  # a tenth of pandas' time
+            return pc.cast(pa.array(text.array), pa.int64()).to_numpy()
+        return text.astype(np.int64).to_numpy()
+    except (pa.ArrowInvalid, OverflowError, ValueError):  # 19 digits past int64's range
+        return text.to_numpy(dtype=str)
+
+
+def _missing(column: pd.Series, row: int) -> bool:
+    """Whether field ``row`` of a column read as text is empty (or absent: a short line)."""
+    value = column.iloc[row]
+    return pd.isna(value) or not str(value).strip()
+
+
+MISSING = "is missing (an empty field, or a line with fewer fields than the header)"
 
 
 def _floats(column: pd.Series) -> np.ndarray:
@@ -353,6 +365,8 @@ def _numbers(column: pd.Series, *, path: str, name: str, where) -> np.ndarray:
     values = _floats(column)
     bad = np.flatnonzero(~np.isfinite(values))
     if len(bad):
+        if _missing(column, bad[0]):
+            raise DataError(f"{path}: {where(bad[0])}: the {name} {MISSING}")
         raise DataError(
             f"{path}: {where(bad[0])}: {name} {str(column.iloc[bad[0]])[:40]!r} is not a finite number"
         )
@@ -371,13 +385,19 @@ def _times(column: pd.Series, *, path: str, where) -> np.ndarray:
     if not np.isnan(values[0]):  # numbers, from the first row: each must be one
         bad = np.flatnonzero(~np.isfinite(values) | (values != np.round(values)) | (np.abs(values) >= 2**62))
         if len(bad):
+            if _missing(column, bad[0]):
+                raise DataError(f"{path}: {where(bad[0])}: the timestamp {MISSING}")
             raise DataError(
-                f"{path}: {where(bad[0])}: timestamp {column.iloc[bad[0]]!r} is not an integer (unix seconds)"
+                f"{path}: {where(bad[0])}: timestamp {column.iloc[bad[0]]!r} is not an integer, as unix "
+                f"seconds must be (the first row's, {column.iloc[0]!r}, is a number; ISO dates are read "
+                "where every timestamp is one)"
             )
         return values.astype(np.int64)
     dates = pd.to_datetime(column, errors="coerce", utc=True, format="ISO8601")
     bad = np.flatnonzero(dates.isna().to_numpy())
     if len(bad):
+        if _missing(column, bad[0]):
+            raise DataError(f"{path}: {where(bad[0])}: the timestamp {MISSING}")
         raise DataError(
             f"{path}: {where(bad[0])}: timestamp {str(column.iloc[bad[0]])[:40]!r} is neither unix "
             "seconds nor an ISO date"
@@ -393,7 +413,8 @@ def read_interactions(
     if options.duplicates not in DUPLICATES:
         raise ValueError(f"duplicates must be one of {', '.join(DUPLICATES)}, got {options.duplicates!r}")
     if not path.is_file():
-        raise DataError(f"{path}: no such file (expected a table of interactions: CSV, TSV or Parquet)")
+        found = "a folder" if path.is_dir() else "no such file"
+        raise DataError(f"{path}: {found} (expected a table of interactions: CSV, TSV or Parquet)")
     with open(path, "rb") as raw:
         magic = raw.read(4)
     if not magic:

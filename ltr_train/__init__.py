@@ -10,7 +10,7 @@ directory back (``ltr_train.runs``) and shows a run on the console (``ltr_train.
 from ltr_train.backends import FRAMEWORKS, configure, make_backend
 from ltr_train.console import format_table, log_to_console, run_summary
 from ltr_train.run import EventWriter, fit_batch_size, run
-from ltr_train.runs import default_run_dir, load_run_config, load_run_data
+from ltr_train.runs import default_run_dir, load_run_config, load_run_data, moved_data
 
 __all__ = [
     "FRAMEWORKS",
@@ -23,6 +23,7 @@ __all__ = [
     "load_run_data",
     "log_to_console",
     "make_backend",
+    "moved_data",
     "run",
     "run_summary",
 ]

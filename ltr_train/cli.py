@@ -35,6 +35,17 @@ def error_exit(parser: argparse.ArgumentParser, error: Exception) -> int:
     return 1
 
 
+def add_moved_data_flag(parser: argparse.ArgumentParser) -> None:
+    """``--data TABLE`` for a script that reads a run: where the run's table lies now, if it
+    was moved since (``ltr_train.runs.moved_data``)."""
+    parser.add_argument(
+        "--data",
+        default=None,
+        metavar="TABLE",
+        help="where the run's --data table lies now, if it was moved (checked against the run's data.json)",
+    )
+
+
 def ensure_folder(path: Path, flag: str) -> list[Path]:
     """Make folder ``path`` (and its parents) now, before work that would be lost if it could
     not be made; where it cannot (a file in the way, no permission) a ``ConfigError`` naming

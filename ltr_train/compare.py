@@ -22,7 +22,7 @@ from ltr_common.movielens import Ratings
 from ltr_common.stats import paired_difference
 from ltr_common.tasks import Scorer, Task, make_task
 from ltr_train.backends import framework_package, make_backend
-from ltr_train.runs import check_run_data, load_run_config
+from ltr_train.runs import check_run_data, load_run_config, moved_data
 
 MF_REGULARISATION = (3.0, 10.0, 30.0)
 # The peers' settings, each grid searched on the validation selection metric
@@ -195,9 +195,14 @@ def evaluate_all(
     or without runs on ``data`` (``TrainConfig`` data options; default MovieLens 100K). Every
     run is checked before any data is loaded or baseline fitted."""
     from_runs = runs_data(task_name, refit, runs)
+    moved = None
     if from_runs and data:
-        raise ConfigError(f"--{next(iter(data))}: the data is the runs' own; give it without --run")
+        if set(data) != {"data"}:
+            raise ConfigError(f"--{next(iter(data))}: the data is the runs' own; give it without --run")
+        moved = data["data"]  # where the runs' table lies now: each run's data.json checks it
     config = for_task(task_name, refit=refit, **(from_runs or data or {}))
+    if from_runs:
+        config = moved_data(next(d for dirs in runs.values() for d in dirs), config, moved)
     ratings, split = load_split(config)
     task = make_task(config, split)
     columns = evaluation_columns(task_name, refit)

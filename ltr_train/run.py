@@ -25,7 +25,14 @@ from ltr_train.backends import device_count, framework_package, make_backend
 from ltr_train.cli import ensure_folder
 from ltr_train.compare import compare, evaluation_columns, fit_baselines
 from ltr_train.console import progress_bar as console_bar
-from ltr_train.runs import DATA_RECORD, check_new_run_dir, check_run_data, load_run_config, run_config_data
+from ltr_train.runs import (
+    DATA_RECORD,
+    check_new_run_dir,
+    check_run_data,
+    load_run_config,
+    moved_data,
+    run_config_data,
+)
 
 
 class EventWriter:
@@ -146,6 +153,8 @@ def run(
     run_dir = Path(run_dir)
     if not resume:
         check_new_run_dir(run_dir, framework, config)
+    elif data is None:
+        config = moved_data(run_dir, config)  # a table that is gone: how to give its new place
     ratings, split = data if data is not None else load_split(config)
     record = fingerprint(ratings)
     if resume:

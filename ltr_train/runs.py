@@ -89,10 +89,33 @@ def check_run_data(run_dir: Path, ratings: Ratings, record: dict | None = None) 
         )
 
 
-def load_run_data(run_dir: Path, config: TrainConfig, *, refit: bool | None = None) -> tuple[Ratings, Split]:
+def moved_data(run_dir: Path, config: TrainConfig, data: str | Path | None = None) -> TrainConfig:
+    """``config`` reading its ``--data`` table from ``data``, where it lies now (absolute), if
+    given; a table that is not where the run's ``config.json`` says is a ``DataError`` that
+    says how to give its new place. ``check_run_data`` then checks it holds the same data."""
+    if data is not None:
+        if config.data is None:
+            raise ConfigError(
+                f"--data: {run_dir} was trained on MovieLens {config.dataset or 'ml-100k'}, "
+                "not on a --data table"
+            )
+        config = dataclasses.replace(config, data=str(Path(data).expanduser().resolve()))
+    elif config.data is not None and not Path(config.data).exists():
+        raise DataError(
+            f"{config.data}: no such file: the table the run in {run_dir} was trained on (its "
+            "config.json's data); if it was moved, give its new place with --data (checked against "
+            "the run's data.json)"
+        )
+    return config
+
+
+def load_run_data(
+    run_dir: Path, config: TrainConfig, *, refit: bool | None = None, data: str | Path | None = None
+) -> tuple[Ratings, Split]:
     """The ratings and split of the run in ``run_dir`` (``config``: its saved config), checked
-    to be the data it was trained on (``check_run_data``)."""
-    ratings, split = load_split(config, refit=refit)
+    to be the data it was trained on (``check_run_data``); ``data``: where its ``--data``
+    table lies now, if it was moved (``moved_data``)."""
+    ratings, split = load_split(moved_data(run_dir, config, data), refit=refit)
     check_run_data(run_dir, ratings)
     return ratings, split
 

@@ -26,14 +26,17 @@ from ltr_common.files import restore_with_fallback
 from ltr_common.models import SEQUENTIAL
 from ltr_train import fit_batch_size, load_run_config, load_run_data, log_to_console, make_backend
 from ltr_train.backends import framework_package
-from ltr_train.cli import USER_ERRORS, error_exit
+from ltr_train.cli import USER_ERRORS, add_moved_data_flag, error_exit
 from ltr_train.compare import fit_baselines
 
 SCORERS = ("model", "model, mean user", "item mean")
 
 
-def analyse(run_dir: Path, metric: str = SELECTION_METRIC) -> dict[str, list[dict]]:
-    """Per split: rows ``{"group", "lists", <scorer>: mean metric}``."""
+def analyse(
+    run_dir: Path, metric: str = SELECTION_METRIC, *, data: str | None = None
+) -> dict[str, list[dict]]:
+    """Per split: rows ``{"group", "lists", <scorer>: mean metric}``; ``data``: where the run's
+    ``--data`` table lies now, if it was moved."""
     framework, config = load_run_config(Path(run_dir))
     if config.task != "rerank" or config.refit:
         raise ConfigError(
@@ -45,7 +48,7 @@ def analyse(run_dir: Path, metric: str = SELECTION_METRIC) -> dict[str, list[dic
             f"{run_dir} is a --model {config.model} run; this analysis replaces each user's embedding "
             "by the mean one, which a model that reads histories does not have"
         )
-    ratings, split = load_run_data(run_dir, config)
+    ratings, split = load_run_data(run_dir, config, data=data)
     config, task = fit_batch_size(framework, config, split)  # evaluated in batches of that size
     trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
     restore_with_fallback(trainer.restore, Path(run_dir) / "checkpoint_best")
@@ -101,9 +104,10 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--metric", default=SELECTION_METRIC, help=f"per-list metric to compare (default {SELECTION_METRIC})"
     )
+    add_moved_data_flag(parser)
     args = parser.parse_args(argv)
     try:
-        analysis = analyse(args.run_dir, args.metric)
+        analysis = analyse(args.run_dir, args.metric, data=args.data)
     except USER_ERRORS as err:
         return error_exit(parser, err)
     for part, rows in analysis.items():

@@ -27,23 +27,23 @@ import pandas as pd
 from ltr_common.files import atomic_write_bytes, atomic_write_text, restore_with_fallback
 from ltr_common.lists import concatenate_by_user
 from ltr_train import load_run_config, load_run_data, log_to_console, make_backend
-from ltr_train.cli import USER_ERRORS, ensure_folder, error_exit, remove_made_folders
+from ltr_train.cli import USER_ERRORS, add_moved_data_flag, ensure_folder, error_exit, remove_made_folders
 
 
-def export(run_dir: Path, out_dir: Path | None = None) -> Path:
+def export(run_dir: Path, out_dir: Path | None = None, *, data: str | None = None) -> Path:
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir
     framework, config = load_run_config(run_dir)
     made = ensure_folder(out_dir, "--out")  # before the work; taken away again if it fails
     try:
-        return _export(run_dir, out_dir, framework, config)
+        return _export(run_dir, out_dir, framework, config, data)
     except BaseException:
         remove_made_folders(made)
         raise
 
 
-def _export(run_dir: Path, out_dir: Path, framework: str, config) -> Path:
-    ratings, split = load_run_data(run_dir, config)
+def _export(run_dir: Path, out_dir: Path, framework: str, config, data: str | None) -> Path:
+    ratings, split = load_run_data(run_dir, config, data=data)
     trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
     restore_with_fallback(trainer.restore, run_dir / "checkpoint_best")
     weights = trainer.weights()
@@ -72,9 +72,10 @@ def main(argv=None) -> int:
     )
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the run directory)")
+    add_moved_data_flag(parser)
     args = parser.parse_args(argv)
     try:
-        print(export(args.run_dir, args.out))
+        print(export(args.run_dir, args.out, data=args.data))
     except USER_ERRORS as err:
         return error_exit(parser, err)
     return 0

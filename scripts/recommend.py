@@ -33,7 +33,7 @@ from ltr_common.files import atomic_write_text, restore_with_fallback
 from ltr_common.movielens import Movies
 from ltr_common.tasks.retrieve import CATALOG_ENTRIES, UserItems
 from ltr_train import load_run_config, load_run_data, log_to_console, make_backend
-from ltr_train.cli import USER_ERRORS, ensure_folder, error_exit, remove_made_folders
+from ltr_train.cli import USER_ERRORS, add_moved_data_flag, ensure_folder, error_exit, remove_made_folders
 
 
 def find_user(raw_ids: np.ndarray, raw_user: str) -> int:
@@ -57,9 +57,9 @@ def find_user(raw_ids: np.ndarray, raw_user: str) -> int:
 class Recommender:
     """A run's best model with its data, loaded once, for any number of users."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, *, data: str | None = None):
         framework, config = load_run_config(run_dir)
-        self.ratings, split = load_run_data(run_dir, config)
+        self.ratings, split = load_run_data(run_dir, config, data=data)
         self.backend = make_backend(framework, config, self.ratings.num_users, self.ratings.num_items)
         restore_with_fallback(self.backend.restore, Path(run_dir) / "checkpoint_best")
         self.known = split.history("validation")  # everything rated by the end of training
@@ -167,6 +167,7 @@ def main(argv=None) -> int:
     who.add_argument("--all", action="store_true", help="every user of the data (with --out)")
     parser.add_argument("--k", type=int, default=10, help="how many items per user (default: 10)")
     parser.add_argument("--out", type=Path, default=None, help="write a CSV here instead of printing")
+    add_moved_data_flag(parser)
     args = parser.parse_args(argv)
     if args.k < 1:
         parser.error(f"--k: expected an integer >= 1, got {args.k}")
@@ -180,7 +181,7 @@ def main(argv=None) -> int:
                 raise ConfigError(f"--out: {args.out} is a folder; give a file name such as recs.csv")
             made = ensure_folder(args.out.parent, "--out")  # before scoring; taken away if that fails
         movies = load_movies_for(config)  # before scoring
-        model = Recommender(args.run_dir)
+        model = Recommender(args.run_dir, data=args.data)
         users = np.arange(model.ratings.num_users, dtype=np.int32) if args.all else model.users(args.user)
         k = min(args.k, model.ratings.num_items)  # what top gives at most, for the count below
         if args.out is not None:

@@ -27,14 +27,16 @@ from ltr_train import (
     default_run_dir,
     load_run_config,
     log_to_console,
+    moved_data,
     run,
     run_summary,
 )
 from ltr_train.cli import USER_ERRORS, error_exit
 
 # Options that may change when a run is resumed: more epochs continue the same trajectory;
-# where the data and the compiled programs are cached, and how many devices, are the machine's.
-RESUMABLE = ("--epochs", "--data_dir", "--cache_dir", "--compilation_cache", "--devices")
+# where the data and the compiled programs are cached, and how many devices, are the machine's;
+# --data says where a moved table lies now (the run's data.json checks it holds the same data).
+RESUMABLE = ("--epochs", "--data", "--data_dir", "--cache_dir", "--compilation_cache", "--devices")
 
 
 def absolute_data(config: TrainConfig) -> TrainConfig:
@@ -78,8 +80,9 @@ def resumed_config(args: argparse.Namespace) -> tuple[str, TrainConfig]:
             "with; a resumed run can only train longer"
         )
     given = {name.removeprefix("--"): getattr(args, name.removeprefix("--")) for name in RESUMABLE}
+    moved = given.pop("data")
     config = dataclasses.replace(config, **{k: v for k, v in given.items() if v is not None})
-    return framework, config
+    return framework, config if moved is None else moved_data(args.resume, config, moved)
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -133,18 +133,21 @@ GOOD = "user,item,rating,timestamp\n1,10,4,100\n1,11,3,101\n2,10,5,102\n"
         ("", "the file is empty"),
         ("user,item,rating,timestamp\n", "no interactions"),
         (GOOD + "2,11,abc,103\n", "line 5: rating 'abc' is not a finite number"),
-        (GOOD + "2,11,,103\n", "line 5: rating '' is not a finite number"),
+        (GOOD + "2,11,,103\n", "line 5: the rating is missing \\(an empty field, or a line with fewer"),
         (GOOD + "2,11,0,103\n", r"line 5: rating 0 is outside \(0, 64\]"),
         (GOOD + "2,11,65,103\n", r"line 5: rating 65 is outside \(0, 64\]"),
         (GOOD + "2,11,inf,103\n", "line 5: rating 'inf' is not a finite number"),
         (GOOD + ",11,4,103\n", "line 5: the user id is empty"),
         (
             GOOD + "2,11,4,yesterday\n",
-            "line 5: timestamp 'yesterday' is not an integer",
+            "line 5: timestamp 'yesterday' is not an integer, as unix seconds must be \\(the first "
+            "row's, '100', is a number; ISO dates are read where every timestamp is one\\)",
         ),
         (GOOD + "2,11,4,103.5\n", "line 5: timestamp '103.5' is not an integer"),
         (GOOD + "1,10,2,200\n", "lines 2 and 5: user 1 rated item 10 twice"),
-        (GOOD + "2,11,4\n", "line 5: timestamp '' is not an integer"),  # a short line: padded, refused
+        (GOOD + "2,11,4\n", "line 5: the timestamp is missing"),  # a short line: padded, refused
+        ("user,item,time\n1,2,\n1,3,2020-01-01\n", "line 2: the timestamp is missing"),
+        ("user,item,time\n1,2,2020-01-01\n1,3, \n", "line 3: the timestamp is missing"),
         (
             "a,b,c\nx,y,z\n",
             r"line 1 \['a', 'b', 'c'\] is neither a header naming the user and item columns nor a row of "
@@ -234,6 +237,7 @@ def test_every_script_runs_on_a_table_of_your_own(tmp_path, capsys):
     frame = _table(ratings)
     frame["userId"] = "user-" + frame["userId"].astype(str)
     frame.to_csv(tmp_path / "mine.csv", index=False)
+    original = (tmp_path / "mine.csv").read_bytes()
     tiny = ["--model", "dot", "--embedding_dim", "8", "--epochs", "1", "--batch_size", "128", "--no-progress"]
     retrieve, rerank = tmp_path / "retrieve", tmp_path / "rerank"
     data = ["--data", str(tmp_path / "mine.csv")]
@@ -265,6 +269,31 @@ def test_every_script_runs_on_a_table_of_your_own(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "data.json: the run was trained on other data than table" in err and "sha256" in err
     assert len(err.splitlines()) == 1
+    # The table moved: each script says how to give its new place, and reads it there (checked).
+    (tmp_path / "mine.csv").unlink()
+    (tmp_path / "moved.csv").write_bytes(original)
+    assert load_script("recommend").main([str(retrieve), "--user", "user-7"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert f"mine.csv: no such file: the table the run in {retrieve} was trained on" in err, err
+    assert "give its new place with --data" in err and len(err.splitlines()) == 1
+    moved = ["--data", str(tmp_path / "moved.csv")]
+    assert load_script("recommend").main([str(retrieve), "--user", "user-7", *moved]) == 0
+    assert (
+        load_script("export_embeddings").main([str(retrieve), "--out", str(tmp_path / "out2"), *moved]) == 0
+    )
+    assert load_script("analyse_run").main([str(rerank), *moved]) == 0
+    assert (
+        baselines.main(["--task", "retrieve", "--run", f"dot={retrieve}", "--baselines", "popularity"]) == 1
+    )
+    assert "give its new place with --data" in capsys.readouterr().err
+    assert (
+        baselines.main(
+            ["--task", "retrieve", "--run", f"dot={retrieve}", "--baselines", "popularity", *moved]
+        )
+        == 0
+    )
+    assert load_script("train").main(["--resume", str(rerank), "--epochs", "2", "--no-progress", *moved]) == 0
+    assert json.loads((rerank / "config.json").read_text())["data"] == str(tmp_path / "moved.csv")
 
 
 def test_what_a_table_writes_loosely_is_read_as_meant(tmp_path):
@@ -287,6 +316,19 @@ def test_what_a_table_writes_loosely_is_read_as_meant(tmp_path):
     assert bom.user_raw_ids.tolist() == [1] and bom.item_raw_ids.tolist() == [2, 3]
     padded = read_interactions(tmp_path / "padded.csv")
     assert padded.user_raw_ids.tolist() == ["007", "7"]
+    # 19 digits: int64 up to its largest, strings past it (both readers, plain and quoted)
+    for quote in ("", '"'):
+        text = f"user,item\n{quote}{2**63 - 1}{quote},1\n-{2**63},2\n1500000000000000001,3\n"
+        (tmp_path / "long.csv").write_text(text)
+        assert read_interactions(tmp_path / "long.csv").user_raw_ids.tolist() == [
+            -(2**63),
+            1500000000000000001,
+            2**63 - 1,
+        ]
+        (tmp_path / "long.csv").write_text(text.replace("1500000000000000001", quote + str(2**63) + quote))
+        assert read_interactions(tmp_path / "long.csv").user_raw_ids.tolist() == sorted(
+            [str(2**63 - 1), str(-(2**63)), str(2**63)]
+        )
     huge = np.array([2**63 + 1, 5], np.uint64)
     pd.DataFrame({"user": huge, "item": [1, 2]}).to_parquet(tmp_path / "huge.parquet")
     assert read_interactions(tmp_path / "huge.parquet").user_raw_ids.tolist() == ["5", str(2**63 + 1)]

@@ -378,7 +378,7 @@ def test_resume_refuses_options_that_cannot_apply_and_takes_more_epochs(tmp_path
         (["--run-dir", "elsewhere"], "--run-dir"),
         (["--framework", "jax", "--batch_size", "4"], "--batch_size, --framework"),
     ):
-        refused(extra, f"{named} cannot apply to it (only --epochs, --data_dir")
+        refused(extra, f"{named} cannot apply to it (only --epochs, --data, --data_dir")
     refused(["--epochs", "1"], "--epochs: 1 is fewer than the 2")
     argv = ["--resume", str(tmp_path), "--epochs", "5", "--cache_dir", "/elsewhere"]
     framework, config, _ = train.parse_command_line(argv)
