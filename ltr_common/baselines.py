@@ -28,11 +28,13 @@ lists, same metric code.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from collections.abc import Callable
 
 import numpy as np
 
 from ltr_common.batching import Batch
+from ltr_common.config import ConfigError
 from ltr_common.evaluation import catalog_reports
 from ltr_common.lists import Lists
 
@@ -217,15 +219,29 @@ def _sparse(lists: Lists, num_users: int, num_items: int):
     return matrix
 
 
+# The baselines that need packages of the ``baselines`` extra, and those packages.
+EXTRA_PACKAGES = {"als": ("implicit", "threadpoolctl"), "bpr": ("implicit", "threadpoolctl")}
+
+
+def check_installed(names) -> None:
+    """Refuse, before any work, baselines among ``names`` whose packages are not installed:
+    a ``ConfigError`` naming them, the extra that installs them and the baselines to keep."""
+    wanted = [n for n in names if n in EXTRA_PACKAGES]
+    missing = sorted({p for n in wanted for p in EXTRA_PACKAGES[n] if importlib.util.find_spec(p) is None})
+    if missing:
+        others = ",".join(n for n in names if n not in EXTRA_PACKAGES)
+        raise ConfigError(
+            f"--baselines: {' and '.join(wanted)} {'needs' if len(wanted) == 1 else 'need'} "
+            f"{', '.join(missing)}: pip install -e '.[baselines]'"
+            + (f", or leave them out: --baselines {others}" if others else "")
+        )
+
+
 def _implicit(model_class):
-    """``implicit``'s CPU model class, with an error naming the extra that installs it."""
-    try:
-        import implicit.cpu.als
-        import implicit.cpu.bpr
-    except ImportError:
-        raise ImportError(
-            "the als and bpr baselines need the implicit package: pip install -e '.[baselines]'"
-        ) from None
+    """``implicit``'s CPU model class (``check_installed`` has checked it is there)."""
+    import implicit.cpu.als
+    import implicit.cpu.bpr
+
     return {
         "als": implicit.cpu.als.AlternatingLeastSquares,
         "bpr": implicit.cpu.bpr.BayesianPersonalizedRanking,

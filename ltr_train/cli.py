@@ -11,6 +11,7 @@ which names the array it could not allocate).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +29,9 @@ def error_exit(parser: argparse.ArgumentParser, error: Exception) -> int:
     A ``ConfigError`` exits with status 2 through ``parser.error``; anything else is printed
     as ``<prog>: error: <message>`` and 1 is returned, for ``main`` to return.
     """
+    if isinstance(error, BrokenPipeError):  # stdout's reader left (``| head``): nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor at the last flush
+        return 1
     message = " ".join(str(error).split("\n")) or type(error).__name__  # a bare MemoryError has no text
     if isinstance(error, ConfigError):
         parser.error(message)

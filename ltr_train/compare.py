@@ -194,6 +194,7 @@ def evaluate_all(
     (the mean over its run directories, list by list), on the runs' own data (``runs_data``),
     or without runs on ``data`` (``TrainConfig`` data options; default MovieLens 100K). Every
     run is checked before any data is loaded or baseline fitted."""
+    baselines.check_installed(names)
     from_runs = runs_data(task_name, refit, runs)
     moved = None
     if from_runs and data:

@@ -482,10 +482,16 @@ def test_recommend_export_and_task_checks_on_a_movielens_retrieval_run(
     recommend = load_script("recommend")
     assert recommend.main([str(tmp_path), "--user", "1", "--k", "3"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("top 3 unrated items, by score:") and "rated highest in training" in out
+    assert out.startswith("top 3 unrated items, by score:") and "\nrated highest (" in out
     recommended, rated = recommend.recommend(tmp_path, 1, 3)
     assert len(recommended) == 3 and not {raw for raw, _ in recommended} & {raw for raw, _ in rated}
     assert [r for _, r in rated] == sorted((r for _, r in rated), reverse=True) and len(rated) > 3
+    # Every rating of the data by default (export_embeddings.py's history); --history training:
+    # those before the validation lists, whose held-out items may be recommended again.
+    _, trained = recommend.recommend(tmp_path, 1, 3, history="training")
+    assert set(trained) < set(rated) and len(rated) == len(trained) + 20  # 10 validation, 10 test
+    assert recommend.main([str(tmp_path), "--user", " 1 ", "--k", "3", "--history", "training"]) == 0
+    assert "\nrated highest in training (" in capsys.readouterr().out
     # several users in one call, each as the one-user call lists them; every user to a CSV,
     # the cold ones (no training ratings) marked
     assert recommend.main([str(tmp_path), "--user", "1", "2", "3", "--k", "3"]) == 0
@@ -508,7 +514,23 @@ def test_recommend_export_and_task_checks_on_a_movielens_retrieval_run(
     capsys.readouterr()
     assert recommend.main([str(tmp_path), "--user", str(min(cold)), "--k", "2"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("cold user (no ratings in training") and "no ratings in training" in out
+    assert out.startswith("cold user (no ratings in training") and "\nrated highest (20 ratings" in out
+    assert recommend.main([str(tmp_path), "--user", str(min(cold)), "--k", "2", "--history", "training"]) == 0
+    assert "\nno ratings in training" in capsys.readouterr().out
+    # A diverged model (NaN or infinite scores) is refused, naming the first such user.
+    monkeypatch.setattr(
+        type(recommend.Recommender(tmp_path).backend),
+        "catalog_scores",
+        lambda self, users, history=None: np.where(
+            np.asarray(users)[:, None] == 0, np.nan, np.zeros((len(users), 1682), np.float32)
+        ),
+    )
+    assert recommend.main([str(tmp_path), "--user", "2", "1", "--k", "2"]) == 1
+    assert (
+        "the model scores items of user 1 as NaN or infinite, so it cannot rank them"
+        in capsys.readouterr().err
+    )
+    monkeypatch.undo()
     # A k past the catalog: every unrated item, said so, with no array of k entries made
     assert recommend.main([str(tmp_path), "--user", "1", "--k", str(10**11)]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -9,6 +9,7 @@ test at once, so that a refusal that comes too late costs no time.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import math
 import re
@@ -287,6 +288,16 @@ def test_baselines_check_the_runs_before_fitting(tmp_path, capsys, monkeypatch):
     twice = ["--run", f"A={tmp_path / 'retrieve'}", "--run", f"A={tmp_path / 'refit'}"]
     assert exit_code(baselines, ["--task", "rerank", *twice]) == 2
     assert "--run: the label 'A' is given twice" in error_line(capsys)
+    # The baselines extra not installed: said before any work, with what to keep.
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "threadpoolctl" else real(n, *a)
+    )
+    assert exit_code(baselines, ["--task", "retrieve", "--baselines", "ease,als,item_knn"]) == 2
+    assert error_line(capsys).endswith(
+        "--baselines: als needs threadpoolctl: pip install -e '.[baselines]', or leave them out: "
+        "--baselines ease,item_knn"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -506,3 +517,23 @@ def test_data_too_small_for_a_sequence_model_or_any_split_is_refused_with_advice
     assert error_line(capsys).endswith("the most any user has is 3); lower them")
     assert exit_code(baselines, [*argv, "--test_size", "1", "--validation_size", "1"]) == 0
     assert "| popularity |" in capsys.readouterr().out
+
+
+def test_a_reader_that_leaves_early_ends_a_script_quietly():
+    """``recommend.py ... | head``: the closed pipe is no error to report, and nothing is
+    printed about it at the interpreter's last flush either."""
+    import subprocess
+
+    code = (
+        "import argparse, sys\n"
+        "from ltr_train.cli import USER_ERRORS, error_exit\n"
+        "try:\n"
+        "    for _ in range(100000):\n"
+        "        print('a line of recommendations')\n"
+        "except USER_ERRORS as err:\n"
+        "    sys.exit(error_exit(argparse.ArgumentParser(prog='script'), err))\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.read(10) == b"a line of "
+    proc.stdout.close()
+    assert proc.stderr.read() == b"" and proc.wait(timeout=60) == 1
