@@ -290,8 +290,10 @@ def implicit_bpr(
     regularization: float,
     seed: int,
 ) -> FromHistory:
-    """``implicit``'s BPR fit on the training interactions, 100 epochs; its user factors are
-    the fit's whatever history is shown (``implicit`` has no fold-in for BPR)."""
+    """``implicit``'s BPR fit on the training interactions, 100 epochs, on one thread: its
+    threads update the factors unsynchronised, so that on two the fit (and test NDCG@10, by
+    about 0.003) differs from run to run. Its user factors are the fit's whatever history is
+    shown (``implicit`` has no fold-in for BPR)."""
     from threadpoolctl import threadpool_limits
 
     model_class = _implicit("bpr")
@@ -301,6 +303,7 @@ def implicit_bpr(
             learning_rate=learning_rate,
             regularization=regularization,
             iterations=100,
+            num_threads=1,
             random_state=seed,
         )
         model.fit(_sparse(train, num_users, num_items), show_progress=False)

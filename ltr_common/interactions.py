@@ -437,6 +437,27 @@ def read_interactions(
     )
 
 
+def columns_read(columns: dict[str, str], names: list, *, implicit: bool = False) -> str:
+    """What a table's columns are read as, for the log: a rating or time column not found
+    changes the run (implicit feedback, a random split), so it is said with how to name one."""
+    parts = [f"{field} {columns[field]!r}" for field in ("user", "item")]
+    if implicit:
+        parts.append("every row a positive (--implicit)")
+    elif "rating" in columns:
+        parts.append(f"rating {columns['rating']!r}")
+    else:
+        parts.append(
+            "no rating column: implicit feedback, every row a positive (name one with --rating_column)"
+        )
+    line = ", ".join(parts)
+    if "timestamp" in columns:
+        line += f", time {columns['timestamp']!r}"
+    else:
+        line += "; no time column: a random split (name one with --timestamp_column)"
+    unread = [name for name in names if name not in columns.values()]
+    return line + (f"; not read: {unread[:12]}" if unread else "")
+
+
 def ratings_from_frame(
     frame: pd.DataFrame,
     columns: dict[str, str],
@@ -457,6 +478,7 @@ def ratings_from_frame(
     where = lambda row: f"{unit} {lines[row]}"  # noqa: E731
     user = _ids(frame[columns["user"]], path=path, name="user", where=where)
     item = _ids(frame[columns["item"]], path=path, name="item", where=where)
+    logger.info("{}: {}", path, columns_read(columns, list(frame.columns), implicit=implicit))
     implicit = implicit or "rating" not in columns
     if implicit:
         rating = np.ones(len(frame), np.float64)

@@ -452,3 +452,24 @@ def test_scale_py_times_reading_tables_plain_and_quoted(tmp_path, capsys):
         stop.value.code == 2
         and "--tables: expected line counts from 1 to 10**8, got '0'" in capsys.readouterr().err
     )
+
+
+def test_the_log_says_what_each_column_is_read_as(tmp_path):
+    """A rating or time column not found changes the run: the log says so, and how to name one."""
+    from loguru import logger
+
+    lines = []
+    sink = logger.add(lines.append, format="{message}", level="INFO")
+    try:
+        (tmp_path / "a.csv").write_text("user_id,item_id,stars,when\n1,2,4,x\n1,3,5,y\n")
+        read_interactions(tmp_path / "a.csv")
+        (tmp_path / "b.csv").write_text("user,item,ts\n1,2,10\n1,3,11\n")
+        read_interactions(tmp_path / "b.csv")
+    finally:
+        logger.remove(sink)
+    assert lines == [
+        f"{tmp_path / 'a.csv'}: user 'user_id', item 'item_id', rating 'stars'; no time column: a random "
+        "split (name one with --timestamp_column); not read: ['when']\n",
+        f"{tmp_path / 'b.csv'}: user 'user', item 'item', no rating column: implicit feedback, every row "
+        "a positive (name one with --rating_column), time 'ts'\n",
+    ]
