@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import math
+import sys
 import types
 import typing
 from collections.abc import Sequence
@@ -476,6 +477,43 @@ def _build(cls, values: dict, *, origin: str):
         raise ConfigError(f"{origin}: {err}") from None
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse``'s parser, whose usage error is the error line alone, after a pointer to
+    ``--help``, where the usage would run past three lines (``train.py``'s runs to 35); and
+    whose flags read alike with ``-`` or ``_`` between words (``--learning-rate`` is
+    ``--learning_rate``, ``--run_dir`` is ``--run-dir``).
+
+    Example:
+      >>> parser = ArgumentParser(prog="p")
+      >>> _ = parser.add_argument("--learning_rate", type=float)
+      >>> parser.parse_args(["--learning-rate=0.1"]).learning_rate
+      0.1
+    """
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        end = args.index("--") if "--" in args else len(args)  # past it: no flags
+        return super().parse_known_args([*map(self._spelt, args[:end]), *args[end:]], namespace)
+
+    def _spelt(self, arg):
+        """``arg`` as the flag it names, spelt as the parser knows it (else as given)."""
+        if not isinstance(arg, str) or not arg.startswith("--") or len(arg) < 4:
+            return arg
+        name, equals, value = arg.partition("=")
+        if name in self._option_string_actions:
+            return arg
+        for spelt in ("--" + name[2:].replace("-", "_"), "--" + name[2:].replace("_", "-")):
+            if spelt in self._option_string_actions:
+                return spelt + equals + value
+        return arg
+
+    def error(self, message):
+        usage = self.format_usage()
+        if usage.count("\n") > 3:
+            usage = f"usage: {self.prog} --help lists every option\n"
+        self.exit(2, f"{usage}{self.prog}: error: {message}\n")
+
+
 def parse_config(
     argv: Sequence[str] | None = None,
     *,
@@ -484,7 +522,7 @@ def parse_config(
     parser: argparse.ArgumentParser | None = None,
 ):
     """Build the parser from ``cls``, parse ``argv`` and return ``(config, args)``."""
-    parser = parser or argparse.ArgumentParser(description=description)
+    parser = parser or ArgumentParser(description=description)
     add_config_arguments(parser, cls)
     args = parser.parse_args(argv)
     return config_from_args(args, cls), args

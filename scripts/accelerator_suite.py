@@ -44,6 +44,7 @@ from ltr_bench.registry import LOSS_NAMES
 from ltr_bench.report import fmt
 from ltr_bench.running_sums import running_sum_rows, running_sum_table
 from ltr_bench.steps import train_throughput
+from ltr_common.config import ArgumentParser
 from ltr_common.files import atomic_write_text
 from ltr_train import log_to_console
 
@@ -313,9 +314,7 @@ def report(state: dict) -> str:
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--out", type=Path, default=Path("docs/gpu.md"), help="the report (default docs/gpu.md)"
     )

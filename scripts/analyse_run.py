@@ -21,7 +21,7 @@ import numpy as np
 
 from ltr_common import ConfigError, iterate_batches
 from ltr_common.baselines import popularity
-from ltr_common.config import SELECTION_METRIC
+from ltr_common.config import SELECTION_METRIC, ArgumentParser
 from ltr_common.files import restore_with_fallback
 from ltr_common.models import SEQUENTIAL
 from ltr_train import fit_batch_size, load_run_config, load_run_data, log_to_console, make_backend
@@ -97,9 +97,7 @@ def analyse(
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=Path)
     parser.add_argument(
         "--metric", default=SELECTION_METRIC, help=f"per-list metric to compare (default {SELECTION_METRIC})"

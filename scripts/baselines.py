@@ -27,7 +27,7 @@ import numpy as np
 import jax_ltr
 from ltr_common import ConfigError, load_split
 from ltr_common.baselines import BASELINES, PEERS
-from ltr_common.config import add_config_arguments, for_task
+from ltr_common.config import ArgumentParser, add_config_arguments, for_task
 from ltr_common.evaluation import HEADLINE, metric_order
 from ltr_common.stats import format_difference, paired_difference
 from ltr_common.tasks import make_task
@@ -77,9 +77,7 @@ def report(results: dict, runs: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=("rerank", "retrieve"), default="rerank")
     parser.add_argument("--refit", action="store_true", help="fit on training + validation, report test")
     parser.add_argument("--run", action="append", default=[], metavar="LABEL=RUN_DIR[,RUN_DIR...]")

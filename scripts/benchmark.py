@@ -41,7 +41,7 @@ from ltr_bench.main_job import main_job_table, run_main_job
 from ltr_bench.registry import DTYPES, LABELS, LOSS_NAMES, MODES, implementation_names
 from ltr_bench.report import machine, write_results
 from ltr_bench.steps import DEFAULT_TASKS, steps_table, train_throughput
-from ltr_common.config import TASKS
+from ltr_common.config import TASKS, ArgumentParser
 from ltr_common.models import MODELS
 from ltr_train import log_to_console
 from ltr_train.cli import ensure_folder_or_exit
@@ -115,7 +115,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument(
         "--quick",
         action="store_true",

@@ -28,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ltr_common import load_movielens, temporal_split
+from ltr_common.config import ArgumentParser
 from ltr_common.files import atomic_write_text
 from ltr_train import log_to_console
 from ltr_train.cli import USER_ERRORS, error_exit
@@ -36,9 +37,7 @@ from parity_tests._cases import MODES, build_cases, compare, make_inputs, real_b
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", type=int, default=20, help="random real batches to compare on")
     parser.add_argument(
         "--dtype", choices=("float32", "float64"), action="append", help="repeatable; default both"

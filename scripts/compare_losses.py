@@ -32,7 +32,7 @@ from pathlib import Path
 from loguru import logger
 
 from ltr_common import ConfigError, load_split
-from ltr_common.config import SELECTION_METRIC, for_task
+from ltr_common.config import SELECTION_METRIC, ArgumentParser, for_task
 from ltr_common.files import atomic_write_text
 from ltr_common.loop import NonFiniteError
 from ltr_common.losses import LOSSES
@@ -142,9 +142,7 @@ def table(task: str, chosen: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=("rerank", "retrieve"), required=True)
     parser.add_argument("--losses", default=",".join(LOSSES), help="comma list; the first is the reference")
     parser.add_argument("--learning-rates", type=_floats, default=[1e-3, 3e-3, 1e-2])

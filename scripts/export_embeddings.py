@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ltr_common.config import ArgumentParser
 from ltr_common.files import atomic_write_bytes, atomic_write_text, restore_with_fallback
 from ltr_common.lists import concatenate_by_user
 from ltr_train import load_run_config, load_run_data, log_to_console, make_backend
@@ -67,9 +68,7 @@ def _export(run_dir: Path, out_dir: Path, framework: str, config, data: str | No
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the run directory)")
     add_moved_data_flag(parser)

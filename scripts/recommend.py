@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ltr_common import ConfigError
+from ltr_common.config import ArgumentParser
 from ltr_common.data import load_movies_for
 from ltr_common.files import CheckpointError, atomic_write_text, restore_with_fallback
 from ltr_common.lists import concatenate_by_user
@@ -218,9 +219,7 @@ def recommendations_csv(
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=Path)
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", nargs="+", help="raw user ids, as the data writes them")

@@ -35,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+from ltr_common.config import ArgumentParser
+
 SHAPES = {  # users, items, median / min / max ratings per user (the releases' own)
     "ml-1m": (6_040, 3_706, 100, 20, 2_314),
     "ml-20m": (138_493, 26_744, 88, 20, 9_254),
@@ -186,9 +188,7 @@ def format_table(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--sizes",
         default=None,

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from ltr_common import ConfigError, TrainConfig, parse_config
-from ltr_common.config import INT_LIMIT
+from ltr_common.config import INT_LIMIT, ArgumentParser
 from ltr_train import (
     FRAMEWORKS,
     configure,
@@ -87,9 +87,7 @@ def resumed_config(args: argparse.Namespace) -> tuple[str, TrainConfig]:
 
 def make_parser() -> argparse.ArgumentParser:
     """The script's own flags; ``parse_command_line`` adds one per ``TrainConfig`` field."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--framework", choices=FRAMEWORKS, default=None, help="default jax")
     parser.add_argument("--run-dir", type=Path, default=None, help="default runs/<framework>-<loss>-<time>")
     parser.add_argument(

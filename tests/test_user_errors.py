@@ -537,3 +537,19 @@ def test_a_reader_that_leaves_early_ends_a_script_quietly():
     assert proc.stdout.read(10) == b"a line of "
     proc.stdout.close()
     assert proc.stderr.read() == b"" and proc.wait(timeout=60) == 1
+
+
+def test_flags_read_alike_with_dash_or_underscore_and_a_long_usage_is_one_pointer(capsys):
+    train = load_script("train")
+    _, config, args = train.parse_command_line(
+        ["--learning-rate", "0.01", "--run_dir", "elsewhere", "--embedding-dim=16", "--no_progress"]
+    )
+    assert (config.learning_rate, config.embedding_dim) == (0.01, 16)
+    assert str(args.run_dir) == "elsewhere" and args.no_progress
+    with pytest.raises(SystemExit) as exit_info:
+        train.parse_command_line(["--epochs", "0"])
+    assert exit_info.value.code == 2
+    usage, error = capsys.readouterr().err.splitlines()  # not train.py's 35 lines of usage
+    assert usage.endswith(" --help lists every option") and error.endswith(
+        "error: --epochs: expected an integer >= 1, got 0"
+    )
