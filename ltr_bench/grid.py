@@ -57,6 +57,12 @@ class GridOptions:
         known = set(implementation_names())
         unknown = set(self.implementations or ()) - known
         if unknown:
+            absent = sorted(name for name in unknown if name.split()[0] == "rax")
+            if absent:  # Rax's rows are there only where Rax is installed
+                raise ValueError(
+                    f"--implementations: {', '.join(absent)} needs Rax, which is not installed: "
+                    "pip install -e '.[bench]'"
+                )
             raise ValueError(f"--implementations: unknown {sorted(unknown)}; known: {sorted(known)}")
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import shlex
 import sys
 from pathlib import Path
@@ -110,6 +111,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     except ValueError as error:
         parser.error(str(error))
     if args.out is not None:  # made now: a long run must not find it cannot write at its end
+        if importlib.util.find_spec("matplotlib") is None:
+            parser.error(
+                "--out: its plot needs matplotlib, which is not installed: pip install -e '.[bench]'"
+            )
         ensure_folder_or_exit(parser, args.out, "--out")
     return args
 

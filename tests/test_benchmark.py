@@ -93,6 +93,31 @@ def test_bad_arguments_name_the_flag(bench_script, capsys):
         assert message in capsys.readouterr().err
 
 
+def test_what_an_extra_installs_is_named_before_any_timing(bench_script, capsys, monkeypatch, tmp_path):
+    """Rax and matplotlib come with the bench extra: asked for without it, the error says so
+    before anything is timed (--out's plot used to fail after the whole grid)."""
+    import importlib.util
+
+    import ltr_bench.grid
+
+    names = [n for n in ltr_bench.grid.implementation_names() if n != "rax"]
+    monkeypatch.setattr(ltr_bench.grid, "implementation_names", lambda: names)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "matplotlib" else real(n, *a))
+    for argv, message in (
+        (
+            ["--implementations", "jax", "rax"],
+            "rax needs Rax, which is not installed: pip install -e '.[bench]'",
+        ),
+        (["--out", str(tmp_path / "out")], "--out: its plot needs matplotlib, which is not installed"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            bench_script.parse_args(argv)
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def _help_entries(bench_script, monkeypatch) -> dict[str, str]:
     """``--help``'s text of each option, by its first flag, on one line each."""
     monkeypatch.setenv("COLUMNS", "400")  # argparse wraps at the terminal's width: none here
