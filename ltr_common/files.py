@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import secrets
 from collections.abc import Callable, Sequence
@@ -165,9 +166,22 @@ def undecodable(path: Path, payload: bytes, reader: str, error: Exception) -> Ch
     return CheckpointError(f"{path}: not a {reader} trainer's checkpoint ({type(error).__name__}: {error})")
 
 
+def _strict_json(value):
+    """``value`` with NaN and infinite floats as None: JSON has no such number (Python writes
+    ``NaN``, which JavaScript's and Go's parsers refuse). A metric no list counts is NaN."""
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict_json(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def write_json(path: Path, data) -> None:
-    """``data`` as indented JSON with sorted keys, written atomically."""
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    """``data`` as indented JSON with sorted keys, written atomically; a NaN or infinite
+    number as ``null``."""
+    atomic_write_text(path, json.dumps(_strict_json(data), indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def previous_checkpoint(path: Path) -> Path:

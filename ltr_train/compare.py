@@ -21,6 +21,7 @@ from ltr_common.lists import Split
 from ltr_common.movielens import Ratings
 from ltr_common.stats import paired_difference
 from ltr_common.tasks import Scorer, Task, make_task
+from ltr_common.tasks.retrieve import counted_mean
 from ltr_train.backends import framework_package, make_backend
 from ltr_train.runs import check_run_data, load_run_config, moved_data
 
@@ -218,7 +219,7 @@ def evaluate_all(
             seeds = [task.per_list(model, part, history=shown) for model in models]
             out[column][label] = {k: np.mean([s[k] for s in seeds], axis=0) for k in seeds[0]}
             out[column][label]["seeds"] = np.array(
-                [[np.nanmean(s[k]) for k in HEADLINE if k in s] for s in seeds]
+                [[counted_mean(s[k]) for k in HEADLINE if k in s] for s in seeds]
             )
     return out
 

@@ -31,6 +31,7 @@ from ltr_common.config import ArgumentParser, add_config_arguments, for_task
 from ltr_common.evaluation import HEADLINE, metric_order
 from ltr_common.stats import format_difference, paired_difference
 from ltr_common.tasks import make_task
+from ltr_common.tasks.retrieve import counted_mean
 from ltr_train import log_to_console
 from ltr_train.cli import USER_ERRORS, error_exit
 from ltr_train.compare import DATA_OPTIONS, DATA_PLACES, evaluate_all, fit_baselines
@@ -57,7 +58,7 @@ def report(results: dict, runs: dict) -> str:
         for label, metrics in scorers.items():
             cells = []
             for i, n in enumerate(names):
-                cell = f"{np.nanmean(metrics[n]):.4f}"
+                cell = f"{counted_mean(metrics[n]):.4f}"
                 if "seeds" in metrics and len(metrics["seeds"]) > 1:
                     cell += f" ± {metrics['seeds'][:, i].std(ddof=1):.4f}"  # across seeds
                 cells.append(cell)

@@ -172,3 +172,23 @@ def test_the_catalog_scored_in_chunks_of_users_gives_every_users_metrics_unchang
             np.testing.assert_allclose(
                 chunked[metric], values, rtol=1e-6, atol=1e-7, err_msg=f"{name} {metric}"
             )
+
+
+def test_a_metric_no_list_counts_is_nan_quietly_and_null_in_json(tmp_path):
+    """A split without a rating of 4 or more has no ``liked/`` list: its mean is NaN with no
+    NumPy warning, and metrics.json, strict JSON, holds null there."""
+    import json
+    import math
+    import warnings
+
+    from ltr_common.files import write_json
+    from ltr_common.tasks.retrieve import counted_mean
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isnan(counted_mean(np.array([np.nan, np.nan])))
+        assert counted_mean(np.array([np.nan, 0.5, 0.25])) == 0.375
+    write_json(tmp_path / "m.json", {"test": {"liked/ndcg@10": math.nan, "ndcg@10": 0.5}, "x": [math.inf]})
+    text = (tmp_path / "m.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"test": {"liked/ndcg@10": None, "ndcg@10": 0.5}, "x": [None]}

@@ -29,6 +29,8 @@ users, and no [users, items] array is ever made (943 x 1,682 fits in one chunk).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ltr_common.batching import Batch
@@ -53,6 +55,13 @@ CATALOG_ENTRIES = 1 << 24  # users x items scored at once: 64 MB of float32 scor
 # user from the unrated items (``UserItems.sample_unrated``), O(negatives) per list instead
 # of O(items). Both are uniform over the sets of distinct unrated items.
 DENSE_DRAW_MAX_ITEMS = 4096
+
+
+def counted_mean(per_list: np.ndarray) -> float:
+    """The mean over the lists that count (not NaN); NaN where none does (a ``liked/`` metric
+    of a split without a rating of 4 or more), without NumPy's warning of an empty mean."""
+    counted = per_list[~np.isnan(per_list)]
+    return float(counted.mean()) if len(counted) else math.nan
 
 
 class UserItems:
@@ -244,7 +253,7 @@ class RetrieveTask:
         return {k: np.concatenate(v) for k, v in out.items()}
 
     def evaluate(self, scorer: Scorer, part: str, *, history: str = "all") -> dict[str, float]:
-        return {k: float(np.nanmean(v)) for k, v in self.per_list(scorer, part, history=history).items()}
+        return {k: counted_mean(v) for k, v in self.per_list(scorer, part, history=history).items()}
 
     def counts(self, part: str) -> dict[str, int]:
         relevant, liked, _ = self._user_items(part)
