@@ -124,7 +124,8 @@ def test_too_many_negatives_names_the_flag():
     _, split = small_data()
     with pytest.raises(
         ConfigError,
-        match=r"--negatives: 590 sampled items per list, but user index \d+ has only \d+ items left",
+        match=r"--negatives: 590 sampled items per list, but the user who rated the most \(\d+ items by the "
+        r"end of training\) has only \d+ of the \d+ items left unrated",
     ):
         RetrieveTask(dataclasses.replace(CONFIG, negatives=590), split)
 

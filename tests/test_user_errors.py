@@ -87,7 +87,8 @@ def test_train_refuses_an_impossible_option_before_loading(argv, message, capsys
     [
         (
             ["--negatives", "5000"],
-            "--negatives: 5000 sampled items per list, but user index 404 has only 965 items left",
+            "--negatives: 5000 sampled items per list, but the user who rated the most (717 items by the "
+            "end of training) has only 965 of the 1682 items left unrated; use at most 965",
         ),
         (["--devices", "3"], "--devices: asked for 3, JAX sees 1"),
         (

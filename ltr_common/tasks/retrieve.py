@@ -147,10 +147,10 @@ class RetrieveTask:
         known = self.known.counts[split.train.users]
         unrated = self.num_items - int(known.max()) if len(known) else self.num_items
         if config.negatives > unrated:
-            user = int(split.train.users[np.argmax(known)])
             raise ConfigError(
-                f"--negatives: {config.negatives} sampled items per list, but user index {user} has "
-                f"only {unrated} items left unrated of {self.num_items}; use at most {unrated}"
+                f"--negatives: {config.negatives} sampled items per list, but the user who rated the "
+                f"most ({int(known.max())} items by the end of training) has only {unrated} of the "
+                f"{self.num_items} items left unrated; use at most {unrated}"
             )
         if self.sequential:
             require_sequences(config, self.history("validation"))
