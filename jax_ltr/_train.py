@@ -205,12 +205,14 @@ def eval_scores(params, batch, *, apply_fn):
     return apply_fn({"params": params}, batch.user_ids, batch.item_ids, train=False)
 
 
-def sequence_eval_step(params, users, batch, *, model, top_k):
+def sequence_eval_step(params, users, batch, *, model, top_k, relevance_threshold):
     """A sequence model's ``eval_step``: each list scored by its user's vector, read from the
     user's history (``users``: the histories' items and mask)."""
     vectors = model.apply({"params": params}, *users, method=model.user_vectors)
     scores = model.apply({"params": params}, vectors, batch.item_ids, method=model.score_items)
-    return ranking_metrics(scores, batch.labels, where=batch.mask, top_k=top_k)
+    return ranking_metrics(
+        scores, batch.labels, where=batch.mask, top_k=top_k, relevance_threshold=relevance_threshold
+    )
 
 
 def catalog_step(params, users, reports, exclude, *, model, top_k):
@@ -393,7 +395,12 @@ class Trainer:
         )
         if config.model in SEQUENTIAL:
             self._sequence_eval_step = jax.jit(
-                functools.partial(sequence_eval_step, model=self.model, top_k=tuple(config.top_k)),
+                functools.partial(
+                    sequence_eval_step,
+                    model=self.model,
+                    top_k=tuple(config.top_k),
+                    relevance_threshold=config.relevance_threshold,
+                ),
                 in_shardings=(replicated, by_list, by_list),
                 out_shardings=replicated,
             )
@@ -527,7 +534,13 @@ class Trainer:
         # Measured by the metrics' own compiled program, the one the baselines' scores go
         # through on the same evaluation batches: one compilation fewer per run.
         scores = jax.device_get(self._eval_scores(self.state.params, self._inputs(batch, self._by_list)))
-        metrics = ranking_metrics(scores, batch.labels, where=batch.mask, top_k=tuple(self.config.top_k))
+        metrics = ranking_metrics(
+            scores,
+            batch.labels,
+            where=batch.mask,
+            top_k=tuple(self.config.top_k),
+            relevance_threshold=self.config.relevance_threshold,
+        )
         return jax.device_get(metrics)
 
     def _windows(self, users, history):

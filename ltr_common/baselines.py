@@ -57,10 +57,20 @@ class FromHistory:
 class ScoreScorer:
     """A task's ``Scorer`` from a NumPy score function (``ScoreFn``, or ``FromHistory``),
     measured by ``metrics``: a framework module with ``ranking_metrics`` and
-    ``retrieval_metrics`` (``jax_ltr`` or ``torch_ltr``)."""
+    ``retrieval_metrics`` (``jax_ltr`` or ``torch_ltr``); a rerank list's item is relevant to
+    MRR, MAP and recall from ``relevance_threshold`` on."""
 
-    def __init__(self, score: ScoreFn | FromHistory, metrics, *, top_k, num_items: int):
+    def __init__(
+        self,
+        score: ScoreFn | FromHistory,
+        metrics,
+        *,
+        top_k,
+        num_items: int,
+        relevance_threshold: float = 4.0,
+    ):
         self.score, self.metrics, self.top_k, self.num_items = score, metrics, tuple(top_k), num_items
+        self.relevance_threshold = relevance_threshold
 
     def batch_metrics(self, batch: Batch, history=None):
         if isinstance(self.score, FromHistory):
@@ -68,7 +78,13 @@ class ScoreScorer:
                 "a history-reading baseline scores the catalog (--task retrieve), not rerank lists"
             )
         scores = np.asarray(self.score(batch.user_ids[:, None], batch.item_ids), np.float32)
-        return self.metrics.ranking_metrics(scores, batch.labels, where=batch.mask, top_k=self.top_k)
+        return self.metrics.ranking_metrics(
+            scores,
+            batch.labels,
+            where=batch.mask,
+            top_k=self.top_k,
+            relevance_threshold=self.relevance_threshold,
+        )
 
     def catalog_metrics(self, users, reports, exclude, history=None):
         if isinstance(self.score, FromHistory):

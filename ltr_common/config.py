@@ -66,7 +66,9 @@ class TrainConfig:
     pointwise_weight: float = _field(0.0, "weight of the pointwise squared error added to the loss")
     listmle_k: int = _field(10, "topk_listmle: places of the label order in the likelihood")
     relevance_threshold: float = _field(
-        1.0, "sigmoid_ce: a label >= this is relevant (retrieve: any rating; rerank: 4, liked)"
+        1.0,
+        "a label >= this is relevant to sigmoid_ce, and to rerank's MRR, MAP and recall "
+        "(retrieve: any rating; rerank: 4, liked)",
     )
     negatives: int = _field(
         100,

@@ -86,7 +86,13 @@ def fit_baselines(
     }
 
     def scorer(score):
-        return baselines.ScoreScorer(score, metrics, top_k=config.top_k, num_items=items)
+        return baselines.ScoreScorer(
+            score,
+            metrics,
+            top_k=config.top_k,
+            num_items=items,
+            relevance_threshold=config.relevance_threshold,
+        )
 
     # Settings are chosen on validation lists: this split's, or for a refit the plain split's.
     chosen_on = split if len(split.validation) else split_ratings(ratings, config, refit=False)

@@ -590,3 +590,40 @@ def test_a_runs_tensorboard_events_hold_every_steps_scalars(tmp_path):
         assert {"train/loss_total", "train/grad_norm", "train/learning_rate"} <= tags, step
         assert ("val/ndcg_10" in tags) == (step % 2 == 0 or step == steps), step
     assert "train/lists_per_second" in by_step[steps]
+
+
+def test_rerank_metrics_count_as_relevant_what_relevance_threshold_says(capsys):
+    """Rerank's MRR, MAP and recall read --relevance_threshold (4 by default), in both trainers
+    and the baselines alike: at 1 every rated item is relevant, so each is 1 on every list;
+    a threshold no validation rating reaches is warned of, not left to give silent zeros."""
+    from loguru import logger
+
+    import jax_ltr
+    from ltr_common import baselines
+    from ltr_common.tasks import make_task
+    from ltr_train import make_backend
+
+    ratings, split = small_data()
+    for threshold, expected in ((1.0, 1.0), (6.0, 0.0)):
+        config = dataclasses.replace(SMALL, relevance_threshold=threshold)
+        warned = []
+        sink = logger.add(warned.append, level="WARNING", format="{message}")
+        try:
+            task = make_task(config, split)
+        finally:
+            logger.remove(sink)
+        assert bool(warned) == (threshold == 6.0)
+        assert not warned or warned[0].startswith("--relevance_threshold 6: no validation list holds")
+        scorers = [make_backend(f, config, ratings.num_users, ratings.num_items) for f in ("jax", "torch")]
+        scorers.append(
+            baselines.ScoreScorer(
+                lambda users, items: -items.astype(np.float32),
+                jax_ltr,
+                top_k=config.top_k,
+                num_items=ratings.num_items,
+                relevance_threshold=threshold,
+            )
+        )
+        for scorer in scorers:
+            metrics = task.evaluate(scorer, "validation")
+            assert metrics["mrr"] == metrics["map"] == metrics["recall@10"] == expected, metrics

@@ -115,7 +115,13 @@ class Trainer:
             scores = self.model.score_items(vectors, b.item_ids.long())
         else:
             scores = self.model(b.user_ids.long(), b.item_ids.long())
-        metrics = ranking_metrics(scores, b.labels, where=b.mask, top_k=tuple(self.config.top_k))
+        metrics = ranking_metrics(
+            scores,
+            b.labels,
+            where=b.mask,
+            top_k=tuple(self.config.top_k),
+            relevance_threshold=self.config.relevance_threshold,
+        )
         return {k: v.cpu().numpy() for k, v in metrics.items()}
 
     def _by_width(self, method, users, history) -> torch.Tensor:

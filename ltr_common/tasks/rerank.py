@@ -2,10 +2,13 @@
 
 Training lists are the users' training ratings (labels 1..5); a validation or test list is
 the user's next ratings in time, and the metrics are ``ranking_metrics`` over it (NDCG@k with
-gain ``2^y - 1``, MRR, MAP, recall@k with relevance ``y >= 4``).
+gain ``2^y - 1``, MRR, MAP, recall@k with relevance ``y >= --relevance_threshold``, 4 by
+default). A list without a relevant item scores 0 on MRR, MAP and recall, and counts.
 """
 
 from __future__ import annotations
+
+from loguru import logger
 
 from ltr_common.config import TrainConfig
 from ltr_common.evaluation import EVAL_BATCH_SIZE, evaluate, per_list_metrics
@@ -21,6 +24,15 @@ class RerankTask:
     def __init__(self, config: TrainConfig, split: Split):
         check_split(config, split)
         self.config, self.split = config, split
+        if len(split.validation) and not (split.validation.labels >= config.relevance_threshold).any():
+            logger.warning(
+                "--relevance_threshold {:g}: no validation list holds a rating that high, so MRR, MAP "
+                "and recall are 0 on every list; set it to what is liked on your ratings' scale "
+                "(they run from {:g} to {:g})",
+                config.relevance_threshold,
+                float(split.validation.labels.min()),
+                float(split.validation.labels.max()),
+            )
         if self.sequential:
             histories = split.history("validation")
             require_sequences(config, histories)
