@@ -355,7 +355,10 @@ def load_movielens(
         read_folder=lambda path: read_udata(path, expected=expected, source=f"local folder {path.parent}"),
         cache_file="u.data",
         read_cache=lambda path: read_udata(path, expected=expected, source=f"cache {path}"),
-        fetches=(lambda: fetch_grouplens(timeout=download_timeout), fetch_recbole),
+        fetches=(
+            (f"GroupLens ({GROUPLENS_URL})", lambda: fetch_grouplens(timeout=download_timeout)),
+            (f"PyPI's {RECBOLE_REQUIREMENT} wheel", fetch_recbole),
+        ),
         check=lambda rows, origin: ratings_from_rows(rows, path=origin, expected=expected, source=origin),
         cache_text=format_udata,
     )
@@ -494,7 +497,10 @@ def load_movies(
         read_folder=read_folder,
         cache_file=MOVIES_FILE,
         read_cache=read_cache,
-        fetches=(lambda: fetch_grouplens_titles(timeout=download_timeout), fetch_recbole_titles),
+        fetches=(
+            (f"GroupLens ({GROUPLENS_URL})", lambda: fetch_grouplens_titles(timeout=download_timeout)),
+            (f"PyPI's {RECBOLE_REQUIREMENT} wheel", fetch_recbole_titles),
+        ),
         check=lambda movies, _origin: check_movies(movies, expected=expected),
         cache_text=format_movies,
     )
@@ -509,7 +515,7 @@ def _first_source(
     read_folder: Callable[[Path], _Loaded],
     cache_file: str,
     read_cache: Callable[[Path], _Loaded],
-    fetches: Sequence[Callable[[], tuple[_Fetched, str]]],
+    fetches: Sequence[tuple[str, Callable[[], tuple[_Fetched, str]]]],
     check: Callable[[_Fetched, str], _Loaded],
     cache_text: Callable[[_Fetched], str],
 ) -> _Loaded:
@@ -519,7 +525,8 @@ def _first_source(
     ``read_folder`` reads and validates ``folder_file`` in ``data_dir`` (or
     ``$JAX_LTR_DATA_DIR``): when a folder is named, it must hold a valid file, with no
     fallback. ``read_cache`` does the same for ``<cache>/ml-100k/<cache_file>``. Otherwise
-    each of ``fetches`` in turn downloads and parses the data, returning it with its origin;
+    each of ``fetches`` (a source's name, and a function) in turn downloads and parses the
+    data, returning it with its origin;
     ``check(parsed, origin)`` validates it, and only then is ``cache_text(parsed)`` written to
     the cache (atomically). A fetch that raises ``OSError`` or ``SubprocessError`` (offline,
     no pip) gives way to the next; a ``DataError`` (data that is not what it should be) is
@@ -538,12 +545,12 @@ def _first_source(
         logger.info("MovieLens 100K: read {} {} from the cache {}", len(value), what, cached)
         return value
     failures = []
-    for fetch in fetches:
+    for source, fetch in fetches:
         try:
             parsed, origin = fetch()
         except (OSError, subprocess.SubprocessError) as err:
-            logger.warning("MovieLens 100K {}: source unavailable: {}", what, err)
-            failures.append(str(err))
+            logger.warning("MovieLens 100K {}: {} unavailable: {}", what, source, err)
+            failures.append(f"{source}: {err}")
             continue
         value = check(parsed, origin)
         atomic_write_text(cached, cache_text(parsed))
@@ -551,7 +558,9 @@ def _first_source(
         return value
     raise DataError(
         f"MovieLens 100K {what} are not available: no {DATA_DIR_ENV}/data_dir, nothing cached at "
-        f"{cached}, and every fetch failed: {' | '.join(failures)}"
+        f"{cached}, and every fetch failed: {' | '.join(failures)}. Download {GROUPLENS_URL} where "
+        f"the network reaches it, unzip it, and give its ml-100k folder with --data_dir (or "
+        f"{DATA_DIR_ENV})"
     )
 
 

@@ -177,7 +177,13 @@ def test_every_source_failing_is_one_clear_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ml, "fetch_grouplens", offline)
     monkeypatch.setattr(ml, "fetch_recbole", offline)
-    with pytest.raises(DataError, match=r"every fetch failed: no network here \| no network here"):
+    with pytest.raises(
+        DataError,
+        match=r"every fetch failed: GroupLens \(https://files.grouplens.org/datasets/movielens/ml-100k"
+        r".zip\): no network here \| PyPI's recbole==1.2.1 wheel: no network here. Download https://"
+        r"files.grouplens.org/datasets/movielens/ml-100k.zip where the network reaches it, unzip it, "
+        r"and give its ml-100k folder with --data_dir \(or JAX_LTR_DATA_DIR\)$",
+    ):
         load_movielens(cache_dir=tmp_path, expected=ANY)
     assert not (tmp_path / "ml-100k" / "u.data").exists()
 
@@ -334,5 +340,7 @@ def test_titles_come_from_the_same_ladder_of_sources(tmp_path, monkeypatch):
     monkeypatch.setattr(ml, "fetch_recbole_titles", _must_not_fetch)
     assert load_movies(cache_dir=tmp_path, expected=ANY).describe(1) == movies.describe(1)  # cached
     monkeypatch.setattr(ml, "fetch_recbole_titles", offline)
-    with pytest.raises(DataError, match=r"titles are not available: .* every fetch failed: no network"):
+    with pytest.raises(
+        DataError, match=r"titles are not available: .* every fetch failed: GroupLens .*: no network"
+    ):
         load_movies(cache_dir=tmp_path / "empty", expected=ANY)
