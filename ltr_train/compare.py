@@ -23,7 +23,7 @@ from ltr_common.stats import paired_difference
 from ltr_common.tasks import Scorer, Task, make_task
 from ltr_common.tasks.retrieve import counted_mean
 from ltr_train.backends import framework_package, make_backend
-from ltr_train.runs import check_run_data, load_run_config, moved_data
+from ltr_train.runs import check_run_data, load_run_config, moved_data, warn_if_unfinished
 
 MF_REGULARISATION = (3.0, 10.0, 30.0)
 # The peers' settings, each grid searched on the validation selection metric
@@ -153,6 +153,7 @@ def load_model(run_dir: Path, task_name: str, refit: bool, ratings: Ratings):
     """The best checkpoint of ``run_dir``, checked to be a run of ``task_name`` trained on
     ``ratings`` (the data the comparison loaded once for every run)."""
     framework, config = check_run(run_dir, task_name, refit)
+    warn_if_unfinished(run_dir)
     check_run_data(run_dir, ratings)
     backend = make_backend(framework, config, ratings.num_users, ratings.num_items)
     restore_with_fallback(backend.restore, run_dir / "checkpoint_best")

@@ -195,6 +195,7 @@ def run(
         logger.info("run folder {}; its config.json holds every option", run_dir)
         bar = console_bar(f"{framework} {config.task} {config.loss}") if progress_bar else None
         started, epoch_seconds = time.perf_counter(), []
+        timed_from = restored.step if restored is not None else 0  # train() moves restored on
         with EventWriter(run_dir) as writer:
             progress = train(
                 trained,
@@ -216,8 +217,10 @@ def run(
             "best_step": best.get("best_step", progress.best_step),  # of the weights evaluated
             "steps": progress.step,
             "stopped_early": progress.stopped_early,
+            # This process's time: a resumed run's from the step it resumed at.
             "train_seconds": seconds,
             "epoch_seconds": epoch_seconds,
+            "timed_from_step": timed_from,
             **beside_baselines(framework, trained, (ratings, split), task, trainer),
         }
         write_json(run_dir / "metrics.json", results)

@@ -12,6 +12,8 @@ import json
 import time
 from pathlib import Path
 
+from loguru import logger
+
 from ltr_common.config import ConfigError, TrainConfig, load_config_file
 from ltr_common.data import fingerprint, load_split
 from ltr_common.files import has_checkpoint
@@ -109,12 +111,24 @@ def moved_data(run_dir: Path, config: TrainConfig, data: str | Path | None = Non
     return config
 
 
+def warn_if_unfinished(run_dir: Path) -> None:
+    """A run folder without ``metrics.json`` did not finish (stopped, killed, or diverged):
+    its best checkpoint so far is what is read, and the log says so."""
+    if not (Path(run_dir) / "metrics.json").exists():
+        logger.warning(
+            "{} has no metrics.json: its training did not finish (stopped, or diverged); its best "
+            "checkpoint so far is read",
+            run_dir,
+        )
+
+
 def load_run_data(
     run_dir: Path, config: TrainConfig, *, refit: bool | None = None, data: str | Path | None = None
 ) -> tuple[Ratings, Split]:
     """The ratings and split of the run in ``run_dir`` (``config``: its saved config), checked
     to be the data it was trained on (``check_run_data``); ``data``: where its ``--data``
     table lies now, if it was moved (``moved_data``)."""
+    warn_if_unfinished(run_dir)
     ratings, split = load_split(moved_data(run_dir, config, data), refit=refit)
     check_run_data(run_dir, ratings)
     return ratings, split

@@ -87,6 +87,7 @@ def test_resume_after_an_interrupt_ends_like_an_uninterrupted_run(framework, tmp
         run(framework, SMALL, tmp_path / "split", data=small_data(), progress_bar=False, after_step=interrupt)
     resumed = run(framework, SMALL, tmp_path / "split", data=small_data(), resume=True, progress_bar=False)
     assert resumed["steps"] == whole["steps"] and resumed["best_step"] == whole["best_step"]
+    assert whole["timed_from_step"] == 0 and 0 < resumed["timed_from_step"] <= 5  # its checkpoint's step
     assert resumed["validation"] == whole["validation"]
     assert resumed["test"] == whole["test"]
 

@@ -357,8 +357,20 @@ def test_the_scripts_read_the_previous_best_checkpoint_when_the_best_is_damaged(
     (run_dir / "checkpoint_best.prev").write_bytes((run_dir / "checkpoint_best").read_bytes())
     (run_dir / "checkpoint_best").write_bytes(b"truncated")
     assert load_script("export_embeddings").export(run_dir, tmp_path / "out").is_file()
-    assert load_script("recommend").main([str(run_dir), "--user", "1", "--k", "2"]) == 0
+    from loguru import logger
+
+    warned = []
+    sink = logger.add(warned.append, level="WARNING", format="{message}")
+    try:
+        assert load_script("recommend").main([str(run_dir), "--user", "1", "--k", "2"]) == 0
+    finally:
+        logger.remove(sink)
     assert capsys.readouterr().out.startswith("top 2 unrated items")
+    # The folder has no metrics.json: the run did not finish, and the scripts say so.
+    assert warned[:1] == [
+        f"{run_dir} has no metrics.json: its training did not finish (stopped, or diverged); its "
+        "best checkpoint so far is read\n"
+    ]
 
 
 def test_an_output_folder_that_cannot_be_made_is_refused_before_the_work(tmp_path, capsys, checkpoints):
