@@ -601,6 +601,7 @@ def test_rerank_metrics_count_as_relevant_what_relevance_threshold_says(capsys):
 
     import jax_ltr
     from ltr_common import baselines
+    from ltr_common.data import split_ratings
     from ltr_common.tasks import make_task
     from ltr_train import make_backend
 
@@ -628,3 +629,15 @@ def test_rerank_metrics_count_as_relevant_what_relevance_threshold_says(capsys):
         for scorer in scorers:
             metrics = task.evaluate(scorer, "validation")
             assert metrics["mrr"] == metrics["map"] == metrics["recall@10"] == expected, metrics
+    # Lists of one item have no order: every metric is 1 for any model, which is warned of.
+    one = dataclasses.replace(SMALL, validation_size=1, test_size=1)
+    warned = []
+    sink = logger.add(warned.append, level="WARNING", format="{message}")
+    try:
+        make_task(one, split_ratings(ratings, one))
+    finally:
+        logger.remove(sink)
+    assert warned == [
+        "every validation list holds one item (--validation_size 1): there is no order to rank, so every "
+        "ranking metric is 1 for any model\n"
+    ]

@@ -24,6 +24,12 @@ class RerankTask:
     def __init__(self, config: TrainConfig, split: Split):
         check_split(config, split)
         self.config, self.split = config, split
+        if len(split.validation) and split.validation.lengths.max() < 2:
+            logger.warning(
+                "every validation list holds one item (--validation_size {}): there is no order to "
+                "rank, so every ranking metric is 1 for any model",
+                config.validation_size,
+            )
         if len(split.validation) and not (split.validation.labels >= config.relevance_threshold).any():
             logger.warning(
                 "--relevance_threshold {:g}: no validation list holds a rating that high, so MRR, MAP "
