@@ -66,11 +66,11 @@ def clip_by_global_norm(max_norm: float, *, eps: float = 1e-6) -> optax.Gradient
     ``torch.nn.utils.clip_grad_norm_``'s formula, ``eps`` included (``optax.clip_by_global_norm``
     has none), so both trainers take the same steps whenever clipping is active. The norm is
     taken in float32 at least: a float16 gradient's overflows at 65,504. ``max_norm``: a
-    positive finite number.
+    positive number; ``inf`` clips nothing, as in PyTorch.
     """
     value = checks.as_number(max_norm)
-    if not (checks.is_number(value) and 0 < value < math.inf):
-        raise ValueError(f"max_norm must be a positive finite number, got {max_norm!r}")
+    if not (checks.is_number(value) and 0 < value):
+        raise ValueError(f"max_norm must be a positive number (inf: no clipping), got {max_norm!r}")
 
     def update(updates, params=None):
         del params

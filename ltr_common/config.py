@@ -239,7 +239,7 @@ class TrainConfig:
         need("learning_rate", 0 < self.learning_rate < math.inf, "a finite number > 0")
         need("weight_decay", 0 <= self.weight_decay < math.inf, "a finite number >= 0")
         need("bias_weight_decay", 0 <= self.bias_weight_decay < math.inf, "a finite number >= 0")
-        need("grad_clip_norm", self.grad_clip_norm > 0, "a number > 0")
+        need("grad_clip_norm", self.grad_clip_norm > 0, "a number > 0 (inf: no clipping)")
         need(
             "top_k",
             len(self.top_k) > 0

@@ -223,7 +223,7 @@ def run(
             "timed_from_step": timed_from,
             **beside_baselines(framework, trained, (ratings, split), task, trainer),
         }
-        write_json(run_dir / "metrics.json", results)
+        write_json(run_dir / "metrics.json", results, strict=True)
         return results
     finally:
         logger.remove(sink)

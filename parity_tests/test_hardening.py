@@ -493,9 +493,12 @@ def test_clip_by_global_norm_of_half_precision_and_its_max_norm():
     expected.grad = expected.detach().clone()
     torch.nn.utils.clip_grad_norm_([expected], 1.0)
     np.testing.assert_array_equal(np.asarray(clipped), expected.grad.numpy())
-    for bad in (0, -1.0, np.nan, np.inf, "1", None):
-        with pytest.raises(ValueError, match="max_norm must be a positive finite number"):
+    for bad in (0, -1.0, np.nan, -np.inf, "1", None):
+        with pytest.raises(ValueError, match=r"max_norm must be a positive number \(inf: no clipping\)"):
             jax_ltr.clip_by_global_norm(bad)
+    # inf clips nothing, as in PyTorch (--grad_clip_norm inf)
+    unclipped = jax_ltr.clip_by_global_norm(np.inf)
+    assert unclipped.update(gradient, unclipped.init(gradient))[0]["w"].tolist() == [300.0, 400.0]
 
 
 @pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])

@@ -189,7 +189,11 @@ def test_a_metric_no_list_counts_is_nan_quietly_and_null_in_json(tmp_path):
         warnings.simplefilter("error")
         assert math.isnan(counted_mean(np.array([np.nan, np.nan])))
         assert counted_mean(np.array([np.nan, 0.5, 0.25])) == 0.375
-    write_json(tmp_path / "m.json", {"test": {"liked/ndcg@10": math.nan, "ndcg@10": 0.5}, "x": [math.inf]})
+    write_json(
+        tmp_path / "m.json",
+        {"test": {"liked/ndcg@10": math.nan, "ndcg@10": 0.5}, "x": [math.inf]},
+        strict=True,
+    )
     text = (tmp_path / "m.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"test": {"liked/ndcg@10": None, "ndcg@10": 0.5}, "x": [None]}

@@ -566,3 +566,16 @@ def test_flags_read_alike_with_dash_or_underscore_and_a_long_usage_is_one_pointe
     assert usage.endswith(" --help lists every option") and error.endswith(
         "error: --epochs: expected an integer >= 1, got 0"
     )
+
+
+def test_a_run_without_clipping_is_read_back_and_trains(tmp_path):
+    """--grad_clip_norm inf (no clipping, as in PyTorch) goes to config.json as Python writes
+    it and reads back as it was; both trainers take it."""
+    from ltr_train import load_run_config
+
+    config = dataclasses.replace(SMALL, grad_clip_norm=math.inf)
+    write_json(tmp_path / "config.json", run_config_data("jax", config))
+    assert load_run_config(tmp_path) == ("jax", config)
+    ratings, _ = small_data()
+    for framework in ("jax", "torch"):
+        make_backend(framework, config, ratings.num_users, ratings.num_items)
