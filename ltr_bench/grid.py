@@ -31,6 +31,7 @@ from ltr_bench.registry import (
 )
 from ltr_bench.report import fmt
 from ltr_bench.timing import WARM_UP_FOR_S, check_warm_up_s, quartiles, release_device_memory, time_cells
+from ltr_common.config import not_installed
 from ltr_common.pairs import sample_pairs
 
 
@@ -57,12 +58,9 @@ class GridOptions:
         known = set(implementation_names())
         unknown = set(self.implementations or ()) - known
         if unknown:
-            absent = sorted(name for name in unknown if name.split()[0] == "rax")
-            if absent:  # Rax's rows are there only where Rax is installed
-                raise ValueError(
-                    f"--implementations: {', '.join(absent)} needs Rax, which is not installed: "
-                    "pip install -e '.[bench]'"
-                )
+            missing = not_installed(["rax"], "bench")
+            if "rax" in unknown and missing:  # Rax's rows are there only where Rax is installed
+                raise ValueError(f"--implementations: rax needs Rax: {missing}")
             raise ValueError(f"--implementations: unknown {sorted(unknown)}; known: {sorted(known)}")
 
 

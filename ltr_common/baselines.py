@@ -28,13 +28,12 @@ lists, same metric code.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from collections.abc import Callable
 
 import numpy as np
 
 from ltr_common.batching import Batch
-from ltr_common.config import ConfigError
+from ltr_common.config import ConfigError, not_installed
 from ltr_common.evaluation import catalog_reports
 from ltr_common.lists import Lists
 
@@ -243,13 +242,12 @@ def check_installed(names) -> None:
     """Refuse, before any work, baselines among ``names`` whose packages are not installed:
     a ``ConfigError`` naming them, the extra that installs them and the baselines to keep."""
     wanted = [n for n in names if n in EXTRA_PACKAGES]
-    missing = sorted({p for n in wanted for p in EXTRA_PACKAGES[n] if importlib.util.find_spec(p) is None})
+    missing = not_installed([p for n in wanted for p in EXTRA_PACKAGES[n]], "baselines")
     if missing:
         others = ",".join(n for n in names if n not in EXTRA_PACKAGES)
         raise ConfigError(
-            f"--baselines: {' and '.join(wanted)} {'needs' if len(wanted) == 1 else 'need'} "
-            f"{', '.join(missing)}: pip install -e '.[baselines]'"
-            + (f", or leave them out: --baselines {others}" if others else "")
+            f"--baselines: {' and '.join(wanted)} {'needs' if len(wanted) == 1 else 'need'} packages: "
+            f"{missing}" + (f"; or leave them out: --baselines {others}" if others else "")
         )
 
 

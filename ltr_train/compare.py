@@ -53,6 +53,7 @@ def fit_baselines(
     unknown = sorted(set(names) - set(baselines.BASELINES))
     if unknown:
         raise ValueError(f"baselines: unknown {unknown}; known: {', '.join(baselines.BASELINES)}")
+    baselines.check_installed(names)
     users, items = ratings.num_users, ratings.num_items
     # name -> (its settings, fit(training lists, setting) -> score function)
     fits = {

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import shlex
 import sys
 from pathlib import Path
@@ -42,7 +41,7 @@ from ltr_bench.main_job import main_job_table, run_main_job
 from ltr_bench.registry import DTYPES, LABELS, LOSS_NAMES, MODES, implementation_names
 from ltr_bench.report import machine, write_results
 from ltr_bench.steps import DEFAULT_TASKS, steps_table, train_throughput
-from ltr_common.config import TASKS, ArgumentParser
+from ltr_common.config import TASKS, ArgumentParser, not_installed
 from ltr_common.models import MODELS
 from ltr_train import log_to_console
 from ltr_train.cli import ensure_folder_or_exit
@@ -111,10 +110,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     except ValueError as error:
         parser.error(str(error))
     if args.out is not None:  # made now: a long run must not find it cannot write at its end
-        if importlib.util.find_spec("matplotlib") is None:
-            parser.error(
-                "--out: its plot needs matplotlib, which is not installed: pip install -e '.[bench]'"
-            )
+        missing = not_installed(["matplotlib"], "bench")
+        if missing:
+            parser.error(f"--out: its plot needs matplotlib: {missing}")
         ensure_folder_or_exit(parser, args.out, "--out")
     return args
 

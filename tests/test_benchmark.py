@@ -100,16 +100,23 @@ def test_what_an_extra_installs_is_named_before_any_timing(bench_script, capsys,
 
     import ltr_bench.grid
 
+    for argv, message in (  # Rax installed: a misspelt name, or none, is unknown
+        (["--implementations", "jax", "rax foo"], "--implementations: unknown ['rax foo']"),
+        (["--implementations", ""], "--implementations: unknown ['']"),
+    ):
+        with pytest.raises(SystemExit):
+            bench_script.parse_args(argv)
+        assert message in capsys.readouterr().err
     names = [n for n in ltr_bench.grid.implementation_names() if n != "rax"]
     monkeypatch.setattr(ltr_bench.grid, "implementation_names", lambda: names)
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "matplotlib" else real(n, *a))
+    real, absent = importlib.util.find_spec, ("matplotlib", "rax")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n in absent else real(n, *a))
     for argv, message in (
         (
             ["--implementations", "jax", "rax"],
-            "rax needs Rax, which is not installed: pip install -e '.[bench]'",
+            "rax needs Rax: rax is not installed: pip install -e '.[bench]'",
         ),
-        (["--out", str(tmp_path / "out")], "--out: its plot needs matplotlib, which is not installed"),
+        (["--out", str(tmp_path / "out")], "--out: its plot needs matplotlib: matplotlib is not installed"),
     ):
         with pytest.raises(SystemExit) as exit_info:
             bench_script.parse_args(argv)

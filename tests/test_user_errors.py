@@ -296,8 +296,8 @@ def test_baselines_check_the_runs_before_fitting(tmp_path, capsys, monkeypatch):
     )
     assert exit_code(baselines, ["--task", "retrieve", "--baselines", "ease,als,item_knn"]) == 2
     assert error_line(capsys).endswith(
-        "--baselines: als needs threadpoolctl: pip install -e '.[baselines]', or leave them out: "
-        "--baselines ease,item_knn"
+        "--baselines: als needs packages: threadpoolctl is not installed: pip install -e '.[baselines]'; "
+        "or leave them out: --baselines ease,item_knn"
     )
 
 
