@@ -176,24 +176,29 @@ DATA_OPTIONS = (
     "validation_size",
     "max_list_size",
 )
+# What a task's metrics take from the configuration: what is relevant to rerank's MRR, MAP and
+# recall. Runs measured otherwise are not compared; the baselines are measured as they are.
+MEASURE_OPTIONS = {"rerank": ("relevance_threshold",), "retrieve": ()}
 DATA_PLACES = ("data_dir", "cache_dir")  # where that data lies: taken from the first run
 
 
 def runs_data(task_name: str, refit: bool, runs: dict[str, list[Path]]) -> dict:
-    """The data options every run of ``runs`` was trained with (``check_run`` on each); runs
-    trained on other data, or split otherwise, cannot be compared list by list."""
+    """The data options every run of ``runs`` was trained with (``check_run`` on each), and
+    how the task measures them (``MEASURE_OPTIONS``); runs trained on other data, split
+    otherwise or measured otherwise cannot be compared list by list."""
     configs = [(d, check_run(d, task_name, refit)[1]) for dirs in runs.values() for d in dirs]
     if not configs:
         return {}
     first_dir, first = configs[0]
+    shared = (*DATA_OPTIONS, *MEASURE_OPTIONS[task_name])
     for run_dir, config in configs[1:]:
-        for name in DATA_OPTIONS:
+        for name in shared:
             if getattr(config, name) != getattr(first, name):
                 raise ConfigError(
-                    f"--run: {run_dir} and {first_dir} were trained on other lists ({name}: "
-                    f"{getattr(config, name)!r} and {getattr(first, name)!r})"
+                    f"--run: {run_dir} and {first_dir} were trained on other lists, or are measured "
+                    f"otherwise ({name}: {getattr(config, name)!r} and {getattr(first, name)!r})"
                 )
-    return {name: getattr(first, name) for name in (*DATA_OPTIONS, *DATA_PLACES)}
+    return {name: getattr(first, name) for name in (*shared, *DATA_PLACES)}
 
 
 def evaluate_all(

@@ -34,7 +34,9 @@ from ltr_common.tasks import make_task
 from ltr_common.tasks.retrieve import counted_mean
 from ltr_train import log_to_console
 from ltr_train.cli import USER_ERRORS, error_exit
-from ltr_train.compare import DATA_OPTIONS, DATA_PLACES, evaluate_all, fit_baselines
+from ltr_train.compare import DATA_OPTIONS, DATA_PLACES, MEASURE_OPTIONS, evaluate_all, fit_baselines
+
+MEASURED = sorted({name for names in MEASURE_OPTIONS.values() for name in names})
 
 
 def parse_runs(values: list[str]) -> dict[str, list[Path]]:
@@ -89,11 +91,11 @@ def main(argv=None) -> int:
         f"history-reading retrieval peers {', '.join(PEERS)})",
     )
     data_flags = parser.add_argument_group("the data, without --run (a run's own otherwise)")
-    add_config_arguments(data_flags, only={*DATA_OPTIONS, *DATA_PLACES})
+    add_config_arguments(data_flags, only={*DATA_OPTIONS, *DATA_PLACES, *MEASURED})
     args = parser.parse_args(argv)
     data = {
         name: getattr(args, name)
-        for name in (*DATA_OPTIONS, *DATA_PLACES)
+        for name in (*DATA_OPTIONS, *DATA_PLACES, *MEASURED)
         if getattr(args, name, None) is not None
     }
     default = [n for n in BASELINES if args.task == "retrieve" or n not in PEERS]

@@ -639,5 +639,5 @@ def test_rerank_metrics_count_as_relevant_what_relevance_threshold_says(capsys):
         logger.remove(sink)
     assert warned == [
         "every validation list holds one item (--validation_size 1): there is no order to rank, so every "
-        "ranking metric is 1 for any model\n"
+        "ranking metric is the same for any model (NDCG 1; MRR, MAP and recall 1 or 0 by the item's rating)\n"
     ]

@@ -286,6 +286,13 @@ def test_baselines_check_the_runs_before_fitting(tmp_path, capsys, monkeypatch):
     assert "has refit=True; this comparison has --refit False" in error_line(capsys)
     assert exit_code(baselines, ["--task", "rerank", "--baselines", ""]) == 2
     assert "--baselines: none given, and no --run to score" in error_line(capsys)
+    # Rerank runs that count other ratings as relevant (MRR, MAP, recall) are not compared.
+    for name, threshold in (("at4", 4.0), ("at3", 3.0)):
+        _other_run(tmp_path / name, relevance_threshold=threshold)
+        (tmp_path / name / "checkpoint_best").write_bytes(b"")
+    runs = ["--run", f"A={tmp_path / 'at4'}", "--run", f"B={tmp_path / 'at3'}"]
+    assert exit_code(baselines, ["--task", "rerank", *runs]) == 2
+    assert "are measured otherwise (relevance_threshold: 3.0 and 4.0)" in error_line(capsys)
     twice = ["--run", f"A={tmp_path / 'retrieve'}", "--run", f"A={tmp_path / 'refit'}"]
     assert exit_code(baselines, ["--task", "rerank", *twice]) == 2
     assert "--run: the label 'A' is given twice" in error_line(capsys)

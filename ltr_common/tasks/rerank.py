@@ -27,7 +27,8 @@ class RerankTask:
         if len(split.validation) and split.validation.lengths.max() < 2:
             logger.warning(
                 "every validation list holds one item (--validation_size {}): there is no order to "
-                "rank, so every ranking metric is 1 for any model",
+                "rank, so every ranking metric is the same for any model (NDCG 1; MRR, MAP and recall "
+                "1 or 0 by the item's rating)",
                 config.validation_size,
             )
         if len(split.validation) and not (split.validation.labels >= config.relevance_threshold).any():
