@@ -29,7 +29,7 @@ from jax_ltr._sequence import PackedSequenceBatch, next_item_lists, packed_input
 from jax_ltr._serialize import msgpack_buffers
 from ltr_common import checks
 from ltr_common.config import ConfigError, TrainConfig
-from ltr_common.evaluation import catalog_reports
+from ltr_common.evaluation import catalog_reports, list_reports
 from ltr_common.files import CheckpointError, CheckpointWriter, read_checkpoint_bytes, undecodable
 from ltr_common.losses import takes_order, training_objective
 from ltr_common.models import SEQUENTIAL, initial_weights, model_options, model_parameters, weight_decay
@@ -210,9 +210,7 @@ def sequence_eval_step(params, users, batch, *, model, top_k, relevance_threshol
     user's history (``users``: the histories' items and mask)."""
     vectors = model.apply({"params": params}, *users, method=model.user_vectors)
     scores = model.apply({"params": params}, vectors, batch.item_ids, method=model.score_items)
-    return ranking_metrics(
-        scores, batch.labels, where=batch.mask, top_k=top_k, relevance_threshold=relevance_threshold
-    )
+    return list_reports(ranking_metrics, scores, batch, top_k=top_k, relevance_threshold=relevance_threshold)
 
 
 def catalog_step(params, users, reports, exclude, *, model, top_k):
@@ -534,11 +532,11 @@ class Trainer:
         # Measured by the metrics' own compiled program, the one the baselines' scores go
         # through on the same evaluation batches: one compilation fewer per run.
         scores = jax.device_get(self._eval_scores(self.state.params, self._inputs(batch, self._by_list)))
-        metrics = ranking_metrics(
+        metrics = list_reports(
+            ranking_metrics,
             scores,
-            batch.labels,
-            where=batch.mask,
-            top_k=tuple(self.config.top_k),
+            batch,
+            top_k=self.config.top_k,
             relevance_threshold=self.config.relevance_threshold,
         )
         return jax.device_get(metrics)

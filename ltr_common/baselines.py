@@ -34,7 +34,7 @@ import numpy as np
 
 from ltr_common.batching import Batch
 from ltr_common.config import ConfigError, not_installed
-from ltr_common.evaluation import catalog_reports
+from ltr_common.evaluation import catalog_reports, list_reports
 from ltr_common.lists import Lists
 
 BASELINES = ("random", "popularity", "item_mean", "rating_mf", "ease", "als", "bpr", "item_knn")
@@ -77,10 +77,10 @@ class ScoreScorer:
                 "a history-reading baseline scores the catalog (--task retrieve), not rerank lists"
             )
         scores = np.asarray(self.score(batch.user_ids[:, None], batch.item_ids), np.float32)
-        return self.metrics.ranking_metrics(
+        return list_reports(
+            self.metrics.ranking_metrics,
             scores,
-            batch.labels,
-            where=batch.mask,
+            batch,
             top_k=self.top_k,
             relevance_threshold=self.relevance_threshold,
         )

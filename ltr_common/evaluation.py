@@ -43,6 +43,15 @@ def ranking_metric_set(
     return out
 
 
+def list_reports(ranking_metrics, scores, batch: Batch, *, top_k, relevance_threshold: float) -> dict:
+    """An evaluation batch's lists (rerank) measured by a framework's ``ranking_metrics``:
+    cut-offs ``top_k``, and a label from ``relevance_threshold`` on relevant to MRR, MAP and
+    recall (the run's ``--relevance_threshold``)."""
+    return ranking_metrics(
+        scores, batch.labels, where=batch.mask, top_k=tuple(top_k), relevance_threshold=relevance_threshold
+    )
+
+
 def catalog_reports(retrieval_metrics, scores, reports: Mapping, *, exclude, ks) -> dict:
     """Full-catalog ``scores`` measured against each relevance mask of ``reports``
     (``{name prefix: [U, I] bool}``) by a framework's ``retrieval_metrics``, the metric names

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ltr_common.config import TrainConfig
-from ltr_common.evaluation import catalog_reports
+from ltr_common.evaluation import catalog_reports, list_reports
 from ltr_common.files import CheckpointError, CheckpointWriter, read_checkpoint_bytes, undecodable
 from ltr_common.losses import training_objective
 from ltr_common.models import SEQUENTIAL, initial_weights, model_options, model_parameters, weight_decay
@@ -115,11 +115,11 @@ class Trainer:
             scores = self.model.score_items(vectors, b.item_ids.long())
         else:
             scores = self.model(b.user_ids.long(), b.item_ids.long())
-        metrics = ranking_metrics(
+        metrics = list_reports(
+            ranking_metrics,
             scores,
-            b.labels,
-            where=b.mask,
-            top_k=tuple(self.config.top_k),
+            b,
+            top_k=self.config.top_k,
             relevance_threshold=self.config.relevance_threshold,
         )
         return {k: v.cpu().numpy() for k, v in metrics.items()}
