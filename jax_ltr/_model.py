@@ -71,7 +71,6 @@ class TwoTowerScorer(nn.Module):
 
     def _halves(self, user_ids, item_ids):
         check_ids(user_ids, self.num_users, "user_ids")
-        check_ids(item_ids, self.num_items, "item_ids")
         user_part = self.user_embedding(user_ids) @ self.hidden_kernel[: self.embedding_dim]
         item_part = self.item_embedding(item_ids) @ self.hidden_kernel[self.embedding_dim :]
         return user_part, item_part
@@ -82,6 +81,7 @@ class TwoTowerScorer(nn.Module):
 
     def __call__(self, user_ids, item_ids, *, train: bool = False):
         """``list_scores``: user ids [B] and item ids [B, L] to scores [B, L]."""
+        check_ids(item_ids, self.num_items, "item_ids")
         user_part, item_part = self._halves(user_ids, item_ids)  # [B, H], [B, L, H]
         return self._score(item_part + user_part[:, None, :] + self.hidden_bias, train)
 
@@ -216,7 +216,9 @@ class SequenceScorer(nn.Module):
 
     ``h_u`` is a causal transformer's state at the newest item of the user's history
     (``history`` [B, T] item ids, oldest first, left-padded so the newest sits at slot
-    T - 1; ``history_mask`` [B, T] True at real items): item embeddings times sqrt(d)
+    T - 1; ``history_mask`` [B, T] True at real items, whose padding slots hold an item id
+    too, 0 as ``ltr_common.sequences`` pads, for ids outside the table are refused outside
+    ``jit``): item embeddings times sqrt(d)
     plus learned slot embeddings, ``num_blocks`` pre-norm blocks (multi-head self-attention,
     then a GELU feed-forward layer, each added back), a final layer norm. Dropout, in
     training, on the embeddings, the attention weights and each block's two outputs. The state at

@@ -72,8 +72,9 @@ def as_host_array(value, name: str) -> np.ndarray:
 def check_ids(ids, count: int, name: str):
     """``ids`` as they are, after ``checks.check_ids`` when concrete: outside ``jit`` an id
     outside [0, ``count``) is refused; under ``jit`` its row reads as JAX reads it (NaN past
-    the end, counted from the end when negative)."""
-    if is_concrete(ids):
+    the end, counted from the end when negative). A multi-host array this process cannot
+    read whole is not read."""
+    if is_concrete(ids) and getattr(ids, "is_fully_addressable", True):
         checks.check_ids(ids, count, name)
     return ids
 

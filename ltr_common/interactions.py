@@ -344,7 +344,7 @@ def _missing(column: pd.Series, row: int) -> bool:
     return pd.isna(value) or not str(value).strip()
 
 
-MISSING = "is missing (an empty field, or a line with fewer fields than the header)"
+MISSING = "is missing (an empty field or a null, or a line with fewer fields than the header)"
 
 
 def _floats(column: pd.Series) -> np.ndarray:

@@ -559,8 +559,8 @@ def _first_source(
     raise DataError(
         f"MovieLens 100K {what} are not available: no {DATA_DIR_ENV}/data_dir, nothing cached at "
         f"{cached}, and every fetch failed: {' | '.join(failures)}. Download {GROUPLENS_URL} where "
-        f"the network reaches it, unzip it, and give its ml-100k folder with --data_dir (or "
-        f"{DATA_DIR_ENV})"
+        f"the network reaches it, unzip it, and give its ml-100k folder with {DATA_DIR_ENV}, which "
+        "every script reads (or train.py's --data_dir)"
     )
 
 

@@ -23,15 +23,29 @@ from ltr_common.movielens import DataError
 USER_ERRORS = (ConfigError, DataError, CheckpointError, NonFiniteError, OSError, MemoryError)
 
 
+def _reader_left() -> int:
+    """Stdout's reader left (``| head``): nothing to say, nor at the interpreter's last flush."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 1
+
+
+def run_script(main) -> int:
+    """``main()``'s exit status, a reader of stdout that left early ending it quietly (status
+    1) wherever it prints; for a script's ``__main__``."""
+    try:
+        return main()
+    except BrokenPipeError:
+        return _reader_left()
+
+
 def error_exit(parser: argparse.ArgumentParser, error: Exception) -> int:
     """Report ``error`` (one of ``USER_ERRORS``) as ``parser``'s program does a usage error.
 
     A ``ConfigError`` exits with status 2 through ``parser.error``; anything else is printed
     as ``<prog>: error: <message>`` and 1 is returned, for ``main`` to return.
     """
-    if isinstance(error, BrokenPipeError):  # stdout's reader left (``| head``): nothing to say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor at the last flush
-        return 1
+    if isinstance(error, BrokenPipeError):
+        return _reader_left()
     message = " ".join(str(error).split("\n")) or type(error).__name__  # a bare MemoryError has no text
     if isinstance(error, ConfigError):
         parser.error(message)

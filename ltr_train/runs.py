@@ -91,6 +91,12 @@ def check_run_data(run_dir: Path, ratings: Ratings, record: dict | None = None) 
         )
 
 
+def absolute_path(path: str | Path) -> str:
+    """``path`` made absolute, ``~`` expanded: what a run's ``config.json`` records, so that
+    every later script finds the same file wherever it is started."""
+    return str(Path(path).expanduser().resolve())
+
+
 def moved_data(run_dir: Path, config: TrainConfig, data: str | Path | None = None) -> TrainConfig:
     """``config`` reading its ``--data`` table from ``data``, where it lies now (absolute), if
     given; a table that is not where the run's ``config.json`` says is a ``DataError`` that
@@ -101,7 +107,7 @@ def moved_data(run_dir: Path, config: TrainConfig, data: str | Path | None = Non
                 f"--data: {run_dir} was trained on MovieLens {config.dataset or 'ml-100k'}, "
                 "not on a --data table"
             )
-        config = dataclasses.replace(config, data=str(Path(data).expanduser().resolve()))
+        config = dataclasses.replace(config, data=absolute_path(data))
     elif config.data is not None and not Path(config.data).exists():
         raise DataError(
             f"{config.data}: no such file: the table the run in {run_dir} was trained on (its "

@@ -47,6 +47,7 @@ from ltr_bench.steps import train_throughput
 from ltr_common.config import ArgumentParser
 from ltr_common.files import atomic_write_text
 from ltr_train import log_to_console
+from ltr_train.cli import run_script
 
 LISTMLE_FAMILY = ["listmle", "topk_listmle", "position_listmle"]
 PAIRWISE_FAMILY = ["pairwise_pl", "hybrid", "lambdaloss"]
@@ -419,4 +420,4 @@ def _movielens_at_hand() -> bool:
 
 if __name__ == "__main__":
     log_to_console()
-    sys.exit(main())
+    sys.exit(run_script(main))

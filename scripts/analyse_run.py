@@ -26,7 +26,7 @@ from ltr_common.files import restore_with_fallback
 from ltr_common.models import SEQUENTIAL
 from ltr_train import fit_batch_size, load_run_config, load_run_data, log_to_console, make_backend
 from ltr_train.backends import framework_package
-from ltr_train.cli import USER_ERRORS, add_moved_data_flag, error_exit
+from ltr_train.cli import USER_ERRORS, add_moved_data_flag, error_exit, run_script
 from ltr_train.compare import fit_baselines
 
 SCORERS = ("model", "model, mean user", "item mean")
@@ -120,4 +120,4 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     log_to_console()
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -33,7 +33,7 @@ from ltr_common.stats import format_difference, paired_difference
 from ltr_common.tasks import make_task
 from ltr_common.tasks.retrieve import counted_mean
 from ltr_train import log_to_console
-from ltr_train.cli import USER_ERRORS, error_exit
+from ltr_train.cli import USER_ERRORS, error_exit, run_script
 from ltr_train.compare import DATA_OPTIONS, DATA_PLACES, MEASURE_OPTIONS, evaluate_all, fit_baselines
 
 MEASURED = sorted({name for names in MEASURE_OPTIONS.values() for name in names})
@@ -146,4 +146,4 @@ def evaluate_baselines(
 
 if __name__ == "__main__":
     log_to_console()
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -44,7 +44,7 @@ from ltr_bench.steps import DEFAULT_TASKS, steps_table, train_throughput
 from ltr_common.config import TASKS, ArgumentParser, not_installed
 from ltr_common.models import MODELS
 from ltr_train import log_to_console
-from ltr_train.cli import ensure_folder_or_exit
+from ltr_train.cli import ensure_folder_or_exit, run_script
 
 GRID_DEFAULTS = GridOptions()
 
@@ -284,4 +284,4 @@ def batch_sizes(text: str) -> list[int]:
 
 if __name__ == "__main__":
     log_to_console()
-    sys.exit(main())
+    sys.exit(run_script(main))

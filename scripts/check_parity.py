@@ -31,7 +31,7 @@ from ltr_common import load_movielens, temporal_split
 from ltr_common.config import ArgumentParser
 from ltr_common.files import atomic_write_text
 from ltr_train import log_to_console
-from ltr_train.cli import USER_ERRORS, error_exit
+from ltr_train.cli import USER_ERRORS, error_exit, run_script
 from parity_tests import PARITY_LIST_SIZE
 from parity_tests._cases import MODES, build_cases, compare, make_inputs, real_batches
 
@@ -199,4 +199,4 @@ def print_table(rows) -> None:
 
 if __name__ == "__main__":
     log_to_console()
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -39,7 +39,7 @@ from ltr_common.losses import LOSSES
 from ltr_common.models import MODELS
 from ltr_common.stats import format_difference, paired_difference
 from ltr_train import FRAMEWORKS, configure, load_run_config, log_to_console, run
-from ltr_train.cli import USER_ERRORS, error_exit
+from ltr_train.cli import USER_ERRORS, error_exit, run_script
 from ltr_train.compare import evaluate_all
 
 METRIC = SELECTION_METRIC
@@ -189,4 +189,4 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     log_to_console("WARNING")  # the runs' own lines would drown the tables
-    sys.exit(main())
+    sys.exit(run_script(main))

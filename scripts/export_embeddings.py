@@ -28,7 +28,14 @@ from ltr_common.config import ArgumentParser
 from ltr_common.files import atomic_write_bytes, atomic_write_text, restore_with_fallback
 from ltr_common.lists import concatenate_by_user
 from ltr_train import load_run_config, load_run_data, log_to_console, make_backend
-from ltr_train.cli import USER_ERRORS, add_moved_data_flag, ensure_folder, error_exit, remove_made_folders
+from ltr_train.cli import (
+    USER_ERRORS,
+    add_moved_data_flag,
+    ensure_folder,
+    error_exit,
+    remove_made_folders,
+    run_script,
+)
 
 
 def export(run_dir: Path, out_dir: Path | None = None, *, data: str | None = None) -> Path:
@@ -82,4 +89,4 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     log_to_console()
-    sys.exit(main())
+    sys.exit(run_script(main))

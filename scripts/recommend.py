@@ -41,7 +41,14 @@ from ltr_common.models import SEQUENTIAL
 from ltr_common.movielens import Movies
 from ltr_common.tasks.retrieve import CATALOG_ENTRIES, UserItems
 from ltr_train import load_run_config, load_run_data, log_to_console, make_backend
-from ltr_train.cli import USER_ERRORS, add_moved_data_flag, ensure_folder, error_exit, remove_made_folders
+from ltr_train.cli import (
+    USER_ERRORS,
+    add_moved_data_flag,
+    ensure_folder,
+    error_exit,
+    remove_made_folders,
+    run_script,
+)
 
 
 def find_user(raw_ids: np.ndarray, raw_user: str) -> int:
@@ -143,11 +150,11 @@ class Recommender:
 
 
 def recommend(
-    run_dir: Path, raw_user, k: int = 10, *, history: str = "all"
+    run_dir: Path, raw_user, k: int = 10, *, history: str = "all", data: str | None = None
 ) -> tuple[list[tuple], list[tuple]]:
     """``(recommended, rated)`` for one user: the top ``k`` unrated raw item ids with their
     scores, and the user's ratings, highest first, as ``(raw item id, rating)``."""
-    model = Recommender(run_dir, history=history)
+    model = Recommender(run_dir, history=history, data=data)
     user = model.users([raw_user])
     items, scores = model.top(user, k)
     return model.listed(items[0], scores[0]), model.rated(int(user[0]))
@@ -278,4 +285,4 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     log_to_console()
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -277,6 +277,7 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     from ltr_train import log_to_console  # here: each measured process imports what it needs
+    from ltr_train.cli import run_script
 
     log_to_console()
-    sys.exit(main())
+    sys.exit(run_script(main))

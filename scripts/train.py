@@ -31,7 +31,8 @@ from ltr_train import (
     run,
     run_summary,
 )
-from ltr_train.cli import USER_ERRORS, error_exit
+from ltr_train.cli import USER_ERRORS, error_exit, run_script
+from ltr_train.runs import absolute_path
 
 # Options that may change when a run is resumed: more epochs continue the same trajectory;
 # where the data and the compiled programs are cached, and how many devices, are the machine's;
@@ -44,7 +45,7 @@ def absolute_data(config: TrainConfig) -> TrainConfig:
     names the same file for every later script, wherever it is started."""
     if config.data is None:
         return config
-    return dataclasses.replace(config, data=str(Path(config.data).expanduser().resolve()))
+    return dataclasses.replace(config, data=absolute_path(config.data))
 
 
 def resumed_config(args: argparse.Namespace) -> tuple[str, TrainConfig]:
@@ -198,4 +199,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     log_to_console()  # log sinks are the process's: set where it starts, not in main (tests call it)
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -14,6 +14,7 @@ from ltr_common import ConfigError, DataError, TrainConfig, temporal_split
 from ltr_common.data import load_ratings, split_ratings
 from ltr_common.interactions import TableOptions, read_interactions
 from ltr_common.movielens import format_udata, read_udata
+from tests._logs import logged
 from tests._small import small_data
 
 
@@ -133,7 +134,10 @@ GOOD = "user,item,rating,timestamp\n1,10,4,100\n1,11,3,101\n2,10,5,102\n"
         ("", "the file is empty"),
         ("user,item,rating,timestamp\n", "no interactions"),
         (GOOD + "2,11,abc,103\n", "line 5: rating 'abc' is not a finite number"),
-        (GOOD + "2,11,,103\n", "line 5: the rating is missing \\(an empty field, or a line with fewer"),
+        (
+            GOOD + "2,11,,103\n",
+            "line 5: the rating is missing \\(an empty field or a null, or a line with fewer",
+        ),
         (GOOD + "2,11,0,103\n", r"line 5: rating 0 is outside \(0, 64\]"),
         (GOOD + "2,11,65,103\n", r"line 5: rating 65 is outside \(0, 64\]"),
         (GOOD + "2,11,inf,103\n", "line 5: rating 'inf' is not a finite number"),
@@ -456,17 +460,11 @@ def test_scale_py_times_reading_tables_plain_and_quoted(tmp_path, capsys):
 
 def test_the_log_says_what_each_column_is_read_as(tmp_path):
     """A rating or time column not found changes the run: the log says so, and how to name one."""
-    from loguru import logger
-
-    lines = []
-    sink = logger.add(lines.append, format="{message}", level="INFO")
-    try:
+    with logged("INFO") as lines:
         (tmp_path / "a.csv").write_text("user_id,item_id,stars,when\n1,2,4,x\n1,3,5,y\n")
         read_interactions(tmp_path / "a.csv")
         (tmp_path / "b.csv").write_text("user,item,ts\n1,2,10\n1,3,11\n")
         read_interactions(tmp_path / "b.csv")
-    finally:
-        logger.remove(sink)
     assert lines == [
         f"{tmp_path / 'a.csv'}: user 'user_id', item 'item_id', rating 'stars'; no time column: a random "
         "split (name one with --timestamp_column); not read: ['when']\n",

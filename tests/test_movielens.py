@@ -182,7 +182,8 @@ def test_every_source_failing_is_one_clear_error(tmp_path, monkeypatch):
         match=r"every fetch failed: GroupLens \(https://files.grouplens.org/datasets/movielens/ml-100k"
         r".zip\): no network here \| PyPI's recbole==1.2.1 wheel: no network here. Download https://"
         r"files.grouplens.org/datasets/movielens/ml-100k.zip where the network reaches it, unzip it, "
-        r"and give its ml-100k folder with --data_dir \(or JAX_LTR_DATA_DIR\)$",
+        r"and give its ml-100k folder with JAX_LTR_DATA_DIR, which every script reads \(or train.py's "
+        r"--data_dir\)$",
     ):
         load_movielens(cache_dir=tmp_path, expected=ANY)
     assert not (tmp_path / "ml-100k" / "u.data").exists()

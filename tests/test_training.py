@@ -22,6 +22,7 @@ from ltr_common.config import SELECTION_METRIC
 from ltr_common.loop import NonFiniteError
 from ltr_common.tasks import RerankTask, make_task
 from ltr_train import run
+from tests._logs import logged
 from tests._scripts import load_script
 from tests._small import SMALL, small_data
 
@@ -597,8 +598,6 @@ def test_rerank_metrics_count_as_relevant_what_relevance_threshold_says(capsys):
     """Rerank's MRR, MAP and recall read --relevance_threshold (4 by default), in both trainers
     and the baselines alike: at 1 every rated item is relevant, so each is 1 on every list;
     a threshold no validation rating reaches is warned of, not left to give silent zeros."""
-    from loguru import logger
-
     import jax_ltr
     from ltr_common import baselines
     from ltr_common.data import split_ratings
@@ -608,12 +607,8 @@ def test_rerank_metrics_count_as_relevant_what_relevance_threshold_says(capsys):
     ratings, split = small_data()
     for threshold, expected in ((1.0, 1.0), (6.0, 0.0)):
         config = dataclasses.replace(SMALL, relevance_threshold=threshold)
-        warned = []
-        sink = logger.add(warned.append, level="WARNING", format="{message}")
-        try:
+        with logged() as warned:
             task = make_task(config, split)
-        finally:
-            logger.remove(sink)
         assert bool(warned) == (threshold == 6.0)
         assert not warned or warned[0].startswith("--relevance_threshold 6: no validation list holds")
         scorers = [make_backend(f, config, ratings.num_users, ratings.num_items) for f in ("jax", "torch")]
@@ -629,15 +624,16 @@ def test_rerank_metrics_count_as_relevant_what_relevance_threshold_says(capsys):
         for scorer in scorers:
             metrics = task.evaluate(scorer, "validation")
             assert metrics["mrr"] == metrics["map"] == metrics["recall@10"] == expected, metrics
-    # Lists of one item have no order: every metric is 1 for any model, which is warned of.
+    # Lists of one item have no order: every metric is the same for any model, warned of; a
+    # refit (no validation lists) is warned of its test lists.
     one = dataclasses.replace(SMALL, validation_size=1, test_size=1)
-    warned = []
-    sink = logger.add(warned.append, level="WARNING", format="{message}")
-    try:
+    with logged() as warned:
         make_task(one, split_ratings(ratings, one))
-    finally:
-        logger.remove(sink)
     assert warned == [
         "every validation list holds one item (--validation_size 1): there is no order to rank, so every "
         "ranking metric is the same for any model (NDCG 1; MRR, MAP and recall 1 or 0 by the item's rating)\n"
     ]
+    refit = dataclasses.replace(SMALL, refit=True, relevance_threshold=6.0)
+    with logged() as warned:
+        make_task(refit, split_ratings(ratings, refit))
+    assert len(warned) == 1 and warned[0].startswith("--relevance_threshold 6: no test list holds")

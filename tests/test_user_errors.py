@@ -24,6 +24,7 @@ from ltr_common.files import CheckpointError, write_json
 from ltr_common.tasks import make_task
 from ltr_train import make_backend, run
 from ltr_train.runs import run_config_data
+from tests._logs import logged
 from tests._scripts import load_script
 from tests._small import SMALL, small_data
 
@@ -364,14 +365,8 @@ def test_the_scripts_read_the_previous_best_checkpoint_when_the_best_is_damaged(
     (run_dir / "checkpoint_best.prev").write_bytes((run_dir / "checkpoint_best").read_bytes())
     (run_dir / "checkpoint_best").write_bytes(b"truncated")
     assert load_script("export_embeddings").export(run_dir, tmp_path / "out").is_file()
-    from loguru import logger
-
-    warned = []
-    sink = logger.add(warned.append, level="WARNING", format="{message}")
-    try:
+    with logged() as warned:
         assert load_script("recommend").main([str(run_dir), "--user", "1", "--k", "2"]) == 0
-    finally:
-        logger.remove(sink)
     assert capsys.readouterr().out.startswith("top 2 unrated items")
     # The folder has no metrics.json: the run did not finish, and the scripts say so.
     assert warned[:1] == [
@@ -541,22 +536,24 @@ def test_data_too_small_for_a_sequence_model_or_any_split_is_refused_with_advice
 
 def test_a_reader_that_leaves_early_ends_a_script_quietly():
     """``recommend.py ... | head``: the closed pipe is no error to report, and nothing is
-    printed about it at the interpreter's last flush either."""
+    printed about it at the interpreter's last flush either; whether the script prints inside
+    its handling of user errors or after it (``run_script``, every script's ``__main__``)."""
     import subprocess
 
-    code = (
+    prints = "    for _ in range(100000):\n        print('a line of recommendations')\n"
+    for code in (
         "import argparse, sys\n"
         "from ltr_train.cli import USER_ERRORS, error_exit\n"
-        "try:\n"
-        "    for _ in range(100000):\n"
-        "        print('a line of recommendations')\n"
+        f"try:\n{prints}"
         "except USER_ERRORS as err:\n"
-        "    sys.exit(error_exit(argparse.ArgumentParser(prog='script'), err))\n"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout.read(10) == b"a line of "
-    proc.stdout.close()
-    assert proc.stderr.read() == b"" and proc.wait(timeout=60) == 1
+        "    sys.exit(error_exit(argparse.ArgumentParser(prog='script'), err))\n",
+        f"import sys\nfrom ltr_train.cli import run_script\ndef main():\n{prints}    return 0\n"
+        "sys.exit(run_script(main))\n",
+    ):
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdout.read(10) == b"a line of "
+        proc.stdout.close()
+        assert proc.stderr.read() == b"" and proc.wait(timeout=60) == 1
 
 
 def test_flags_read_alike_with_dash_or_underscore_and_a_long_usage_is_one_pointer(capsys):

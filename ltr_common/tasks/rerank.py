@@ -24,26 +24,39 @@ class RerankTask:
     def __init__(self, config: TrainConfig, split: Split):
         check_split(config, split)
         self.config, self.split = config, split
-        if len(split.validation) and split.validation.lengths.max() < 2:
-            logger.warning(
-                "every validation list holds one item (--validation_size {}): there is no order to "
-                "rank, so every ranking metric is the same for any model (NDCG 1; MRR, MAP and recall "
-                "1 or 0 by the item's rating)",
-                config.validation_size,
-            )
-        if len(split.validation) and not (split.validation.labels >= config.relevance_threshold).any():
-            logger.warning(
-                "--relevance_threshold {:g}: no validation list holds a rating that high, so MRR, MAP "
-                "and recall are 0 on every list; set it to what is liked on your ratings' scale "
-                "(they run from {:g} to {:g})",
-                config.relevance_threshold,
-                float(split.validation.labels.min()),
-                float(split.validation.labels.max()),
-            )
+        self._warn_of_lists_without_order(config, split)
         if self.sequential:
             histories = split.history("validation")
             require_sequences(config, histories)
             self._sequences = trainable(histories)
+
+    @staticmethod
+    def _warn_of_lists_without_order(config: TrainConfig, split: Split) -> None:
+        """Warn where the lists the run selects on (validation; a refit's test) leave nothing
+        to order: one item each, or no rating at ``--relevance_threshold`` or above."""
+        part = "validation" if len(split.validation) else "test"
+        lists = getattr(split, part)
+        if not len(lists):
+            return
+        if lists.lengths.max() < 2:
+            logger.warning(
+                "every {} list holds one item (--{}_size {}): there is no order to rank, so every "
+                "ranking metric is the same for any model (NDCG 1; MRR, MAP and recall 1 or 0 by the "
+                "item's rating)",
+                part,
+                part,
+                getattr(config, f"{part}_size"),
+            )
+        if not (lists.labels >= config.relevance_threshold).any():
+            logger.warning(
+                "--relevance_threshold {:g}: no {} list holds a rating that high, so MRR, MAP and "
+                "recall are 0 on every list; set it to what is liked on your ratings' scale (they run "
+                "from {:g} to {:g})",
+                config.relevance_threshold,
+                part,
+                float(lists.labels.min()),
+                float(lists.labels.max()),
+            )
 
     def lists(self, part: str) -> Lists:
         return getattr(self.split, part)
