@@ -13,6 +13,7 @@ dense [B, L, L] implementations beyond ``dense_max_pairs``.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import io
 import sys
 import time
@@ -31,7 +32,6 @@ from ltr_bench.registry import (
 )
 from ltr_bench.report import fmt
 from ltr_bench.timing import WARM_UP_FOR_S, check_warm_up_s, quartiles, release_device_memory, time_cells
-from ltr_common.config import not_installed
 from ltr_common.pairs import sample_pairs
 
 
@@ -62,6 +62,21 @@ class GridOptions:
             if "rax" in unknown and missing:  # Rax's rows are there only where Rax is installed
                 raise ValueError(f"--implementations: rax needs Rax: {missing}")
             raise ValueError(f"--implementations: unknown {sorted(unknown)}; known: {sorted(known)}")
+
+
+def not_installed(packages, extra: str) -> str | None:
+    """What to say where any of ``packages`` (module names) is not installed: which, and the
+    project's extra that installs them; None where all are.
+
+    Example:
+      >>> not_installed(["json"], "bench") is None
+      True
+    """
+    missing = sorted({p for p in packages if importlib.util.find_spec(p) is None})
+    if not missing:
+        return None
+    verb = "is" if len(missing) == 1 else "are"
+    return f"{', '.join(missing)} {verb} not installed: pip install -e '.[{extra}]'"
 
 
 def parse_grid(text: str) -> tuple[tuple[int, int], ...]:

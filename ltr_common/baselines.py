@@ -33,7 +33,6 @@ from collections.abc import Callable
 import numpy as np
 
 from ltr_common.batching import Batch
-from ltr_common.config import ConfigError, not_installed
 from ltr_common.evaluation import catalog_reports, list_reports
 from ltr_common.lists import Lists
 
@@ -234,25 +233,9 @@ def _sparse(lists: Lists, num_users: int, num_items: int):
     return matrix
 
 
-# The baselines that need packages of the ``baselines`` extra, and those packages.
-EXTRA_PACKAGES = {"als": ("implicit", "threadpoolctl"), "bpr": ("implicit", "threadpoolctl")}
-
-
-def check_installed(names) -> None:
-    """Refuse, before any work, baselines among ``names`` whose packages are not installed:
-    a ``ConfigError`` naming them, the extra that installs them and the baselines to keep."""
-    wanted = [n for n in names if n in EXTRA_PACKAGES]
-    missing = not_installed([p for n in wanted for p in EXTRA_PACKAGES[n]], "baselines")
-    if missing:
-        others = ",".join(n for n in names if n not in EXTRA_PACKAGES)
-        raise ConfigError(
-            f"--baselines: {' and '.join(wanted)} {'needs' if len(wanted) == 1 else 'need'} packages: "
-            f"{missing}" + (f"; or leave them out: --baselines {others}" if others else "")
-        )
-
-
 def _implicit(model_class):
-    """``implicit``'s CPU model class (``check_installed`` has checked it is there)."""
+    """``implicit``'s CPU model class (``ltr_train.compare.check_installed`` has checked it
+    is there)."""
     import implicit.cpu.als
     import implicit.cpu.bpr
 

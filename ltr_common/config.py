@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import math
 import sys
@@ -478,21 +477,6 @@ def _build(cls, values: dict, *, origin: str):
         return cls(**values)
     except TypeError as err:
         raise ConfigError(f"{origin}: {err}") from None
-
-
-def not_installed(packages, extra: str) -> str | None:
-    """What to say where any of ``packages`` (module names) is not installed: which, and the
-    project's extra that installs them; None where all are.
-
-    Example:
-      >>> not_installed(["json"], "bench") is None
-      True
-    """
-    missing = sorted({p for p in packages if importlib.util.find_spec(p) is None})
-    if not missing:
-        return None
-    verb = "is" if len(missing) == 1 else "are"
-    return f"{', '.join(missing)} {verb} not installed: pip install -e '.[{extra}]'"
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -46,6 +46,36 @@ KNN_SETTINGS = tuple(
 )
 
 
+EXTRA_BASELINES = ("als", "bpr")  # fit by the baselines extra's packages: implicit, threadpoolctl
+
+
+def _extra_missing() -> list[str]:
+    missing = []
+    try:
+        import implicit  # noqa: F401
+    except ImportError:
+        missing.append("implicit")
+    try:
+        import threadpoolctl  # noqa: F401
+    except ImportError:
+        missing.append("threadpoolctl")
+    return missing
+
+
+def check_installed(names) -> None:
+    """Refuse, before any work, baselines among ``names`` whose packages are not installed:
+    a ``ConfigError`` naming them, the extra that installs them and the baselines to keep."""
+    wanted = [n for n in names if n in EXTRA_BASELINES]
+    missing = _extra_missing() if wanted else []
+    if missing:
+        others = ",".join(n for n in names if n not in EXTRA_BASELINES)
+        raise ConfigError(
+            f"--baselines: {' and '.join(wanted)} {'needs' if len(wanted) == 1 else 'need'} "
+            f"{', '.join(missing)}, not installed: pip install -e '.[baselines]'"
+            + (f"; or leave them out: --baselines {others}" if others else "")
+        )
+
+
 def fit_baselines(
     names, config: TrainConfig, ratings: Ratings, split: Split, metrics
 ) -> dict[str, baselines.ScoreScorer]:
@@ -53,7 +83,7 @@ def fit_baselines(
     unknown = sorted(set(names) - set(baselines.BASELINES))
     if unknown:
         raise ValueError(f"baselines: unknown {unknown}; known: {', '.join(baselines.BASELINES)}")
-    baselines.check_installed(names)
+    check_installed(names)
     users, items = ratings.num_users, ratings.num_items
     # name -> (its settings, fit(training lists, setting) -> score function)
     fits = {
@@ -208,7 +238,7 @@ def evaluate_all(
     (the mean over its run directories, list by list), on the runs' own data (``runs_data``),
     or without runs on ``data`` (``TrainConfig`` data options; default MovieLens 100K). Every
     run is checked before any data is loaded or baseline fitted."""
-    baselines.check_installed(names)
+    check_installed(names)
     from_runs = runs_data(task_name, refit, runs)
     moved = None
     if from_runs and data:

@@ -243,11 +243,6 @@ def beside_baselines(
     }
     results["lists"] = {part: task.counts(part) for part in parts}
     names = run_baselines(config.task, ratings.num_items)
-    logger.info(
-        "fitting {} on the training lists, each setting chosen on validation, for the table beside "
-        "the model ({} items)",
-        ", ".join(names),
-        ratings.num_items,
-    )
+    logger.info("fitting the baselines beside the model: {}", ", ".join(names))
     others = fit_baselines(names, config, ratings, split, framework_package(framework))
     return {**results, **compare(task, trainer, others, parts)}

@@ -36,12 +36,21 @@ import shlex
 import sys
 from pathlib import Path
 
-from ltr_bench.grid import GridOptions, grid_table, grid_text, parse_grid, plot, ratios, run_grid
+from ltr_bench.grid import (
+    GridOptions,
+    grid_table,
+    grid_text,
+    not_installed,
+    parse_grid,
+    plot,
+    ratios,
+    run_grid,
+)
 from ltr_bench.main_job import main_job_table, run_main_job
 from ltr_bench.registry import DTYPES, LABELS, LOSS_NAMES, MODES, implementation_names
 from ltr_bench.report import machine, write_results
 from ltr_bench.steps import DEFAULT_TASKS, steps_table, train_throughput
-from ltr_common.config import TASKS, ArgumentParser, not_installed
+from ltr_common.config import TASKS, ArgumentParser
 from ltr_common.models import MODELS
 from ltr_train import log_to_console
 from ltr_train.cli import ensure_folder_or_exit, run_script
