@@ -414,8 +414,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig, *, on
         kwargs = {"default": None, "help": f"{field.metadata['help']} (default: {field.default}{by_task})"}
         if typing.get_origin(hint) is tuple:
             kwargs.update(type=int, nargs="+")
-        elif hint is bool:
-            kwargs.update(type=_parse_bool, metavar="{true,false}")
+        elif hint is bool:  # --refit alone is --refit true
+            kwargs.update(type=_parse_bool, metavar="{true,false}", nargs="?", const=True)
         else:
             kwargs["type"] = hint
         if "choices" in field.metadata:

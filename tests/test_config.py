@@ -60,6 +60,9 @@ def test_every_field_is_a_flag():
     )
     assert (config.loss, config.hybrid_alpha, config.top_k) == ("hybrid", 0.5, (1, 10))
     assert (config.length_bucketing, config.data_dir, config.epochs) == (False, "/x", 2)
+    # a true/false option given alone is true, as baselines.py's --refit is
+    bare, _ = parse_config(["--task", "rerank", "--refit", "--implicit", "false", "--compilation_cache"])
+    assert (bare.refit, bare.implicit, bare.compilation_cache) == (True, False, True)
 
 
 def test_config_file_then_flags(tmp_path):
