@@ -18,6 +18,19 @@ from ltr_common.lists import Lists
 
 MetricFn = Callable[[Batch], Mapping[str, object]]
 EVAL_BATCH_SIZE = 1024
+
+
+class NonFiniteError(RuntimeError):
+    """A loss, gradient norm or model score that is NaN or infinite (``ltr_common.loop`` raises
+    it for a training step, ``unscored`` for an evaluation). ``what``: the step and the
+    values; the message adds what the run folder keeps (``train`` writes it once the
+    checkpoint writes under way have ended)."""
+
+    def __init__(self, what: str, kept: str | None = None) -> None:
+        super().__init__(what if kept is None else f"{what}; {kept}")
+        self.what = what
+
+
 # The metrics a summary shows, in this order, of those a run has: the selection metric first.
 # A console line holds the first ``CONSOLE_METRICS`` of them; metrics.json and TensorBoard
 # hold every metric.
@@ -43,24 +56,53 @@ def ranking_metric_set(
     return out
 
 
+# The key under which ``list_reports`` and ``catalog_reports`` say which lists the scorer
+# scored NaN or infinite somewhere (a diverged model); ``unscored`` takes it out again.
+UNSCORED = "unscored"
+
+
+def _not_finite(scores):
+    """Elementwise: NaN or infinite, in any framework's arrays (``x - x`` is 0 but then)."""
+    if isinstance(scores, np.ndarray):
+        return ~np.isfinite(scores)  # no warning of inf - inf
+    return (scores - scores) != 0
+
+
+def unscored(values: dict, real=None, *, what: str = "lists") -> dict:
+    """``values`` without ``UNSCORED``; a ``NonFiniteError`` where it marks any of the ``real``
+    lists (all where None): a model whose scores are NaN or infinite cannot be ranked, and
+    its metrics (NaN ranked last) would read as an ordinary, poor ranking."""
+    values = dict(values)
+    flags = values.pop(UNSCORED, None)
+    if flags is not None:
+        flags = np.asarray(flags, bool) if real is None else np.asarray(flags, bool)[real]
+        if flags.any():
+            raise NonFiniteError(
+                f"the model scores {int(flags.sum())} of {flags.size} {what} NaN or infinite (it diverged)"
+            )
+    return values
+
+
 def list_reports(ranking_metrics, scores, batch: Batch, *, top_k, relevance_threshold: float) -> dict:
     """An evaluation batch's lists (rerank) measured by a framework's ``ranking_metrics``:
     cut-offs ``top_k``, and a label from ``relevance_threshold`` on relevant to MRR, MAP and
     recall (the run's ``--relevance_threshold``)."""
-    return ranking_metrics(
+    out = ranking_metrics(
         scores, batch.labels, where=batch.mask, top_k=tuple(top_k), relevance_threshold=relevance_threshold
     )
+    return {**out, UNSCORED: (_not_finite(scores) & batch.mask).any(-1)}
 
 
 def catalog_reports(retrieval_metrics, scores, reports: Mapping, *, exclude, ks) -> dict:
     """Full-catalog ``scores`` measured against each relevance mask of ``reports``
     (``{name prefix: [U, I] bool}``) by a framework's ``retrieval_metrics``, the metric names
     prefixed: one scoring, several reports."""
-    return {
+    out = {
         f"{prefix}{name}": value
         for prefix, relevant in reports.items()
         for name, value in retrieval_metrics(scores, relevant, exclude=exclude, ks=ks).items()
     }
+    return {**out, UNSCORED: _not_finite(scores).any(-1)}
 
 
 def metric_order(name: str) -> tuple:
@@ -87,8 +129,9 @@ def console_metrics(names) -> list[str]:
 def _batches(metric_fn: MetricFn, lists: Lists, batch_size: int) -> Iterator[tuple[np.ndarray, dict]]:
     """``(real rows, {name: float64 [B]})`` per batch, in the lists' order."""
     for batch in iterate_batches(lists, batch_size=batch_size, shuffle=False):
-        values = {name: np.asarray(v, np.float64) for name, v in metric_fn(batch).items()}
-        yield batch.list_ids >= 0, values
+        real = batch.list_ids >= 0
+        values = unscored(metric_fn(batch), real)
+        yield real, {name: np.asarray(v, np.float64) for name, v in values.items()}
 
 
 def per_list_metrics(

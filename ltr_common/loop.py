@@ -20,23 +20,13 @@ from loguru import logger
 
 from ltr_common.batching import Batch
 from ltr_common.config import SELECTION_METRIC, TrainConfig
-from ltr_common.evaluation import console_metrics, metric_order
+from ltr_common.evaluation import NonFiniteError, console_metrics, metric_order
 from ltr_common.files import has_checkpoint, restore_with_fallback
 from ltr_common.tasks import Task
 
 # Every LOG_EVERY steps the steps before the newest LOG_EVERY are checked and logged; all of
 # them before each evaluation and checkpoint.
 LOG_EVERY = 10
-
-
-class NonFiniteError(RuntimeError):
-    """A loss or gradient norm that is NaN or infinite. ``what``: the step and the values;
-    the message adds what the run folder keeps (``train`` writes it once the checkpoint
-    writes under way have ended)."""
-
-    def __init__(self, what: str, kept: str | None = None) -> None:
-        super().__init__(what if kept is None else f"{what}; {kept}")
-        self.what = what
 
 
 @runtime_checkable
@@ -326,7 +316,10 @@ class _Loop:
             progress.best_step = progress.step
             self.backend.save([self.best, self.latest], progress.to_dict(), background=True)
             return
-        metrics = self.task.evaluate(self.backend, "validation")
+        try:
+            metrics = self.task.evaluate(self.backend, "validation")
+        except NonFiniteError as error:  # the step's update made the model diverge
+            raise NonFiniteError(f"step {progress.step}: validation: {error.what}") from None
         self.log_validation(metrics)
         improved = self.select(metrics[SELECTION_METRIC])
         paths = [self.best, self.latest] if improved else [self.latest]

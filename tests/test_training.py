@@ -315,6 +315,37 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tmp_path, 
     assert trainer.restore(tmp_path / "checkpoint_latest")["step"] == 6
 
 
+@pytest.mark.parametrize("framework", ["jax", "torch"])
+def test_a_model_that_diverges_at_an_evaluation_is_not_kept_as_the_best(framework, tmp_path):
+    """A step whose update makes the model's scores NaN or infinite (its loss was finite) ends
+    the run at that evaluation: its metrics, NaN ranked last, would read as a poor ranking and
+    could be kept as the best (this run's first)."""
+    config = dataclasses.replace(SMALL, learning_rate=1e30, grad_clip_norm=1e30, eval_every=1)
+    message = r"step 1: validation: the model scores 300 of 300 lists NaN or infinite \(it diverged\)"
+    with pytest.raises(NonFiniteError, match=message):
+        run(framework, config, tmp_path, data=small_data(), progress_bar=False)
+    assert not (tmp_path / "checkpoint_best").exists()
+
+
+def test_every_scorer_that_scores_nan_is_refused_by_both_tasks():
+    """Rerank and retrieve alike, for the baselines' scorers too: a NaN score ends the
+    evaluation, naming how many lists it touched."""
+    import jax_ltr
+    from ltr_common import baselines
+
+    ratings, split = small_data()
+    for config in (SMALL, dataclasses.replace(SMALL, task="retrieve", model="dot", negatives=20)):
+        scorer = baselines.ScoreScorer(
+            lambda users, items: np.where(users == 0, np.nan, items * 0.0).astype(np.float32),
+            jax_ltr,
+            top_k=config.top_k,
+            num_items=ratings.num_items,
+        )
+        lists = "users" if config.task == "retrieve" else "lists"
+        with pytest.raises(NonFiniteError, match=f"the model scores 1 of \\d+ {lists} NaN or infinite"):
+            make_task(config, split).evaluate(scorer, "test")
+
+
 def test_export_embeddings_and_analyse_run(tmp_path, movielens):
     results = run("torch", dataclasses.replace(SMALL, epochs=1), tmp_path, progress_bar=False)  # MovieLens
     path = load_script("export_embeddings").export(tmp_path, tmp_path / "out")

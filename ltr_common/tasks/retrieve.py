@@ -35,6 +35,7 @@ import numpy as np
 
 from ltr_common.batching import Batch
 from ltr_common.config import ConfigError, TrainConfig
+from ltr_common.evaluation import unscored
 from ltr_common.lists import Lists, Split
 from ltr_common.models import SEQUENTIAL
 from ltr_common.sequences import trainable
@@ -247,7 +248,7 @@ class RetrieveTask:
             relevant, liked, exclude = self.masks(part, users)
             reports = {"": relevant, "liked/": liked}
             reports = {prefix: reports[prefix] for prefix in self.reports}
-            metrics = scorer.catalog_metrics(users, reports, exclude, shown)
+            metrics = unscored(scorer.catalog_metrics(users, reports, exclude, shown), what="users")
             for k, v in metrics.items():
                 out.setdefault(k, []).append(np.asarray(v, np.float64))
         return {k: np.concatenate(v) for k, v in out.items()}
