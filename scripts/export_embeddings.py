@@ -27,26 +27,18 @@ import pandas as pd
 from ltr_common.config import ArgumentParser
 from ltr_common.files import atomic_write_bytes, atomic_write_text, restore_with_fallback
 from ltr_common.lists import concatenate_by_user
-from ltr_train import load_run_config, load_run_data, log_to_console, make_backend
-from ltr_train.cli import (
-    USER_ERRORS,
-    add_moved_data_flag,
-    ensure_folder,
-    error_exit,
-    remove_made_folders,
-    run_script,
-)
+from ltr_train import cli, load_run_config, load_run_data, log_to_console, make_backend
 
 
 def export(run_dir: Path, out_dir: Path | None = None, *, data: str | None = None) -> Path:
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir
     framework, config = load_run_config(run_dir)
-    made = ensure_folder(out_dir, "--out")  # before the work; taken away again if it fails
+    made = cli.ensure_folder(out_dir, "--out")  # before the work; taken away again if it fails
     try:
         return _export(run_dir, out_dir, framework, config, data)
     except BaseException:
-        remove_made_folders(made)
+        cli.remove_made_folders(made)
         raise
 
 
@@ -78,15 +70,15 @@ def main(argv=None) -> int:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the run directory)")
-    add_moved_data_flag(parser)
+    cli.add_moved_data_flag(parser)
     args = parser.parse_args(argv)
     try:
         print(export(args.run_dir, args.out, data=args.data))
-    except USER_ERRORS as err:
-        return error_exit(parser, err)
+    except cli.USER_ERRORS as err:
+        return cli.error_exit(parser, err)
     return 0
 
 
 if __name__ == "__main__":
     log_to_console()
-    sys.exit(run_script(main))
+    sys.exit(cli.run_script(main))
