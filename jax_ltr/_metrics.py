@@ -245,12 +245,13 @@ except TypeError:
 def retrieval_metrics(scores, relevant, *, exclude=None, ks=(10, 20)) -> dict:
     """Full-catalog retrieval metrics per user, the catalog ranked by score.
 
-    Items where ``exclude`` is True are never ranked (a user's earlier ratings); ties go to
-    the lower item index, and a NaN score ranks as ``-inf`` (last, as in ``ranking_metrics``).
-    With ``R`` the user's relevant items and ``hits@k`` how many of them the top ``k`` holds:
-    ``recall@k = hits@k / R``, ``hr@k = [hits@k > 0]``, and ``ndcg@k = sum_{rank r <= k,
-    relevant} 1/log2(r + 1)`` over its ideal, the first ``min(k, R)`` ranks filled. A user
-    with no relevant item gets NaN (left out of means).
+    Items where ``exclude`` is True are never ranked (a user's earlier ratings), so never a
+    hit, though ``R`` counts a relevant one; ties go to the lower item index, and a NaN score
+    ranks as ``-inf`` (last, as in ``ranking_metrics``). With ``R`` the user's relevant items
+    and ``hits@k`` how many of them the top ``k`` holds: ``recall@k = hits@k / R``,
+    ``hr@k = [hits@k > 0]``, and ``ndcg@k = sum_{rank r <= k, relevant} 1/log2(r + 1)`` over
+    its ideal, the first ``min(k, R)`` ranks filled. A user with no relevant item gets NaN
+    (left out of means).
 
     Args:
       scores: [U, I] float array.
@@ -285,7 +286,9 @@ def _retrieval_metrics(scores, relevant, exclude, ks):
     # key would be exact for subnormals too, but XLA's CPU top_k is fast only for floats,
     # which compare subnormals as zero there.)
     _, top = lax.top_k(positive_zero(ranked), min(max(ks), scores.shape[-1]))
-    hits = jnp.take_along_axis(relevant, top, axis=-1).astype(dtype)
+    # an excluded item fills a place of the top k only where fewer than k are left: no hit
+    found_here = relevant if exclude is None else relevant & ~exclude
+    hits = jnp.take_along_axis(found_here, top, axis=-1).astype(dtype)
     count = jnp.sum(relevant, axis=-1).astype(dtype)
     discount = 1.0 / jnp.log2(jnp.arange(2, top.shape[-1] + 2, dtype=dtype))
     ideal = jnp.concatenate([jnp.zeros(1, dtype), jnp.cumsum(discount)])

@@ -26,6 +26,8 @@ def random_catalog(rng, users=9, items=14):
     exclude[1, :-2] = True  # a user with fewer candidates than k
     relevant[1] = False
     relevant[1, -1] = True
+    exclude[2], relevant[2] = True, False  # one candidate, relevant; an excluded relevant item
+    exclude[2, -1], relevant[2, [0, -1]] = False, True
     return scores, relevant, exclude
 
 

@@ -171,7 +171,9 @@ def retrieval_metrics(scores, relevant, *, exclude=None, ks=(10, 20)) -> dict:
     ranked = torch.where(unranked, -torch.inf, ranked)  # a NaN score ranks as -inf, as in JAX
     depth = min(max(ks), scores.shape[-1])
     top = torch.sort(ranked, dim=-1, descending=True, stable=True).indices[:, :depth]  # ties: lower index
-    hits = relevant.gather(-1, top).to(dtype)
+    # an excluded item fills a place of the top k only where fewer than k are left: no hit
+    found_here = relevant if exclude is None else relevant & ~exclude
+    hits = found_here.gather(-1, top).to(dtype)
     count = relevant.sum(-1).to(dtype)
     discount = 1.0 / torch.log2(torch.arange(2, depth + 2, dtype=dtype, device=scores.device))
     ideal = torch.cat([discount.new_zeros(1), discount.cumsum(0)])
