@@ -35,6 +35,7 @@ class TwoTowerScorer(nn.Module):
 
     Example:
       >>> import jax
+      >>> import jax.numpy as jnp
       >>> model = TwoTowerScorer(num_users=5, num_items=7, embedding_dim=4, mlp_hidden=8)
       >>> users, items = jnp.array([0, 4]), jnp.array([[1, 2, 3], [6, 0, 0]])
       >>> params = model.init(jax.random.key(0), users, items)["params"]
@@ -112,6 +113,7 @@ class DotProductScorer(nn.Module):
 
     Example:
       >>> import jax
+      >>> import jax.numpy as jnp
       >>> model = DotProductScorer(num_users=5, num_items=7, embedding_dim=4)
       >>> users, items = jnp.array([0, 4]), jnp.array([[1, 2, 3], [6, 0, 0]])
       >>> params = model.init(jax.random.key(0), users, items)["params"]
@@ -228,6 +230,7 @@ class SequenceScorer(nn.Module):
 
     Example:
       >>> import jax
+      >>> import jax.numpy as jnp
       >>> model = SequenceScorer(num_users=5, num_items=7, embedding_dim=4, history_length=3, num_heads=2)
       >>> history, mask = jnp.array([[0, 2, 5], [0, 0, 1]]), jnp.array([[True] * 3, [False, False, True]])
       >>> params = model.init(jax.random.key(0), history, mask, history[..., None], history)["params"]

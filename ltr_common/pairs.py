@@ -30,6 +30,7 @@ def sample_pairs(
       with fewer eligible pairs is filled with ``(b, 0, 0)``, which counts as nothing.
 
     Example:
+      >>> import numpy as np
       >>> rng = np.random.default_rng(0)
       >>> labels, where = np.array([[3.0, 3.0, 1.0]]), np.ones((1, 3), bool)
       >>> b, i, j = sample_pairs(labels, where, pairs_per_list=3, rng=rng)

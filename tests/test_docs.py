@@ -76,3 +76,36 @@ def test_the_readme_example_runs_and_matches_the_reference():
     # float32, a handful of terms of magnitude < 10: a few ulps of 10 bound either side.
     np.testing.assert_allclose(float(loss), reference.item(), atol=1e-5)
     np.testing.assert_allclose(np.asarray(grad), scores.grad.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("package", ["jax_ltr", "torch_ltr", "ltr_common"])
+def test_each_public_example_imports_what_it_uses(package):
+    """A public name's docstring example runs where it is copied after ``from package import
+    name``: every other name it reads it imports or binds itself (the doctests run in the
+    module's namespace, which would hide a missing import)."""
+    import ast
+    import builtins
+    import doctest
+    import importlib
+    import inspect
+
+    module = importlib.import_module(package)
+    missing = {}
+    for name in module.__all__:
+        obj = getattr(module, name)
+        if not (inspect.isfunction(obj) or inspect.isclass(obj)):
+            continue
+        for test in doctest.DocTestFinder(recurse=False).find(obj, name):
+            tree = ast.parse("\n".join(example.source for example in test.examples))
+            bound = {name, *dir(builtins)}
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+                    bound.add(node.id)
+                elif isinstance(node, ast.Import | ast.ImportFrom):
+                    bound |= {(a.asname or a.name).split(".")[0] for a in node.names}
+                elif isinstance(node, ast.arg):
+                    bound.add(node.arg)
+            used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+            if used - bound:
+                missing[name] = sorted(used - bound)
+    assert not missing, f"examples reading names they do not import: {missing}"

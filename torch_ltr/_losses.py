@@ -366,6 +366,7 @@ def pointwise_mse_loss(scores, labels, *, where=None, reduction: str = "mean") -
     """Pointwise squared error: ``sum_{valid i} (s_i - y_i)^2`` per list; "mean" over valid items.
 
     Example:
+      >>> import torch
       >>> pointwise_mse_loss(torch.tensor([1.0, 2.0]), torch.tensor([3.0, 2.0])).item()
       2.0
     """

@@ -136,6 +136,7 @@ def ranking_metrics(
     ``recall@k`` for ``k`` in ``recall_k`` (``ltr_common.evaluation.ranking_metric_set``).
 
     Example:
+      >>> import torch
       >>> m = ranking_metrics(torch.tensor([[3.0, 2.0, 1.0]]), torch.tensor([[1.0, 5.0, 4.0]]), top_k=(2,))
       >>> {k: round(v[0].item(), 4) for k, v in m.items()}
       {'ndcg@2': 0.5081, 'mrr': 0.5, 'map': 0.5833, 'recall@10': 1.0}
@@ -157,6 +158,7 @@ def retrieval_metrics(scores, relevant, *, exclude=None, ks=(10, 20)) -> dict:
     """Full-catalog retrieval metrics per user (see ``jax_ltr.retrieval_metrics``).
 
     Example:
+      >>> import torch
       >>> m = retrieval_metrics(torch.tensor([[0.1, 0.9, 0.5]]), torch.tensor([[True, False, False]]),
       ...                       exclude=torch.tensor([[False, True, False]]), ks=(1, 2))
       >>> {k: round(v[0].item(), 6) for k, v in m.items()}

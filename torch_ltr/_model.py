@@ -19,6 +19,7 @@ class TwoTowerScorer(nn.Module):
     """s(u, i) = MLP([user_emb(u); item_emb(i)]), one hidden ReLU layer with dropout.
 
     Example:
+      >>> import torch
       >>> model = TwoTowerScorer(num_users=5, num_items=7, embedding_dim=4, mlp_hidden=8)
       >>> tuple(model(torch.tensor([0, 4]), torch.tensor([[1, 2, 3], [6, 0, 0]])).shape)
       (2, 3)
@@ -88,6 +89,7 @@ class DotProductScorer(nn.Module):
     """A true two tower: ``s(u, i) = <e_u, e_i> + b_i + b_u`` (see ``jax_ltr.DotProductScorer``).
 
     Example:
+      >>> import torch
       >>> model = DotProductScorer(num_users=5, num_items=7, embedding_dim=4)
       >>> tuple(model(torch.tensor([0, 4]), torch.tensor([[1, 2, 3], [6, 0, 0]])).shape)
       (2, 3)
@@ -146,6 +148,7 @@ class SequenceScorer(nn.Module):
     canonical parameter under its own name, matrices ``[in, out]`` as in Flax.
 
     Example:
+      >>> import torch
       >>> model = SequenceScorer(num_users=5, num_items=7, embedding_dim=4, history_length=3, num_heads=2)
       >>> history = torch.tensor([[0, 2, 5], [0, 0, 1]])
       >>> mask = torch.tensor([[True] * 3, [False, False, True]])
