@@ -10,6 +10,7 @@ from ltr_common.batching import Batch, bucket_length, epoch_order, iterate_batch
 from ltr_common.config import ConfigError, TrainConfig, parse_config
 from ltr_common.data import load_split
 from ltr_common.evaluation import evaluate, per_list_metrics
+from ltr_common.interactions import TableOptions, read_interactions
 from ltr_common.lists import Lists, Split, temporal_split
 from ltr_common.losses import LOSSES
 from ltr_common.models import MODELS
@@ -35,6 +36,7 @@ __all__ = [
     "Lists",
     "Ratings",
     "Split",
+    "TableOptions",
     "TrainConfig",
     "bucket_length",
     "default_cache_dir",
@@ -46,6 +48,7 @@ __all__ = [
     "make_batch",
     "parse_config",
     "per_list_metrics",
+    "read_interactions",
     "read_udata",
     "sample_pairs",
     "temporal_split",

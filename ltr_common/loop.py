@@ -45,7 +45,8 @@ class Backend(Protocol):
         """Steps' metrics as floats: ``loss_total``, ``loss_<term>``, ``grad_norm``."""
 
     def batch_metrics(self, batch: Batch, history=None) -> dict[str, np.ndarray]:
-        """Per-list evaluation metrics of the current model (``ranking_metrics``); a sequence
+        """Per-list evaluation metrics of the current model (``ltr_common.evaluation.list_reports``:
+        ``ranking_metrics`` and ``UNSCORED``, the lists it scored NaN or infinite); a sequence
         model reads each user's ``history``."""
 
     def catalog_scores(self, users: np.ndarray, history=None) -> np.ndarray:

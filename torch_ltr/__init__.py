@@ -1,7 +1,8 @@
 """Learning-to-rank losses, metrics and training in PyTorch: the reference for ``jax_ltr``.
 
-Every public name mirrors ``jax_ltr``'s with the same signature and semantics (JAX-only
-options: ``method=`` and ``key=``).
+Every loss and metric mirrors ``jax_ltr``'s with the same signature and semantics (JAX-only
+options: ``method=``, ``key=`` and ``order=``); the training helpers (``Trainer``,
+``train_step``, ``make_optimizer``, ``as_arrays``) take PyTorch's objects (docs/losses.md).
 """
 
 from torch_ltr._batch import as_arrays
