@@ -1,7 +1,8 @@
 """Learning-to-rank losses, metrics and training in JAX.
 
 The loss and metric contract is stated once, in ``jax_ltr._losses``; ``torch_ltr``
-mirrors every public name here with the same signature and semantics.
+mirrors every loss and metric with the same signature and semantics (docs/losses.md names
+what differs: JAX-only options and names, and the training helpers' framework objects).
 """
 
 from jax_ltr._batch import as_arrays

@@ -246,8 +246,9 @@ def retrieval_metrics(scores, relevant, *, exclude=None, ks=(10, 20)) -> dict:
     """Full-catalog retrieval metrics per user, the catalog ranked by score.
 
     Items where ``exclude`` is True are never ranked (a user's earlier ratings), so never a
-    hit, though ``R`` counts a relevant one; ties go to the lower item index, and a NaN score
-    ranks as ``-inf`` (last, as in ``ranking_metrics``). With ``R`` the user's relevant items
+    hit, though ``R`` counts a relevant one, and ranked after every other item; ties go to the
+    lower item index, and a NaN score ranks as ``-inf`` (after every finite score, as in
+    ``ranking_metrics``). With ``R`` the user's relevant items
     and ``hits@k`` how many of them the top ``k`` holds: ``recall@k = hits@k / R``,
     ``hr@k = [hits@k > 0]``, and ``ndcg@k = sum_{rank r <= k, relevant} 1/log2(r + 1)`` over
     its ideal, the first ``min(k, R)`` ranks filled. A user with no relevant item gets NaN
@@ -279,9 +280,12 @@ def retrieval_metrics(scores, relevant, *, exclude=None, ks=(10, 20)) -> dict:
 def _retrieval_metrics(scores, relevant, exclude, ks):
     dtype = jnp.promote_types(scores.dtype, jnp.float32)
     ranked = scores.astype(dtype)
-    # a NaN score ranks with the lowest, not first as top_k would take it; excluded items last
-    unranked = jnp.isnan(ranked) if exclude is None else jnp.isnan(ranked) | exclude
-    ranked = jnp.where(unranked, -jnp.inf, ranked)
+    # a NaN score ranks with the lowest (-inf), not first as top_k would take it; both take
+    # the lowest finite number, so that excluded items, at -inf, come after every one
+    lowest = (jnp.isnan(ranked) | (ranked == -jnp.inf)) & (True if exclude is None else ~exclude)
+    ranked = jnp.where(lowest, jnp.finfo(dtype).min, ranked)
+    if exclude is not None:
+        ranked = jnp.where(exclude, -jnp.inf, ranked)
     # top_k orders -0.0 below +0.0; they must tie (lower index first). (top_k on an integer
     # key would be exact for subnormals too, but XLA's CPU top_k is fast only for floats,
     # which compare subnormals as zero there.)

@@ -368,7 +368,8 @@ def typed_values(values: dict, cls=TrainConfig) -> dict:
     return out
 
 
-def _parse_bool(text: str) -> bool:
+def parse_bool(text: str) -> bool:
+    """A true/false flag's value: 1/true/yes/on or 0/false/no/off, any case."""
     lowered = text.lower()
     if lowered in ("1", "true", "yes", "on"):
         return True
@@ -415,7 +416,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig, *, on
         if typing.get_origin(hint) is tuple:
             kwargs.update(type=int, nargs="+")
         elif hint is bool:  # --refit alone is --refit true
-            kwargs.update(type=_parse_bool, metavar="{true,false}", nargs="?", const=True)
+            kwargs.update(type=parse_bool, metavar="{true,false}", nargs="?", const=True)
         else:
             kwargs["type"] = hint
         if "choices" in field.metadata:

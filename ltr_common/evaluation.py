@@ -68,19 +68,26 @@ def _not_finite(scores):
     return (scores - scores) != 0
 
 
-def unscored(values: dict, real=None, *, what: str = "lists") -> dict:
-    """``values`` without ``UNSCORED``; a ``NonFiniteError`` where it marks any of the ``real``
-    lists (all where None): a model whose scores are NaN or infinite cannot be ranked, and
-    its metrics (NaN ranked last) would read as an ordinary, poor ranking."""
+def unscored(values: dict, real=None) -> tuple[dict, np.ndarray]:
+    """``(values without UNSCORED, its flags for the real lists)`` (all lists where ``real``
+    is None; no flags where ``values`` has none), for ``check_scored``."""
     values = dict(values)
     flags = values.pop(UNSCORED, None)
-    if flags is not None:
-        flags = np.asarray(flags, bool) if real is None else np.asarray(flags, bool)[real]
-        if flags.any():
-            raise NonFiniteError(
-                f"the model scores {int(flags.sum())} of {flags.size} {what} NaN or infinite (it diverged)"
-            )
-    return values
+    if flags is None:
+        return values, np.zeros(0, bool)
+    flags = np.asarray(flags, bool)
+    return values, flags if real is None else flags[real]
+
+
+def check_scored(flags: list[np.ndarray], what: str = "lists") -> None:
+    """A ``NonFiniteError`` where any of an evaluation's ``unscored`` flags is set: a model
+    whose scores are NaN or infinite cannot be ranked, and its metrics (NaN ranked last)
+    would read as an ordinary, poor ranking."""
+    flags = np.concatenate(flags) if flags else np.zeros(0, bool)
+    if flags.any():
+        raise NonFiniteError(
+            f"the model scores {int(flags.sum())} of {flags.size} {what} NaN or infinite (it diverged)"
+        )
 
 
 def list_reports(ranking_metrics, scores, batch: Batch, *, top_k, relevance_threshold: float) -> dict:
@@ -128,10 +135,13 @@ def console_metrics(names) -> list[str]:
 
 def _batches(metric_fn: MetricFn, lists: Lists, batch_size: int) -> Iterator[tuple[np.ndarray, dict]]:
     """``(real rows, {name: float64 [B]})`` per batch, in the lists' order."""
+    flags = []
     for batch in iterate_batches(lists, batch_size=batch_size, shuffle=False):
         real = batch.list_ids >= 0
-        values = unscored(metric_fn(batch), real)
+        values, scored = unscored(metric_fn(batch), real)
+        flags.append(scored)
         yield real, {name: np.asarray(v, np.float64) for name, v in values.items()}
+    check_scored(flags)  # once every batch is in: the count is the evaluation's
 
 
 def per_list_metrics(

@@ -178,11 +178,11 @@ def _strict_json(value):
     return value
 
 
-def write_json(path: Path, data, *, strict: bool = False) -> None:
-    """``data`` as indented JSON with sorted keys, written atomically. ``strict``: a NaN or
-    infinite number as ``null``, for files read by any JSON parser (``metrics.json``);
-    otherwise as Python writes them (``Infinity``), for files Python reads back as they were
-    (a run's ``config.json``: ``--grad_clip_norm inf``)."""
+def write_json(path: Path, data, *, strict: bool = True) -> None:
+    """``data`` as indented JSON with sorted keys, written atomically. ``strict`` (the
+    default): a NaN or infinite number as ``null``, for files any JSON parser reads
+    (``metrics.json``); otherwise as Python writes them (``Infinity``), for files Python
+    reads back as they were (a run's ``config.json``: ``--grad_clip_norm inf``)."""
     if strict:
         data = _strict_json(data)
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=not strict) + "\n")

@@ -243,7 +243,9 @@ def evaluate_all(
     moved = None
     if from_runs and data:
         if set(data) != {"data"}:
-            raise ConfigError(f"--{next(iter(data))}: the data is the runs' own; give it without --run")
+            name = next(iter(data))
+            what = "setting" if name in MEASURE_OPTIONS[task_name] else "data"
+            raise ConfigError(f"--{name}: the {what} is the runs' own; give it without --run")
         moved = data["data"]  # where the runs' table lies now: each run's data.json checks it
     config = for_task(task_name, refit=refit, **(from_runs or data or {}))
     if from_runs:

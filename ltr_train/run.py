@@ -181,7 +181,7 @@ def run(
                     "a new run to train longer"
                 )
         # Rewritten on resume too: ``--epochs`` may have been raised (scripts/train.py).
-        write_json(run_dir / "config.json", run_config_data(framework, config))
+        write_json(run_dir / "config.json", run_config_data(framework, config), strict=False)
         write_json(run_dir / DATA_RECORD, record)
         logger.info("ratings from {}: {}; lists:\n{}", ratings.source, len(ratings), split.summary())
         logger.info("{} trainer on {}", framework, trainer.devices())
@@ -223,7 +223,7 @@ def run(
             "timed_from_step": timed_from,
             **beside_baselines(framework, trained, (ratings, split), task, trainer),
         }
-        write_json(run_dir / "metrics.json", results, strict=True)
+        write_json(run_dir / "metrics.json", results)
         return results
     finally:
         logger.remove(sink)

@@ -88,6 +88,22 @@ def test_a_nan_score_ranks_with_the_lowest(framework):
 
 
 @pytest.mark.parametrize("framework", ["jax", "torch"])
+def test_an_excluded_item_ranks_after_a_nan_or_minus_infinite_score(framework):
+    # Items 1 (-inf) and 2 (NaN) tie as the lowest scores, by index; excluded item 0 comes
+    # after both, though its index is lower, and is never a hit.
+    module = jax_ltr if framework == "jax" else torch_ltr
+    scores = np.array([[0.0, -np.inf, np.nan], [0.0, 1.0, -np.inf]], np.float32)
+    relevant = np.array([[False, True, True], [True, False, True]])
+    exclude = np.array([[True, False, False], [True, False, False]])
+    if framework == "torch":
+        scores, relevant, exclude = (torch.from_numpy(x) for x in (scores, relevant, exclude))
+    out = module.retrieval_metrics(scores, relevant, exclude=exclude, ks=(1, 2, 3))
+    np.testing.assert_array_equal(np.asarray(out["hr@1"]), [1.0, 0.0])
+    np.testing.assert_allclose(np.asarray(out["ndcg@2"]), [1.0, 1 / np.log2(3) / (1 + 1 / np.log2(3))])
+    np.testing.assert_array_equal(np.asarray(out["recall@3"]), [1.0, 0.5])  # item 0 never a hit
+
+
+@pytest.mark.parametrize("framework", ["jax", "torch"])
 def test_retrieval_arguments_are_checked(framework):
     module = jax_ltr if framework == "jax" else torch_ltr
     scores, relevant = np.zeros((2, 3), np.float32), np.zeros((2, 3), bool)

@@ -22,6 +22,7 @@ import numpy as np
 from ltr_common import ConfigError, iterate_batches
 from ltr_common.baselines import popularity
 from ltr_common.config import SELECTION_METRIC, ArgumentParser
+from ltr_common.evaluation import unscored
 from ltr_common.files import restore_with_fallback
 from ltr_common.models import SEQUENTIAL
 from ltr_train import fit_batch_size, load_run_config, load_run_data, log_to_console, make_backend
@@ -52,7 +53,7 @@ def analyse(
     config, task = fit_batch_size(framework, config, split)  # evaluated in batches of that size
     trainer = make_backend(framework, config, ratings.num_users, ratings.num_items)
     restore_with_fallback(trainer.restore, Path(run_dir) / "checkpoint_best")
-    probe = trainer.batch_metrics(next(iterate_batches(split.test, batch_size=1, shuffle=False)))
+    probe, _ = unscored(trainer.batch_metrics(next(iterate_batches(split.test, batch_size=1, shuffle=False))))
     if metric not in probe:
         raise ConfigError(f"--metric: expected one of {', '.join(probe)}, got {metric!r}")
 

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from jax_ltr import _train as jax_train
+from ltr_common import ConfigError
 from ltr_common.config import SELECTION_METRIC
 from ltr_common.loop import NonFiniteError
 from ltr_common.tasks import RerankTask, make_task
@@ -344,6 +345,17 @@ def test_every_scorer_that_scores_nan_is_refused_by_both_tasks():
         lists = "users" if config.task == "retrieve" else "lists"
         with pytest.raises(NonFiniteError, match=f"the model scores 1 of \\d+ {lists} NaN or infinite"):
             make_task(config, split).evaluate(scorer, "test")
+    # The count is the whole evaluation's, however many batches it takes.
+    from ltr_common import per_list_metrics
+
+    every_other = baselines.ScoreScorer(
+        lambda users, items: np.where(users % 2 == 0, np.nan, items * 0.0).astype(np.float32),
+        jax_ltr,
+        top_k=SMALL.top_k,
+        num_items=ratings.num_items,
+    )
+    with pytest.raises(NonFiniteError, match="the model scores 150 of 300 lists NaN or infinite"):
+        per_list_metrics(every_other.batch_metrics, split.test, batch_size=8)
 
 
 def test_export_embeddings_and_analyse_run(tmp_path, movielens):
@@ -371,6 +383,12 @@ def test_export_embeddings_and_analyse_run(tmp_path, movielens):
             + rows[part]["users with < 2 training ratings"]["lists"]
         )
         assert by_user == 943
+    # --metric offers the per-list metrics, not the evaluation's own flag of NaN scores
+    with pytest.raises(ConfigError) as refused:
+        load_script("analyse_run").analyse(tmp_path, "unscored")
+    assert str(refused.value) == (
+        "--metric: expected one of ndcg@5, ndcg@10, ndcg@20, mrr, map, recall@10, got 'unscored'"
+    )
 
 
 @pytest.mark.parametrize("framework", ["jax", "torch"])

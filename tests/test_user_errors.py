@@ -284,8 +284,8 @@ def test_baselines_check_the_runs_before_fitting(tmp_path, capsys, monkeypatch):
     assert "is a --task retrieve run; this comparison is --task rerank" in error_line(capsys)
     assert exit_code(baselines, ["--task", "rerank", "--run", f"m={tmp_path / 'refit'}"]) == 2
     assert "has refit=True; this comparison has --refit False" in error_line(capsys)
-    assert exit_code(baselines, ["--task", "rerank", "--baselines", ""]) == 2
-    assert "--baselines: none given, and no --run to score" in error_line(capsys)
+    assert exit_code(baselines, ["--task", "rerank", "--refit", "false", "--baselines", ""]) == 2
+    assert "--baselines: none given, and no --run to score" in error_line(capsys)  # --refit read
     # Rerank runs that count other ratings as relevant (MRR, MAP, recall) are not compared.
     for name, threshold in (("at4", 4.0), ("at3", 3.0)):
         _other_run(tmp_path / name, relevance_threshold=threshold)
@@ -574,7 +574,7 @@ def test_a_run_without_clipping_is_read_back_and_trains(tmp_path):
     from ltr_train import load_run_config
 
     config = dataclasses.replace(SMALL, grad_clip_norm=math.inf)
-    write_json(tmp_path / "config.json", run_config_data("jax", config))
+    write_json(tmp_path / "config.json", run_config_data("jax", config), strict=False)
     assert load_run_config(tmp_path) == ("jax", config)
     ratings, _ = small_data()
     for framework in ("jax", "torch"):

@@ -169,8 +169,14 @@ def retrieval_metrics(scores, relevant, *, exclude=None, ks=(10, 20)) -> dict:
     checks.check_retrieval(*(None if x is None else array_info(x) for x in (scores, relevant, exclude)), ks)
     dtype = torch.promote_types(scores.dtype, torch.float32)
     ranked = scores.to(dtype)
-    unranked = torch.isnan(ranked) if exclude is None else torch.isnan(ranked) | exclude
-    ranked = torch.where(unranked, -torch.inf, ranked)  # a NaN score ranks as -inf, as in JAX
+    # a NaN score ranks with the lowest (-inf), as in JAX: both at the lowest finite number,
+    # so that excluded items, at -inf, come after every one
+    lowest = torch.isnan(ranked) | (ranked == -torch.inf)
+    if exclude is not None:
+        lowest = lowest & ~exclude
+    ranked = torch.where(lowest, torch.finfo(dtype).min, ranked)
+    if exclude is not None:
+        ranked = torch.where(exclude, -torch.inf, ranked)
     depth = min(max(ks), scores.shape[-1])
     top = torch.sort(ranked, dim=-1, descending=True, stable=True).indices[:, :depth]  # ties: lower index
     # an excluded item fills a place of the top k only where fewer than k are left: no hit

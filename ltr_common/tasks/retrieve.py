@@ -35,7 +35,7 @@ import numpy as np
 
 from ltr_common.batching import Batch
 from ltr_common.config import ConfigError, TrainConfig
-from ltr_common.evaluation import unscored
+from ltr_common.evaluation import check_scored, unscored
 from ltr_common.lists import Lists, Split
 from ltr_common.models import SEQUENTIAL
 from ltr_common.sequences import trainable
@@ -244,13 +244,16 @@ class RetrieveTask:
     def per_list(self, scorer: Scorer, part: str, *, history: str = "all") -> dict[str, np.ndarray]:
         shown = self.history(part, history)
         out: dict[str, list[np.ndarray]] = {}
+        flags = []
         for users in self.chunks():
             relevant, liked, exclude = self.masks(part, users)
             reports = {"": relevant, "liked/": liked}
             reports = {prefix: reports[prefix] for prefix in self.reports}
-            metrics = unscored(scorer.catalog_metrics(users, reports, exclude, shown), what="users")
+            metrics, scored = unscored(scorer.catalog_metrics(users, reports, exclude, shown))
+            flags.append(scored)
             for k, v in metrics.items():
                 out.setdefault(k, []).append(np.asarray(v, np.float64))
+        check_scored(flags, "users")
         return {k: np.concatenate(v) for k, v in out.items()}
 
     def evaluate(self, scorer: Scorer, part: str, *, history: str = "all") -> dict[str, float]:
