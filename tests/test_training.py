@@ -673,6 +673,16 @@ def test_rerank_metrics_count_as_relevant_what_relevance_threshold_says(capsys):
         for scorer in scorers:
             metrics = task.evaluate(scorer, "validation")
             assert metrics["mrr"] == metrics["map"] == metrics["recall@10"] == expected, metrics
+    # The sequence model's evaluation step (JAX compiles its own) reads it too.
+    sequence = dataclasses.replace(
+        SMALL, model="sequence", loss="listmle", relevance_threshold=1.0, embedding_dim=8, history_length=16
+    )
+    task = make_task(sequence, split)
+    for framework in ("jax", "torch"):
+        metrics = task.evaluate(
+            make_backend(framework, sequence, ratings.num_users, ratings.num_items), "validation"
+        )
+        assert metrics["mrr"] == metrics["map"] == metrics["recall@10"] == 1.0, (framework, metrics)
     # Lists of one item have no order: every metric is the same for any model, warned of; a
     # refit (no validation lists) is warned of its test lists.
     one = dataclasses.replace(SMALL, validation_size=1, test_size=1)
