@@ -338,13 +338,15 @@ def _text_ids(column: pd.Series, *, path: str, name: str, where) -> np.ndarray:
         return text.to_numpy(dtype=str)
 
 
-def _missing(column: pd.Series, row: int) -> bool:
-    """Whether field ``row`` of a column read as text is empty (or absent: a short line)."""
+def _field_error(column: pd.Series, row: int, *, path: str, where, name: str, problem: str) -> DataError:
+    """The error of field ``row``: missing where it is empty (or absent: a short line, or a
+    null), else ``problem``."""
     value = column.iloc[row]
-    return pd.isna(value) or not str(value).strip()
-
-
-MISSING = "is missing (an empty field or a null, or a line with fewer fields than the header)"
+    if pd.isna(value) or not str(value).strip():
+        problem = (
+            f"the {name} is missing (an empty field or a null, or a line with fewer fields than the header)"
+        )
+    return DataError(f"{path}: {where(row)}: {problem}")
 
 
 def _floats(column: pd.Series) -> np.ndarray:
@@ -365,11 +367,8 @@ def _numbers(column: pd.Series, *, path: str, name: str, where) -> np.ndarray:
     values = _floats(column)
     bad = np.flatnonzero(~np.isfinite(values))
     if len(bad):
-        if _missing(column, bad[0]):
-            raise DataError(f"{path}: {where(bad[0])}: the {name} {MISSING}")
-        raise DataError(
-            f"{path}: {where(bad[0])}: {name} {str(column.iloc[bad[0]])[:40]!r} is not a finite number"
-        )
+        problem = f"{name} {str(column.iloc[bad[0]])[:40]!r} is not a finite number"
+        raise _field_error(column, bad[0], path=path, where=where, name=name, problem=problem)
     return values
 
 
@@ -385,23 +384,17 @@ def _times(column: pd.Series, *, path: str, where) -> np.ndarray:
     if not np.isnan(values[0]):  # numbers, from the first row: each must be one
         bad = np.flatnonzero(~np.isfinite(values) | (values != np.round(values)) | (np.abs(values) >= 2**62))
         if len(bad):
-            if _missing(column, bad[0]):
-                raise DataError(f"{path}: {where(bad[0])}: the timestamp {MISSING}")
-            raise DataError(
-                f"{path}: {where(bad[0])}: timestamp {column.iloc[bad[0]]!r} is not an integer, as unix "
-                f"seconds must be (the first row's, {column.iloc[0]!r}, is a number; ISO dates are read "
-                "where every timestamp is one)"
+            problem = (
+                f"timestamp {column.iloc[bad[0]]!r} is not an integer, as unix seconds must be (the first "
+                f"row's, {column.iloc[0]!r}, is a number; ISO dates are read where every timestamp is one)"
             )
+            raise _field_error(column, bad[0], path=path, where=where, name="timestamp", problem=problem)
         return values.astype(np.int64)
     dates = pd.to_datetime(column, errors="coerce", utc=True, format="ISO8601")
     bad = np.flatnonzero(dates.isna().to_numpy())
     if len(bad):
-        if _missing(column, bad[0]):
-            raise DataError(f"{path}: {where(bad[0])}: the timestamp {MISSING}")
-        raise DataError(
-            f"{path}: {where(bad[0])}: timestamp {str(column.iloc[bad[0]])[:40]!r} is neither unix "
-            "seconds nor an ISO date"
-        )
+        problem = f"timestamp {str(column.iloc[bad[0]])[:40]!r} is neither unix seconds nor an ISO date"
+        raise _field_error(column, bad[0], path=path, where=where, name="timestamp", problem=problem)
     return (dates - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy().astype(np.int64)
 
 

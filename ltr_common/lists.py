@@ -83,6 +83,11 @@ class Split:
         pieces = [self.older, self.train] + ([self.validation] if part == "test" else [])
         return concatenate_by_user([p for p in pieces if p is not None], self.num_users)
 
+    def every_rating(self) -> Lists:
+        """Every rating of every user, in time order: what serving a model reads and leaves
+        out (``export_embeddings.py``, ``recommend.py``)."""
+        return concatenate_by_user([self.history("test"), self.test], self.num_users)
+
     def summary(self) -> str:
         """A small table of list counts and lengths, for the console."""
         lines = [f"{'split':<11}{'lists':>7}{'ratings':>9}{'min len':>9}{'mean len':>10}{'max len':>9}"]

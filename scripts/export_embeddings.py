@@ -26,7 +26,6 @@ import pandas as pd
 
 from ltr_common.config import ArgumentParser
 from ltr_common.files import atomic_write_bytes, atomic_write_text, restore_with_fallback
-from ltr_common.lists import concatenate_by_user
 from ltr_train import cli, load_run_config, load_run_data, log_to_console, make_backend
 
 
@@ -51,8 +50,7 @@ def _export(run_dir: Path, out_dir: Path, framework: str, config, data: str | No
     if "user_embedding" in weights:
         users = weights["user_embedding"]
     else:  # a sequence model: each user's vector from all their ratings, in time order
-        everything = concatenate_by_user([split.history("test"), split.test], ratings.num_users)
-        users = trainer.user_vectors(np.arange(ratings.num_users), everything)
+        users = trainer.user_vectors(np.arange(ratings.num_users), split.every_rating())
     arrays = {"user_embeddings": users, "item_embeddings": items}
     if "item_bias" in weights:  # s(u, i) = <e_u, e_i> + b_i + b_u: append b_i, and a 1 for users
         arrays["user_vectors"] = np.hstack([users, np.ones((len(users), 1), users.dtype)])

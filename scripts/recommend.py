@@ -36,7 +36,6 @@ from ltr_common import ConfigError
 from ltr_common.config import ArgumentParser
 from ltr_common.data import load_movies_for
 from ltr_common.files import CheckpointError, atomic_write_text, restore_with_fallback
-from ltr_common.lists import concatenate_by_user
 from ltr_common.models import SEQUENTIAL
 from ltr_common.movielens import Movies
 from ltr_common.tasks.retrieve import CATALOG_ENTRIES, UserItems
@@ -89,12 +88,13 @@ class Recommender:
         self.backend = make_backend(framework, config, self.ratings.num_users, self.ratings.num_items)
         restore_with_fallback(self.backend.restore, self.run_dir / "checkpoint_best")
         training = split.history("validation")  # the ratings before the validation lists
-        everything = concatenate_by_user([split.history("test"), split.test], self.ratings.num_users)
-        self.known = everything if history == "all" else training
+        self.known = split.every_rating() if history == "all" else training
         self.rated_sets = UserItems(self.known, self.ratings.num_users)
         # Cold: the model learned nothing of the user (no training ratings), or, for a model
         # that reads the history, it reads an empty one.
-        self._cold = UserItems(self.known if config.model in SEQUENTIAL else training, self.ratings.num_users)
+        self._cold = (
+            self.rated_sets if config.model in SEQUENTIAL else UserItems(training, self.ratings.num_users)
+        )
         self.num_items = self.ratings.num_items
 
     def users(self, raw_users) -> np.ndarray:
