@@ -378,6 +378,11 @@ def parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+# A true/false flag's ``add_argument`` options: a value, or none for true (``--refit`` is
+# ``--refit true``).
+BOOL_FLAG = {"type": parse_bool, "metavar": "{true,false}", "nargs": "?", "const": True}
+
+
 def for_task(task: str, **overrides) -> TrainConfig:
     """The configuration of ``task`` with its own defaults (``TASK_DEFAULTS``), then ``overrides``.
 
@@ -415,8 +420,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig, *, on
         kwargs = {"default": None, "help": f"{field.metadata['help']} (default: {field.default}{by_task})"}
         if typing.get_origin(hint) is tuple:
             kwargs.update(type=int, nargs="+")
-        elif hint is bool:  # --refit alone is --refit true
-            kwargs.update(type=parse_bool, metavar="{true,false}", nargs="?", const=True)
+        elif hint is bool:
+            kwargs.update(BOOL_FLAG)
         else:
             kwargs["type"] = hint
         if "choices" in field.metadata:

@@ -238,7 +238,7 @@ def evaluate_all(
     (the mean over its run directories, list by list), on the runs' own data (``runs_data``),
     or without runs on ``data`` (``TrainConfig`` data options; default MovieLens 100K). Every
     run is checked before any data is loaded or baseline fitted."""
-    check_installed(names)
+    check_installed(names)  # before the data is read (fit_baselines checks for its other callers)
     from_runs = runs_data(task_name, refit, runs)
     moved = None
     if from_runs and data:

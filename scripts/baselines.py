@@ -27,7 +27,7 @@ import numpy as np
 import jax_ltr
 from ltr_common import ConfigError, load_split
 from ltr_common.baselines import BASELINES, PEERS
-from ltr_common.config import ArgumentParser, add_config_arguments, for_task, parse_bool
+from ltr_common.config import BOOL_FLAG, ArgumentParser, add_config_arguments, for_task
 from ltr_common.evaluation import HEADLINE, metric_order
 from ltr_common.stats import format_difference, paired_difference
 from ltr_common.tasks import make_task
@@ -83,13 +83,7 @@ def main(argv=None) -> int:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=("rerank", "retrieve"), default="rerank")
     parser.add_argument(
-        "--refit",
-        type=parse_bool,
-        nargs="?",
-        const=True,
-        default=False,
-        metavar="{true,false}",
-        help="fit on training + validation, report test (alone: true)",
+        "--refit", **BOOL_FLAG, default=False, help="fit on training + validation, report test (alone: true)"
     )
     parser.add_argument("--run", action="append", default=[], metavar="LABEL=RUN_DIR[,RUN_DIR...]")
     parser.add_argument(
